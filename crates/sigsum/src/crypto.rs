@@ -53,9 +53,11 @@ impl PublicKey {
         KeyHash(hash(&self.0))
     }
 
-    /// Verifies a plain Ed25519 signature over `msg` (strict verification:
-    /// rejects small-order keys and non-canonical signatures, as Go's
-    /// crypto/ed25519 does for the inputs Sigsum produces).
+    /// Verifies a plain Ed25519 signature over `msg`, with the same rules as
+    /// Go's crypto/ed25519 (which sigsum-go uses): the scalar `S` must be
+    /// canonical and the check is the cofactorless equation. Small-order keys
+    /// are not rejected, because Go does not reject them either and a stricter
+    /// check would make us refuse proofs that sigsum-go accepts.
     pub fn verify(&self, msg: &[u8], sig: &Signature) -> bool {
         let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&self.0) else {
             return false;
