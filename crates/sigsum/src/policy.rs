@@ -334,8 +334,11 @@ impl Policy {
     /// The first invalid line is reported with its number; a file without a
     /// quorum line is [`PolicyError::NoQuorum`].
     pub fn parse(input: &[u8]) -> Result<Policy, PolicyError> {
-        if input.len() > MAX_POLICY_BYTES {
-            return Err(PolicyError::TooLarge(input.len()));
+        // Counted with the final newline that `to_bytes` always writes, so
+        // that every policy this accepts also accepts its canonical form.
+        let canonical_len = input.len() + usize::from(input.last() != Some(&b'\n'));
+        if canonical_len > MAX_POLICY_BYTES {
+            return Err(PolicyError::TooLarge(canonical_len));
         }
         let mut b = Builder::default();
         for (i, line) in input.split(|&c| c == b'\n').enumerate() {
@@ -559,12 +562,11 @@ impl fmt::Display for Policy {
     }
 }
 
+/// The threshold as digits: never longer than the `any`/`all` the input may
+/// have used (n ≤ 256 has at most three digits), so a line that fit the line
+/// limit still fits it in canonical form.
 fn threshold_word(g: &Group) -> String {
-    match g.threshold {
-        k if k == g.members.len() => "all".to_owned(),
-        1 => "any".to_owned(),
-        k => k.to_string(),
-    }
+    g.threshold.to_string()
 }
 
 /// What a defined name refers to, and the group it has joined, if any.
@@ -933,11 +935,43 @@ mod tests {
 
         let long = format!("# {}\nquorum none\n", "x".repeat(MAX_LINE_BYTES));
         assert_eq!(line_err(&long), (1, LineError::TooLong));
-        let huge = vec![b'#'; MAX_POLICY_BYTES + 1];
+        let mut huge = vec![b'#'; MAX_POLICY_BYTES];
+        huge.push(b'\n');
         assert_eq!(
             Policy::parse(&huge),
             Err(PolicyError::TooLarge(MAX_POLICY_BYTES + 1))
         );
+    }
+
+    #[test]
+    fn a_policy_at_the_size_limit_without_final_newline_is_refused_like_its_canonical_form() {
+        // `to_bytes` adds the final newline, so the canonical form of this
+        // file would be one byte over the limit.
+        let mut text = b"quorum none\n".to_vec();
+        while text.len() + 2 < MAX_POLICY_BYTES - 100 {
+            text.extend_from_slice(b"#\n");
+        }
+        text.resize(MAX_POLICY_BYTES, b'#');
+        assert_eq!(
+            Policy::parse(&text),
+            Err(PolicyError::TooLarge(MAX_POLICY_BYTES + 1))
+        );
+        text.pop();
+        let p = Policy::parse(&text).unwrap();
+        assert!(p.to_bytes().len() <= MAX_POLICY_BYTES);
+        assert_eq!(Policy::parse(&p.to_bytes()).unwrap(), p);
+    }
+
+    #[test]
+    fn canonical_thresholds_are_digits_so_long_group_lines_still_fit() {
+        let text = format!(
+            "witness w1 {}\nwitness w2 {}\ngroup {} 1 w1 w2\nquorum none\n",
+            "a".repeat(64),
+            "b".repeat(64),
+            "g".repeat(MAX_LINE_BYTES - 15)
+        );
+        let p = Policy::parse(text.as_bytes()).unwrap();
+        assert_eq!(Policy::parse(&p.to_bytes()).unwrap(), p);
     }
 
     #[test]
