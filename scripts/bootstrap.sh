@@ -7,6 +7,27 @@ if ! command -v cargo >/dev/null; then
     echo "bootstrap: cargo is missing; install Rust 1.95 or newer (rustup) first" >&2
     exit 1
 fi
+
+# RocksDB's Rust bindings are generated at build time with bindgen, which
+# needs libclang (Debian: libclang-dev). A C++ compiler builds RocksDB itself.
+need_apt=()
+if command -v dpkg >/dev/null; then
+    dpkg -s libclang-dev >/dev/null 2>&1 || need_apt+=(libclang-dev)
+elif ! ldconfig -p 2>/dev/null | grep -q 'libclang\.so'; then
+    need_apt+=(libclang-dev)
+fi
+command -v c++ >/dev/null || need_apt+=(g++)
+if ((${#need_apt[@]})); then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        echo "bootstrap: installing ${need_apt[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    else
+        echo "bootstrap: please install ${need_apt[*]} (Debian/Ubuntu package names)" >&2
+        exit 1
+    fi
+fi
+
 if ! command -v cargo-nextest >/dev/null; then
     cargo install cargo-nextest --locked
 fi

@@ -1,0 +1,86 @@
+//! `cairn`: the Sigsum client tools of Cairn.
+//!
+//! * `cairn key` — generate key pairs and convert public keys
+//!   (`sigsum-key`);
+//! * `cairn submit` — log files' checksums and store proofs
+//!   (`sigsum-submit`);
+//! * `cairn verify` — check a proof offline (`sigsum-verify`).
+//!
+//! Keys, policies and proof files are those of sigsum-go's tools, so the two
+//! tool sets can be mixed freely. Diagnostics go to standard error; `-v`
+//! adds the client's progress, `-vv` its retries.
+
+mod files;
+mod keys;
+mod policy;
+mod submit;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+/// Sigsum transparency-log client: keys, submission, offline verification.
+#[derive(Parser, Debug)]
+#[command(name = "cairn", version, propagate_version = true)]
+struct Cli {
+    /// More diagnostics on standard error (-v: progress, -vv: retries).
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate and convert keys (file formats of sigsum-key).
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
+    /// Log files' checksums and write a verified proof to FILE.proof for each
+    /// (as sigsum-submit).
+    ///
+    /// Signs SHA-256 of each file, submits it to the policy's logs in turn
+    /// until one commits it, waits for a tree head that satisfies the
+    /// policy's quorum, and verifies the proof before writing it. Files
+    /// whose FILE.proof already verifies are skipped. Exit status 0 if every
+    /// file has a valid proof, 1 otherwise, 2 if nothing could be attempted.
+    Submit(submit::SubmitArgs),
+    /// Verify a proof offline (as sigsum-verify).
+    ///
+    /// Exit status 0 if the proof is valid, 1 if it is invalid (the message
+    /// names the failed step), 2 on usage or input errors.
+    Verify(verify::VerifyArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match cli.command {
+        Command::Key(cmd) => match keys::run(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cairn key: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Submit(args) => submit::run(&args),
+        Command::Verify(args) => verify::run(&args),
+    }
+}
+
+/// Logs to standard error. `RUST_LOG` overrides the level chosen by `-v`.
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "error",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}

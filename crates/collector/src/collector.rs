@@ -1,0 +1,540 @@
+//! The publish loop of one shard: poll the sequencer for its latest signed
+//! tree head, get it cosigned by the policy's witnesses, and publish it once
+//! the policy quorum holds (docs/decisions/0002-dev-slice.md, write path
+//! step 5).
+//!
+//! One round, for a signed size above the published one:
+//!
+//! 1. Build the signed checkpoint note: the Sigsum checkpoint body plus the
+//!    log's signature line (the sequencer's Ed25519 signature is exactly the
+//!    note signature over that body).
+//! 2. Send `add-checkpoint` to every policy witness that has a URL, all in
+//!    parallel, each from the size that witness last cosigned (remembered in
+//!    memory, 0 after a restart) with a consistency proof read from the
+//!    tiles. On 409 adopt the witness's size and retry once.
+//! 3. Verify each returned cosignature against the witness's policy key and
+//!    check its timestamp is plausible.
+//! 4. Once the quorum holds (and `extra_wait` is over), call
+//!    `PublishCosigned`. Without quorum publish nothing, unless fail-open.
+//!
+//! A witness that reports (409) a size larger than the log's signed size has
+//! cosigned a tree this log never showed us: a possible fork or split view.
+//! The collector then halts the shard's publishing until restart and logs
+//! an error; [`Collector::halted`] exposes it.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cairn_proto::v1 as pb;
+use cairn_proto::v1::sequencer_client::SequencerClient;
+use cairn_sigsum::policy::Policy;
+use cairn_sigsum::tree_head::{SignedTreeHead, TreeHead};
+use cairn_sigsum::{KeyHash, PublicKey, Signature};
+use cairn_storage::{StorageError, TileStore};
+use cairn_tlog::checkpoint::Checkpoint;
+use cairn_tlog::cosignature::{
+    Cosignature, WitnessResponseError, cosignature_from_witness_response,
+};
+use cairn_tlog::note::{
+    Note, NoteError, NoteSignature, SIG_TYPE_COSIGNATURE_V1, SIG_TYPE_ED25519, key_id,
+};
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
+use reqwest::Url;
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
+use tonic::transport::Channel;
+
+use crate::client::{WitnessClient, WitnessError, add_checkpoint_url};
+use crate::config::CollectorConfig;
+use crate::metrics::CollectorMetrics;
+
+/// Limit on each sequencer call (`GetTreeHeads`, `PublishCosigned`).
+pub const SEQUENCER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Latest acceptable cosignature timestamp, relative to local time: a
+/// witness clock further ahead than this is broken (or lying).
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(600);
+
+/// Why a [`Collector`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    /// A witness URL in the policy is unusable.
+    #[error("policy witness {name}: {source}")]
+    WitnessUrl {
+        /// The witness's policy name.
+        name: String,
+        /// What is wrong with its URL.
+        source: WitnessError,
+    },
+    /// The HTTP client could not be built (TLS setup).
+    #[error("witness HTTP client: {0}")]
+    Client(#[source] WitnessError),
+    /// A configured duration is zero.
+    #[error("collector config: {0} must be greater than zero")]
+    Config(&'static str),
+}
+
+/// Why one witness gave no usable cosignature in a round.
+#[derive(Debug, thiserror::Error)]
+enum CosignError {
+    #[error("{0}")]
+    Witness(#[from] WitnessError),
+    #[error("consistency proof from the tiles: {0}")]
+    Proof(#[from] StorageError),
+    #[error("invalid cosignature: {0}")]
+    Response(#[from] WitnessResponseError),
+    #[error("cosignature timestamp {timestamp} is implausible (local time {now})")]
+    Timestamp { timestamp: u64, now: u64 },
+    #[error("witness has cosigned size {witness_size}, above the log's signed size {signed_size}")]
+    Ahead { witness_size: u64, signed_size: u64 },
+    #[error("witness did not answer within the round's limit")]
+    Deadline,
+}
+
+/// One policy witness the collector can reach.
+#[derive(Debug)]
+struct Target {
+    /// Policy name, for logs and metric labels.
+    name: String,
+    key: PublicKey,
+    key_hash: KeyHash,
+    url: Url,
+    /// The size this witness last cosigned, as far as this process knows.
+    size: AtomicU64,
+}
+
+/// The collector of one shard. Build with [`Collector::new`], drive with
+/// [`Collector::run`]; share it (`Arc`) to read [`Collector::metrics`] and
+/// [`Collector::halted`] meanwhile. Rounds run one at a time.
+#[derive(Debug)]
+pub struct Collector {
+    config: CollectorConfig,
+    policy: Policy,
+    log_key: PublicKey,
+    origin: String,
+    sequencer: SequencerClient<Channel>,
+    tiles: TileStore,
+    client: WitnessClient,
+    witnesses: Vec<Target>,
+    metrics: Arc<CollectorMetrics>,
+    halted: watch::Sender<bool>,
+    /// Largest size this process published (0: none); guards against a
+    /// sequencer view that lags behind our own publication.
+    published: AtomicU64,
+}
+
+impl Collector {
+    /// A collector for `config.shard`, whose log has key `log_key`, cosigned
+    /// per `policy` by its witnesses that have URLs, reading tree heads from
+    /// and publishing to `sequencer`, and reading consistency proofs from
+    /// `tiles`. Performs no IO.
+    pub fn new(
+        config: CollectorConfig,
+        policy: Policy,
+        log_key: PublicKey,
+        sequencer: SequencerClient<Channel>,
+        tiles: TileStore,
+    ) -> Result<Self, CollectorError> {
+        if config.poll_interval.is_zero() {
+            return Err(CollectorError::Config("poll_interval"));
+        }
+        if config.witness_timeout.is_zero() {
+            return Err(CollectorError::Config("witness_timeout"));
+        }
+        let mut witnesses = Vec::new();
+        for w in policy.witnesses() {
+            let name = w.name().to_string();
+            let Some(url) = w.url() else {
+                continue;
+            };
+            let url = url
+                .as_str()
+                .ok_or_else(|| WitnessError::InvalidUrl {
+                    url: url.to_string(),
+                    reason: "not UTF-8".into(),
+                })
+                .and_then(add_checkpoint_url)
+                .map_err(|source| CollectorError::WitnessUrl {
+                    name: name.clone(),
+                    source,
+                })?;
+            witnesses.push(Target {
+                name,
+                key: *w.key(),
+                key_hash: *w.key_hash(),
+                url,
+                size: AtomicU64::new(0),
+            });
+        }
+        if policy.log_by_key_hash(&log_key.key_hash()).is_none() {
+            tracing::warn!(
+                shard = %config.shard,
+                "the shard's log key is not in its policy: verifiers using this policy will reject its heads"
+            );
+        }
+        let client = WitnessClient::new(config.witness_timeout).map_err(CollectorError::Client)?;
+        Ok(Collector {
+            origin: cairn_sigsum::tree_head::origin_for_key(&log_key),
+            config,
+            policy,
+            log_key,
+            sequencer,
+            tiles,
+            client,
+            witnesses,
+            metrics: Arc::new(CollectorMetrics::default()),
+            halted: watch::Sender::new(false),
+            published: AtomicU64::new(0),
+        })
+    }
+
+    /// The counters, shared with the running collector.
+    pub fn metrics(&self) -> Arc<CollectorMetrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// Whether publishing is halted because a witness is ahead of the log.
+    /// Only a restart clears it.
+    pub fn halted(&self) -> bool {
+        *self.halted.borrow()
+    }
+
+    /// A receiver that sees the halted flag change (to `true`, once).
+    pub fn watch_halted(&self) -> watch::Receiver<bool> {
+        self.halted.subscribe()
+    }
+
+    /// Runs rounds every `poll_interval` until `shutdown` completes (a round
+    /// in progress is abandoned; witnesses and the sequencer tolerate that).
+    /// Errors are logged and counted, never returned: the next poll retries.
+    /// Once halted, no more rounds run.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(self.config.poll_interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                _ = tick.tick() => {}
+            }
+            if self.halted() {
+                // Publishing stays stopped until an operator restarts us.
+                shutdown.await;
+                return;
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = self.round() => {}
+            }
+        }
+    }
+
+    /// One poll: if the signed head is newer than the published one, collect
+    /// cosignatures and publish.
+    async fn round(&self) {
+        let shard = self.config.shard.as_str();
+        let heads = match self.tree_heads().await {
+            Ok(h) => h,
+            Err(e) => {
+                self.metrics.sequencer_error();
+                tracing::warn!(shard, error = %e, "GetTreeHeads failed");
+                return;
+            }
+        };
+        let Some(signed_pb) = heads.signed else {
+            return;
+        };
+        let published = heads.cosigned.and_then(|c| c.signed).map(|s| s.size).max(
+            match self.published.load(Ordering::Relaxed) {
+                0 => None,
+                n => Some(n),
+            },
+        );
+        if published.is_some_and(|p| signed_pb.size <= p) {
+            return;
+        }
+        let Some(sth) = self.check_signed(&signed_pb) else {
+            self.metrics.sequencer_error();
+            return;
+        };
+        self.metrics.round();
+        let checkpoint = sth.tree_head.checkpoint(&self.log_key.key_hash());
+        let note = match self.note(&checkpoint, &sth.signature) {
+            Ok(n) => n,
+            Err(e) => {
+                self.metrics.sequencer_error();
+                tracing::error!(shard, error = %e, "cannot build the checkpoint note");
+                return;
+            }
+        };
+        let Some(cosignatures) = self.collect(&checkpoint, &note).await else {
+            return;
+        };
+        self.publish(signed_pb, cosignatures).await;
+    }
+
+    async fn tree_heads(&self) -> Result<pb::TreeHeads, tonic::Status> {
+        let req = pb::GetTreeHeadsRequest {
+            shard: self.config.shard.clone(),
+        };
+        let mut seq = self.sequencer.clone();
+        match tokio::time::timeout(SEQUENCER_TIMEOUT, seq.get_tree_heads(req)).await {
+            Ok(r) => r.map(tonic::Response::into_inner),
+            Err(_) => Err(tonic::Status::deadline_exceeded("GetTreeHeads timed out")),
+        }
+    }
+
+    /// The signed tree head, if well-formed and signed by the log's key:
+    /// witnesses must never be sent anything else.
+    fn check_signed(&self, s: &pb::SignedTreeHead) -> Option<SignedTreeHead> {
+        let shard = self.config.shard.as_str();
+        let (Ok(root_hash), Ok(signature)) = (
+            <[u8; 32]>::try_from(s.root_hash.as_slice()),
+            <[u8; 64]>::try_from(s.signature.as_slice()),
+        ) else {
+            tracing::error!(
+                shard,
+                size = s.size,
+                "signed tree head has a malformed root or signature"
+            );
+            return None;
+        };
+        let sth = SignedTreeHead {
+            tree_head: TreeHead {
+                size: s.size,
+                root_hash,
+            },
+            signature: Signature(signature),
+        };
+        if !sth.verify(&self.log_key) {
+            tracing::error!(
+                shard,
+                size = s.size,
+                "signed tree head does not verify under the log key"
+            );
+            return None;
+        }
+        Some(sth)
+    }
+
+    /// The signed note a witness receives: checkpoint body and the log's
+    /// Ed25519 note signature line (key name = origin).
+    fn note(&self, checkpoint: &Checkpoint, signature: &Signature) -> Result<Vec<u8>, NoteError> {
+        let id = key_id(&self.origin, SIG_TYPE_ED25519, &self.log_key.0);
+        let line = NoteSignature::new(self.origin.as_str(), id, signature.0.to_vec())
+            .map_err(|reason| NoteError::SignatureLine { line: 1, reason })?;
+        let mut note = Note::new(checkpoint.to_body())?;
+        note.add_signature(line)?;
+        Ok(note.to_bytes())
+    }
+
+    /// Asks every witness in parallel; returns the valid cosignatures once
+    /// the quorum holds (plus whatever arrives within `extra_wait`), or
+    /// `None` if nothing may be published.
+    async fn collect(&self, checkpoint: &Checkpoint, note: &[u8]) -> Option<Vec<pb::Cosignature>> {
+        let shard = self.config.shard.as_str();
+        let size = checkpoint.size;
+        // Two requests plus reading a proof: a generous bound on one witness.
+        let limit = self.client.timeout().saturating_mul(3);
+        let mut pending: FuturesUnordered<_> = self
+            .witnesses
+            .iter()
+            .map(|t| async move {
+                let r = tokio::time::timeout(limit, self.cosign(t, checkpoint, note))
+                    .await
+                    .unwrap_or(Err(CosignError::Deadline));
+                (t, r)
+            })
+            .collect();
+        let mut satisfied = HashSet::new();
+        let mut cosignatures = Vec::new();
+        let mut stop_at = self.quorum_reached(&satisfied);
+        while let Some(next) = next_until(&mut pending, stop_at).await {
+            let (t, result) = next;
+            match result {
+                Ok(c) => {
+                    satisfied.insert(t.key_hash);
+                    cosignatures.push(c);
+                }
+                Err(CosignError::Ahead {
+                    witness_size,
+                    signed_size,
+                }) => {
+                    tracing::error!(
+                        shard, witness = %t.name, witness_size, signed_size,
+                        "ALARM: witness has cosigned a larger tree than this log has signed \
+                         (fork or split view?); publishing halted until restart"
+                    );
+                    self.metrics.witness_error(&t.name);
+                    self.halted.send_replace(true);
+                    return None;
+                }
+                Err(e) => {
+                    self.metrics.witness_error(&t.name);
+                    tracing::warn!(shard, witness = %t.name, size, error = %e, "no cosignature");
+                }
+            }
+            if stop_at.is_none() {
+                stop_at = self.quorum_reached(&satisfied);
+            }
+        }
+        drop(pending);
+        if !self.policy.quorum_satisfied(&satisfied) {
+            self.metrics.quorum_failed();
+            if !self.config.fail_open {
+                tracing::warn!(
+                    shard,
+                    size,
+                    cosignatures = cosignatures.len(),
+                    "policy quorum not reached; not publishing (fail-closed)"
+                );
+                return None;
+            }
+            tracing::warn!(
+                shard,
+                size,
+                cosignatures = cosignatures.len(),
+                "policy quorum not reached; publishing anyway (fail-open)"
+            );
+        }
+        cosignatures.sort_by(|a, b| a.key_hash.cmp(&b.key_hash));
+        Some(cosignatures)
+    }
+
+    /// When to stop collecting if the quorum holds now: `None` if it does not.
+    fn quorum_reached(&self, satisfied: &HashSet<KeyHash>) -> Option<Instant> {
+        self.policy
+            .quorum_satisfied(satisfied)
+            .then(|| Instant::now() + self.config.extra_wait)
+    }
+
+    /// One witness: add-checkpoint from its remembered size, one retry on 409.
+    async fn cosign(
+        &self,
+        t: &Target,
+        checkpoint: &Checkpoint,
+        note: &[u8],
+    ) -> Result<pb::Cosignature, CosignError> {
+        let new = checkpoint.size;
+        let mut old = t.size.load(Ordering::Relaxed);
+        if old > new {
+            // We saw it cosign a larger head than the one signed now: ask
+            // afresh and let its 409 tell (an Ahead alarm if it is so).
+            old = 0;
+        }
+        let mut retried = false;
+        let body = loop {
+            let proof = if old == 0 || old == new {
+                Vec::new()
+            } else {
+                self.tiles.consistency_proof(old, new, new).await?
+            };
+            match self.client.add_checkpoint(&t.url, old, &proof, note).await {
+                Ok(body) => break body,
+                Err(WitnessError::Conflict { size }) if size > new => {
+                    return Err(CosignError::Ahead {
+                        witness_size: size,
+                        signed_size: new,
+                    });
+                }
+                Err(WitnessError::Conflict { size }) if !retried && size != old => {
+                    tracing::debug!(witness = %t.name, old, size, "adopting the witness's size");
+                    t.size.store(size, Ordering::Relaxed);
+                    old = size;
+                    retried = true;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let cosig = cosignature_from_witness_response(&t.key.0, checkpoint, &body)?;
+        let now = unix_now();
+        if cosig.timestamp == 0 || cosig.timestamp > now.saturating_add(MAX_CLOCK_SKEW.as_secs()) {
+            return Err(CosignError::Timestamp {
+                timestamp: cosig.timestamp,
+                now,
+            });
+        }
+        t.size.store(new, Ordering::Relaxed);
+        Ok(pb::Cosignature {
+            key_hash: t.key_hash.0.to_vec(),
+            timestamp: cosig.timestamp,
+            signature: cosig.signature.to_vec(),
+            note_name: note_name(&t.key, &cosig, &body).unwrap_or_default(),
+        })
+    }
+
+    async fn publish(&self, signed: pb::SignedTreeHead, cosignatures: Vec<pb::Cosignature>) {
+        let shard = self.config.shard.as_str();
+        let size = signed.size;
+        let count = cosignatures.len();
+        let req = pb::PublishCosignedRequest {
+            shard: self.config.shard.clone(),
+            head: Some(pb::CosignedTreeHead {
+                signed: Some(signed),
+                cosignatures,
+            }),
+        };
+        let mut seq = self.sequencer.clone();
+        let r = match tokio::time::timeout(SEQUENCER_TIMEOUT, seq.publish_cosigned(req)).await {
+            Ok(r) => r,
+            Err(_) => Err(tonic::Status::deadline_exceeded(
+                "PublishCosigned timed out",
+            )),
+        };
+        match r {
+            Ok(_) => {
+                self.published.fetch_max(size, Ordering::Relaxed);
+                self.metrics.published(size);
+                tracing::info!(
+                    shard,
+                    size,
+                    cosignatures = count,
+                    "published cosigned tree head"
+                );
+            }
+            Err(e) => {
+                self.metrics.publish_error();
+                tracing::warn!(shard, size, error = %e, "PublishCosigned failed");
+            }
+        }
+    }
+}
+
+/// The next finished witness, or `None` when all are done or `stop_at` has
+/// passed.
+async fn next_until<S: futures::Stream + Unpin>(
+    pending: &mut S,
+    stop_at: Option<Instant>,
+) -> Option<S::Item> {
+    match stop_at {
+        None => pending.next().await,
+        Some(t) => tokio::time::timeout_at(t, pending.next())
+            .await
+            .ok()
+            .flatten(),
+    }
+}
+
+/// The key name on the response line that carries `cosig`: the name the
+/// witness chose, which the published checkpoint's line must repeat.
+fn note_name(key: &PublicKey, cosig: &Cosignature, body: &[u8]) -> Option<String> {
+    let blob = cosig.to_blob();
+    std::str::from_utf8(body)
+        .ok()?
+        .lines()
+        .filter_map(|l| NoteSignature::parse_line(l).ok())
+        .find(|s| {
+            s.blob() == blob && s.key_id() == key_id(s.name(), SIG_TYPE_COSIGNATURE_V1, &key.0)
+        })
+        .map(|s| s.name().to_owned())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

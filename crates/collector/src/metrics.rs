@@ -1,0 +1,88 @@
+//! Counters the server exports as metrics (prefix `cairn_collector_`, label
+//! `shard`; witness errors also labelled `witness`).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters of one shard's collector. All monotone except
+/// `published_size`, which never decreases either. Cheap to update from
+/// any task; read them with [`CollectorMetrics::snapshot`].
+#[derive(Debug, Default)]
+pub struct CollectorMetrics {
+    rounds: AtomicU64,
+    published: AtomicU64,
+    published_size: AtomicU64,
+    quorum_failed: AtomicU64,
+    publish_errors: AtomicU64,
+    sequencer_errors: AtomicU64,
+    /// Keyed by the witness's policy name; bounded by the policy's witness
+    /// count (at most a few dozen).
+    witness_errors: Mutex<BTreeMap<String, u64>>,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// Rounds run: a signed head newer than the published one was sent to
+    /// the witnesses.
+    pub rounds: u64,
+    /// Cosigned heads published (`PublishCosigned` succeeded).
+    pub published: u64,
+    /// Size of the latest head this collector published.
+    pub published_size: u64,
+    /// Rounds that ended without quorum (nothing published unless fail-open).
+    pub quorum_failed: u64,
+    /// `PublishCosigned` calls that failed.
+    pub publish_errors: u64,
+    /// `GetTreeHeads` calls that failed or returned unusable data.
+    pub sequencer_errors: u64,
+    /// Failed witness requests (no valid cosignature) by witness policy name.
+    pub witness_errors: BTreeMap<String, u64>,
+}
+
+impl CollectorMetrics {
+    /// The current values.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            rounds: self.rounds.load(Ordering::Relaxed),
+            published: self.published.load(Ordering::Relaxed),
+            published_size: self.published_size.load(Ordering::Relaxed),
+            quorum_failed: self.quorum_failed.load(Ordering::Relaxed),
+            publish_errors: self.publish_errors.load(Ordering::Relaxed),
+            sequencer_errors: self.sequencer_errors.load(Ordering::Relaxed),
+            witness_errors: self
+                .witness_errors
+                .lock()
+                .map(|m| m.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn round(&self) {
+        self.rounds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn published(&self, size: u64) {
+        self.published.fetch_add(1, Ordering::Relaxed);
+        self.published_size.fetch_max(size, Ordering::Relaxed);
+    }
+
+    pub(crate) fn quorum_failed(&self) {
+        self.quorum_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn publish_error(&self) {
+        self.publish_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sequencer_error(&self) {
+        self.sequencer_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn witness_error(&self, witness: &str) {
+        if let Ok(mut m) = self.witness_errors.lock() {
+            *m.entry(witness.to_owned()).or_default() += 1;
+        }
+    }
+}

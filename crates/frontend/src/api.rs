@@ -1,0 +1,299 @@
+//! The Sigsum v1 log API handlers (`sigsum-protocol.md` §6).
+//!
+//! Reads are bounded by the *published* (cosigned) tree size: a client may
+//! only ask about trees it can have seen in `get-tree-head`. Proofs and
+//! leaves are computed from tiles at the latest *signed* size, whose tiles
+//! are always fully written (the integrator writes them before the head is
+//! signed), so every tile a published size needs exists.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use cairn_proto::v1::{GetLeafIndexRequest, GetTreeHeadsRequest};
+use cairn_sigsum::Hash;
+use cairn_sigsum::api::{
+    AddLeafRequest, ConsistencyProof, ConsistencyProofRequest, InclusionProof,
+    InclusionProofRequest, Leaves, LeavesRequest, RequestError,
+};
+use cairn_sigsum::leaf::Leaf;
+use cairn_sigsum::token::{HEADER_NAME, SubmitHeader};
+use cairn_sigsum::tree_head::CosignedTreeHead;
+use futures::StreamExt as _;
+
+use crate::batcher::Outcome;
+use crate::convert;
+use crate::error::{ApiError, TEXT_PLAIN, from_storage};
+use crate::shard::Shard;
+
+/// The tree heads a read is answered against.
+#[derive(Debug)]
+struct Heads {
+    /// The latest published cosigned tree head, if any.
+    published: Option<CosignedTreeHead>,
+    /// The latest signed (integrated) size: all its tiles are written.
+    signed_size: u64,
+}
+
+impl Heads {
+    /// Size of the published tree; 0 before the first publication, so that
+    /// every read is refused until then.
+    fn published_size(&self) -> u64 {
+        self.published.as_ref().map_or(0, |h| h.tree_head().size)
+    }
+
+    /// The size whose tiles reads may use. A published size was signed
+    /// before, so it never exceeds the signed size; `max` only guards
+    /// against a sequencer that reports them inconsistently.
+    fn stored_size(&self) -> u64 {
+        self.signed_size.max(self.published_size())
+    }
+}
+
+/// A successful `text/plain` response.
+fn text_ok(body: String) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT_PLAIN));
+    response
+}
+
+fn bad_arguments(e: RequestError) -> ApiError {
+    ApiError::BadRequest(format!("invalid arguments: {e}"))
+}
+
+impl Shard {
+    /// Asks the sequencer for the shard's heads.
+    async fn heads(&self) -> Result<Heads, ApiError> {
+        let mut request = tonic::Request::new(GetTreeHeadsRequest {
+            shard: self.name.clone(),
+        });
+        request.set_timeout(self.limits.sequencer_timeout);
+        let mut client = self.sequencer.clone();
+        let heads = tokio::time::timeout(
+            self.limits.sequencer_timeout,
+            client.get_tree_heads(request),
+        )
+        .await
+        .map_err(|_| {
+            ApiError::Unavailable("GetTreeHeads: the sequencer did not answer in time".into())
+        })?
+        .map_err(|s| ApiError::from_status("GetTreeHeads", &s))?
+        .into_inner();
+        let malformed = |e: convert::ConvertError| {
+            ApiError::Internal(format!("GetTreeHeads returned a malformed tree head: {e}"))
+        };
+        let published = heads
+            .cosigned
+            .as_ref()
+            .map(convert::cosigned_tree_head)
+            .transpose()
+            .map_err(malformed)?;
+        Ok(Heads {
+            published,
+            signed_size: heads.signed.as_ref().map_or(0, |s| s.size),
+        })
+    }
+
+    /// The index of the leaf with `leaf_hash`, if the sequencer has it.
+    async fn leaf_index(&self, leaf_hash: &Hash) -> Result<Option<u64>, ApiError> {
+        let mut request = tonic::Request::new(GetLeafIndexRequest {
+            shard: self.name.clone(),
+            leaf_hash: leaf_hash.to_vec(),
+        });
+        request.set_timeout(self.limits.sequencer_timeout);
+        let mut client = self.sequencer.clone();
+        let answer = tokio::time::timeout(
+            self.limits.sequencer_timeout,
+            client.get_leaf_index(request),
+        )
+        .await
+        .map_err(|_| {
+            ApiError::Unavailable("GetLeafIndex: the sequencer did not answer in time".into())
+        })?
+        .map_err(|s| ApiError::from_status("GetLeafIndex", &s))?
+        .into_inner();
+        Ok(answer.found.then_some(answer.index))
+    }
+}
+
+/// 400 unless `size` is within the published tree.
+fn within_published(what: &str, size: u64, heads: &Heads) -> Result<(), ApiError> {
+    let published = heads.published_size();
+    if size > published {
+        return Err(ApiError::BadRequest(format!(
+            "{what} {size} is beyond the published tree size {published}"
+        )));
+    }
+    Ok(())
+}
+
+/// `GET get-tree-head`: the latest published cosigned tree head, after
+/// checking the log signature with the shard's key (a head that does not
+/// verify means a misconfigured shard and is never served).
+pub(crate) async fn get_tree_head(shard: &Shard) -> Result<Response, ApiError> {
+    let heads = shard.heads().await?;
+    let head = heads
+        .published
+        .ok_or_else(|| ApiError::Unavailable("no cosigned tree head yet".to_owned()))?;
+    if !head.signed.verify(&shard.log_key) {
+        return Err(ApiError::Internal(format!(
+            "the published tree head of size {} does not verify with the log key",
+            head.tree_head().size
+        )));
+    }
+    Ok(text_ok(head.to_ascii()))
+}
+
+/// `GET get-inclusion-proof/<size>/<leaf hash>`.
+pub(crate) async fn get_inclusion_proof(shard: &Shard, args: &str) -> Result<Response, ApiError> {
+    let request = InclusionProofRequest::parse_args(args).map_err(bad_arguments)?;
+    let heads = shard.heads().await?;
+    within_published("tree size", request.size, &heads)?;
+    let not_in_tree = || {
+        ApiError::NotFound(format!(
+            "leaf {} is not in the tree of size {}",
+            hex::encode(request.leaf_hash),
+            request.size
+        ))
+    };
+    let index = shard
+        .leaf_index(&request.leaf_hash)
+        .await?
+        .ok_or_else(not_in_tree)?;
+    if index >= request.size {
+        return Err(not_in_tree());
+    }
+    let path = shard
+        .tiles
+        .inclusion_proof(index, request.size, heads.stored_size())
+        .await
+        .map_err(from_storage)?;
+    let proof = InclusionProof {
+        leaf_index: index,
+        path,
+    };
+    Ok(text_ok(proof.to_ascii()))
+}
+
+/// `GET get-consistency-proof/<old>/<new>`.
+pub(crate) async fn get_consistency_proof(shard: &Shard, args: &str) -> Result<Response, ApiError> {
+    let request = ConsistencyProofRequest::parse_args(args).map_err(bad_arguments)?;
+    let heads = shard.heads().await?;
+    within_published("new size", request.new_size, &heads)?;
+    let path = shard
+        .tiles
+        .consistency_proof(request.old_size, request.new_size, heads.stored_size())
+        .await
+        .map_err(from_storage)?;
+    Ok(text_ok(ConsistencyProof { path }.to_ascii()))
+}
+
+/// `GET get-leaves/<start>/<end>`: at most `max_get_leaves` leaves from
+/// `start`, possibly fewer (as many as the tile store returns in one
+/// call); never zero.
+pub(crate) async fn get_leaves(shard: &Shard, args: &str) -> Result<Response, ApiError> {
+    let request = LeavesRequest::parse_args(args).map_err(bad_arguments)?;
+    let heads = shard.heads().await?;
+    let published = heads.published_size();
+    if request.start >= published {
+        return Err(ApiError::BadRequest(format!(
+            "start {} is not below the published tree size {published}",
+            request.start
+        )));
+    }
+    within_published("end", request.end, &heads)?;
+    let end = request
+        .end
+        .min(request.start.saturating_add(shard.limits.max_get_leaves));
+    let raw = shard
+        .tiles
+        .leaves(request.start, end, heads.stored_size())
+        .await
+        .map_err(from_storage)?;
+    if raw.is_empty() {
+        return Err(ApiError::Internal(format!(
+            "the tile store returned no leaves for [{}, {end})",
+            request.start
+        )));
+    }
+    let wanted = usize::try_from(end - request.start).unwrap_or(usize::MAX);
+    let leaves = raw
+        .iter()
+        .take(wanted)
+        .map(|bytes| Leaf::from_bytes(bytes.as_ref()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::Internal(format!("a stored leaf is malformed: {e}")))?;
+    Ok(text_ok(Leaves { leaves }.to_ascii()))
+}
+
+/// Reads the body, refusing more than `limit` bytes (413) before reading
+/// them when the client declares its length, or as soon as they arrive.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::BadRequest(format!("reading the request body failed: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// The optional `sigsum-token` header: absent, or exactly one well-formed
+/// value (400 otherwise).
+fn submit_token(headers: &HeaderMap) -> Result<Option<SubmitHeader>, ApiError> {
+    let mut values = headers.get_all(HEADER_NAME).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest(format!(
+            "more than one {HEADER_NAME} header"
+        )));
+    }
+    let value = value.to_str().map_err(|_| {
+        ApiError::BadRequest(format!("{HEADER_NAME} header is not printable ASCII"))
+    })?;
+    SubmitHeader::parse(value)
+        .map(Some)
+        .map_err(|e| ApiError::BadRequest(format!("invalid {HEADER_NAME} header: {e}")))
+}
+
+/// `POST add-leaf`, in log-go's check order: body (413/400), token header
+/// (400), leaf signature (403), then the batcher: 200 once committed, 202
+/// if not committed within the submit wait.
+pub(crate) async fn add_leaf(
+    shard: &Shard,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = read_body(headers, body, shard.limits.max_add_leaf_body).await?;
+    let request = AddLeafRequest::parse(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid add-leaf request: {e}")))?;
+    // The token is only parsed for now. Verifying it against the domain's
+    // `_sigsum_v1` TXT records and per-domain rate limits (429) come with
+    // a later issue; until then a well-formed token is accepted unchecked.
+    if let Some(token) = submit_token(headers)? {
+        tracing::debug!(domain = %token.domain, "add-leaf with a submit token (not yet verified)");
+    }
+    let leaf = request
+        .to_leaf()
+        .map_err(|e| ApiError::Forbidden(format!("invalid leaf signature: {e}")))?;
+    let status = match shard.batcher.submit(leaf.to_bytes()).await? {
+        Outcome::Committed => StatusCode::OK,
+        Outcome::Pending => StatusCode::ACCEPTED,
+    };
+    Ok(status.into_response())
+}

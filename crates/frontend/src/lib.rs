@@ -1,0 +1,144 @@
+//! Cairn's frontend: the Sigsum v1 log HTTP API and the C2SP tlog-tiles
+//! read paths, for any number of shards, as one axum [`Router`].
+//!
+//! Each shard (one Sigsum log) is mounted at `/<name>/`, so its Sigsum base
+//! URL is `http://HOST:PORT/<name>/`:
+//!
+//! | path | what | from |
+//! |---|---|---|
+//! | `GET /<name>/` | info page (key, key hash, origin, policy line) | config |
+//! | `POST add-leaf` | parse (400/413), token header (400), leaf signature (403), batch → 200 committed / 202 pending | sequencer `AddLeaves` |
+//! | `GET get-tree-head` | latest published cosigned tree head | sequencer `GetTreeHeads` |
+//! | `GET get-inclusion-proof/<size>/<leaf hash>` | leaf index, proof | `GetLeafIndex` + tiles |
+//! | `GET get-consistency-proof/<old>/<new>` | proof | tiles |
+//! | `GET get-leaves/<start>/<end>` | ≤ `max_get_leaves` leaves | entry bundles |
+//! | `GET checkpoint`, `tile/...`, `tile/entries/...` | the stored objects, verbatim | tile store |
+//!
+//! Statuses follow `sigsum-protocol.md` §6: 400 for malformed requests and
+//! sizes beyond the published tree, 404 for unknown endpoints, leaves and
+//! tiles, 405 for a wrong method, 503 (with `Retry-After`) when the
+//! sequencer or tile store is unavailable or overloaded, 500 for
+//! inconsistencies. Every error body is human-readable `text/plain`.
+//!
+//! The frontend holds no log state: it can be replicated freely. Requests
+//! are bounded in body size (per shard), in time (the whole request,
+//! [`FrontendConfig::request_timeout`], answered 504) and in number
+//! ([`FrontendConfig::max_concurrent_requests`], beyond which requests get
+//! 503 at once rather than queueing).
+//!
+//! Not yet done (later issues): verifying submit tokens against DNS and
+//! per-domain rate limits (the `sigsum-token` header is parsed only),
+//! following a sequencer leader change (a follower's refusal is a 503), a
+//! short-lived cache of the sequencer's tree heads.
+
+mod api;
+mod batcher;
+mod config;
+mod convert;
+mod error;
+mod info;
+mod shard;
+mod tiles;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::any;
+use tokio::sync::Semaphore;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use config::{
+    ConfigError, DEFAULT_BATCH_MAX_DELAY, DEFAULT_BATCH_MAX_LEAVES, DEFAULT_MAX_ADD_LEAF_BODY,
+    DEFAULT_MAX_BATCHES_IN_FLIGHT, DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_GET_LEAVES,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_SEQUENCER_TIMEOUT, DEFAULT_SUBMIT_QUEUE, DEFAULT_SUBMIT_WAIT,
+    FrontendConfig, ShardLimits,
+};
+pub use shard::ShardFrontend;
+pub use tiles::{
+    CHECKPOINT_CACHE_CONTROL, FULL_TILE_CACHE_CONTROL, PARTIAL_TILE_CACHE_CONTROL,
+    TILE_CONTENT_TYPE,
+};
+
+use error::ApiError;
+use shard::Shard;
+
+/// The HTTP router serving every shard in `shards` under `/<name>/`.
+///
+/// Starts one submission batcher task per shard, so it must be called
+/// inside a Tokio runtime; the tasks stop when the router (and every clone
+/// of it) is dropped. Paths outside every shard answer 404.
+///
+/// Errors: [`ConfigError`] for an invalid or duplicate shard name, an
+/// invalid limit, or a request timeout not above a shard's submit wait
+/// (add-leaf could then never answer 202). Nothing is started on error.
+pub fn router(shards: Vec<ShardFrontend>, config: FrontendConfig) -> Result<Router, ConfigError> {
+    config.validate()?;
+    let mut names = HashSet::new();
+    for shard in &shards {
+        config::validate_shard_name(&shard.name)?;
+        shard.limits.validate()?;
+        if config.request_timeout <= shard.limits.submit_wait {
+            return Err(ConfigError::BadSetting {
+                field: "request_timeout",
+                reason: format!(
+                    "must exceed shard {:?}'s submit_wait of {:?}",
+                    shard.name, shard.limits.submit_wait
+                ),
+            });
+        }
+        if !names.insert(shard.name.clone()) {
+            return Err(ConfigError::DuplicateShard(shard.name.clone()));
+        }
+    }
+
+    let mut app = Router::new();
+    for frontend in shards {
+        let shard = Arc::new(Shard::start(frontend, config.public_base_url.clone()));
+        let bare = format!("/{}", shard.name);
+        let prefix = shard.prefix.clone();
+        let routes = Router::new()
+            .route(&bare, any(Redirect::permanent(&prefix)))
+            .route(&prefix, any(shard::dispatch))
+            .route(&format!("{prefix}{{*rest}}"), any(shard::dispatch))
+            .with_state(shard);
+        app = app.merge(routes);
+    }
+
+    let slots = Arc::new(Semaphore::new(config.max_concurrent_requests));
+    Ok(app
+        .fallback(unknown_path)
+        // Innermost first: the timeout bounds the handler, the concurrency
+        // limit counts requests being handled, the body filler makes even
+        // layer-made errors readable, and tracing sees the final answer.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            config.request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(slots, limit_concurrency))
+        .layer(middleware::map_response(error::ensure_error_body))
+        .layer(TraceLayer::new_for_http()))
+}
+
+/// Refuses a request at once (503) when every slot is taken, instead of
+/// queueing it: queued requests would only time out later, holding memory.
+async fn limit_concurrency(
+    State(slots): State<Arc<Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(_slot) = slots.try_acquire_owned() else {
+        return ApiError::Unavailable("too many concurrent requests, retry later".to_owned())
+            .into_response();
+    };
+    next.run(request).await
+}
+
+async fn unknown_path() -> Response {
+    ApiError::NotFound("no such log or endpoint".to_owned()).into_response()
+}

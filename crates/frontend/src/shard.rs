@@ -1,0 +1,276 @@
+//! One shard's state and request dispatch: which endpoint a path names,
+//! whether the method fits, and which handler serves it.
+//!
+//! Paths are routed by hand rather than by one axum route per endpoint so
+//! that the Sigsum rules hold exactly: an unknown endpoint is 404, a known
+//! one with the wrong method 405, and an argument-taking endpoint called
+//! without arguments (`get-leaves/`) 400, as sigsum-go's server does.
+//! Arguments are taken from the raw, undecoded path: percent-escapes are
+//! not valid in any argument and fail their parser.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::response::Response;
+use cairn_proto::v1::sequencer_client::SequencerClient;
+use cairn_sigsum::PublicKey;
+use cairn_sigsum::api::Endpoint;
+use cairn_storage::TileStore;
+use tonic::transport::Channel;
+
+use crate::batcher::Batcher;
+use crate::config::ShardLimits;
+use crate::error::ApiError;
+use crate::{api, info, tiles};
+
+/// One Sigsum log served by this frontend.
+///
+/// The frontend is stateless: the sequencer holds the tree and its heads,
+/// the tile store the published objects. `name` is both the URL prefix
+/// segment (`/<name>/`) and the shard name sent to the sequencer, which must
+/// host a shard of that name signed by `log_key`.
+#[derive(Debug)]
+pub struct ShardFrontend {
+    /// URL prefix segment and sequencer shard name, e.g. `dev`.
+    pub name: String,
+    /// The log's public key: tree heads that do not verify with it are
+    /// never served.
+    pub log_key: PublicKey,
+    /// Client of the shard's sequencer (its Raft leader). Cloned per call;
+    /// a tonic `Channel` multiplexes and reconnects by itself.
+    pub sequencer: SequencerClient<Channel>,
+    /// The shard's objects (tiles, bundles, checkpoint).
+    pub tiles: TileStore,
+    /// Size, count and time limits of this shard's endpoints.
+    pub limits: ShardLimits,
+}
+
+/// A shard's state as the handlers see it.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    pub(crate) name: String,
+    /// `/<name>/`: what the router strips from request paths.
+    pub(crate) prefix: String,
+    pub(crate) log_key: PublicKey,
+    pub(crate) sequencer: SequencerClient<Channel>,
+    pub(crate) tiles: TileStore,
+    pub(crate) limits: ShardLimits,
+    pub(crate) batcher: Batcher,
+    pub(crate) public_base_url: Option<String>,
+}
+
+impl Shard {
+    /// The state for `frontend`; starts its batcher task (so it must run
+    /// inside a Tokio runtime).
+    pub(crate) fn start(frontend: ShardFrontend, public_base_url: Option<String>) -> Shard {
+        let batcher = Batcher::spawn(&frontend.name, frontend.sequencer.clone(), &frontend.limits);
+        Shard {
+            prefix: format!("/{}/", frontend.name),
+            name: frontend.name,
+            log_key: frontend.log_key,
+            sequencer: frontend.sequencer,
+            tiles: frontend.tiles,
+            limits: frontend.limits,
+            batcher,
+            public_base_url,
+        }
+    }
+}
+
+/// What a path below the shard prefix names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target<'a> {
+    /// `""`: the info page.
+    Info,
+    /// `checkpoint`.
+    Checkpoint,
+    /// `tile/...` (the whole path, for `parse_path`).
+    Tile(&'a str),
+    /// A Sigsum API endpoint and what follows its name and `/`, if a `/`
+    /// follows.
+    Api(Endpoint, Option<&'a str>),
+}
+
+const GET_ALLOW: &str = "GET, HEAD";
+const POST_ALLOW: &str = "POST";
+
+impl<'a> Target<'a> {
+    /// Classifies `rest`, the path after `/<name>/`; 404 if it names
+    /// nothing.
+    fn parse(rest: &'a str) -> Result<Self, ApiError> {
+        if rest.is_empty() {
+            return Ok(Target::Info);
+        }
+        if rest == "checkpoint" {
+            return Ok(Target::Checkpoint);
+        }
+        if rest.starts_with("tile/") {
+            return Ok(Target::Tile(rest));
+        }
+        let (name, args) = match rest.split_once('/') {
+            Some((name, args)) => (name, Some(args)),
+            None => (rest, None),
+        };
+        let endpoint = Endpoint::from_name(name).ok_or_else(|| not_found(rest))?;
+        if args.is_some() && !endpoint.takes_arguments() {
+            return Err(not_found(rest));
+        }
+        Ok(Target::Api(endpoint, args))
+    }
+
+    /// Whether this is add-leaf, the one POST endpoint; everything else is
+    /// read with GET (or HEAD, as static servers and CDNs allow).
+    fn is_post(self) -> bool {
+        matches!(self, Target::Api(e, _) if e.is_post())
+    }
+
+    /// The methods this target accepts, as an `Allow` header value.
+    fn allow(self) -> &'static str {
+        if self.is_post() {
+            POST_ALLOW
+        } else {
+            GET_ALLOW
+        }
+    }
+
+    fn accepts(self, method: &Method) -> bool {
+        if self.is_post() {
+            method == Method::POST
+        } else {
+            method == Method::GET || method == Method::HEAD
+        }
+    }
+}
+
+fn not_found(rest: &str) -> ApiError {
+    // Echo a bounded part of the path only: error bodies must not grow with
+    // the request.
+    let shown: String = rest.chars().take(64).collect();
+    ApiError::NotFound(format!("no such endpoint: {shown:?}"))
+}
+
+/// The usage line of an argument-taking endpoint, for its 400 answer.
+fn usage(endpoint: Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::GetInclusionProof => "get-inclusion-proof/<tree size>/<hex leaf hash>",
+        Endpoint::GetConsistencyProof => "get-consistency-proof/<old size>/<new size>",
+        Endpoint::GetLeaves => "get-leaves/<start index>/<end index>",
+        Endpoint::GetTreeHead | Endpoint::AddLeaf => "",
+    }
+}
+
+/// Axum handler for every path at or below `/<name>/`.
+pub(crate) async fn dispatch(State(shard): State<Arc<Shard>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let rest = path.strip_prefix(shard.prefix.as_str()).unwrap_or_default();
+    let result = serve(
+        &shard,
+        &parts.method,
+        &parts.headers,
+        &parts.uri,
+        rest,
+        body,
+    )
+    .await;
+    match result {
+        Ok(response) => response,
+        Err(error) => axum::response::IntoResponse::into_response(error),
+    }
+}
+
+async fn serve(
+    shard: &Shard,
+    method: &Method,
+    headers: &axum::http::HeaderMap,
+    uri: &axum::http::Uri,
+    rest: &str,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let target = Target::parse(rest)?;
+    if !target.accepts(method) {
+        return Err(ApiError::MethodNotAllowed {
+            method: method.clone(),
+            allow: target.allow(),
+        });
+    }
+    match target {
+        Target::Info => Ok(info::page(shard, headers, uri)),
+        Target::Checkpoint => tiles::checkpoint(shard).await,
+        Target::Tile(path) => tiles::tile(shard, path).await,
+        Target::Api(Endpoint::AddLeaf, _) => api::add_leaf(shard, headers, body).await,
+        Target::Api(Endpoint::GetTreeHead, _) => api::get_tree_head(shard).await,
+        Target::Api(endpoint, args) => {
+            let args = args.filter(|a| !a.is_empty()).ok_or_else(|| {
+                ApiError::BadRequest(format!("missing arguments, expected {}", usage(endpoint)))
+            })?;
+            match endpoint {
+                Endpoint::GetInclusionProof => api::get_inclusion_proof(shard, args).await,
+                Endpoint::GetConsistencyProof => api::get_consistency_proof(shard, args).await,
+                _ => api::get_leaves(shard, args).await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_the_info_page_objects_and_endpoints() {
+        assert_eq!(Target::parse(""), Ok(Target::Info));
+        assert_eq!(Target::parse("checkpoint"), Ok(Target::Checkpoint));
+        assert_eq!(Target::parse("tile/0/000"), Ok(Target::Tile("tile/0/000")));
+        assert_eq!(
+            Target::parse("get-tree-head"),
+            Ok(Target::Api(Endpoint::GetTreeHead, None))
+        );
+        assert_eq!(
+            Target::parse("get-leaves/"),
+            Ok(Target::Api(Endpoint::GetLeaves, Some("")))
+        );
+        assert_eq!(
+            Target::parse("get-leaves/1/2"),
+            Ok(Target::Api(Endpoint::GetLeaves, Some("1/2")))
+        );
+    }
+
+    #[test]
+    fn unknown_endpoints_and_arguments_to_plain_endpoints_are_not_found() {
+        for path in [
+            "get-nothing",
+            "checkpoint/",
+            "tile",
+            "get-tree-head/",
+            "add-leaf/x",
+        ] {
+            assert!(
+                matches!(Target::parse(path), Err(ApiError::NotFound(_))),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn add_leaf_takes_post_and_everything_else_get_or_head() {
+        let add = Target::Api(Endpoint::AddLeaf, None);
+        assert!(add.accepts(&Method::POST));
+        assert!(!add.accepts(&Method::GET));
+        let leaves = Target::Api(Endpoint::GetLeaves, None);
+        assert!(leaves.accepts(&Method::GET) && leaves.accepts(&Method::HEAD));
+        assert!(!leaves.accepts(&Method::POST));
+        assert!(!Target::Checkpoint.accepts(&Method::PUT));
+    }
+
+    #[test]
+    fn long_unknown_paths_are_echoed_truncated() {
+        let long = "x".repeat(1000);
+        let ApiError::NotFound(message) = not_found(&long) else {
+            panic!("not a 404")
+        };
+        assert!(message.len() < 100);
+    }
+}

@@ -1,0 +1,72 @@
+//! The C2SP tlog-tiles read paths: `checkpoint`, `tile/<L>/<N>[.p/<W>]`
+//! and `tile/entries/<N>[.p/<W>]`, served verbatim from the tile store so
+//! that a CDN in front of the frontend, or any static HTTP server in front
+//! of the object store, answers the same bytes.
+//!
+//! Caching follows architecture.md §3: full tiles never change (they are
+//! written create-only) and are immutable for a year; partial tiles are
+//! replaced by wider ones and live seconds; the checkpoint is `no-cache`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use cairn_tlog::tile::{TilePath, parse_path};
+
+use crate::error::{ApiError, TEXT_PLAIN, from_storage};
+use crate::shard::Shard;
+
+/// `Cache-Control` of full tiles and full entry bundles.
+pub const FULL_TILE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+
+/// `Cache-Control` of partial tiles and bundles: short, since a wider
+/// partial or the full tile replaces them as the tree grows.
+pub const PARTIAL_TILE_CACHE_CONTROL: &str = "public, max-age=5";
+
+/// `Cache-Control` of the checkpoint: revalidate on every use.
+pub const CHECKPOINT_CACHE_CONTROL: &str = "no-cache";
+
+/// `Content-Type` of tiles and bundles.
+pub const TILE_CONTENT_TYPE: &str = "application/octet-stream";
+
+fn object_response(bytes: Bytes, content_type: &'static str, cache: &'static str) -> Response {
+    let mut response = (StatusCode::OK, bytes).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    response
+}
+
+/// `GET checkpoint`: the stored signed note, verbatim; 404 before the
+/// first publication.
+pub(crate) async fn checkpoint(shard: &Shard) -> Result<Response, ApiError> {
+    let bytes = shard
+        .tiles
+        .checkpoint()
+        .await
+        .map_err(from_storage)?
+        .ok_or_else(|| ApiError::NotFound("no checkpoint has been published yet".to_owned()))?;
+    Ok(object_response(bytes, TEXT_PLAIN, CHECKPOINT_CACHE_CONTROL))
+}
+
+/// `GET tile/...`: a hash tile or entry bundle, verbatim. Paths that are
+/// not canonical tile paths and tiles not (yet) written are 404.
+pub(crate) async fn tile(shard: &Shard, path: &str) -> Result<Response, ApiError> {
+    let parsed =
+        parse_path(path).map_err(|e| ApiError::NotFound(format!("not a tile path: {e}")))?;
+    let full = match parsed {
+        TilePath::Hash(id) => id.is_full(),
+        TilePath::Entries(id) => id.is_full(),
+    };
+    let bytes = shard
+        .tiles
+        .get(&parsed.path())
+        .await
+        .map_err(from_storage)?
+        .ok_or_else(|| ApiError::NotFound(format!("tile {parsed} does not exist")))?;
+    let cache = if full {
+        FULL_TILE_CACHE_CONTROL
+    } else {
+        PARTIAL_TILE_CACHE_CONTROL
+    };
+    Ok(object_response(bytes, TILE_CONTENT_TYPE, cache))
+}

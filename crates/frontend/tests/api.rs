@@ -1,0 +1,729 @@
+//! The frontend over real HTTP, against a fake sequencer over real gRPC and
+//! a real local tile store: every Sigsum v1 endpoint, its statuses
+//! (`sigsum-protocol.md` §6), the tile read paths, and the deterministic
+//! vectors byte for byte.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use cairn_frontend::{
+    CHECKPOINT_CACHE_CONTROL, FULL_TILE_CACHE_CONTROL, FrontendConfig, PARTIAL_TILE_CACHE_CONTROL,
+    ShardLimits, TILE_CONTENT_TYPE,
+};
+use cairn_sigsum::SigningKey;
+use cairn_sigsum::api::{ConsistencyProof, InclusionProof, Leaves};
+use cairn_sigsum::leaf::Leaf;
+use cairn_sigsum::tree_head::{CosignedTreeHead, TreeHead};
+use cairn_testvectors as vectors;
+use reqwest::StatusCode;
+use support::{AddMode, Harness, Options, eventually, leaves, request, roots};
+use tonic::Code;
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// Asserts `response` has `status` and a non-empty text/plain body, and
+/// returns the body.
+async fn expect_error(response: reqwest::Response, status: StatusCode, what: &str) -> String {
+    assert_eq!(response.status(), status, "{what}");
+    assert_eq!(header(&response, "content-type"), TEXT, "{what}");
+    let body = response.text().await.unwrap();
+    assert!(
+        body.trim().len() > 3,
+        "{what}: body {body:?} is not readable"
+    );
+    body
+}
+
+async fn text(response: reqwest::Response) -> String {
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "content-type"), TEXT);
+    response.text().await.unwrap()
+}
+
+/// A harness whose log already holds `n` published leaves.
+async fn with_leaves(n: u64, options: Options) -> Harness {
+    let h = Harness::start(options).await;
+    h.log.append(&leaves(n)).await;
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_leaf_answers_200_once_the_sequencer_commits_it() {
+    let h = Harness::start(Options::default()).await;
+    let (req, leaf) = request(1);
+    let response = h.add_leaf(req.to_ascii()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "");
+    assert_eq!(h.log.leaves().await, vec![leaf.to_bytes()]);
+    // Resubmission is idempotent: 200 again, no second copy.
+    let again = h.add_leaf(req.to_ascii()).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(h.log.leaves().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_leaf_answers_202_when_the_sequencer_has_not_committed_it() {
+    let h = Harness::start(Options::default()).await;
+    h.log.set_mode(AddMode::Pending).await;
+    let response = h.add_leaf(request(1).0.to_ascii()).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(h.log.batches().await, vec![1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_leaf_with_a_signature_that_does_not_verify_is_403() {
+    let h = Harness::start(Options::default()).await;
+    let (mut req, _) = request(1);
+    req.message[0] ^= 1;
+    expect_error(
+        h.add_leaf(req.to_ascii()).await,
+        StatusCode::FORBIDDEN,
+        "tampered message",
+    )
+    .await;
+    // Signed by another key than the one named.
+    let (mut req, _) = request(2);
+    req.public_key = SigningKey::from_seed(&[9; 32]).public_key();
+    expect_error(
+        h.add_leaf(req.to_ascii()).await,
+        StatusCode::FORBIDDEN,
+        "other key",
+    )
+    .await;
+    assert_eq!(h.log.add_calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_add_leaf_bodies_are_400_and_never_reach_the_sequencer() {
+    let h = Harness::start(Options::default()).await;
+    let good = request(1).0.to_ascii();
+    let cases = [
+        ("CRLF line endings", good.replace('\n', "\r\n")),
+        ("bad hex", format!("message=zz{}", &good[10..])),
+        ("wrong key", good.replacen("message=", "msg=", 1)),
+        ("keys out of order", {
+            let lines: Vec<&str> = good.lines().collect();
+            format!("{}\n{}\n{}\n", lines[1], lines[0], lines[2])
+        }),
+        (
+            "missing line",
+            good.lines().take(2).map(|l| format!("{l}\n")).collect(),
+        ),
+        ("no final newline", good.trim_end().to_owned()),
+        ("31-byte message", format!("message={}", &good[10..])),
+        ("extra line", format!("{good}extra=1\n")),
+        ("empty body", String::new()),
+    ];
+    for (what, body) in cases {
+        let body = expect_error(h.add_leaf(body).await, StatusCode::BAD_REQUEST, what).await;
+        assert!(body.contains("add-leaf"), "{what}: {body}");
+    }
+    assert_eq!(h.log.add_calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_leaf_bodies_over_the_limit_are_413_declared_or_streamed() {
+    let h = Harness::start(Options::default()).await;
+    let big = "x".repeat(5000);
+    expect_error(
+        h.add_leaf(big.clone()).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "declared",
+    )
+    .await;
+    // A chunked upload declares no length: it is cut off while reading.
+    let status_line = chunked_post(&h, "/dev/add-leaf", 5, 1000).await;
+    assert!(status_line.starts_with("HTTP/1.1 413 "), "{status_line}");
+}
+
+/// POSTs `chunks` chunks of `size` bytes with chunked transfer encoding
+/// over a raw connection (so no length is declared) and returns the
+/// response's status line.
+async fn chunked_post(h: &Harness, path: &str, chunks: usize, size: usize) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let addr = h.root.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head =
+        format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let mut request = head.into_bytes();
+    for _ in 0..chunks {
+        request.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+        request.extend(std::iter::repeat_n(b'x', size));
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    // The server may answer and close before reading everything.
+    let _ = stream.write_all(&request).await;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).await.unwrap();
+    line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigsum_token_header_must_be_well_formed_when_present() {
+    let h = Harness::start(Options::default()).await;
+    let post = |header: &str, i: u64| {
+        h.http
+            .post(format!("{}add-leaf", h.base))
+            .header("sigsum-token", header.to_owned())
+            .body(request(i).0.to_ascii())
+            .send()
+    };
+    for (i, bad) in [
+        "example.org",
+        "example.org  abcd",
+        "example.org nothex",
+        &format!(" {}", "ab".repeat(64)),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let response = post(bad, i as u64).await.unwrap();
+        expect_error(response, StatusCode::BAD_REQUEST, bad).await;
+    }
+    // A well-formed token is accepted (DNS verification comes later).
+    let token = format!("example.org {}", "ab".repeat(64));
+    assert_eq!(post(&token, 10).await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequencer_outage_and_overload_are_503_with_a_readable_body() {
+    let down = Harness::start(Options {
+        sequencer_down: true,
+        ..Options::default()
+    })
+    .await;
+    let response = down.add_leaf(request(1).0.to_ascii()).await;
+    assert_eq!(header(&response, "retry-after"), "1");
+    expect_error(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "add-leaf, sequencer down",
+    )
+    .await;
+    let response = down.get("get-tree-head").await;
+    expect_error(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "get-tree-head, down",
+    )
+    .await;
+
+    let h = Harness::start(Options::default()).await;
+    h.log.set_mode(AddMode::Fail(Code::ResourceExhausted)).await;
+    let response = h.add_leaf(request(1).0.to_ascii()).await;
+    let body = expect_error(response, StatusCode::SERVICE_UNAVAILABLE, "overloaded").await;
+    assert!(body.contains("overloaded"), "{body}");
+    h.log.set_mode(AddMode::Fail(Code::Internal)).await;
+    let response = h.add_leaf(request(1).0.to_ascii()).await;
+    expect_error(response, StatusCode::INTERNAL_SERVER_ERROR, "internal").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_tree_head_serves_the_cosigned_head_and_it_verifies() {
+    let h = with_leaves(5, Options::default()).await;
+    let body = text(h.get("get-tree-head").await).await;
+    let cth = CosignedTreeHead::parse(body.as_bytes()).unwrap();
+    let log_key = h.log.log_key.public_key();
+    assert!(cth.signed.verify(&log_key));
+    let expected_root = roots(&leaves(5))[&5];
+    assert_eq!(
+        *cth.tree_head(),
+        TreeHead {
+            size: 5,
+            root_hash: expected_root
+        }
+    );
+    let witness = SigningKey::from_seed(&support::WITNESS_SEED).public_key();
+    let cosignature = cth.cosignature_by(&witness.key_hash()).unwrap();
+    assert!(cosignature.verify(&witness, cth.tree_head(), &log_key.key_hash()));
+    assert_eq!(cth.cosignatures().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_tree_head_is_503_until_a_head_is_cosigned() {
+    let h = Harness::start(Options::default()).await;
+    let body = expect_error(
+        h.get("get-tree-head").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "",
+    )
+    .await;
+    assert!(body.contains("no cosigned tree head yet"), "{body}");
+    // Signed but not yet published is still not served.
+    h.log.set_auto_publish(false).await;
+    h.log.append(&leaves(3)).await;
+    expect_error(
+        h.get("get-tree-head").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "signed",
+    )
+    .await;
+    h.log.publish().await;
+    assert_eq!(h.get("get-tree-head").await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_inclusion_proof_of_a_300_leaf_tree_verifies() {
+    let all = leaves(300);
+    let roots = roots(&all);
+    let h = with_leaves(300, Options::default()).await;
+    for (index, leaf) in all.iter().enumerate() {
+        let leaf_hash = cairn_tlog::leaf_hash(leaf);
+        // The full tree, and the smallest tree holding the leaf.
+        for size in [300, (index as u64 + 1).max(2)] {
+            let path = format!("get-inclusion-proof/{size}/{}", hex::encode(leaf_hash));
+            let proof = InclusionProof::parse(text(h.get(&path).await).await.as_bytes()).unwrap();
+            assert_eq!(proof.leaf_index, index as u64);
+            let head = TreeHead {
+                size,
+                root_hash: roots[&size],
+            };
+            proof.verify(&leaf_hash, &head).unwrap_or_else(|e| {
+                panic!("inclusion of {index} in {size}: {e}");
+            });
+        }
+    }
+    // A leaf beyond the requested size is 404, as is an unknown one.
+    let last = hex::encode(cairn_tlog::leaf_hash(&all[299]));
+    let response = h.get(&format!("get-inclusion-proof/299/{last}")).await;
+    expect_error(response, StatusCode::NOT_FOUND, "leaf beyond size").await;
+    let unknown = hex::encode([7u8; 32]);
+    let response = h.get(&format!("get-inclusion-proof/300/{unknown}")).await;
+    expect_error(response, StatusCode::NOT_FOUND, "unknown leaf").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistency_proofs_verify_between_sizes() {
+    let all = leaves(300);
+    let roots = roots(&all);
+    let h = with_leaves(300, Options::default()).await;
+    let sizes = [1u64, 2, 3, 7, 8, 100, 255, 256, 257, 299, 300];
+    for &old in &sizes {
+        for &new in sizes.iter().filter(|&&n| n > old) {
+            let body = text(h.get(&format!("get-consistency-proof/{old}/{new}")).await).await;
+            let proof = ConsistencyProof::parse(body.as_bytes()).unwrap();
+            let old_head = TreeHead {
+                size: old,
+                root_hash: roots[&old],
+            };
+            let new_head = TreeHead {
+                size: new,
+                root_hash: roots[&new],
+            };
+            proof
+                .verify(&old_head, &new_head)
+                .unwrap_or_else(|e| panic!("consistency {old} -> {new}: {e}"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_leaves_returns_stored_leaves_clamped_to_the_limit() {
+    let all = leaves(300);
+    let h = with_leaves(
+        300,
+        Options {
+            limits: ShardLimits {
+                max_get_leaves: 100,
+                ..ShardLimits::default()
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let fetch = |start: u64, end: u64| {
+        let h = &h;
+        async move {
+            let body = text(h.get(&format!("get-leaves/{start}/{end}")).await).await;
+            Leaves::parse(body.as_bytes()).unwrap().leaves
+        }
+    };
+    let expected = |start: u64, n: usize| -> Vec<Leaf> {
+        all[start as usize..start as usize + n]
+            .iter()
+            .map(|b| Leaf::from_bytes(b).unwrap())
+            .collect()
+    };
+    // Clamped to the configured maximum.
+    let got = fetch(0, 300).await;
+    assert!(!got.is_empty() && got.len() <= 100, "{}", got.len());
+    assert_eq!(got, expected(0, got.len()));
+    // A short range is answered in full.
+    assert_eq!(fetch(10, 13).await, expected(10, 3));
+    // Paging from where each answer ended reads the whole tree exactly.
+    let mut next = 0u64;
+    let mut pages = 0;
+    while next < 300 {
+        let got = fetch(next, 300).await;
+        assert_eq!(got, expected(next, got.len()), "page from {next}");
+        next += got.len() as u64;
+        pages += 1;
+        assert!(pages <= 300, "no progress");
+    }
+    assert_eq!(next, 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_bounded_by_the_published_not_the_signed_size() {
+    let all = leaves(310);
+    let h = with_leaves(300, Options::default()).await;
+    h.log.set_auto_publish(false).await;
+    h.log.append(&all[300..]).await; // signed 310, published 300
+    let unpublished = hex::encode(cairn_tlog::leaf_hash(&all[305]));
+    let published = hex::encode(cairn_tlog::leaf_hash(&all[5]));
+    for (path, status) in [
+        (
+            format!("get-inclusion-proof/301/{published}"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("get-inclusion-proof/300/{unpublished}"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "get-consistency-proof/10/301".to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("get-leaves/300/301".to_owned(), StatusCode::BAD_REQUEST),
+        ("get-leaves/299/301".to_owned(), StatusCode::BAD_REQUEST),
+    ] {
+        expect_error(h.get(&path).await, status, &path).await;
+    }
+    // Within the published tree everything is served.
+    assert_eq!(
+        h.get(&format!("get-inclusion-proof/300/{published}"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(h.get("get-leaves/299/300").await.status(), StatusCode::OK);
+    assert_eq!(
+        h.get("get-consistency-proof/10/300").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_unknown_paths_and_wrong_methods_get_400_404_405() {
+    let h = with_leaves(10, Options::default()).await;
+    let leaf_hash = hex::encode(cairn_tlog::leaf_hash(&leaves(1)[0]));
+    let bad_requests = [
+        format!("get-inclusion-proof/1/{leaf_hash}"),
+        format!("get-inclusion-proof/010/{leaf_hash}"),
+        format!("get-inclusion-proof/+5/{leaf_hash}"),
+        format!("get-inclusion-proof/5/{}", &leaf_hash[..62]),
+        format!("get-inclusion-proof/5/{leaf_hash}/1"),
+        "get-inclusion-proof/5/zz".to_owned(),
+        "get-inclusion-proof/5".to_owned(),
+        "get-inclusion-proof/".to_owned(),
+        "get-inclusion-proof".to_owned(),
+        "get-consistency-proof/0/5".to_owned(),
+        "get-consistency-proof/5/5".to_owned(),
+        "get-consistency-proof/6/5".to_owned(),
+        "get-consistency-proof/a/b".to_owned(),
+        "get-consistency-proof/".to_owned(),
+        "get-leaves/5/5".to_owned(),
+        "get-leaves/6/5".to_owned(),
+        "get-leaves/-1/3".to_owned(),
+        "get-leaves/1/99999999999999999999".to_owned(),
+        "get-leaves/".to_owned(),
+        "get-leaves".to_owned(),
+    ];
+    for path in &bad_requests {
+        expect_error(h.get(path).await, StatusCode::BAD_REQUEST, path).await;
+    }
+    for path in [
+        "get-nothing",
+        "get-tree-head/",
+        "add-leaf/1",
+        "tile",
+        "checkpoint/x",
+    ] {
+        expect_error(h.get(path).await, StatusCode::NOT_FOUND, path).await;
+    }
+    for url in [
+        format!("{}/other/get-tree-head", h.root),
+        format!("{}/", h.root),
+    ] {
+        let response = h.http.get(&url).send().await.unwrap();
+        expect_error(response, StatusCode::NOT_FOUND, &url).await;
+    }
+    let wrong_methods = [
+        (reqwest::Method::POST, "get-tree-head", "GET, HEAD"),
+        (reqwest::Method::POST, "get-leaves/1/2", "GET, HEAD"),
+        (reqwest::Method::GET, "add-leaf", "POST"),
+        (reqwest::Method::PUT, "add-leaf", "POST"),
+        (reqwest::Method::DELETE, "checkpoint", "GET, HEAD"),
+        (reqwest::Method::POST, "tile/0/000.p/10", "GET, HEAD"),
+        (reqwest::Method::POST, "", "GET, HEAD"),
+    ];
+    for (method, path, allow) in wrong_methods {
+        let url = format!("{}{path}", h.base);
+        let response = h.http.request(method.clone(), &url).send().await.unwrap();
+        assert_eq!(header(&response, "allow"), allow, "{method} {path}");
+        expect_error(response, StatusCode::METHOD_NOT_ALLOWED, path).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiles_and_checkpoint_are_served_verbatim_with_their_cache_headers() {
+    let h = Harness::start(Options::default()).await;
+    let response = h.get("checkpoint").await;
+    expect_error(response, StatusCode::NOT_FOUND, "no checkpoint yet").await;
+    h.log.append(&leaves(300)).await;
+
+    let response = h.get("checkpoint").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "content-type"), TEXT);
+    assert_eq!(header(&response, "cache-control"), CHECKPOINT_CACHE_CONTROL);
+    let expected = h.log.checkpoint().await.unwrap();
+    assert_eq!(response.bytes().await.unwrap().to_vec(), expected);
+
+    let all = leaves(300);
+    let leaf_hashes: Vec<u8> = all.iter().flat_map(|l| cairn_tlog::leaf_hash(l)).collect();
+    let tiles = [
+        (
+            "tile/0/000",
+            FULL_TILE_CACHE_CONTROL,
+            Some(leaf_hashes[..256 * 32].to_vec()),
+        ),
+        (
+            "tile/0/001.p/44",
+            PARTIAL_TILE_CACHE_CONTROL,
+            Some(leaf_hashes[256 * 32..].to_vec()),
+        ),
+        ("tile/1/000.p/1", PARTIAL_TILE_CACHE_CONTROL, None),
+        ("tile/entries/000", FULL_TILE_CACHE_CONTROL, None),
+        ("tile/entries/001.p/44", PARTIAL_TILE_CACHE_CONTROL, None),
+    ];
+    for (path, cache, bytes) in tiles {
+        let response = h.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            header(&response, "content-type"),
+            TILE_CONTENT_TYPE,
+            "{path}"
+        );
+        assert_eq!(header(&response, "cache-control"), cache, "{path}");
+        let body = response.bytes().await.unwrap();
+        if let Some(bytes) = bytes {
+            assert_eq!(body.to_vec(), bytes, "{path}");
+        }
+        if path.starts_with("tile/entries/") {
+            let entries = cairn_tlog::tile::decode_bundle(&body).unwrap();
+            assert!(entries.iter().all(|e| e.len() == 128), "{path}");
+        }
+    }
+    // Non-canonical paths, tiles the tree does not have, and partial widths
+    // that were never written are all 404.
+    for path in [
+        "tile/0/0",
+        "tile/0/000.p/0",
+        "tile/0/002",
+        "tile/0/001",
+        "tile/0/001.p/43",
+        "tile/entries/001.p/045",
+        "tile/9/000",
+        "tile/x/000",
+    ] {
+        let response = h.get(path).await;
+        expect_error(response, StatusCode::NOT_FOUND, path).await;
+    }
+    // HEAD works like GET, without a body.
+    let response = h
+        .http
+        .head(format!("{}tile/0/000", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "cache-control"), FULL_TILE_CACHE_CONTROL);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_page_names_the_log_key_and_base_url() {
+    let h = Harness::start(Options::default()).await;
+    let body = text(h.get("").await).await;
+    let key = h.log.log_key.public_key();
+    assert!(body.contains(&key.to_hex()), "{body}");
+    assert!(body.contains(&key.key_hash().to_hex()), "{body}");
+    assert!(
+        body.contains(&format!("log {} {}", key.to_hex(), h.base)),
+        "{body}"
+    );
+    // Without the trailing slash: a permanent redirect to the page.
+    let response = h.http.get(format!("{}/dev", h.root)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(header(&response, "location"), "/dev/");
+
+    let configured = Harness::start(Options {
+        config: FrontendConfig {
+            public_base_url: Some("https://log.example.org".into()),
+            ..FrontendConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let body = text(configured.get("").await).await;
+    assert!(body.contains("https://log.example.org/dev/"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_concurrency_limit_are_refused_with_503() {
+    let h = Harness::start(Options {
+        gate_adds: true,
+        config: FrontendConfig {
+            max_concurrent_requests: 1,
+            ..FrontendConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let first = {
+        let http = h.http.clone();
+        let url = format!("{}add-leaf", h.base);
+        tokio::spawn(async move { http.post(url).body(request(1).0.to_ascii()).send().await })
+    };
+    eventually("the first add-leaf reaches the sequencer", || async {
+        h.log.add_calls.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let body = expect_error(
+        h.get("get-tree-head").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "",
+    )
+    .await;
+    assert!(body.contains("too many concurrent requests"), "{body}");
+    h.log.open_gate(1);
+    assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+    // The slot is free again.
+    assert_eq!(h.get("get-tree-head").await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_time_limit_gets_504_with_a_text_body() {
+    let h = Harness::start(Options {
+        hang_reads: true,
+        limits: ShardLimits {
+            submit_wait: Duration::from_millis(100),
+            ..ShardLimits::default()
+        },
+        config: FrontendConfig {
+            request_timeout: Duration::from_millis(300),
+            ..FrontendConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let body = expect_error(
+        h.get("get-tree-head").await,
+        StatusCode::GATEWAY_TIMEOUT,
+        "",
+    )
+    .await;
+    assert!(body.contains("time limit"), "{body}");
+}
+
+#[test]
+fn invalid_configurations_are_refused() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _guard = runtime.enter();
+    let shard = |name: &str| cairn_frontend::ShardFrontend {
+        name: name.to_owned(),
+        log_key: SigningKey::from_seed(&[1; 32]).public_key(),
+        sequencer: cairn_proto::v1::sequencer_client::SequencerClient::new(
+            tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy(),
+        ),
+        tiles: cairn_storage::TileStore::new(std::sync::Arc::new(object_store_memory()), "x")
+            .unwrap(),
+        limits: ShardLimits::default(),
+    };
+    use cairn_frontend::{ConfigError, router};
+    assert!(matches!(
+        router(vec![shard("a/b")], FrontendConfig::default()),
+        Err(ConfigError::BadShardName(_))
+    ));
+    assert!(matches!(
+        router(vec![shard("a"), shard("a")], FrontendConfig::default()),
+        Err(ConfigError::DuplicateShard(_))
+    ));
+    let short = FrontendConfig {
+        request_timeout: Duration::from_secs(1),
+        ..FrontendConfig::default()
+    };
+    assert!(matches!(
+        router(vec![shard("a")], short),
+        Err(ConfigError::BadSetting {
+            field: "request_timeout",
+            ..
+        })
+    ));
+    assert!(router(vec![shard("a"), shard("b")], FrontendConfig::default()).is_ok());
+}
+
+fn object_store_memory() -> impl object_store::ObjectStore {
+    object_store::memory::InMemory::new()
+}
+
+/// The vectors of `derived/sigsum-v1-deterministic.json`: the 7 leaves are
+/// submitted through add-leaf, the tree is published with both witnesses'
+/// cosignatures, and every response must equal the vector byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deterministic_vectors_are_reproduced_byte_for_byte() {
+    let v = vectors::json("derived/sigsum-v1-deterministic.json");
+    let seed = |who: &str| vectors::unhex32(v["keys"][who]["seed_hex"].as_str().unwrap());
+    let head = &v["tree_heads"][1];
+    assert_eq!(head["size"], 7);
+    let h = Harness::start(Options {
+        log_seed: seed("log"),
+        witness_seeds: vec![seed("witness1"), seed("witness2")],
+        cosign_time: head["cosignatures"][0]["timestamp"].as_u64().unwrap(),
+        ..Options::default()
+    })
+    .await;
+    h.log.set_auto_publish(false).await;
+    let leaves = v["leaves"].as_array().unwrap();
+    for leaf in leaves {
+        let body = leaf["add_leaf_request_body"].as_str().unwrap().to_owned();
+        assert_eq!(h.add_leaf(body).await.status(), StatusCode::OK);
+    }
+    h.log.publish().await;
+
+    let expected_head = head["get_tree_head_response"].as_str().unwrap();
+    assert_eq!(text(h.get("get-tree-head").await).await, expected_head);
+
+    for case in v["inclusion_proofs_size7"].as_array().unwrap() {
+        let leaf_hash = case["leaf_hash_hex"].as_str().unwrap();
+        let body = text(h.get(&format!("get-inclusion-proof/7/{leaf_hash}")).await).await;
+        assert_eq!(body, case["response"].as_str().unwrap(), "leaf {leaf_hash}");
+        // Leaf hashes are accepted in upper case too.
+        let upper = leaf_hash.to_uppercase();
+        let body = text(h.get(&format!("get-inclusion-proof/7/{upper}")).await).await;
+        assert_eq!(body, case["response"].as_str().unwrap());
+    }
+    let consistency = v["consistency_proofs"].as_array().unwrap();
+    assert_eq!(consistency.len(), 21);
+    for case in consistency {
+        let (old, new) = (&case["old_size"], &case["new_size"]);
+        let body = text(h.get(&format!("get-consistency-proof/{old}/{new}")).await).await;
+        assert_eq!(body, case["response"].as_str().unwrap(), "{old} -> {new}");
+    }
+    let line = |i: usize| leaves[i]["get_leaves_line"].as_str().unwrap().to_owned();
+    let all: String = (0..7).map(line).collect();
+    assert_eq!(text(h.get("get-leaves/0/7").await).await, all);
+    assert_eq!(text(h.get("get-leaves/3/4").await).await, line(3));
+    let tail: String = (2..7).map(line).collect();
+    assert_eq!(text(h.get("get-leaves/2/7").await).await, tail);
+}

@@ -1,0 +1,495 @@
+//! Test harness: a fake in-memory sequencer behind real tonic gRPC, a real
+//! `LocalFileSystem` tile store in a tempdir, and the frontend served over
+//! real HTTP on 127.0.0.1.
+//!
+//! The fake sequences leaves in arrival order, writes their tiles with the
+//! same builders and `write_integration` the integrator uses, signs each new
+//! size with the log key, and publishes (cosigns with its witnesses and
+//! writes the checkpoint) on request or automatically.
+
+#![allow(dead_code)] // Not every test uses every helper.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::serve::ListenerExt as _;
+use cairn_frontend::{FrontendConfig, ShardFrontend, ShardLimits, router};
+use cairn_proto::v1 as pb;
+use cairn_proto::v1::sequencer_client::SequencerClient;
+use cairn_proto::v1::sequencer_server::{Sequencer, SequencerServer};
+use cairn_sigsum::api::AddLeafRequest;
+use cairn_sigsum::crypto::hash;
+use cairn_sigsum::leaf::{LEAF_SIZE, Leaf};
+use cairn_sigsum::tree_head::{Cosignature, CosignedTreeHead, SignedTreeHead, TreeHead, origin};
+use cairn_sigsum::{Hash, SigningKey};
+use cairn_storage::TileStore;
+use cairn_tlog::note::Ed25519NoteSigner;
+use cairn_tlog::tile::{BundleBuilder, TileBuilder};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, Semaphore};
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Code, Request, Response, Status};
+
+/// The shard name (URL prefix and gRPC shard).
+pub const SHARD: &str = "dev";
+
+/// The log key used unless a test picks another (the vectors' log seed).
+pub const LOG_SEED: [u8; 32] = [0x4c; 32];
+/// The default witness (the vectors' witness1 seed).
+pub const WITNESS_SEED: [u8; 32] = [0x57; 32];
+/// The default cosignature timestamp.
+pub const COSIGN_TIME: u64 = 1_700_000_000;
+
+/// How the fake answers `AddLeaves`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddMode {
+    /// Sequence, integrate and sign at once; report committed.
+    Commit,
+    /// Report every leaf as not committed (and keep none).
+    Pending,
+    /// Fail the call with this status code.
+    Fail(Code),
+}
+
+#[derive(Debug)]
+struct State {
+    leaves: Vec<[u8; LEAF_SIZE]>,
+    index: HashMap<Hash, u64>,
+    tile_builder: TileBuilder,
+    bundle_builder: BundleBuilder,
+    signed: Option<SignedTreeHead>,
+    cosigned: Option<CosignedTreeHead>,
+    checkpoint: Option<Vec<u8>>,
+    mode: AddMode,
+    auto_publish: bool,
+    batches: Vec<usize>,
+}
+
+/// The fake sequencer's log.
+#[derive(Debug)]
+pub struct FakeLog {
+    pub log_key: SigningKey,
+    pub witnesses: Vec<SigningKey>,
+    pub cosign_time: u64,
+    pub tiles: TileStore,
+    state: Mutex<State>,
+    /// When set, each `AddLeaves` call takes one permit before answering.
+    add_gate: Option<Arc<Semaphore>>,
+    /// When set, `GetTreeHeads` never answers.
+    hang_reads: bool,
+    /// `AddLeaves` calls received (counted before any gate).
+    pub add_calls: AtomicUsize,
+}
+
+impl FakeLog {
+    /// Sequences `leaves` (duplicates keep their first index), writes the
+    /// new tiles, signs the new size and, if auto-publishing, publishes it.
+    /// Returns each leaf's index.
+    pub async fn append(&self, leaves: &[[u8; LEAF_SIZE]]) -> Vec<u64> {
+        let mut state = self.state.lock().await;
+        let mut indices = Vec::with_capacity(leaves.len());
+        let mut fresh = Vec::new();
+        for leaf in leaves {
+            let leaf_hash = cairn_tlog::leaf_hash(leaf);
+            let next = state.leaves.len() as u64;
+            let index = *state.index.entry(leaf_hash).or_insert(next);
+            if index == next {
+                state.leaves.push(*leaf);
+                fresh.push(*leaf);
+            }
+            indices.push(index);
+        }
+        if !fresh.is_empty() {
+            let hashes: Vec<Hash> = fresh.iter().map(|l| cairn_tlog::leaf_hash(l)).collect();
+            let tiles = state.tile_builder.append(&hashes).unwrap();
+            let bundles = state.bundle_builder.append(&fresh).unwrap();
+            self.tiles
+                .write_integration(&bundles, &tiles)
+                .await
+                .unwrap();
+            let head = TreeHead {
+                size: state.leaves.len() as u64,
+                root_hash: state.tile_builder.root(),
+            };
+            state.signed = Some(head.sign(&self.log_key));
+            if state.auto_publish {
+                self.publish_locked(&mut state).await;
+            }
+        }
+        indices
+    }
+
+    /// Publishes the latest signed head: cosigns it with every witness and
+    /// writes the checkpoint object.
+    pub async fn publish(&self) {
+        let mut state = self.state.lock().await;
+        self.publish_locked(&mut state).await;
+    }
+
+    async fn publish_locked(&self, state: &mut State) {
+        let signed = state.signed.expect("nothing signed yet");
+        let log_key_hash = self.log_key.public_key().key_hash();
+        let cosignatures = self
+            .witnesses
+            .iter()
+            .map(|w| {
+                Cosignature::sign(w, &signed.tree_head, &log_key_hash, self.cosign_time).unwrap()
+            })
+            .collect();
+        state.cosigned = Some(CosignedTreeHead::new(signed, cosignatures).unwrap());
+        let signer = Ed25519NoteSigner::new(&origin(&log_key_hash), &self.log_key.seed()).unwrap();
+        let body = signed.tree_head.checkpoint_body(&log_key_hash);
+        let note = signer.sign_note(&body).unwrap().to_bytes();
+        self.tiles
+            .put_checkpoint(signed.tree_head.size, note.clone())
+            .await
+            .unwrap();
+        state.checkpoint = Some(note);
+    }
+
+    pub async fn set_mode(&self, mode: AddMode) {
+        self.state.lock().await.mode = mode;
+    }
+
+    pub async fn set_auto_publish(&self, on: bool) {
+        self.state.lock().await.auto_publish = on;
+    }
+
+    pub async fn leaves(&self) -> Vec<[u8; LEAF_SIZE]> {
+        self.state.lock().await.leaves.clone()
+    }
+
+    pub async fn batches(&self) -> Vec<usize> {
+        self.state.lock().await.batches.clone()
+    }
+
+    pub async fn checkpoint(&self) -> Option<Vec<u8>> {
+        self.state.lock().await.checkpoint.clone()
+    }
+
+    pub async fn cosigned(&self) -> Option<CosignedTreeHead> {
+        self.state.lock().await.cosigned.clone()
+    }
+
+    /// Lets `n` more gated `AddLeaves` calls answer.
+    pub fn open_gate(&self, n: usize) {
+        self.add_gate.as_ref().expect("no gate").add_permits(n);
+    }
+}
+
+fn check_shard(shard: &str) -> Result<(), Status> {
+    if shard == SHARD {
+        Ok(())
+    } else {
+        Err(Status::not_found(format!("no shard {shard}")))
+    }
+}
+
+fn signed_pb(s: &SignedTreeHead) -> pb::SignedTreeHead {
+    pb::SignedTreeHead {
+        size: s.tree_head.size,
+        root_hash: s.tree_head.root_hash.to_vec(),
+        signature: s.signature.0.to_vec(),
+    }
+}
+
+/// The gRPC face of a [`FakeLog`].
+#[derive(Debug, Clone)]
+pub struct FakeSequencer(pub Arc<FakeLog>);
+
+#[tonic::async_trait]
+impl Sequencer for FakeSequencer {
+    async fn add_leaves(
+        &self,
+        request: Request<pb::AddLeavesRequest>,
+    ) -> Result<Response<pb::AddLeavesResponse>, Status> {
+        check_shard(&request.get_ref().shard)?;
+        self.0.add_calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(gate) = &self.0.add_gate {
+            gate.acquire().await.unwrap().forget();
+        }
+        let request = request.into_inner();
+        let mut leaves = Vec::with_capacity(request.leaves.len());
+        for leaf in &request.leaves {
+            let leaf: [u8; LEAF_SIZE] = leaf
+                .as_slice()
+                .try_into()
+                .map_err(|_| Status::invalid_argument("a leaf is not 128 bytes"))?;
+            leaves.push(leaf);
+        }
+        let mode = {
+            let mut state = self.0.state.lock().await;
+            state.batches.push(leaves.len());
+            state.mode
+        };
+        let results = match mode {
+            AddMode::Fail(code) => return Err(Status::new(code, "fake sequencer failure")),
+            AddMode::Pending => leaves
+                .iter()
+                .map(|_| pb::LeafResult {
+                    committed: false,
+                    index: 0,
+                })
+                .collect(),
+            AddMode::Commit => self
+                .0
+                .append(&leaves)
+                .await
+                .into_iter()
+                .map(|index| pb::LeafResult {
+                    committed: true,
+                    index,
+                })
+                .collect(),
+        };
+        Ok(Response::new(pb::AddLeavesResponse { results }))
+    }
+
+    async fn get_leaf_index(
+        &self,
+        request: Request<pb::GetLeafIndexRequest>,
+    ) -> Result<Response<pb::GetLeafIndexResponse>, Status> {
+        check_shard(&request.get_ref().shard)?;
+        let leaf_hash: Hash = request
+            .get_ref()
+            .leaf_hash
+            .as_slice()
+            .try_into()
+            .map_err(|_| Status::invalid_argument("leaf hash is not 32 bytes"))?;
+        let state = self.0.state.lock().await;
+        let found = state.index.get(&leaf_hash).copied();
+        Ok(Response::new(pb::GetLeafIndexResponse {
+            found: found.is_some(),
+            index: found.unwrap_or(0),
+        }))
+    }
+
+    async fn get_tree_heads(
+        &self,
+        request: Request<pb::GetTreeHeadsRequest>,
+    ) -> Result<Response<pb::TreeHeads>, Status> {
+        check_shard(&request.get_ref().shard)?;
+        if self.0.hang_reads {
+            std::future::pending::<()>().await;
+        }
+        let state = self.0.state.lock().await;
+        let cosigned = state.cosigned.as_ref().map(|c| pb::CosignedTreeHead {
+            signed: Some(signed_pb(&c.signed)),
+            cosignatures: c
+                .cosignatures()
+                .iter()
+                .map(|cs| pb::Cosignature {
+                    key_hash: cs.key_hash.0.to_vec(),
+                    timestamp: cs.timestamp,
+                    signature: cs.signature.0.to_vec(),
+                    note_name: "example.org/witness".into(),
+                })
+                .collect(),
+        });
+        Ok(Response::new(pb::TreeHeads {
+            tree_size: state.leaves.len() as u64,
+            signed: state.signed.as_ref().map(signed_pb),
+            cosigned,
+        }))
+    }
+
+    async fn publish_cosigned(
+        &self,
+        _request: Request<pb::PublishCosignedRequest>,
+    ) -> Result<Response<pb::PublishCosignedResponse>, Status> {
+        Err(Status::unimplemented("the frontend never publishes"))
+    }
+}
+
+/// How to start a [`Harness`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub log_seed: [u8; 32],
+    pub witness_seeds: Vec<[u8; 32]>,
+    pub cosign_time: u64,
+    pub limits: ShardLimits,
+    pub config: FrontendConfig,
+    /// Gate `AddLeaves` calls (see [`FakeLog::open_gate`]).
+    pub gate_adds: bool,
+    /// `GetTreeHeads` never answers.
+    pub hang_reads: bool,
+    /// Point the frontend at a port nobody listens on.
+    pub sequencer_down: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            log_seed: LOG_SEED,
+            witness_seeds: vec![WITNESS_SEED],
+            cosign_time: COSIGN_TIME,
+            limits: ShardLimits::default(),
+            config: FrontendConfig::default(),
+            gate_adds: false,
+            hang_reads: false,
+            sequencer_down: false,
+        }
+    }
+}
+
+/// A running frontend with its fake sequencer and tile store. Servers run
+/// on the test's runtime and stop with it.
+#[derive(Debug)]
+pub struct Harness {
+    /// `http://127.0.0.1:PORT`.
+    pub root: String,
+    /// The shard's Sigsum base URL, `http://127.0.0.1:PORT/dev/`.
+    pub base: String,
+    pub http: reqwest::Client,
+    pub log: Arc<FakeLog>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    pub async fn start(options: Options) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let tiles = TileStore::local(&dir.path().join("tiles"), SHARD).unwrap();
+        let log = Arc::new(FakeLog {
+            log_key: SigningKey::from_seed(&options.log_seed),
+            witnesses: options
+                .witness_seeds
+                .iter()
+                .map(SigningKey::from_seed)
+                .collect(),
+            cosign_time: options.cosign_time,
+            tiles: tiles.clone(),
+            state: Mutex::new(State {
+                leaves: Vec::new(),
+                index: HashMap::new(),
+                tile_builder: TileBuilder::new(),
+                bundle_builder: BundleBuilder::new(),
+                signed: None,
+                cosigned: None,
+                checkpoint: None,
+                mode: AddMode::Commit,
+                auto_publish: true,
+                batches: Vec::new(),
+            }),
+            add_gate: options.gate_adds.then(|| Arc::new(Semaphore::new(0))),
+            hang_reads: options.hang_reads,
+            add_calls: AtomicUsize::new(0),
+        });
+
+        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let grpc_addr: SocketAddr = grpc.local_addr().unwrap();
+        if options.sequencer_down {
+            // Nobody will listen on this port once the listener is gone.
+            drop(grpc);
+        } else {
+            let service = SequencerServer::new(FakeSequencer(Arc::clone(&log)));
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming(TcpListenerStream::new(grpc).map(|stream| {
+                        // Without it, Nagle's algorithm and delayed ACKs
+                        // add 40 ms to many small responses.
+                        stream.and_then(|s| s.set_nodelay(true).map(|()| s))
+                    })),
+            );
+        }
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(2))
+            .connect_lazy();
+
+        let shard = ShardFrontend {
+            name: SHARD.to_owned(),
+            log_key: log.log_key.public_key(),
+            sequencer: SequencerClient::new(channel),
+            tiles,
+            limits: options.limits,
+        };
+        let app = router(vec![shard], options.config).unwrap();
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_addr = http.local_addr().unwrap();
+        let http = http.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        tokio::spawn(async move { axum::serve(http, app).await });
+
+        let root = format!("http://{http_addr}");
+        Harness {
+            base: format!("{root}/{SHARD}/"),
+            root,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// GET `base + path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST `body` to `base + add-leaf`.
+    pub async fn add_leaf(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.http
+            .post(format!("{}add-leaf", self.base))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The submitter key of the tests (the vectors' submitter seed).
+pub fn submitter() -> SigningKey {
+    SigningKey::from_seed(&[0x53; 32])
+}
+
+/// The add-leaf request and leaf for test message number `i`.
+pub fn request(i: u64) -> (AddLeafRequest, Leaf) {
+    let message = hash(&i.to_be_bytes());
+    let request = AddLeafRequest::sign(&submitter(), &message);
+    (request, request.to_leaf().unwrap())
+}
+
+/// The leaves of messages `0..n`, as stored.
+pub fn leaves(n: u64) -> Vec<[u8; LEAF_SIZE]> {
+    (0..n).map(|i| request(i).1.to_bytes()).collect()
+}
+
+/// Roots of every prefix of `leaves`, computed independently of the tiles.
+pub fn roots(leaves: &[[u8; LEAF_SIZE]]) -> BTreeMap<u64, Hash> {
+    let mut range = cairn_tlog::compact::CompactRange::new();
+    let mut roots = BTreeMap::new();
+    roots.insert(0, range.root());
+    for leaf in leaves {
+        range.append(cairn_tlog::leaf_hash(leaf)).unwrap();
+        roots.insert(range.size(), range.root());
+    }
+    roots
+}
+
+/// Polls `condition` every 10 ms until it holds; panics after 10 s.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,30 @@
+//! Cairn's sequencer: one openraft group per shard.
+//!
+//! * [`types`] — the Raft type configuration and replicated commands.
+//! * [`log_store`] — the Raft log on RocksDB.
+//! * [`state_machine`] — applied state on RocksDB: leaves, leaf-hash index,
+//!   tree size and roots, integrated and published tree heads.
+//! * [`network`] — Raft transport over tonic (one service for every shard).
+//! * [`batcher`] — the leader's pool: many submissions, one Raft entry.
+//! * [`integrator`] — writes tiles for committed leaves, then commits
+//!   `Integrated`.
+//! * [`signer`] — the one place that signs tree heads, and only integrated
+//!   sizes derived from committed state.
+//! * [`shard`] — one shard's Raft, state and pipeline tasks.
+//! * [`service`] — the `cairn.v1.Sequencer` gRPC service.
+
+pub mod batcher;
+pub mod integrator;
+pub mod log_store;
+pub mod network;
+pub mod service;
+pub mod shard;
+pub mod signer;
+pub mod state_machine;
+pub mod types;
+
+pub use log_store::{RaftLogStore, StoreError, open_shard_db};
+pub use network::{
+    GrpcNetworkFactory, RaftStartError, RaftTransportService, initialize_single_node, start_raft,
+};
+pub use state_machine::StateMachine;

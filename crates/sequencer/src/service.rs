@@ -1,0 +1,298 @@
+//! The `cairn.v1.Sequencer` gRPC service (`proto/cairn/v1/sequencer.proto`)
+//! over the shards of one node, and the router that serves it together with
+//! the Raft transport on one address.
+//!
+//! Status codes:
+//!
+//! | condition | code |
+//! |---|---|
+//! | malformed request (leaf not 128 bytes, more than [`MAX_LEAVES_PER_CALL`] leaves, leaf hash not 32 bytes, missing or malformed head, invalid signatures, unknown witness) | `INVALID_ARGUMENT` |
+//! | unknown shard | `NOT_FOUND` |
+//! | not the leader | `FAILED_PRECONDITION`, leader URL in metadata [`LEADER_METADATA_KEY`] when known |
+//! | cosigned size below the published one, or rejected by the state machine | `FAILED_PRECONDITION` (no leader metadata) |
+//! | cosigned size not integrated yet, or root not the log's root at that size | `OUT_OF_RANGE` |
+//! | too many leaves pending (pushback) | `RESOURCE_EXHAUSTED` |
+//! | pipeline halted, Raft or object store unavailable, shutting down | `UNAVAILABLE` |
+//! | local database or a fatal storage error | `INTERNAL` |
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_proto::LEADER_METADATA_KEY;
+use cairn_proto::v1::sequencer_server::{Sequencer, SequencerServer};
+use cairn_proto::v1::{
+    AddLeavesRequest, AddLeavesResponse, Cosignature, CosignedTreeHead, GetLeafIndexRequest,
+    GetLeafIndexResponse, GetTreeHeadsRequest, LeafResult, PublishCosignedRequest,
+    PublishCosignedResponse, SignedTreeHead, TreeHeads,
+};
+use cairn_tlog::Hash;
+use tokio::time::Instant;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status};
+
+use crate::batcher::{LeaderHint, LeafStatus};
+use crate::network::RaftTransportService;
+use crate::shard::{Shard, ShardError};
+use crate::types::{CosignedHead, LEAF_SIZE, StoredCosignature};
+
+/// Most leaves one `AddLeaves` call may carry.
+pub const MAX_LEAVES_PER_CALL: usize = 4096;
+
+/// Longest `wait_ms` honoured; larger values are capped to it.
+pub const MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// Most cosignatures one `PublishCosigned` call may carry (a checkpoint
+/// object carries at most this many).
+pub const MAX_COSIGNATURES_PER_CALL: usize = crate::signer::MAX_COSIGNATURES;
+
+/// Largest gRPC message accepted: a full `AddLeaves` call (512 KiB of
+/// leaves) with room for framing.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// The sequencer service for a set of shards, keyed by name. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SequencerService {
+    shards: Arc<HashMap<String, Arc<Shard>>>,
+}
+
+impl SequencerService {
+    /// A service for `shards` (a later shard with the same name replaces an
+    /// earlier one).
+    pub fn new(shards: impl IntoIterator<Item = Arc<Shard>>) -> Self {
+        SequencerService {
+            shards: Arc::new(
+                shards
+                    .into_iter()
+                    .map(|s| (s.name().to_owned(), s))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The shard named `name`.
+    pub fn shard(&self, name: &str) -> Option<&Arc<Shard>> {
+        self.shards.get(name)
+    }
+
+    /// The tonic server, with message sizes bounded by
+    /// [`MAX_MESSAGE_BYTES`].
+    pub fn into_server(self) -> SequencerServer<Self> {
+        SequencerServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    fn get(&self, name: &str) -> Result<&Arc<Shard>, Status> {
+        self.shards
+            .get(name)
+            .ok_or_else(|| Status::not_found(format!("unknown shard {name:?}")))
+    }
+}
+
+/// A router serving the sequencer service and the Raft transport on one
+/// address; serve it with `serve`/`serve_with_incoming_shutdown`.
+pub fn grpc_router(
+    sequencer: SequencerService,
+    transport: RaftTransportService,
+) -> tonic::transport::server::Router {
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(sequencer.into_server())
+        .add_service(transport.into_server())
+}
+
+/// The gRPC status for a shard error (see the module table).
+pub fn status_for(e: &ShardError) -> Status {
+    let msg = e.to_string();
+    match e {
+        ShardError::NotLeader(hint) => not_leader_status(msg, hint),
+        ShardError::Pushback { .. } => Status::resource_exhausted(msg),
+        ShardError::InvalidHead(_) => Status::invalid_argument(msg),
+        ShardError::Stale { .. } | ShardError::Rejected(_) | ShardError::WrongKey { .. } => {
+            Status::failed_precondition(msg)
+        }
+        ShardError::NotInTree { .. } => Status::out_of_range(msg),
+        ShardError::Halted(_) | ShardError::Raft(_) | ShardError::ShuttingDown => {
+            Status::unavailable(msg)
+        }
+        ShardError::Storage(s) if s.is_retryable() => Status::unavailable(msg),
+        ShardError::Storage(_)
+        | ShardError::Database(_)
+        | ShardError::Signing(_)
+        | ShardError::Start { .. } => Status::internal(msg),
+    }
+}
+
+fn not_leader_status(msg: String, hint: &LeaderHint) -> Status {
+    let mut status = Status::failed_precondition(msg);
+    if let Some(addr) = &hint.leader_addr
+        && let Ok(value) = MetadataValue::try_from(addr.as_str())
+    {
+        status.metadata_mut().insert(LEADER_METADATA_KEY, value);
+    }
+    status
+}
+
+fn hash(bytes: &[u8], what: &str) -> Result<Hash, Status> {
+    bytes
+        .try_into()
+        .map_err(|_| Status::invalid_argument(format!("{what} is {} bytes, want 32", bytes.len())))
+}
+
+#[tonic::async_trait]
+impl Sequencer for SequencerService {
+    async fn add_leaves(
+        &self,
+        request: Request<AddLeavesRequest>,
+    ) -> Result<Response<AddLeavesResponse>, Status> {
+        let req = request.into_inner();
+        let shard = self.get(&req.shard)?;
+        if req.leaves.len() > MAX_LEAVES_PER_CALL {
+            return Err(Status::invalid_argument(format!(
+                "{} leaves in one call, at most {MAX_LEAVES_PER_CALL}",
+                req.leaves.len()
+            )));
+        }
+        let leaves = req
+            .leaves
+            .iter()
+            .enumerate()
+            .map(|(i, leaf)| {
+                <[u8; LEAF_SIZE]>::try_from(leaf.as_slice()).map_err(|_| {
+                    Status::invalid_argument(format!(
+                        "leaf {i} is {} bytes, a Sigsum leaf is {LEAF_SIZE}",
+                        leaf.len()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let wait = Duration::from_millis(u64::from(req.wait_ms)).min(MAX_WAIT);
+        let statuses = shard
+            .submit(leaves, Instant::now() + wait)
+            .await
+            .map_err(|e| status_for(&e))?;
+        let results = statuses
+            .into_iter()
+            .map(|s| match s {
+                LeafStatus::Committed(index) => LeafResult {
+                    committed: true,
+                    index,
+                },
+                LeafStatus::Pending => LeafResult {
+                    committed: false,
+                    index: 0,
+                },
+            })
+            .collect();
+        Ok(Response::new(AddLeavesResponse { results }))
+    }
+
+    async fn get_leaf_index(
+        &self,
+        request: Request<GetLeafIndexRequest>,
+    ) -> Result<Response<GetLeafIndexResponse>, Status> {
+        let req = request.into_inner();
+        let shard = self.get(&req.shard)?;
+        let leaf_hash = hash(&req.leaf_hash, "leaf_hash")?;
+        let index = shard
+            .leaf_index(leaf_hash)
+            .await
+            .map_err(|e| status_for(&e))?;
+        Ok(Response::new(GetLeafIndexResponse {
+            found: index.is_some(),
+            index: index.unwrap_or(0),
+        }))
+    }
+
+    async fn get_tree_heads(
+        &self,
+        request: Request<GetTreeHeadsRequest>,
+    ) -> Result<Response<TreeHeads>, Status> {
+        let req = request.into_inner();
+        let shard = self.get(&req.shard)?;
+        let heads = shard.tree_heads().map_err(|e| status_for(&e))?;
+        let signed = SignedTreeHead {
+            size: heads.signed.tree_head.size,
+            root_hash: heads.signed.tree_head.root_hash.to_vec(),
+            signature: heads.signed.signature.0.to_vec(),
+        };
+        let cosigned = heads.cosigned.map(|c| CosignedTreeHead {
+            signed: Some(SignedTreeHead {
+                size: c.size,
+                root_hash: c.root.to_vec(),
+                signature: c.signature,
+            }),
+            cosignatures: c
+                .cosignatures
+                .into_iter()
+                .map(|s| Cosignature {
+                    key_hash: s.key_hash.to_vec(),
+                    timestamp: s.timestamp,
+                    signature: s.signature,
+                    note_name: s.note_name,
+                })
+                .collect(),
+        });
+        Ok(Response::new(TreeHeads {
+            tree_size: heads.tree_size,
+            signed: Some(signed),
+            cosigned,
+        }))
+    }
+
+    async fn publish_cosigned(
+        &self,
+        request: Request<PublishCosignedRequest>,
+    ) -> Result<Response<PublishCosignedResponse>, Status> {
+        let req = request.into_inner();
+        let shard = self.get(&req.shard)?;
+        let head = req
+            .head
+            .ok_or_else(|| Status::invalid_argument("head is missing"))?;
+        let signed = head
+            .signed
+            .ok_or_else(|| Status::invalid_argument("head.signed is missing"))?;
+        if head.cosignatures.len() > MAX_COSIGNATURES_PER_CALL {
+            return Err(Status::invalid_argument(format!(
+                "{} cosignatures, at most {MAX_COSIGNATURES_PER_CALL}",
+                head.cosignatures.len()
+            )));
+        }
+        if signed.signature.len() != 64 {
+            return Err(Status::invalid_argument(format!(
+                "log signature is {} bytes, want 64",
+                signed.signature.len()
+            )));
+        }
+        let cosignatures = head
+            .cosignatures
+            .into_iter()
+            .map(|c| {
+                if c.signature.len() != 64 {
+                    return Err(Status::invalid_argument(format!(
+                        "cosignature is {} bytes, want 64",
+                        c.signature.len()
+                    )));
+                }
+                Ok(StoredCosignature {
+                    key_hash: hash(&c.key_hash, "cosignature key_hash")?,
+                    timestamp: c.timestamp,
+                    signature: c.signature,
+                    note_name: c.note_name,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let head = CosignedHead {
+            size: signed.size,
+            root: hash(&signed.root_hash, "root_hash")?,
+            signature: signed.signature,
+            cosignatures,
+        };
+        shard
+            .publish_cosigned(head)
+            .await
+            .map_err(|e| status_for(&e))?;
+        Ok(Response::new(PublishCosignedResponse {}))
+    }
+}

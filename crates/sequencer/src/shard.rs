@@ -1,0 +1,711 @@
+//! One shard on one node: its RocksDB, its Raft group member, and the
+//! pipeline tasks (batcher, and — while this node leads — integrator and
+//! checkpoint recovery).
+//!
+//! Lifecycle:
+//!
+//! * [`Shard::start`] opens `data_dir` (RocksDB: Raft log and state
+//!   machine), starts Raft, makes a fresh node a one-member cluster when
+//!   [`ShardConfig::bootstrap`] is set, and spawns the tasks.
+//! * Every time this node becomes leader (including after a restart) the
+//!   integrator resumes from the *applied* state, and once everything in the
+//!   local log is applied the `checkpoint` object is re-written for the
+//!   applied cosigned head: recovery needs nothing but the Raft log and the
+//!   state machine. On leadership loss the integrator stops.
+//! * [`Shard::shutdown`] stops the tasks and Raft. Nothing acknowledged is
+//!   lost: a leaf is reported committed only once its `Append` entry is
+//!   committed (fsynced) in the Raft log.
+//!
+//! Reads ([`Shard::state`], [`Shard::tree_heads`], [`Shard::leaf_index`])
+//! serve this node's applied state on any node; writes ([`Shard::submit`],
+//! [`Shard::publish_cosigned`]) need the leader and fail with
+//! [`ShardError::NotLeader`] elsewhere.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_sigsum::tree_head::SignedTreeHead;
+use cairn_sigsum::{PublicKey, SigningKey};
+use cairn_storage::{StorageError, TileStore};
+use cairn_tlog::Hash;
+use openraft::{Raft, ServerState};
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::batcher::{
+    Batcher, BatcherConfig, LeaderHint, LeafStatus, ProposeError, SubmitError, not_leader, propose,
+};
+use crate::integrator::{HaltFlag, Integrator, IntegratorConfig};
+use crate::log_store::open_shard_db;
+use crate::network::{
+    GrpcNetworkFactory, RaftTransportService, initialize_single_node, start_raft,
+};
+use crate::signer::{Signer, SignerError, WitnessKeys};
+use crate::state_machine::StateMachine;
+use crate::types::{
+    Command, CommandResponse, CosignedHead, LEAF_SIZE, NodeId, ShardState, TypeConfig,
+};
+
+/// Default number of applied log entries between state-machine snapshots.
+/// A snapshot copies the whole state into memory (see
+/// [`crate::state_machine`]), so it is kept sparse.
+pub const DEFAULT_SNAPSHOT_LOGS: u64 = 10_000;
+
+/// Most attempts to re-write the `checkpoint` object on leadership gain when
+/// the object store is unavailable; later publications write it anyway.
+pub const RECOVERY_CHECKPOINT_ATTEMPTS: u32 = 5;
+
+/// How long leadership recovery waits for the local log to be applied before
+/// re-writing the checkpoint object.
+pub const RECOVERY_APPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The openraft configuration used by default: openraft's defaults (50 ms
+/// heartbeat, 150–300 ms election timeout) with snapshots every
+/// [`DEFAULT_SNAPSHOT_LOGS`] entries.
+pub fn default_raft_config() -> openraft::Config {
+    openraft::Config {
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(DEFAULT_SNAPSHOT_LOGS),
+        ..openraft::Config::default()
+    }
+}
+
+/// Everything one shard on one node needs.
+#[derive(Clone, Debug)]
+pub struct ShardConfig {
+    /// Shard name: the Raft group name on the transport, the gRPC `shard`
+    /// field, and usually the object-store prefix.
+    pub name: String,
+    /// This node's Raft id in the shard's group.
+    pub node_id: NodeId,
+    /// The shard's RocksDB directory (Raft log and state machine), e.g.
+    /// `DIR/raft/<shard>/`. Created if missing; exclusively locked while open.
+    pub data_dir: PathBuf,
+    /// The log's Ed25519 key. Its public key names the log (origin
+    /// `sigsum.org/v1/tree/<key hash>`); a data dir whose published head was
+    /// signed by another key is refused at start.
+    pub signing_key: SigningKey,
+    /// The witness keys of the shard's policy. A cosigned head may only carry
+    /// cosignatures of these witnesses (their keys are needed to write the
+    /// cosignature lines of the `checkpoint` object).
+    pub witnesses: Vec<PublicKey>,
+    /// Where the shard's tiles and checkpoint live.
+    pub tile_store: TileStore,
+    /// This node's address in the Raft membership, `http://host:port`: the
+    /// gRPC server that serves both the Raft transport and the sequencer
+    /// service (see [`crate::service::grpc_router`]). Followers hand it out
+    /// as the leader's address.
+    pub raft_addr: String,
+    /// openraft settings; [`default_raft_config`] by default.
+    pub raft_config: openraft::Config,
+    /// Raft client connections; `None` makes a fresh pool. Pass one factory
+    /// (any shard) to share connections between the shards of a node.
+    pub network: Option<GrpcNetworkFactory>,
+    /// The node's Raft transport server; the shard registers its Raft there
+    /// so peers reach it (and unregisters on shutdown). `None` for a
+    /// single-node shard nobody needs to reach.
+    pub transport: Option<RaftTransportService>,
+    /// On a fresh data dir, make this node a one-member cluster (`cairnd
+    /// dev`, or the first node of a new cluster). Ignored on a used data dir.
+    pub bootstrap: bool,
+    /// Batching limits; see [`BatcherConfig`] for the defaults.
+    pub batcher: BatcherConfig,
+    /// Integration limits; see [`IntegratorConfig`] for the defaults.
+    pub integrator: IntegratorConfig,
+}
+
+impl ShardConfig {
+    /// A configuration with the documented defaults: bootstrap on, default
+    /// Raft, batching and integration settings, no transport registration,
+    /// no witnesses.
+    pub fn new(
+        name: impl Into<String>,
+        node_id: NodeId,
+        data_dir: impl Into<PathBuf>,
+        signing_key: SigningKey,
+        tile_store: TileStore,
+        raft_addr: impl Into<String>,
+    ) -> Self {
+        ShardConfig {
+            name: name.into(),
+            node_id,
+            data_dir: data_dir.into(),
+            signing_key,
+            witnesses: Vec::new(),
+            tile_store,
+            raft_addr: raft_addr.into(),
+            raft_config: default_raft_config(),
+            network: None,
+            transport: None,
+            bootstrap: true,
+            batcher: BatcherConfig::default(),
+            integrator: IntegratorConfig::default(),
+        }
+    }
+}
+
+/// Why a shard call failed. [`ShardError::is_retryable`] tells callers
+/// whether repeating the same call later can succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    /// The shard could not be opened or started (database, Raft start,
+    /// membership initialization). Not retryable without operator action.
+    #[error("starting shard {shard}: {reason}")]
+    Start {
+        /// The shard.
+        shard: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The data dir holds a published head that the configured key did not
+    /// sign: it belongs to another log.
+    #[error("the shard data was published under another log key (origin is {origin})")]
+    WrongKey {
+        /// The origin of the configured key.
+        origin: String,
+    },
+    /// This node is not the leader. Retry on the leader.
+    #[error("not the leader ({0})")]
+    NotLeader(LeaderHint),
+    /// Too many leaves pending. Retry after a short delay.
+    #[error("pushback: {requested} leaves would exceed the limit of {limit} pending leaves")]
+    Pushback {
+        /// Leaves refused.
+        requested: usize,
+        /// The pending limit.
+        limit: usize,
+    },
+    /// The shard's pipeline hit a fatal error and is halted.
+    #[error("shard pipeline halted: {0}")]
+    Halted(String),
+    /// A cosigned head that does not verify, or names unknown witnesses.
+    #[error("invalid cosigned head: {0}")]
+    InvalidHead(#[from] SignerError),
+    /// A cosigned head whose size is below the published one.
+    #[error("cosigned size {requested} is below the published size {published}")]
+    Stale {
+        /// The published size.
+        published: u64,
+        /// The offered size.
+        requested: u64,
+    },
+    /// A cosigned head for a size that is not integrated yet, or whose root
+    /// is not the log's root at that size.
+    #[error("cosigned head for size {size} does not match the integrated tree: {reason}")]
+    NotInTree {
+        /// The offered size.
+        size: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The state machine rejected the proposal.
+    #[error("rejected by the state machine: {0}")]
+    Rejected(String),
+    /// The signer refused to sign the applied state (it is inconsistent:
+    /// the local database is corrupt).
+    #[error("refusing to sign: {0}")]
+    Signing(SignerError),
+    /// The object store failed (see [`StorageError`] for fatal vs retryable).
+    #[error("object storage: {0}")]
+    Storage(#[from] StorageError),
+    /// Reading the local shard database failed.
+    #[error("shard database: {0}")]
+    Database(String),
+    /// Raft failed or is shutting down.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The shard is shutting down.
+    #[error("the shard is shutting down")]
+    ShuttingDown,
+}
+
+impl ShardError {
+    /// Whether the same call may succeed later (on this node or, for
+    /// [`ShardError::NotLeader`], on the leader).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ShardError::NotLeader(_)
+            | ShardError::Pushback { .. }
+            | ShardError::Database(_)
+            | ShardError::Raft(_)
+            | ShardError::NotInTree { .. } => true,
+            ShardError::Storage(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+}
+
+impl From<SubmitError> for ShardError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::Pushback { requested, limit } => ShardError::Pushback { requested, limit },
+            SubmitError::NotLeader(h) => ShardError::NotLeader(h),
+            SubmitError::Storage(m) => ShardError::Database(m),
+            SubmitError::Raft(m) => ShardError::Raft(m),
+            SubmitError::Unexpected(m) => ShardError::Rejected(m),
+            SubmitError::ShuttingDown => ShardError::ShuttingDown,
+        }
+    }
+}
+
+impl From<ProposeError> for ShardError {
+    fn from(e: ProposeError) -> Self {
+        match e {
+            ProposeError::NotLeader(h) => ShardError::NotLeader(h),
+            ProposeError::Raft(m) => ShardError::Raft(m),
+        }
+    }
+}
+
+/// A shard's tree heads as this node has applied them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeHeads {
+    /// Leaves committed and applied (may be ahead of the signed size).
+    pub tree_size: u64,
+    /// The tree head signed at the applied integrated size.
+    pub signed: SignedTreeHead,
+    /// The latest published cosigned tree head, if any.
+    pub cosigned: Option<CosignedHead>,
+}
+
+/// What the leadership task needs (cloned handles).
+#[derive(Clone)]
+struct Pipeline {
+    name: String,
+    node_id: NodeId,
+    raft: Raft<TypeConfig>,
+    state_machine: StateMachine,
+    signer: Arc<Signer>,
+    witnesses: Arc<WitnessKeys>,
+    store: TileStore,
+    integrator: IntegratorConfig,
+    halt: HaltFlag,
+    /// Serializes checkpoint writes so they happen in applied order.
+    publish_lock: Arc<Mutex<()>>,
+}
+
+/// One running shard. Share it behind an `Arc`; every method takes `&self`
+/// and may be called concurrently. Call [`Shard::shutdown`] before dropping
+/// it, or its tasks keep running.
+pub struct Shard {
+    pipeline: Pipeline,
+    batcher: Batcher,
+    transport: Option<RaftTransportService>,
+    stop: watch::Sender<bool>,
+    leadership: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard")
+            .field("name", &self.pipeline.name)
+            .field("node_id", &self.pipeline.node_id)
+            .field("origin", &self.pipeline.signer.origin())
+            .field("halted", &self.pipeline.halt.reason())
+            .field("batcher", &self.batcher)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shard {
+    /// Opens and starts the shard (see the module docs). Fails with
+    /// [`ShardError::Start`] if the database or Raft cannot be started and
+    /// [`ShardError::WrongKey`] if the data belongs to another log key.
+    pub async fn start(config: ShardConfig) -> Result<Shard, ShardError> {
+        let name = config.name.clone();
+        let start_err = |reason: String| ShardError::Start {
+            shard: name.clone(),
+            reason,
+        };
+        let signer =
+            Signer::new(config.signing_key.clone()).map_err(|e| start_err(e.to_string()))?;
+        let dir = config.data_dir.clone();
+        let db = tokio::task::spawn_blocking(move || open_shard_db(&dir))
+            .await
+            .map_err(|e| start_err(format!("opening the database: {e}")))?
+            .map_err(|e| start_err(format!("opening {}: {e}", config.data_dir.display())))?;
+        let network = match &config.network {
+            Some(n) => n.for_shard(name.as_str()),
+            None => GrpcNetworkFactory::new(config.node_id, name.as_str()),
+        };
+        let (raft, state_machine) = start_raft(
+            config.node_id,
+            &name,
+            db,
+            config.raft_config.clone(),
+            network,
+        )
+        .await
+        .map_err(|e| start_err(e.to_string()))?;
+
+        // Refuse to continue a log published under another key: it would
+        // sign a second, different history for the same data.
+        if let Some(head) = state_machine.state().cosigned
+            && signer
+                .verify_tree_head(head.size, &head.root, &head.signature)
+                .is_err()
+        {
+            let _ = raft.shutdown().await;
+            return Err(ShardError::WrongKey {
+                origin: signer.origin().to_owned(),
+            });
+        }
+
+        if let Some(transport) = &config.transport {
+            transport.register(name.as_str(), raft.clone());
+        }
+        if config.bootstrap {
+            match initialize_single_node(&raft, config.node_id, config.raft_addr.as_str()).await {
+                Ok(true) => tracing::info!(shard = %name, "initialized a new single-node shard"),
+                Ok(false) => {}
+                Err(e) => {
+                    if let Some(transport) = &config.transport {
+                        transport.unregister(&name);
+                    }
+                    let _ = raft.shutdown().await;
+                    return Err(start_err(e.to_string()));
+                }
+            }
+        }
+
+        let pipeline = Pipeline {
+            name: name.clone(),
+            node_id: config.node_id,
+            raft: raft.clone(),
+            state_machine: state_machine.clone(),
+            signer: Arc::new(signer),
+            witnesses: Arc::new(WitnessKeys::new(config.witnesses.iter().copied())),
+            store: config.tile_store.clone(),
+            integrator: config.integrator.clone(),
+            halt: HaltFlag::new(),
+            publish_lock: Arc::new(Mutex::new(())),
+        };
+        let batcher = Batcher::start(
+            config.node_id,
+            raft,
+            state_machine,
+            BatcherConfig {
+                // The state machine refuses larger `Append`s.
+                max_leaves: config
+                    .batcher
+                    .max_leaves
+                    .min(crate::state_machine::MAX_APPEND_LEAVES),
+                ..config.batcher.clone()
+            },
+        );
+        let (stop, stop_rx) = watch::channel(false);
+        let leadership = tokio::spawn(pipeline.clone().lead(stop_rx));
+        tracing::info!(shard = %name, node_id = config.node_id, origin = pipeline.signer.origin(), "shard started");
+        Ok(Shard {
+            pipeline,
+            batcher,
+            transport: config.transport,
+            stop,
+            leadership: std::sync::Mutex::new(Some(leadership)),
+        })
+    }
+
+    /// The shard name.
+    pub fn name(&self) -> &str {
+        &self.pipeline.name
+    }
+
+    /// This node's Raft id.
+    pub fn node_id(&self) -> NodeId {
+        self.pipeline.node_id
+    }
+
+    /// The log's signer (origin and public key).
+    pub fn signer(&self) -> &Signer {
+        &self.pipeline.signer
+    }
+
+    /// The latest applied state of this node.
+    pub fn state(&self) -> ShardState {
+        self.pipeline.state_machine.state()
+    }
+
+    /// A receiver of this node's applied state, updated after every apply.
+    pub fn subscribe(&self) -> watch::Receiver<ShardState> {
+        self.pipeline.state_machine.subscribe()
+    }
+
+    /// The Raft handle (metrics, membership changes).
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.pipeline.raft
+    }
+
+    /// The reason the pipeline halted, if it did (for readiness checks).
+    pub fn halted(&self) -> Option<String> {
+        self.pipeline.halt.reason().map(str::to_owned)
+    }
+
+    /// Whether this node currently believes it is the shard's leader.
+    pub fn is_leader(&self) -> bool {
+        not_leader(&self.pipeline.raft, self.pipeline.node_id).is_none()
+    }
+
+    /// Sequences leaves (see [`Batcher::submit`]): per leaf, its index or
+    /// [`LeafStatus::Pending`] if not committed by `deadline`. Fails with
+    /// [`ShardError::Halted`] while the pipeline is halted.
+    pub async fn submit(
+        &self,
+        leaves: Vec<[u8; LEAF_SIZE]>,
+        deadline: Instant,
+    ) -> Result<Vec<LeafStatus>, ShardError> {
+        if let Some(reason) = self.pipeline.halt.reason() {
+            return Err(ShardError::Halted(reason.to_owned()));
+        }
+        Ok(self.batcher.submit(leaves, deadline).await?)
+    }
+
+    /// The index of the leaf with RFC 6962 leaf hash `leaf_hash`, if it is
+    /// sequenced on this node.
+    pub async fn leaf_index(&self, leaf_hash: Hash) -> Result<Option<u64>, ShardError> {
+        let sm = self.pipeline.state_machine.clone();
+        tokio::task::spawn_blocking(move || sm.leaf_index(&leaf_hash))
+            .await
+            .map_err(|e| ShardError::Database(format!("lookup task: {e}")))?
+            .map_err(|e| ShardError::Database(e.to_string()))
+    }
+
+    /// The tree size, the tree head signed at the applied integrated size
+    /// (the signer's only input is the applied state), and the published
+    /// cosigned head.
+    pub fn tree_heads(&self) -> Result<TreeHeads, ShardError> {
+        let state = self.state();
+        let signed = self
+            .pipeline
+            .signer
+            .sign(&state)
+            .map_err(ShardError::Signing)?;
+        Ok(TreeHeads {
+            tree_size: state.tree_size,
+            signed,
+            cosigned: state.cosigned,
+        })
+    }
+
+    /// Publishes a cosigned tree head: checks it (size not below the
+    /// published one, integrated, root is the log's root at that size, log
+    /// signature is this log's, every cosignature verifies under a known
+    /// witness), commits `Command::Cosigned` through Raft, then writes the
+    /// `checkpoint` object. Leader only.
+    ///
+    /// Re-publishing the published size is allowed (e.g. more cosignatures).
+    /// If the checkpoint write fails after the commit, the error is returned
+    /// and a retry of the same call completes it. A fatal storage error
+    /// halts the shard.
+    pub async fn publish_cosigned(&self, head: CosignedHead) -> Result<(), ShardError> {
+        let p = &self.pipeline;
+        if let Some(reason) = p.halt.reason() {
+            return Err(ShardError::Halted(reason.to_owned()));
+        }
+        if let Some(hint) = not_leader(&p.raft, p.node_id) {
+            return Err(ShardError::NotLeader(hint));
+        }
+        let state = self.state();
+        if let Some(published) = &state.cosigned
+            && head.size < published.size
+        {
+            return Err(ShardError::Stale {
+                published: published.size,
+                requested: head.size,
+            });
+        }
+        if head.size > state.integrated_size {
+            return Err(ShardError::NotInTree {
+                size: head.size,
+                reason: format!("the integrated size is {}", state.integrated_size),
+            });
+        }
+        let sm = p.state_machine.clone();
+        let size = head.size;
+        let root = tokio::task::spawn_blocking(move || sm.root_at(size))
+            .await
+            .map_err(|e| ShardError::Database(format!("root lookup task: {e}")))?
+            .map_err(|e| ShardError::Database(e.to_string()))?;
+        match root {
+            Some(root) if root == head.root => {}
+            Some(_) => {
+                return Err(ShardError::NotInTree {
+                    size,
+                    reason: "the root differs from the log's root at that size".into(),
+                });
+            }
+            None => {
+                return Err(ShardError::NotInTree {
+                    size,
+                    reason: "the size is not a signed (batch boundary) size".into(),
+                });
+            }
+        }
+        // Verifies the log signature and every cosignature.
+        let note = p.signer.checkpoint_note(&head, &p.witnesses)?;
+
+        let _serial = p.publish_lock.lock().await;
+        match propose(&p.raft, Command::Cosigned { head }).await? {
+            CommandResponse::Applied => {}
+            CommandResponse::Rejected { reason } => return Err(ShardError::Rejected(reason)),
+            other => {
+                return Err(ShardError::Rejected(format!(
+                    "unexpected response {other:?}"
+                )));
+            }
+        }
+        p.write_checkpoint(size, note).await
+    }
+
+    /// Stops the pipeline tasks (the integrator at its next await point;
+    /// objects already written stay valid), fails queued submissions,
+    /// unregisters from the transport and shuts Raft down. Idempotent.
+    pub async fn shutdown(&self) {
+        self.stop.send_replace(true);
+        let leadership = self.leadership.lock().ok().and_then(|mut h| h.take());
+        if let Some(task) = leadership
+            && let Err(e) = task.await
+        {
+            tracing::error!(shard = %self.pipeline.name, error = %e, "leadership task failed");
+        }
+        self.batcher.shutdown().await;
+        if let Some(transport) = &self.transport {
+            transport.unregister(&self.pipeline.name);
+        }
+        if let Err(e) = self.pipeline.raft.shutdown().await {
+            tracing::error!(shard = %self.pipeline.name, error = %e, "raft shutdown failed");
+        }
+        tracing::info!(shard = %self.pipeline.name, "shard stopped");
+    }
+}
+
+impl Pipeline {
+    fn is_leader(&self) -> bool {
+        not_leader(&self.raft, self.node_id).is_none()
+    }
+
+    /// Runs the leader-only tasks for each term this node leads, until
+    /// `stop`.
+    async fn lead(self, mut stop: watch::Receiver<bool>) {
+        let mut metrics = self.raft.metrics();
+        loop {
+            // Wait for leadership.
+            while !self.is_leader() {
+                let shutting_down = metrics.borrow().state == ServerState::Shutdown;
+                if shutting_down {
+                    return;
+                }
+                tokio::select! {
+                    r = metrics.changed() => if r.is_err() { return },
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+            if *stop.borrow() {
+                return;
+            }
+            tracing::info!(shard = %self.name, node_id = self.node_id, "leadership gained; starting integrator");
+            let (term_stop, term_stop_rx) = watch::channel(false);
+            let integrator = Integrator {
+                node_id: self.node_id,
+                raft: self.raft.clone(),
+                state_machine: self.state_machine.clone(),
+                store: self.store.clone(),
+                config: self.integrator.clone(),
+                halt: self.halt.clone(),
+            };
+            let integrating = tokio::spawn(integrator.run(term_stop_rx.clone()));
+            let recovering = tokio::spawn(self.clone().recover_checkpoint(term_stop_rx));
+
+            // Wait for leadership loss or stop.
+            let stopped = loop {
+                if !self.is_leader() {
+                    break false;
+                }
+                tokio::select! {
+                    r = metrics.changed() => if r.is_err() { break true },
+                    _ = stop.wait_for(|s| *s) => break true,
+                }
+            };
+            term_stop.send_replace(true);
+            for task in [integrating, recovering] {
+                if let Err(e) = task.await {
+                    tracing::error!(shard = %self.name, error = %e, "leader task failed");
+                }
+            }
+            if stopped {
+                return;
+            }
+            tracing::info!(shard = %self.name, node_id = self.node_id, "leadership lost; integrator stopped");
+        }
+    }
+
+    /// On leadership gain: once the local log is applied, re-writes the
+    /// `checkpoint` object for the applied cosigned head (a no-op if it is
+    /// already there; refused by storage if a larger one is).
+    async fn recover_checkpoint(self, mut stop: watch::Receiver<bool>) {
+        let last_log = self.raft.metrics().borrow().last_log_index;
+        let wait = self.raft.wait(Some(RECOVERY_APPLY_TIMEOUT));
+        let applied =
+            wait.applied_index_at_least(last_log, "local log applied after leadership gain");
+        tokio::select! {
+            r = applied => if let Err(e) = r {
+                tracing::warn!(shard = %self.name, error = %e, "log not applied in time; checkpoint not re-written");
+                return;
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let Some(head) = self.state_machine.state().cosigned else {
+            return;
+        };
+        let note = match self.signer.checkpoint_note(&head, &self.witnesses) {
+            Ok(note) => note,
+            Err(e) => {
+                tracing::error!(shard = %self.name, size = head.size, error = %e, "applied cosigned head cannot be written as a checkpoint");
+                return;
+            }
+        };
+        let mut backoff = self.integrator.retry_min;
+        for attempt in 1..=RECOVERY_CHECKPOINT_ATTEMPTS {
+            let serial = self.publish_lock.lock().await;
+            match self.write_checkpoint(head.size, note.clone()).await {
+                Ok(()) => {
+                    tracing::info!(shard = %self.name, size = head.size, "checkpoint re-written for the applied cosigned head");
+                    return;
+                }
+                Err(ShardError::Storage(e)) if e.is_retryable() => {
+                    tracing::warn!(shard = %self.name, attempt, error = %e, "re-writing the checkpoint failed");
+                }
+                Err(e) => {
+                    tracing::error!(shard = %self.name, error = %e, "re-writing the checkpoint failed");
+                    return;
+                }
+            }
+            drop(serial);
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            backoff = (backoff * 2).min(self.integrator.retry_max);
+        }
+    }
+
+    /// Writes the `checkpoint` object (caller holds `publish_lock`). A
+    /// larger stored checkpoint is success (a later head is already
+    /// published); a fatal storage error halts the shard.
+    async fn write_checkpoint(&self, size: u64, note: Vec<u8>) -> Result<(), ShardError> {
+        match self.store.put_checkpoint(size, note).await {
+            Ok(()) => Ok(()),
+            Err(StorageError::CheckpointShrinks { stored, requested }) => {
+                tracing::info!(shard = %self.name, stored, requested, "a larger checkpoint is already published");
+                Ok(())
+            }
+            Err(e) => {
+                if e.is_fatal() {
+                    self.halt
+                        .halt(format!("writing the checkpoint for size {size}: {e}"));
+                }
+                Err(ShardError::Storage(e))
+            }
+        }
+    }
+}

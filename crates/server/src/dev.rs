@@ -1,0 +1,450 @@
+//! `cairnd dev`: a whole Sigsum log in one process, on local disk.
+//!
+//! The real architecture at size one (docs/decisions/0002-dev-slice.md): a
+//! single-voter openraft group on RocksDB, tiles in a `LocalFileSystem` object
+//! store, the frontend and the collector talking to the sequencer over real
+//! gRPC on loopback, and an embedded witness that the collector reaches over
+//! HTTP like any other witness.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::serve::ListenerExt as _;
+use cairn_collector::{Collector, CollectorConfig};
+use cairn_frontend::{FrontendConfig, ShardFrontend, ShardLimits};
+use cairn_proto::v1::sequencer_client::SequencerClient;
+use cairn_sequencer::RaftTransportService;
+use cairn_sequencer::service::{SequencerService, grpc_router};
+use cairn_sequencer::shard::{Shard, ShardConfig};
+use cairn_sigsum::key;
+use cairn_sigsum::policy::Policy;
+use cairn_sigsum::{PublicKey, SigningKey};
+use cairn_storage::TileStore;
+use cairn_witness::{Witness, WitnessConfig, WitnessState};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::ops;
+
+/// The dev shard's name: its URL prefix, Raft group and object prefix.
+pub const SHARD: &str = "dev";
+
+/// Version of the DIR layout this binary reads and writes.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// The embedded witness's signed-note key name and policy name.
+pub const WITNESS_NAME: &str = "cairn.dev/witness";
+const WITNESS_POLICY_NAME: &str = "cairn-dev-witness";
+
+const MARKER: &str = "cairn-dev.toml";
+const LOG_KEY: &str = "log.key";
+const WITNESS_KEY: &str = "witness.key";
+const POLICY: &str = "policy";
+
+/// How long shutdown waits for in-flight HTTP requests before giving up.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// `DIR/cairn-dev.toml`: what this directory holds, so a start against the
+/// wrong directory or an incompatible layout fails before touching anything.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Marker {
+    /// Layout version ([`LAYOUT_VERSION`] when written by this binary).
+    layout_version: u32,
+    /// Shard name ([`SHARD`]).
+    shard: String,
+    /// Hex key hash of the log key this directory's tree is signed with.
+    log_key_hash: String,
+    /// Hex key hash of the embedded witness's key.
+    witness_key_hash: String,
+}
+
+/// A prepared data directory.
+#[derive(Debug)]
+pub struct DevDir {
+    log_key: SigningKey,
+    witness_key: SigningKey,
+}
+
+impl DevDir {
+    /// Opens `root`, creating it with fresh keys on first use. Refuses a
+    /// directory holding another log's state or another layout version.
+    pub fn prepare(root: &Path) -> anyhow::Result<DevDir> {
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("creating data directory {}", root.display()))?;
+        let marker_path = root.join(MARKER);
+        if marker_path.exists() {
+            return Self::open_existing(root, &marker_path);
+        }
+        for stale in ["raft", "tiles", "witness"] {
+            if root.join(stale).exists() {
+                bail!(
+                    "{} holds Cairn state ({stale}/) but no {MARKER}: refusing to guess which \
+                     log it belongs to; use an empty directory",
+                    root.display()
+                );
+            }
+        }
+        let log_key = load_or_generate_key(&root.join(LOG_KEY))?;
+        let witness_key = load_or_generate_key(&root.join(WITNESS_KEY))?;
+        if log_key.public_key() == witness_key.public_key() {
+            bail!("the log and the witness must not share a key");
+        }
+        let marker = Marker {
+            layout_version: LAYOUT_VERSION,
+            shard: SHARD.to_owned(),
+            log_key_hash: log_key.public_key().key_hash().to_hex(),
+            witness_key_hash: witness_key.public_key().key_hash().to_hex(),
+        };
+        // Written last: a directory with a marker is complete.
+        write_atomic(&marker_path, toml::to_string(&marker)?.as_bytes(), 0o644)?;
+        Ok(DevDir {
+            log_key,
+            witness_key,
+        })
+    }
+
+    fn open_existing(root: &Path, marker_path: &Path) -> anyhow::Result<DevDir> {
+        let text = std::fs::read_to_string(marker_path)
+            .with_context(|| format!("reading {}", marker_path.display()))?;
+        let marker: Marker = toml::from_str(&text)
+            .with_context(|| format!("{} is not a Cairn dev marker", marker_path.display()))?;
+        if marker.layout_version != LAYOUT_VERSION {
+            bail!(
+                "{} holds layout version {}, this cairnd reads version {LAYOUT_VERSION}",
+                root.display(),
+                marker.layout_version
+            );
+        }
+        if marker.shard != SHARD {
+            bail!(
+                "{} holds shard {:?}, not {SHARD:?}",
+                root.display(),
+                marker.shard
+            );
+        }
+        let log_key = read_private_key(&root.join(LOG_KEY))?;
+        let witness_key = read_private_key(&root.join(WITNESS_KEY))?;
+        let found = log_key.public_key().key_hash().to_hex();
+        if found != marker.log_key_hash {
+            bail!(
+                "{} belongs to the log with key hash {}, but {LOG_KEY} has key hash {found}: \
+                 refusing to sign another log's tree",
+                root.display(),
+                marker.log_key_hash
+            );
+        }
+        let found = witness_key.public_key().key_hash().to_hex();
+        if found != marker.witness_key_hash {
+            bail!(
+                "{}: {WITNESS_KEY} has key hash {found}, the directory was made with {}",
+                root.display(),
+                marker.witness_key_hash
+            );
+        }
+        Ok(DevDir {
+            log_key,
+            witness_key,
+        })
+    }
+
+    /// The policy file for a log served at `listen`: the log with its base
+    /// URL, the embedded witness with its URL, and a quorum of that witness.
+    pub fn policy_text(&self, listen: SocketAddr) -> String {
+        format!(
+            "# Sigsum policy for the cairnd dev log (written by cairnd at every start).\n\
+             log {log} {base}\n\
+             witness {WITNESS_POLICY_NAME} {witness} http://{listen}/witness\n\
+             quorum {WITNESS_POLICY_NAME}\n",
+            log = self.log_key.public_key().to_hex(),
+            base = base_url(listen).trim_end_matches('/'),
+            witness = self.witness_key.public_key().to_hex(),
+        )
+    }
+}
+
+/// The dev shard's Sigsum base URL.
+pub fn base_url(listen: SocketAddr) -> String {
+    format!("http://{listen}/{SHARD}/")
+}
+
+/// Runs the dev log until Ctrl-C or SIGTERM.
+pub async fn run(root: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
+    let dir = DevDir::prepare(&root)?;
+    let policy_text = dir.policy_text(listen);
+    let policy = Policy::parse(policy_text.as_bytes()).context("the generated policy")?;
+    write_atomic(&root.join(POLICY), policy_text.as_bytes(), 0o644)?;
+
+    // Bind first: a busy port should fail before any state is opened.
+    let http = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let grpc_addr = grpc.local_addr()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let tiles = TileStore::local(&root.join("tiles"), SHARD).context("opening the tile store")?;
+    let transport = RaftTransportService::new();
+    let mut config = ShardConfig::new(
+        SHARD,
+        1,
+        root.join("raft").join(SHARD),
+        dir.log_key.clone(),
+        tiles.clone(),
+        format!("http://{grpc_addr}"),
+    );
+    config.witnesses = vec![dir.witness_key.public_key()];
+    config.transport = Some(transport.clone());
+    let shard = Arc::new(
+        Shard::start(config)
+            .await
+            .context("starting the sequencer")?,
+    );
+
+    let grpc_server = tokio::spawn({
+        let router = grpc_router(SequencerService::new([shard.clone()]), transport);
+        let stop = stopped(stop_rx.clone());
+        async move {
+            router
+                .serve_with_incoming_shutdown(
+                    // Small request/response pairs: Nagle plus delayed ACKs
+                    // would add ~40 ms to every call.
+                    TcpListenerStream::new(grpc).map(|conn| {
+                        if let Ok(c) = &conn {
+                            let _ = c.set_nodelay(true);
+                        }
+                        conn
+                    }),
+                    stop,
+                )
+                .await
+        }
+    });
+    let sequencer = SequencerClient::new(
+        tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))?
+            .connect_timeout(Duration::from_secs(2))
+            .connect_lazy(),
+    );
+
+    let witness = Witness::with_system_clock(
+        WitnessConfig::for_sigsum_logs(
+            WITNESS_NAME,
+            dir.witness_key.clone(),
+            [&dir.log_key.public_key()],
+        ),
+        WitnessState::open(root.join("witness")).context("opening the witness state")?,
+    )?;
+
+    let frontend = cairn_frontend::router(
+        vec![ShardFrontend {
+            name: SHARD.to_owned(),
+            log_key: dir.log_key.public_key(),
+            sequencer: sequencer.clone(),
+            tiles: tiles.clone(),
+            limits: ShardLimits::default(),
+        }],
+        FrontendConfig {
+            public_base_url: Some(format!("http://{listen}")),
+            ..FrontendConfig::default()
+        },
+    )?;
+    let app = axum::Router::new()
+        .nest("/witness", cairn_witness::router(Arc::new(witness)))
+        .merge(ops::router(vec![shard.clone()]))
+        .merge(frontend);
+
+    let collector = Collector::new(
+        CollectorConfig::new(SHARD),
+        policy,
+        dir.log_key.public_key(),
+        sequencer,
+        tiles,
+    )
+    .context("starting the collector")?;
+    let collector_task = tokio::spawn({
+        let stop = stopped(stop_rx.clone());
+        async move { collector.run(stop).await }
+    });
+
+    println!("cairnd dev: a Sigsum log with an embedded witness");
+    println!("  data directory: {}", root.display());
+    println!("  log base URL:   {}", base_url(listen));
+    println!("  log key hash:   {}", dir.log_key.public_key().key_hash());
+    println!("  policy file:    {}", root.join(POLICY).display());
+    println!();
+    print!("{policy_text}");
+    println!();
+
+    let http = http.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let server = axum::serve(http, app).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let serve_task = tokio::spawn(async move { server.await });
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new requests; acknowledged leaves are in the Raft log");
+    stop_tx.send_replace(true);
+    match tokio::time::timeout(SHUTDOWN_GRACE, serve_task).await {
+        Ok(joined) => joined?.context("HTTP server")?,
+        Err(_) => tracing::warn!("HTTP requests still running after {SHUTDOWN_GRACE:?}"),
+    }
+    if let Err(e) = collector_task.await {
+        tracing::error!(error = %e, "collector task failed");
+    }
+    shard.shutdown().await;
+    grpc_server.await?.context("gRPC server")?;
+    Ok(())
+}
+
+/// Resolves once the stop flag is set.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    // An error means the sender is gone, which also means stop.
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn read_private_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    key::parse_private_key_file(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Reads the key at `path`, or generates one and writes it (OpenSSH private
+/// key, and `<path>.pub`) as sigsum-key does.
+fn load_or_generate_key(path: &Path) -> anyhow::Result<SigningKey> {
+    if path.exists() {
+        return read_private_key(path);
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let mut check = [0u8; 4];
+    getrandom::fill(&mut check).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let key = SigningKey::from_seed(&seed);
+    let private = key::write_openssh_private_key(&key, u32::from_be_bytes(check));
+    write_atomic(path, private.as_bytes(), 0o600)?;
+    let public: PublicKey = key.public_key();
+    let mut pub_path = path.as_os_str().to_owned();
+    pub_path.push(".pub");
+    write_atomic(
+        Path::new(&pub_path),
+        key::format_public_key_file(&public).as_bytes(),
+        0o644,
+    )?;
+    Ok(key)
+}
+
+/// Writes a file so that readers see either the old or the new contents:
+/// temp file, fsync, rename, fsync the directory.
+fn write_atomic(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+        let mut file = options
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(data)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_directory_gets_keys_marker_and_a_parseable_policy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DevDir::prepare(tmp.path()).unwrap();
+        for f in [
+            MARKER,
+            LOG_KEY,
+            "log.key.pub",
+            WITNESS_KEY,
+            "witness.key.pub",
+        ] {
+            assert!(tmp.path().join(f).exists(), "{f} missing");
+        }
+        let text = dir.policy_text("127.0.0.1:6965".parse().unwrap());
+        let policy = Policy::parse(text.as_bytes()).unwrap();
+        assert_eq!(policy.logs().len(), 1);
+        assert!(text.contains("http://127.0.0.1:6965/dev\n"));
+        assert!(text.contains("http://127.0.0.1:6965/witness\n"));
+    }
+
+    #[test]
+    fn reopening_reuses_the_same_keys() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = DevDir::prepare(tmp.path()).unwrap();
+        let b = DevDir::prepare(tmp.path()).unwrap();
+        assert_eq!(a.log_key.public_key(), b.log_key.public_key());
+        assert_eq!(a.witness_key.public_key(), b.witness_key.public_key());
+    }
+
+    #[test]
+    fn a_directory_of_another_log_key_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        DevDir::prepare(tmp.path()).unwrap();
+        std::fs::remove_file(tmp.path().join(LOG_KEY)).unwrap();
+        load_or_generate_key(&tmp.path().join(LOG_KEY)).unwrap();
+        let err = DevDir::prepare(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("refusing to sign another log's tree"), "{err}");
+    }
+
+    #[test]
+    fn another_layout_version_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        DevDir::prepare(tmp.path()).unwrap();
+        let marker = tmp.path().join(MARKER);
+        let text = std::fs::read_to_string(&marker)
+            .unwrap()
+            .replace("layout_version = 1", "layout_version = 99");
+        std::fs::write(&marker, text).unwrap();
+        let err = DevDir::prepare(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("layout version 99"), "{err}");
+    }
+
+    #[test]
+    fn state_without_a_marker_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("raft")).unwrap();
+        let err = DevDir::prepare(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("no cairn-dev.toml"), "{err}");
+    }
+}

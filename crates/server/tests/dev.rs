@@ -1,0 +1,275 @@
+//! End-to-end tests of `cairnd dev` as a user runs it: the real binary in its
+//! own process, on loopback, with its data directory in a tempdir, driven by
+//! Cairn's Sigsum client over HTTP.
+//!
+//! `the_dev_log_sequences_proves_and_survives_a_restart` is one linear story
+//! (each phase depends on the last): start, submit 1000 leaves concurrently
+//! and get verified proofs for all of them, check every inclusion proof and
+//! the consistency of every published tree head seen, stop with SIGTERM,
+//! restart, and check the tree continued unchanged.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_client::{LogClient, SubmitConfig, Submitter};
+use cairn_sigsum::policy::Policy;
+use cairn_sigsum::tree_head::CosignedTreeHead;
+use cairn_sigsum::{Hash, PublicKey, SigningKey};
+use cairn_tlog::leaf_hash;
+use futures::StreamExt as _;
+
+/// Generous: the first start creates RocksDB and elects the single node.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+const LEAVES: usize = 1000;
+
+/// A running `cairnd dev`, stopped (SIGTERM, then kill) on drop.
+struct Cairnd {
+    child: Child,
+    listen: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Cairnd {
+    fn start(dir: &Path, listen: SocketAddr) -> Cairnd {
+        let child = Command::new(env!("CARGO_BIN_EXE_cairnd"))
+            .args(["dev", "--data-dir"])
+            .arg(dir)
+            .args(["--listen", &listen.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn cairnd");
+        Cairnd {
+            child,
+            listen,
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://{}/dev/", self.listen)
+    }
+
+    fn policy(&self) -> Policy {
+        let text = std::fs::read(self.dir.join("policy")).expect("policy file");
+        Policy::parse(&text).expect("policy parses")
+    }
+
+    fn log_key(&self) -> PublicKey {
+        let text = std::fs::read(self.dir.join("log.key.pub")).expect("log.key.pub");
+        cairn_sigsum::key::parse_public_key_file(&text).expect("public key")[0].0
+    }
+
+    /// Waits until `/readyz` answers 200 (a leader and a cosigned head).
+    async fn wait_ready(&mut self) {
+        let url = format!("http://{}/readyz", self.listen);
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("cairnd exited early: {status}");
+            }
+            if let Ok(r) = reqwest::get(&url).await
+                && r.status() == reqwest::StatusCode::OK
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cairnd not ready within {START_DEADLINE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                assert!(
+                    status.success(),
+                    "cairnd exited with {status} after SIGTERM"
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cairnd did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Cairnd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+fn message(i: usize) -> Hash {
+    cairn_sigsum::crypto::hash(format!("cairn dev test artifact {i}\n").as_bytes())
+}
+
+/// Polls get-tree-head until the cosigned size reaches `size`, recording
+/// every distinct head seen (by size) for the consistency checks.
+async fn wait_for_size(
+    client: &LogClient,
+    size: u64,
+    seen: &mut BTreeMap<u64, CosignedTreeHead>,
+) -> CosignedTreeHead {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let head = client.get_tree_head().await.expect("get-tree-head");
+        seen.insert(head.tree_head().size, head.clone());
+        if head.tree_head().size >= size {
+            return head;
+        }
+        assert!(Instant::now() < deadline, "tree did not reach {size}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dev_log_sequences_proves_and_survives_a_restart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let listen = free_port();
+
+    // Phase 1: first start creates the directory, keys and policy.
+    let mut cairnd = Cairnd::start(&dir, listen);
+    cairnd.wait_ready().await;
+    let policy = cairnd.policy();
+    let log_key = cairnd.log_key();
+    let client = LogClient::new(&cairnd.base_url()).expect("client");
+    let mut seen = BTreeMap::new();
+    wait_for_size(&client, 0, &mut seen).await;
+
+    // Phase 2: 1000 leaves, 64 in flight, each with a proof that Cairn's
+    // offline verifier accepts under the log's policy (log signature, witness
+    // quorum, inclusion).
+    let submitter_key = SigningKey::from_seed(&[0x53; 32]);
+    let submitter = Submitter::new(
+        policy.clone(),
+        submitter_key.clone(),
+        SubmitConfig {
+            concurrency: 64,
+            ..SubmitConfig::default()
+        },
+    )
+    .expect("submitter");
+    let messages: Vec<Hash> = (0..LEAVES).map(message).collect();
+    let mut proofs = Vec::new();
+    let mut stream = submitter.submit_and_prove_stream(&messages);
+    while let Some((i, result)) = stream.next().await {
+        let proof = result.unwrap_or_else(|e| panic!("message {i}: {e}"));
+        proof
+            .verify(&messages[i], &[submitter_key.public_key()], &policy)
+            .expect("proof verifies");
+        proofs.push((i, proof));
+    }
+    drop(stream);
+    assert_eq!(proofs.len(), LEAVES);
+
+    // Phase 3: every leaf is in the published tree exactly once, and every
+    // inclusion proof against the latest head verifies.
+    let head = wait_for_size(&client, LEAVES as u64, &mut seen).await;
+    let size = head.tree_head().size;
+    assert_eq!(size, LEAVES as u64, "no leaf was sequenced twice");
+    assert!(head.signed.verify(&log_key), "log signature");
+    let mut indices = std::collections::HashSet::new();
+    for (i, proof) in &proofs {
+        let leaf = proof.leaf(&messages[*i]);
+        let proof = client
+            .get_inclusion_proof(size, &leaf.leaf_hash())
+            .await
+            .unwrap_or_else(|e| panic!("inclusion proof for message {i}: {e}"));
+        proof
+            .verify(&leaf.leaf_hash(), head.tree_head())
+            .expect("inclusion verifies");
+        assert!(
+            indices.insert(proof.leaf_index),
+            "index {} twice",
+            proof.leaf_index
+        );
+    }
+    // get-leaves returns the same leaves the proofs name.
+    let first = client.get_leaves(0, 10).await.expect("get-leaves");
+    assert!(!first.is_empty());
+    for (index, leaf) in first.iter().enumerate() {
+        let proof = client
+            .get_inclusion_proof(size, &leaf.leaf_hash())
+            .await
+            .expect("proof");
+        assert_eq!(proof.leaf_index, index as u64);
+    }
+
+    // Phase 4: every pair of published heads seen is consistent.
+    let sizes: Vec<u64> = seen.keys().copied().filter(|s| *s > 0).collect();
+    for pair in sizes.windows(2) {
+        let (old, new) = (&seen[&pair[0]], &seen[&pair[1]]);
+        let proof = client
+            .get_consistency_proof(pair[0], pair[1])
+            .await
+            .expect("consistency proof");
+        proof
+            .verify(old.tree_head(), new.tree_head())
+            .expect("consistent heads");
+    }
+
+    // Phase 5: SIGTERM, restart on the same directory: same tree, same keys,
+    // new leaves continue after the old ones.
+    cairnd.stop();
+    let mut cairnd = Cairnd::start(&dir, listen);
+    cairnd.wait_ready().await;
+    assert_eq!(cairnd.log_key(), log_key, "the restart kept the log key");
+    let client = LogClient::new(&cairnd.base_url()).expect("client");
+    let after = wait_for_size(&client, size, &mut seen).await;
+    assert_eq!(after.tree_head().size, size);
+    assert_eq!(after.tree_head().root_hash, head.tree_head().root_hash);
+
+    let more: Vec<Hash> = (LEAVES..LEAVES + 10).map(message).collect();
+    for (i, result) in submitter
+        .submit_and_prove(&more)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let proof = result.unwrap_or_else(|e| panic!("message {}: {e}", LEAVES + i));
+        assert!(proof.tree_head.tree_head().size > size);
+    }
+    let grown = wait_for_size(&client, size + 10, &mut seen).await;
+    let proof = client
+        .get_consistency_proof(size, grown.tree_head().size)
+        .await
+        .expect("consistency across the restart");
+    proof
+        .verify(head.tree_head(), grown.tree_head())
+        .expect("the tree continued unchanged");
+    let leaf = leaf_hash(&cairn_sigsum::leaf::Leaf::sign(&submitter_key, &more[0]).to_bytes());
+    let proof = client
+        .get_inclusion_proof(grown.tree_head().size, &leaf)
+        .await
+        .expect("new leaf proof");
+    assert!(
+        proof.leaf_index >= size,
+        "new leaves come after the old tree"
+    );
+    cairnd.stop();
+}

@@ -1,0 +1,52 @@
+//! One shard's C2SP tlog-tiles (<https://c2sp.org/tlog-tiles>) in object
+//! storage: the [`TileStore`].
+//!
+//! A shard's objects live under a key prefix (e.g. `dev/`) with exactly the
+//! tlog-tiles names, so the prefix can be served by any static HTTP server or
+//! CDN:
+//!
+//! | key | what | mutability |
+//! |---|---|---|
+//! | `checkpoint` | the latest published signed checkpoint note | overwritten, never with a smaller tree |
+//! | `tile/<L>/<N>` | full hash tile | create-only, immutable |
+//! | `tile/<L>/<N>.p/<W>` | partial hash tile of width `W` | create-only; old widths may be garbage-collected |
+//! | `tile/entries/<N>[.p/<W>]` | entry bundles of 128-byte Sigsum leaves | as hash tiles |
+//!
+//! **Write side** (the integrator and publisher on the shard's Raft leader,
+//! see `docs/decisions/0002-dev-slice.md`):
+//! [`TileStore::write_integration`] writes the bundles and tiles that
+//! `cairn_tlog::tile::{BundleBuilder, TileBuilder}` return, create-only: the
+//! same bytes again is success (a new leader re-running integration),
+//! different bytes is a fatal [`StorageError::Fork`].
+//! [`TileStore::resume`] rebuilds the builders after a restart;
+//! [`TileStore::put_checkpoint`] publishes a checkpoint that never shrinks.
+//!
+//! **Read side** (frontend, collector): [`TileStore::get`] serves objects
+//! verbatim; [`TileStore::leaves`], [`TileStore::leaf_hash`],
+//! [`TileStore::inclusion_proof`], [`TileStore::consistency_proof`] and
+//! [`TileStore::root`] compute Merkle data from the tiles of a `stored_size`
+//! known to be fully written, using the plans of `cairn_tlog::proof`. Full
+//! tiles and bundles are cached in memory; partial ones never are.
+//!
+//! **Errors** are [`StorageError`]s, classified as fatal (halt the shard),
+//! retryable (the store was unavailable after [`RETRY_ATTEMPTS`] attempts) or
+//! per-request. Every object store call is retried with backoff and limited
+//! in time ([`ATTEMPT_TIMEOUT`]); every read is limited in size.
+
+mod cache;
+mod error;
+mod key;
+mod read;
+mod retry;
+mod store;
+mod write;
+
+pub use cache::DEFAULT_CACHE_BYTES;
+pub use error::{Corruption, StorageError};
+pub use key::MAX_KEY_LEN;
+pub use read::{LEAF_SIZE, MAX_LEAVES_PER_CALL};
+pub use retry::{ATTEMPT_TIMEOUT, RETRY_ATTEMPTS, RETRY_BASE_DELAY};
+pub use store::{
+    CHECKPOINT_KEY, MAX_BUNDLE_BYTES, MAX_CHECKPOINT_BYTES, MAX_IN_FLIGHT, TileStore,
+    TileStoreOptions,
+};

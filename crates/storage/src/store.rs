@@ -1,0 +1,309 @@
+//! [`TileStore`]: the handle, its constructors, and the object reads and
+//! writes the write and read sides are built from.
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_tlog::tile::{
+    BundleId, FULL_TILE_BYTES, MAX_ENTRY_SIZE, TILE_WIDTH, TileId, TilePath, decode_bundle,
+    encode_bundle,
+};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::cache::{DEFAULT_CACHE_BYTES, TileCache};
+use crate::error::StorageError;
+use crate::key::{normalise_prefix, object_path};
+use crate::retry::retry;
+
+/// Key of the checkpoint object below the shard prefix.
+pub const CHECKPOINT_KEY: &str = "checkpoint";
+
+/// Most concurrent object store requests one call makes (a write of an
+/// integration's objects, the tile reads of one proof).
+pub const MAX_IN_FLIGHT: usize = 8;
+
+/// Largest possible entry bundle: 256 entries of 65535 bytes with their
+/// 2-byte length prefixes. Larger objects under a bundle key are corrupt.
+pub const MAX_BUNDLE_BYTES: usize = TILE_WIDTH as usize * (2 + MAX_ENTRY_SIZE);
+
+/// Largest checkpoint object accepted: the signed-note size limit.
+pub const MAX_CHECKPOINT_BYTES: usize = cairn_tlog::note::MAX_NOTE_BYTES;
+
+/// Tunables of a [`TileStore`]; `Default` gives the documented defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TileStoreOptions {
+    /// Budget of the in-memory cache of full hash tiles and full entry
+    /// bundles, in bytes; 0 disables it. Default [`DEFAULT_CACHE_BYTES`]
+    /// (64 MiB: ~8000 hash tiles, or ~2000 bundles of Sigsum leaves).
+    pub cache_bytes: usize,
+}
+
+impl Default for TileStoreOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
+/// One shard's C2SP tlog-tiles in an object store, under a key prefix.
+///
+/// Object keys are exactly the tlog-tiles paths below the prefix
+/// (`<prefix>/checkpoint`, `<prefix>/tile/<L>/<N>[.p/<W>]`,
+/// `<prefix>/tile/entries/<N>[.p/<W>]`), so the prefix can be served as is by
+/// any static HTTP server or CDN.
+///
+/// Writers: only the shard's Raft leader writes, through
+/// [`write_integration`](Self::write_integration) (create-only tiles) and
+/// [`put_checkpoint`](Self::put_checkpoint). Readers (frontend, collector)
+/// can share one handle: cloning is cheap, and clones share the cache of full
+/// tiles. Every method takes `&self` and may be called concurrently.
+///
+/// Generic over any [`ObjectStore`]; [`TileStore::local`] builds the
+/// `LocalFileSystem` one used by `cairnd dev`. An S3 constructor (conditional
+/// checkpoint writes with `PutMode::Update`) is left for later.
+#[derive(Clone, Debug)]
+pub struct TileStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn ObjectStore>,
+    /// Normalised: no leading or trailing `/`; empty for the store root.
+    prefix: String,
+    cache: TileCache,
+}
+
+impl TileStore {
+    /// A store for the shard whose objects live in `store` under `prefix`
+    /// (`dev`, `dev/` and `/dev` are the same prefix; `""` is the store
+    /// root), with default options.
+    ///
+    /// Fails with [`StorageError::InvalidKey`] unless the prefix is made of
+    /// `/`-separated `[A-Za-z0-9._-]` segments (no empty, `.` or `..` ones).
+    /// Performs no IO.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<Self, StorageError> {
+        Self::with_options(store, prefix, TileStoreOptions::default())
+    }
+
+    /// [`TileStore::new`] with explicit options.
+    pub fn with_options(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        options: TileStoreOptions,
+    ) -> Result<Self, StorageError> {
+        let prefix = normalise_prefix(prefix)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                prefix,
+                cache: TileCache::new(options.cache_bytes),
+            }),
+        })
+    }
+
+    /// A store on the local filesystem: objects are files below `dir`
+    /// (created if missing) under `prefix`, e.g. `dir/dev/tile/0/000`.
+    ///
+    /// Writes are fsynced (file and directory) before they return, so "Ok"
+    /// means durable, as with a remote object store; `PutMode::Create` is an
+    /// atomic hard link, so create-only holds between processes too.
+    pub fn local(dir: &FsPath, prefix: &str) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::LocalDir {
+            dir: dir.display().to_string(),
+            source,
+        })?;
+        let fs = LocalFileSystem::new_with_prefix(dir)
+            .map_err(|source| StorageError::Backend {
+                op: "open",
+                path: dir.display().to_string(),
+                source,
+            })?
+            .with_fsync(true);
+        Self::new(Arc::new(fs), prefix)
+    }
+
+    /// The underlying object store (for tools such as GC or fsck that list
+    /// objects; keys below [`prefix`](Self::prefix)).
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner.store
+    }
+
+    /// The normalised shard prefix (no surrounding `/`; empty for the root).
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// Number of objects in the cache of full tiles and bundles, and their
+    /// total size in bytes (for metrics).
+    pub fn cache_usage(&self) -> (usize, usize) {
+        self.inner.cache.usage()
+    }
+
+    /// The full object path of `key` below the prefix.
+    fn path(&self, key: &str) -> Result<Path, StorageError> {
+        object_path(&self.inner.prefix, key)
+    }
+
+    /// Reads the object `key`: `None` if it does not exist. Objects over
+    /// `max_len` bytes are [`StorageError::Corrupt`] and are not downloaded.
+    /// Retried as [`retry`] describes.
+    pub(crate) async fn read(
+        &self,
+        key: &str,
+        max_len: usize,
+    ) -> Result<Option<Bytes>, StorageError> {
+        let path = self.path(key)?;
+        let max = u64::try_from(max_len).unwrap_or(u64::MAX);
+        retry("get", key, || async {
+            let result = match self.inner.store.get(&path).await {
+                Ok(result) => result,
+                Err(e) => {
+                    return match StorageError::from_store("get", key, e) {
+                        StorageError::NotFound { .. } => Ok(None),
+                        e => Err(e),
+                    };
+                }
+            };
+            let too_large =
+                |len| StorageError::corrupt(key, crate::error::Corruption::TooLarge { len, max });
+            if result.meta.size > max {
+                return Err(too_large(result.meta.size));
+            }
+            let bytes = result
+                .bytes()
+                .await
+                .map_err(|e| StorageError::from_store("get", key, e))?;
+            // The size in the metadata is the store's claim; check the body.
+            if bytes.len() > max_len {
+                return Err(too_large(u64::try_from(bytes.len()).unwrap_or(u64::MAX)));
+            }
+            Ok(Some(bytes))
+        })
+        .await
+    }
+
+    /// Writes `bytes` to `key` with `mode`, retried. Maps every store error
+    /// with [`StorageError::from_store`] except `AlreadyExists`, which is
+    /// returned as `Ok(false)` for the create-only logic to inspect.
+    pub(crate) async fn write(
+        &self,
+        key: &str,
+        bytes: &Bytes,
+        mode: object_store::PutMode,
+    ) -> Result<bool, StorageError> {
+        let path = self.path(key)?;
+        retry("put", key, || async {
+            let opts = object_store::PutOptions {
+                mode: mode.clone(),
+                ..Default::default()
+            };
+            match self
+                .inner
+                .store
+                .put_opts(&path, bytes.clone().into(), opts)
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                Err(e) => Err(StorageError::from_store("put", key, e)),
+            }
+        })
+        .await
+    }
+
+    /// Reads hash tile `id` exactly as named: `None` if that object does not
+    /// exist. The bytes must decode at the id's width, else
+    /// [`StorageError::Corrupt`]. Full tiles come from and go to the cache.
+    pub(crate) async fn fetch_tile(&self, id: TileId) -> Result<Option<Bytes>, StorageError> {
+        let key = TilePath::Hash(id);
+        if id.is_full()
+            && let Some(bytes) = self.inner.cache.get(&key)
+        {
+            return Ok(Some(bytes));
+        }
+        let path = id.path();
+        let Some(bytes) = self.read(&path, FULL_TILE_BYTES).await? else {
+            return Ok(None);
+        };
+        id.decode(&bytes)
+            .map_err(|e| StorageError::corrupt(&path, e))?;
+        if id.is_full() {
+            self.inner.cache.insert(key, bytes.clone());
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Reads entry bundle `id` exactly as named, like [`fetch_tile`](Self::fetch_tile).
+    pub(crate) async fn fetch_bundle(&self, id: BundleId) -> Result<Option<Bytes>, StorageError> {
+        let key = TilePath::Entries(id);
+        if id.is_full()
+            && let Some(bytes) = self.inner.cache.get(&key)
+        {
+            return Ok(Some(bytes));
+        }
+        let path = id.path();
+        let Some(bytes) = self.read(&path, MAX_BUNDLE_BYTES).await? else {
+            return Ok(None);
+        };
+        id.decode(&bytes)
+            .map_err(|e| StorageError::corrupt(&path, e))?;
+        if id.is_full() {
+            self.inner.cache.insert(key, bytes.clone());
+        }
+        Ok(Some(bytes))
+    }
+
+    /// The bytes of hash tile `id` as it exists in a tree where it has this
+    /// width: the object `id` names, or — if that partial tile is gone
+    /// (partial tiles of old widths may be garbage-collected once the tree has
+    /// grown) — the first `width` hashes of the full tile of the same index,
+    /// which a tile only ever grows into. [`StorageError::NotFound`] (naming
+    /// `id`) if neither exists.
+    pub(crate) async fn tile_at(&self, id: TileId) -> Result<Bytes, StorageError> {
+        if let Some(bytes) = self.fetch_tile(id).await? {
+            return Ok(bytes);
+        }
+        let not_found = || StorageError::NotFound { path: id.path() };
+        if id.is_full() {
+            return Err(not_found());
+        }
+        // A full tile of this index may not fit any u64 tree; then there is
+        // nothing to fall back to.
+        let Ok(full) = TileId::full(id.level(), id.index()) else {
+            return Err(not_found());
+        };
+        let bytes = self.fetch_tile(full).await?.ok_or_else(not_found)?;
+        tracing::debug!(tile = %id, "partial tile gone; serving it from the full tile");
+        Ok(bytes.slice(..usize::from(id.width()) * cairn_tlog::tile::HASH_SIZE))
+    }
+
+    /// The bytes of entry bundle `id` as it exists in a tree where it has
+    /// this width, falling back to a prefix of the full bundle like
+    /// [`tile_at`](Self::tile_at).
+    pub(crate) async fn bundle_at(&self, id: BundleId) -> Result<Bytes, StorageError> {
+        if let Some(bytes) = self.fetch_bundle(id).await? {
+            return Ok(bytes);
+        }
+        let not_found = || StorageError::NotFound { path: id.path() };
+        if id.is_full() {
+            return Err(not_found());
+        }
+        let Ok(full) = BundleId::full(id.index()) else {
+            return Err(not_found());
+        };
+        let bytes = self.fetch_bundle(full).await?.ok_or_else(not_found)?;
+        let path = full.path();
+        let entries = decode_bundle(&bytes).map_err(|e| StorageError::corrupt(&path, e))?;
+        let prefix = entries
+            .get(..usize::from(id.width()))
+            .ok_or_else(|| StorageError::NotFound { path: id.path() })?;
+        let encoded = encode_bundle(prefix).map_err(|e| StorageError::corrupt(&path, e))?;
+        tracing::debug!(bundle = %id, "partial bundle gone; serving it from the full bundle");
+        Ok(Bytes::from(encoded))
+    }
+}

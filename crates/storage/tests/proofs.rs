@@ -1,0 +1,299 @@
+//! Merkle reads from tiles: a tree grown in random batches through the real
+//! builders serves leaves, roots, inclusion and consistency proofs that
+//! verify against roots computed independently with `CompactRange`, at the
+//! current size and at older sizes, without needing old partial tiles.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use cairn_storage::{MAX_LEAVES_PER_CALL, StorageError, TileStore};
+use cairn_tlog::proof::{ProofError, verify_consistency, verify_inclusion};
+use cairn_tlog::tile::{TilePath, parse_path, partial_tiles_for_size};
+use common::{Rng, Tree, delete_raw, raw_path, reopen, temp_store};
+use futures::TryStreamExt;
+
+/// Checks every read about the tree of `size` leaves against the reference,
+/// reading the tiles at `stored`: the root, the consistency proof to
+/// `stored`, and inclusion proofs for `indices`.
+async fn check_size(store: &TileStore, tree: &Tree, size: u64, stored: u64, indices: &[u64]) {
+    let root = store.root(size, stored).await.unwrap();
+    assert_eq!(
+        root, tree.roots[size as usize],
+        "root of {size} at {stored}"
+    );
+    let proof = store.consistency_proof(size, stored, stored).await.unwrap();
+    verify_consistency(
+        size,
+        stored,
+        &proof,
+        &tree.roots[size as usize],
+        &tree.roots[stored as usize],
+    )
+    .unwrap_or_else(|e| panic!("consistency {size} -> {stored}: {e}"));
+    for &index in indices {
+        let proof = store.inclusion_proof(index, size, stored).await.unwrap();
+        verify_inclusion(
+            &tree.leaf_hash(index),
+            index,
+            size,
+            &proof,
+            &tree.roots[size as usize],
+        )
+        .unwrap_or_else(|e| panic!("inclusion of {index} in {size} at {stored}: {e}"));
+    }
+}
+
+/// Every object key below the prefix that is a partial tile or bundle.
+async fn partial_objects(store: &TileStore) -> Vec<TilePath> {
+    let prefix = raw_path("tile");
+    let metas: Vec<_> = store
+        .object_store()
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .unwrap();
+    let strip = format!("{}/", common::PREFIX);
+    metas
+        .iter()
+        .filter_map(|m| parse_path(m.location.as_ref().strip_prefix(&strip)?).ok())
+        .filter(|p| match p {
+            TilePath::Hash(t) => !t.is_full(),
+            TilePath::Entries(b) => !b.is_full(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn growing_tree_serves_verifiable_proofs_at_every_batch_size() {
+    let seed = 0x5eed_0001;
+    println!("seed {seed:#x}");
+    let mut rng = Rng::new(seed);
+    let (dir, store) = temp_store();
+    let mut tree = Tree::new();
+    let mut sizes = vec![];
+    // Past 65536 leaves, so that level-1 tiles fill and level 2 appears.
+    while tree.size() < 70_000 {
+        // Mostly small batches (as integrations are), some large ones.
+        let n = if rng.range(0, 9) == 0 {
+            rng.range(1000, 9000)
+        } else {
+            rng.range(1, 600)
+        };
+        tree.grow(&store, n).await;
+        let stored = tree.size();
+        sizes.push(stored);
+        // The current size, and every earlier batch boundary in a sample.
+        let mut old: BTreeSet<u64> = (0..4)
+            .map(|_| sizes[rng.range(0, sizes.len() as u64 - 1) as usize])
+            .collect();
+        old.insert(stored);
+        old.insert(1);
+        for &size in &old {
+            let indices: Vec<u64> = (0..3).map(|_| rng.range(0, size - 1)).collect();
+            check_size(&store, &tree, size, stored, &indices).await;
+        }
+        let start = rng.range(0, stored - 1);
+        let end = rng.range(start + 1, stored.min(start + 700));
+        let leaves = store.leaves(start, end, stored).await.unwrap();
+        let expected_end = end.min(start + MAX_LEAVES_PER_CALL);
+        assert_eq!(
+            leaves.as_slice(),
+            &tree.leaves[start as usize..expected_end as usize],
+            "leaves [{start}, {end}) at {stored}"
+        );
+        let index = rng.range(0, stored - 1);
+        assert_eq!(
+            store.leaf_hash(index, stored).await.unwrap(),
+            tree.leaf_hash(index)
+        );
+    }
+
+    // Garbage-collect every partial tile except those of the current size,
+    // then serve proofs for the older sizes from a fresh process.
+    let stored = tree.size();
+    let keep: BTreeSet<TilePath> = partial_tiles_for_size(stored)
+        .map(TilePath::Hash)
+        .chain(cairn_tlog::tile::partial_bundle_for_size(stored).map(TilePath::Entries))
+        .collect();
+    let mut deleted = 0;
+    for p in partial_objects(&store).await {
+        if !keep.contains(&p) {
+            delete_raw(&store, &p.path()).await;
+            deleted += 1;
+        }
+    }
+    assert!(deleted > 50, "only {deleted} old partial objects to delete");
+    assert_eq!(partial_objects(&store).await.len(), keep.len());
+    let fresh = reopen(&dir);
+    for &size in &sizes {
+        let indices = [0, size / 2, size - 1];
+        check_size(&fresh, &tree, size, stored, &indices).await;
+        for &other in &sizes {
+            if other <= size {
+                let proof = fresh.consistency_proof(other, size, stored).await.unwrap();
+                verify_consistency(
+                    other,
+                    size,
+                    &proof,
+                    &tree.roots[other as usize],
+                    &tree.roots[size as usize],
+                )
+                .unwrap();
+            }
+        }
+        let start = size - 1;
+        assert_eq!(
+            fresh.leaves(start, size, stored).await.unwrap(),
+            [tree.leaves[start as usize]]
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_proof_of_a_small_tree_verifies() {
+    let mut rng = Rng::new(0x5eed_0002);
+    let (_dir, store) = temp_store();
+    let mut tree = Tree::new();
+    while tree.size() < 600 {
+        let n = rng.range(1, 90);
+        tree.grow(&store, n).await;
+    }
+    let stored = tree.size();
+    // Every size, including ones that were never a batch boundary.
+    for size in 1..=stored {
+        let root = store.root(size, stored).await.unwrap();
+        assert_eq!(root, tree.roots[size as usize], "root of {size}");
+        let proof = store.consistency_proof(size, stored, stored).await.unwrap();
+        verify_consistency(
+            size,
+            stored,
+            &proof,
+            &tree.roots[size as usize],
+            &tree.roots[stored as usize],
+        )
+        .unwrap();
+    }
+    // Every leaf in every 11th size (and the full size).
+    for size in (1..=stored).step_by(11).chain([stored]) {
+        let indices: Vec<u64> = (0..size).collect();
+        check_size(&store, &tree, size, stored, &indices).await;
+    }
+    assert_eq!(store.root(0, stored).await.unwrap(), cairn_tlog::EMPTY_ROOT);
+}
+
+#[tokio::test]
+async fn a_partial_tile_gone_after_its_tile_filled_is_read_from_the_full_tile() {
+    let (dir, store) = temp_store();
+    let mut tree = Tree::new();
+    tree.grow(&store, 100).await;
+    tree.grow(&store, 200).await; // tile 0 and bundle 0 are now full
+    delete_raw(&store, "tile/0/000.p/100").await;
+    delete_raw(&store, "tile/entries/000.p/100").await;
+    let fresh = reopen(&dir);
+    // A reader still on the old stored size 100.
+    check_size(&fresh, &tree, 57, 100, &[0, 13, 56]).await;
+    check_size(&fresh, &tree, 100, 100, &[99]).await;
+    assert_eq!(
+        fresh.leaves(90, 100, 100).await.unwrap().as_slice(),
+        &tree.leaves[90..100]
+    );
+    // The exact object is gone, and `get` serves objects verbatim.
+    assert_eq!(fresh.get("tile/0/000.p/100").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn leaves_are_clamped_to_512_and_cross_bundles() {
+    let (_dir, store) = temp_store();
+    let mut tree = Tree::new();
+    tree.grow(&store, 1290).await;
+    tree.grow(&store, 10).await;
+    let got = store.leaves(10, 1300, 1300).await.unwrap();
+    assert_eq!(got.len() as u64, MAX_LEAVES_PER_CALL);
+    assert_eq!(got.as_slice(), &tree.leaves[10..522]);
+    // A range within a partial bundle, read at an older stored size.
+    let got = store.leaves(1280, 1290, 1290).await.unwrap();
+    assert_eq!(got.as_slice(), &tree.leaves[1280..1290]);
+}
+
+#[tokio::test]
+async fn reads_outside_the_stored_tree_are_refused() {
+    let (_dir, store) = temp_store();
+    let mut tree = Tree::new();
+    tree.grow(&store, 10).await;
+    let err = store.leaves(5, 11, 10).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::SizeBeyondStored {
+                size: 11,
+                stored_size: 10
+            }
+        ),
+        "{err:?}"
+    );
+    let err = store.leaves(5, 5, 10).await.unwrap_err();
+    assert!(matches!(err, StorageError::EmptyRange { .. }), "{err:?}");
+    let err = store.inclusion_proof(0, 11, 10).await.unwrap_err();
+    assert!(
+        matches!(err, StorageError::SizeBeyondStored { .. }),
+        "{err:?}"
+    );
+    let err = store.inclusion_proof(10, 10, 10).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::Proof(ProofError::IndexOutOfRange {
+                index: 10,
+                size: 10
+            })
+        ),
+        "{err:?}"
+    );
+    let err = store.consistency_proof(6, 5, 10).await.unwrap_err();
+    assert!(matches!(err, StorageError::Proof(_)), "{err:?}");
+    let err = store.root(11, 10).await.unwrap_err();
+    assert!(
+        matches!(err, StorageError::SizeBeyondStored { .. }),
+        "{err:?}"
+    );
+    let err = store.leaf_hash(10, 10).await.unwrap_err();
+    assert!(matches!(err, StorageError::Proof(_)), "{err:?}");
+    assert!(!err.is_fatal() && !err.is_retryable());
+}
+
+#[tokio::test]
+async fn a_stored_size_whose_tiles_are_missing_is_not_found() {
+    let (_dir, store) = temp_store();
+    let mut tree = Tree::new();
+    tree.grow(&store, 10).await;
+    // The caller claims 20 leaves are written; they are not.
+    let err = store.inclusion_proof(3, 10, 20).await.unwrap_err();
+    assert!(
+        matches!(err, StorageError::NotFound { ref path } if path == "tile/0/000.p/20"),
+        "{err:?}"
+    );
+    let err = store.leaves(0, 10, 20).await.unwrap_err();
+    assert!(matches!(err, StorageError::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn full_tiles_are_cached_and_served_verbatim() {
+    let (_dir, store) = temp_store();
+    let mut tree = Tree::new();
+    tree.grow(&store, 300).await;
+    assert_eq!(store.cache_usage(), (0, 0));
+    let full = store.get("tile/0/000").await.unwrap().unwrap();
+    assert_eq!(full.len(), 256 * 32);
+    assert_eq!(&full[32..64], &tree.leaf_hash(1));
+    let partial = store.get("tile/0/001.p/44").await.unwrap().unwrap();
+    assert_eq!(partial.len(), 44 * 32);
+    store.get("tile/entries/000").await.unwrap().unwrap();
+    // Only the two full objects are cached.
+    assert_eq!(store.cache_usage().0, 2);
+    // A cached full tile is served even after the object is gone: full
+    // tiles never change, so the cache needs no invalidation.
+    delete_raw(&store, "tile/0/000").await;
+    assert_eq!(store.get("tile/0/000").await.unwrap().unwrap(), full);
+    assert_eq!(store.get("tile/0/002").await.unwrap(), None);
+}

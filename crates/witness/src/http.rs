@@ -1,0 +1,100 @@
+//! The HTTP face of a [`Witness`]: `POST /add-checkpoint` as an axum router
+//! that can be nested under any submission prefix.
+//!
+//! Every error is `text/plain` with a one-line reason, except 409, whose body
+//! is exactly `<size>\n` with `Content-Type: text/x.tlog.size` as the spec
+//! requires. Limits: bodies over [`MAX_BODY_BYTES`] get 413 before being
+//! buffered; at most [`MAX_IN_FLIGHT`] requests are served at once (more get
+//! 503 at once, rather than queueing); a request taking longer than
+//! [`REQUEST_TIMEOUT`] gets 503. Abandoning a request never corrupts state
+//! (see [`Witness::add_checkpoint`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use tokio::sync::Semaphore;
+
+use crate::request::MAX_BODY_BYTES;
+use crate::witness::{AddCheckpointError, Witness};
+
+/// Most requests served concurrently by one router.
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// Longest time one request may take, body upload included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Content type of the 409 body (C2SP tlog-witness).
+pub const TLOG_SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
+
+const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
+/// The witness's routes: `POST /add-checkpoint`. Mount it under a prefix
+/// with [`Router::nest`], e.g. `/witness` → `/witness/add-checkpoint`.
+pub fn router(witness: Arc<Witness>) -> Router {
+    let limiter = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    Router::new()
+        .route(
+            "/add-checkpoint",
+            post(add_checkpoint).fallback(method_not_allowed),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(limiter, limits))
+        .with_state(witness)
+}
+
+async fn add_checkpoint(State(witness): State<Arc<Witness>>, body: Bytes) -> Response {
+    match witness.add_checkpoint(&body).await {
+        Ok(lines) => (StatusCode::OK, [(header::CONTENT_TYPE, TEXT_PLAIN)], lines).into_response(),
+        Err(AddCheckpointError::Conflict { stored }) => (
+            StatusCode::CONFLICT,
+            [(header::CONTENT_TYPE, TLOG_SIZE_CONTENT_TYPE)],
+            format!("{stored}\n"),
+        )
+            .into_response(),
+        Err(e) if e.status().is_server_error() => {
+            // Details (paths, OS errors) go to the operator, not the client.
+            tracing::error!(error = %e, "add-checkpoint failed");
+            text(
+                e.status(),
+                "internal error: the witness cannot cosign right now",
+            )
+        }
+        Err(e) => text(e.status(), &e.to_string()),
+    }
+}
+
+async fn method_not_allowed() -> Response {
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "add-checkpoint takes POST");
+    r.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    r
+}
+
+async fn limits(State(limiter): State<Arc<Semaphore>>, req: Request, next: Next) -> Response {
+    let Ok(_permit) = limiter.try_acquire() else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "witness busy: too many requests in flight, retry later",
+        );
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "request timed out"),
+    }
+}
+
+fn text(status: StatusCode, reason: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, TEXT_PLAIN)],
+        format!("{reason}\n"),
+    )
+        .into_response()
+}
