@@ -473,7 +473,11 @@ pub enum RaftStartError {
 /// `cluster_name` is set to the shard name (it only labels traces). Its
 /// snapshot policy decides how often the whole state is copied into a
 /// snapshot (see [`crate::state_machine`]); shards with large trees should
-/// use a sparse policy. Blocking reads at start are short (the state record).
+/// use a sparse policy. openraft 0.9 bounds every AppendEntries RPC
+/// (transfer plus the follower's fsync) by `heartbeat_interval`, so that must
+/// leave room for the largest batch; `max_payload_entries` × the largest
+/// entry must stay below [`MAX_MESSAGE_BYTES`] or the RPC is split. Blocking
+/// reads at start are short (the state record).
 pub async fn start_raft(
     node_id: NodeId,
     shard: &str,
