@@ -61,6 +61,37 @@ pub const RECOVERY_CHECKPOINT_ATTEMPTS: u32 = 5;
 /// re-writing the checkpoint object.
 pub const RECOVERY_APPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long [`Shard::start`] waits for a database that an earlier instance
+/// of the shard *in this process* still holds open. openraft's state-machine
+/// worker exits asynchronously after Raft shutdown, so the previous
+/// instance's database closes a moment after [`Shard::shutdown`] returns.
+pub const OPEN_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Opens the shard database off the async threads, waiting up to
+/// [`OPEN_LOCK_WAIT`] while this process still holds its lock (an in-process
+/// restart). A lock held by another process fails at once.
+async fn open_db(dir: &std::path::Path) -> Result<Arc<rocksdb::DB>, String> {
+    let deadline = Instant::now() + OPEN_LOCK_WAIT;
+    loop {
+        let d = dir.to_path_buf();
+        let opened = tokio::task::spawn_blocking(move || open_shard_db(&d))
+            .await
+            .map_err(|e| format!("open task failed: {e}"))?;
+        match opened {
+            Ok(db) => return Ok(db),
+            // RocksDB's wording for a lock taken by this same process.
+            Err(e)
+                if e.to_string().contains("lock hold by current process")
+                    && Instant::now() < deadline =>
+            {
+                tracing::debug!(dir = %dir.display(), "database still held by a previous instance; waiting");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
 /// The openraft configuration used by default: openraft's defaults (50 ms
 /// heartbeat, 150–300 ms election timeout) with snapshots every
 /// [`DEFAULT_SNAPSHOT_LOGS`] entries.
@@ -320,10 +351,8 @@ impl Shard {
         };
         let signer =
             Signer::new(config.signing_key.clone()).map_err(|e| start_err(e.to_string()))?;
-        let dir = config.data_dir.clone();
-        let db = tokio::task::spawn_blocking(move || open_shard_db(&dir))
+        let db = open_db(&config.data_dir)
             .await
-            .map_err(|e| start_err(format!("opening the database: {e}")))?
             .map_err(|e| start_err(format!("opening {}: {e}", config.data_dir.display())))?;
         let network = match &config.network {
             Some(n) => n.for_shard(name.as_str()),
@@ -560,6 +589,10 @@ impl Shard {
     /// Stops the pipeline tasks (the integrator at its next await point;
     /// objects already written stay valid), fails queued submissions,
     /// unregisters from the transport and shuts Raft down. Idempotent.
+    ///
+    /// The database closes once the last handle is gone: when this `Shard`
+    /// is dropped and openraft's state-machine worker has exited (shortly
+    /// after this returns; see [`OPEN_LOCK_WAIT`]).
     pub async fn shutdown(&self) {
         self.stop.send_replace(true);
         let leadership = self.leadership.lock().ok().and_then(|mut h| h.take());
