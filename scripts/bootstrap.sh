@@ -17,6 +17,8 @@ elif ! ldconfig -p 2>/dev/null | grep -q 'libclang\.so'; then
     need_apt+=(libclang-dev)
 fi
 command -v c++ >/dev/null || need_apt+=(g++)
+# The ssh-agent signing tests run OpenSSH's ssh-agent and ssh-add.
+command -v ssh-agent >/dev/null || need_apt+=(openssh-client)
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         echo "bootstrap: installing ${need_apt[*]}"

@@ -108,15 +108,18 @@ fn parse_raw_hash(data: &[u8]) -> anyhow::Result<Hash> {
     if let Ok(raw) = <Hash>::try_from(data) {
         return Ok(raw);
     }
-    let text = data.trim_ascii();
-    let mut out = [0u8; 32];
-    if text.len() != 64 || hex::decode_to_slice(text, &mut out).is_err() {
-        bail!(
+    hex_array(data.trim_ascii()).with_context(|| {
+        format!(
             "must be exactly 32 bytes or 64 hex characters, got {} bytes",
             data.len()
-        );
-    }
-    Ok(out)
+        )
+    })
+}
+
+/// Exactly `2 * N` hex characters of either case, decoded.
+pub fn hex_array<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    (text.len() == 2 * N && hex::decode_to_slice(text, &mut out).is_ok()).then_some(out)
 }
 
 /// Whether to replace an existing file.

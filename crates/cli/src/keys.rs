@@ -1,18 +1,33 @@
-//! `cairn key`: generate key pairs and convert public keys, with the file
-//! formats and output of sigsum-go's `sigsum-key`.
+//! `cairn key`: generate key pairs, convert public keys, and make and check
+//! plain Ed25519 signatures, with the file formats and output of sigsum-go's
+//! `sigsum-key`.
+//!
+//! `sign` prints the 64-byte signature as 128 lowercase hex characters and a
+//! newline; `verify` reads that (surrounding whitespace ignored). With
+//! `-n NAMESPACE` the signed bytes are `NAMESPACE || 0x00 || message`, the
+//! form of every Sigsum signature (an empty namespace means none, as in
+//! sigsum-key); without it, the message itself.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use cairn_client::Signer as _;
+use cairn_sigsum::crypto::namespaced;
 use cairn_sigsum::key::{
     self, PublicKeyFile, VKEY_TYPE_LOG, format_public_key_file, parse_public_key_hex, parse_vkey,
     write_openssh_private_key,
 };
-use cairn_sigsum::{PublicKey, SigningKey};
+use cairn_sigsum::{PublicKey, Signature, SigningKey};
 use cairn_tlog::note::VerifierKey;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::files::{self, Input, Overwrite};
+use crate::signing::read_signer;
+
+/// Largest message `sign` and `verify` read from standard input. They are
+/// for short messages (a checksum, a token's log key); through ssh-agent
+/// the bound is the agent's, about 256 KiB.
+const MAX_MESSAGE_BYTES: u64 = 16 << 20;
 
 /// `cairn key` subcommands.
 #[derive(Subcommand, Debug)]
@@ -56,6 +71,41 @@ pub enum KeyCommand {
     /// Ed25519 and cosignature/v1 vkeys are read; vkeys whose key ID does
     /// not match their name, type and key are refused.
     FromVkey(ConvertArgs),
+    /// Sign standard input and print the Ed25519 signature in hex (as
+    /// sigsum-key sign).
+    ///
+    /// Sigsum uses the namespaces sigsum.org/v1/tree-leaf (signed
+    /// checksums) and sigsum.org/v1/submit-token (rate-limit tokens).
+    /// Without -n the message is signed as it is. Exit status 0 on success,
+    /// 1 on any error.
+    Sign {
+        /// Private key: unencrypted OpenSSH or raw hex seed; or an OpenSSH
+        /// public key whose private key is in ssh-agent ($SSH_AUTH_SOCK).
+        #[arg(short = 'k', long = "signing-key", value_name = "FILE")]
+        key: PathBuf,
+        /// Where to write the signature (default: standard output);
+        /// replaced atomically.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Sign NAMESPACE || 0x00 || message, for domain separation.
+        #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
+        namespace: Option<String>,
+    },
+    /// Verify an Ed25519 signature of standard input (as sigsum-key verify).
+    ///
+    /// Prints nothing if the signature is valid. Exit status 0 if it is
+    /// valid, 1 if it is not or on any error.
+    Verify {
+        /// Public key file, OpenSSH format.
+        #[arg(short = 'k', long = "key", value_name = "FILE")]
+        key: PathBuf,
+        /// Signature file: 128 hex characters, as `sign` writes it.
+        #[arg(short = 's', long = "signature", value_name = "FILE")]
+        signature: PathBuf,
+        /// The namespace the message was signed under (see `sign -n`).
+        #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
+        namespace: Option<String>,
+    },
 }
 
 /// Input and output of the conversion commands.
@@ -109,7 +159,58 @@ pub fn run(cmd: KeyCommand) -> anyhow::Result<()> {
                 parse_vkey(&text).with_context(|| format!("vkey in {}", input(&io).describe()))?;
             files::write_output(io.output.as_deref(), &format_public_key_file(&key))
         }
+        KeyCommand::Sign {
+            key,
+            output,
+            namespace,
+        } => {
+            let signer = read_signer(&key)?.signer;
+            let message = read_signed_message(namespace.as_deref())?;
+            let signature = signer.sign(&message).context("signing")?;
+            files::write_output(output.as_deref(), &format!("{}\n", signature.to_hex()))
+        }
+        KeyCommand::Verify {
+            key,
+            signature,
+            namespace,
+        } => {
+            let key = read_public_key(&ConvertArgs {
+                key: Some(key),
+                output: None,
+            })?;
+            let signature = read_signature(&signature)?;
+            let message = read_signed_message(namespace.as_deref())?;
+            if !key.verify(&message, &signature) {
+                bail!("signature is not valid");
+            }
+            Ok(())
+        }
     }
+}
+
+/// Standard input, prefixed with `namespace || 0x00` unless the namespace
+/// is absent or empty (sigsum-key treats both as none).
+fn read_signed_message(namespace: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    let message = files::read_limited(&Input::Stdin, MAX_MESSAGE_BYTES)?;
+    Ok(match namespace {
+        Some(ns) if !ns.is_empty() => namespaced(ns, &message),
+        _ => message,
+    })
+}
+
+/// A signature file: 128 hex characters of either case, surrounding
+/// whitespace ignored.
+fn read_signature(path: &Path) -> anyhow::Result<Signature> {
+    let input = Input::Path(path.to_owned());
+    let text = files::read_small(&input)?;
+    files::hex_array(text.trim_ascii())
+        .map(Signature)
+        .with_context(|| {
+            format!(
+                "signature file {} must hold 128 hex characters",
+                input.describe()
+            )
+        })
 }
 
 /// Generates a key pair from the operating system's random source.

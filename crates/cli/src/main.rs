@@ -1,18 +1,22 @@
 //! `cairn`: the Sigsum client tools of Cairn.
 //!
-//! * `cairn key` — generate key pairs and convert public keys
-//!   (`sigsum-key`);
+//! * `cairn key` — generate key pairs, convert public keys, sign and
+//!   verify (`sigsum-key`);
 //! * `cairn submit` — log files' checksums and store proofs
-//!   (`sigsum-submit`);
+//!   (`sigsum-submit`), with a progress bar when standard error is a
+//!   terminal and `-v` is not given;
 //! * `cairn verify` — check a proof offline (`sigsum-verify`).
 //!
 //! Keys, policies and proof files are those of sigsum-go's tools, so the two
-//! tool sets can be mixed freely. Diagnostics go to standard error; `-v`
-//! adds the client's progress, `-vv` its retries.
+//! tool sets can be mixed freely. As in sigsum-go, a signing key given as
+//! an OpenSSH *public* key file means the private key is in ssh-agent
+//! (`SSH_AUTH_SOCK`). Diagnostics go to standard error; `-v` adds the
+//! client's progress, `-vv` its retries.
 
 mod files;
 mod keys;
 mod policy;
+mod signing;
 mod submit;
 mod verify;
 
@@ -33,7 +37,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Generate and convert keys (file formats of sigsum-key).
+    /// Generate and convert keys, sign and verify (as sigsum-key).
     #[command(subcommand)]
     Key(keys::KeyCommand),
     /// Log files' checksums and write a verified proof to FILE.proof for each
@@ -63,7 +67,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Submit(args) => submit::run(&args),
+        Command::Submit(args) => submit::run(&args, cli.verbose),
         Command::Verify(args) => verify::run(&args),
     }
 }

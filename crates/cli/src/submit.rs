@@ -5,23 +5,33 @@
 //! data, key and policy) is skipped; one whose proof does not verify is a
 //! failure and the proof is left alone (remove it to resubmit). Proofs are
 //! written atomically as soon as each is ready, so an interrupted run keeps
-//! what it got. Progress goes to standard error.
+//! what it got. Progress goes to standard error: a line per file, and a
+//! progress bar while proofs are awaited if standard error is a terminal
+//! and `-v` is not given (its redraws would garble logs and captured
+//! output).
+//!
+//! As in sigsum-go, `-k` (and `-a`) may name an OpenSSH public key file, in
+//! which case signing goes through ssh-agent, and that file's
+//! `sigsum-policy="NAME"` option selects the policy when `-p`/`-P` is not
+//! given.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cairn_client::{SubmitConfig, Submitter, TokenConfig};
-use cairn_sigsum::key::parse_private_key_file;
+use cairn_client::{Signer as _, SubmitConfig, Submitter, TokenConfig};
 use cairn_sigsum::policy::Policy;
 use cairn_sigsum::proof::SigsumProof;
-use cairn_sigsum::{Hash, PublicKey, SigningKey};
+use cairn_sigsum::{Hash, PublicKey};
 use clap::Args;
 use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::files::{self, Input, Overwrite};
 use crate::policy::PolicyArgs;
+use crate::signing::read_signer;
 
 /// Exit status when every file has a valid proof.
 const EXIT_OK: u8 = 0;
@@ -40,7 +50,9 @@ pub struct SubmitArgs {
     #[command(flatten)]
     policy: PolicyArgs,
     /// Private key to sign the messages: unencrypted OpenSSH (as written by
-    /// `cairn key generate` or `sigsum-key generate`), or a raw hex seed.
+    /// `cairn key generate` or `sigsum-key generate`), or a raw hex seed; or
+    /// an OpenSSH public key whose private key is in ssh-agent
+    /// ($SSH_AUTH_SOCK).
     #[arg(
         short = 'k',
         long = "signing-key",
@@ -71,7 +83,8 @@ pub struct SubmitArgs {
         requires = "token_key"
     )]
     token_domain: Option<String>,
-    /// Private key that signs the rate-limit token. Requires --token-domain.
+    /// Private key that signs the rate-limit token, in the same forms as
+    /// --signing-key (ssh-agent included). Requires --token-domain.
     #[arg(
         short = 'a',
         long = "token-signing-key",
@@ -90,8 +103,9 @@ struct Pending {
     proof_path: PathBuf,
 }
 
-/// Runs `cairn submit` and returns its exit status.
-pub fn run(args: &SubmitArgs) -> ExitCode {
+/// Runs `cairn submit` and returns its exit status. `verbose` is the
+/// count of `-v` flags.
+pub fn run(args: &SubmitArgs, verbose: u8) -> ExitCode {
     let setup = match setup(args) {
         Ok(s) => s,
         Err(e) => {
@@ -109,7 +123,8 @@ pub fn run(args: &SubmitArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let failed = runtime.block_on(submit_all(args, setup));
+    let progress = Progress::new(show_progress_bar(std::io::stderr().is_terminal(), verbose));
+    let failed = runtime.block_on(submit_all(args, setup, &progress));
     ExitCode::from(if failed == 0 { EXIT_OK } else { EXIT_FAILED })
 }
 
@@ -126,12 +141,12 @@ fn setup(args: &SubmitArgs) -> anyhow::Result<Setup> {
             args.files.len()
         );
     }
-    let key = read_private_key(&args.key)?;
-    let policy = args.policy.select(None)?;
+    let key = read_signer(&args.key)?;
+    let policy = args.policy.select(key.policy_name.as_deref())?;
     let token = match (&args.token_domain, &args.token_key) {
         (Some(domain), Some(path)) => Some(TokenConfig {
             domain: domain.clone(),
-            key: read_private_key(path)?,
+            key: read_signer(path)?.signer,
         }),
         _ => None,
     };
@@ -142,8 +157,8 @@ fn setup(args: &SubmitArgs) -> anyhow::Result<Setup> {
         token,
         ..SubmitConfig::default()
     };
-    let public_key = key.public_key();
-    let submitter = Submitter::new(policy.clone(), key, config)?;
+    let public_key = key.signer.public_key();
+    let submitter = Submitter::new(policy.clone(), key.signer, config)?;
     Ok(Setup {
         submitter,
         policy,
@@ -151,13 +166,68 @@ fn setup(args: &SubmitArgs) -> anyhow::Result<Setup> {
     })
 }
 
-fn read_private_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
-    let text = files::read_small(&Input::Path(path.to_owned()))?;
-    parse_private_key_file(&text).with_context(|| format!("private key file {}", path.display()))
+/// Whether to draw a progress bar: only for a person watching a terminal,
+/// and not with `-v`, whose log lines the redraws would tear.
+fn show_progress_bar(stderr_is_terminal: bool, verbose: u8) -> bool {
+    stderr_is_terminal && verbose == 0
+}
+
+/// Per-file lines on standard error, and the optional progress bar they
+/// are printed above.
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+/// How often the bar redraws while nothing finishes, so the elapsed time
+/// moves.
+const PROGRESS_TICK: Duration = Duration::from_millis(200);
+
+impl Progress {
+    fn new(with_bar: bool) -> Self {
+        Progress {
+            bar: with_bar.then(ProgressBar::hidden),
+        }
+    }
+
+    /// Shows the bar for `total` files to be proved.
+    fn start(&self, total: usize) {
+        let Some(bar) = &self.bar else { return };
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_length(u64::try_from(total).unwrap_or(u64::MAX));
+        // The template is a constant; a bad one would be a bug caught by
+        // any run on a terminal, and the bar then keeps its default look.
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} proofs",
+        ) {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(PROGRESS_TICK);
+    }
+
+    /// Prints a line to standard error (above the bar, if any).
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) if !bar.is_hidden() => bar.println(text),
+            _ => eprintln!("{text}"),
+        }
+    }
+
+    /// One more file finished.
+    fn advance(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// Submits every file that needs it; returns the number of failures.
-async fn submit_all(args: &SubmitArgs, setup: Setup) -> usize {
+async fn submit_all(args: &SubmitArgs, setup: Setup, progress: &Progress) -> usize {
     let mut failed = 0usize;
     let mut skipped = 0usize;
     let mut pending: Vec<Pending> = Vec::new();
@@ -209,8 +279,10 @@ async fn submit_all(args: &SubmitArgs, setup: Setup) -> usize {
         );
     }
     let mut written = 0usize;
+    progress.start(pending.len());
     let mut results = setup.submitter.submit_and_prove_stream(&messages);
     while let Some((i, result)) = results.next().await {
+        progress.advance();
         let Some(p) = pending.get(i) else { continue };
         let shown = p.file.display();
         match result.map_err(anyhow::Error::new).and_then(|proof| {
@@ -224,19 +296,20 @@ async fn submit_all(args: &SubmitArgs, setup: Setup) -> usize {
         }) {
             Ok(proof) => {
                 written += 1;
-                eprintln!(
+                progress.line(&format!(
                     "{shown}: logged at index {} of tree size {}; proof written to {}",
                     proof.inclusion.leaf_index,
                     proof.tree_head.tree_head().size,
                     p.proof_path.display()
-                );
+                ));
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("{shown}: error: {e:#}");
+                progress.line(&format!("{shown}: error: {e:#}"));
             }
         }
     }
+    progress.finish();
     eprintln!("{written} proof(s) written, {skipped} skipped, {failed} failed");
     failed
 }
@@ -290,6 +363,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_bar_only_on_a_terminal_without_verbose() {
+        assert!(show_progress_bar(true, 0));
+        assert!(!show_progress_bar(true, 1));
+        assert!(!show_progress_bar(false, 0));
+    }
 
     #[test]
     fn durations_parse_like_the_examples_in_the_help() {

@@ -4,6 +4,8 @@
 
 #[path = "../../client/tests/fake_log/mod.rs"]
 mod fake_log;
+#[path = "../../client/tests/ssh_agent/mod.rs"]
+mod ssh_agent;
 
 use std::path::Path;
 use std::process::Output;
@@ -11,6 +13,7 @@ use std::process::Output;
 use cairn_sigsum::SigningKey;
 use cairn_sigsum::proof::{SigsumProof, message_from_data};
 use fake_log::FakeLog;
+use ssh_agent::SshAgent;
 use tokio::process::Command;
 
 fn log_key() -> SigningKey {
@@ -22,14 +25,30 @@ fn witness_key() -> SigningKey {
 
 /// Runs `cairn` in `dir` while the test's runtime keeps serving the log.
 async fn cairn(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
+    cairn_with_agent(dir, args, None).await
+}
+
+/// [`cairn`] with `SSH_AUTH_SOCK` pointing at `agent`, or removed so that
+/// no test reaches a developer's own agent.
+async fn cairn_with_agent(dir: &Path, args: &[&str], agent: Option<&SshAgent>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.args(args)
         .current_dir(dir)
         .env("SIGSUM_POLICY_DIR", dir.join("no-policies"))
         .env_remove("RUST_LOG")
-        .output()
-        .await
-        .expect("run cairn")
+        .env_remove("SSH_AUTH_SOCK");
+    if let Some(a) = agent {
+        cmd.env("SSH_AUTH_SOCK", a.socket());
+    }
+    cmd.output().await.expect("run cairn")
+}
+
+/// Without a terminal (tests capture stderr) there must be no progress
+/// bar: no carriage returns, no terminal escapes, no bar text.
+fn assert_no_progress_bar(err: &str) {
+    assert!(!err.contains('\r'), "progress redraw in {err:?}");
+    assert!(!err.contains('\u{1b}'), "terminal escape in {err:?}");
+    assert!(!err.contains("proofs"), "progress bar text in {err:?}");
 }
 
 fn stderr(o: &Output) -> String {
@@ -76,6 +95,7 @@ async fn submit_writes_proofs_that_verify_and_reruns_skip_them() {
         err.contains("2 proof(s) written, 0 skipped, 0 failed"),
         "{err}"
     );
+    assert_no_progress_bar(&err);
     assert_eq!(log.size(), 2);
 
     for f in ["a.txt", "b.bin"] {
@@ -252,4 +272,67 @@ async fn submit_setup_errors_exit_2_before_contacting_a_log() {
         stderr(&out)
     );
     assert_eq!(log.counters(), fake_log::Counters::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_signs_through_ssh_agent_when_given_a_public_key() {
+    let log = FakeLog::start(log_key(), vec![witness_key()]).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let agent = SshAgent::start();
+    let generated = cairn(dir, &["key", "generate", "-o", "submit.key"]).await;
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    agent.add(&dir.join("submit.key"));
+    std::fs::remove_file(dir.join("submit.key")).unwrap();
+    // The public key's sigsum-policy option names the policy, as sigsum-go
+    // allows when -p and -P are absent.
+    let public = std::fs::read_to_string(dir.join("submit.key.pub")).unwrap();
+    std::fs::write(
+        dir.join("submit.key.pub"),
+        format!("sigsum-policy=\"agent-test\" {public}"),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.join("no-policies")).unwrap();
+    write_policy(
+        &dir.join("no-policies"),
+        "agent-test.sigsum-policy",
+        &log,
+        &witness_key(),
+    );
+    std::fs::write(dir.join("a.txt"), "signed in the agent\n").unwrap();
+
+    let submit = [
+        "submit",
+        "-k",
+        "submit.key.pub",
+        "--poll-interval",
+        "50ms",
+        "a.txt",
+    ];
+    let out = cairn_with_agent(dir, &submit, Some(&agent)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_no_progress_bar(&stderr(&out));
+    let v = cairn(
+        dir,
+        &[
+            "verify",
+            "-P",
+            "agent-test",
+            "-k",
+            "submit.key.pub",
+            "a.txt",
+        ],
+    )
+    .await;
+    assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
+
+    // Without the agent the key cannot sign: a setup error, nothing sent.
+    std::fs::write(dir.join("b.txt"), "never signed\n").unwrap();
+    let before = log.size();
+    let mut no_agent = submit;
+    no_agent[5] = "b.txt";
+    let out = cairn(dir, &no_agent).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ssh-agent"), "{}", stderr(&out));
+    assert_eq!(log.size(), before);
 }

@@ -14,6 +14,10 @@
 //!   offline exactly as a verifier will. Logs are tried in policy order until
 //!   one succeeds.
 //!
+//! * [`Signer`] — where leaf and token signatures come from: a
+//!   `SigningKey` in memory, or [`AgentSigner`], a key held by ssh-agent
+//!   (`SSH_AUTH_SOCK`), as sigsum-go uses when given a public key file.
+//!
 //! Errors: [`ClientError`] says what one request got (HTTP status and body,
 //! transport failure, oversized or malformed response) and whether retrying
 //! it may help ([`ClientError::is_retryable`]); [`SubmitError`] lists, per
@@ -23,9 +27,13 @@
 //! `cairn_sigsum` and `cairn_tlog`; this crate only moves bytes and decides
 //! when to retry.
 
+pub mod agent;
 mod client;
 mod error;
+mod signer;
 mod submit;
+
+pub use agent::{AgentError, AgentSigner};
 
 pub use client::{
     AddLeafStatus, ClientConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
@@ -33,6 +41,7 @@ pub use client::{
     MAX_TREE_HEAD_BYTES,
 };
 pub use error::{ClientError, MalformedResponse};
+pub use signer::{SignError, Signer, sign_leaf};
 pub use submit::{
     DEFAULT_CONCURRENCY, DEFAULT_MAX_BACKOFF, DEFAULT_PER_LOG_TIMEOUT, DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT, FailureReason, LogFailure, SetupError, Stage, SubmitConfig, SubmitError,

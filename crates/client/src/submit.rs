@@ -25,6 +25,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_sigsum::api::{AddLeafRequest, InclusionProof};
@@ -33,7 +34,7 @@ use cairn_sigsum::policy::Policy;
 use cairn_sigsum::proof::{SigsumProof, VerifyError};
 use cairn_sigsum::token::{self, SubmitHeader};
 use cairn_sigsum::tree_head::{CosignedTreeHead, TreeHead};
-use cairn_sigsum::{Hash, KeyHash, PublicKey, SigningKey};
+use cairn_sigsum::{Hash, KeyHash, PublicKey};
 use cairn_tlog::proof::ProofError;
 use futures::stream::{self, Stream, StreamExt};
 use tokio::time::{Instant, sleep, timeout_at};
@@ -41,6 +42,7 @@ use tracing::{debug, info, warn};
 
 use crate::client::{AddLeafStatus, ClientConfig, LogClient};
 use crate::error::ClientError;
+use crate::signer::{SignError, Signer, sign_leaf};
 
 /// Default wait between polls (202 answers, tree heads, inclusion proofs).
 /// Cairn answers 200 within a batch interval and publishes a cosigned head
@@ -61,13 +63,14 @@ const MAX_CONCURRENCY: usize = 256;
 
 /// A domain and rate-limit key for the `sigsum-token` header
 /// (`sigsum-protocol.md` §7). The token is computed per log (it signs the
-/// log's public key).
+/// log's public key), once, when the [`Submitter`] is built.
 #[derive(Clone, Debug)]
 pub struct TokenConfig {
     /// The domain whose `_sigsum_v1` TXT record holds the key.
     pub domain: String,
-    /// The rate-limit key (should not be the leaf signing key).
-    pub key: SigningKey,
+    /// The rate-limit key (should not be the leaf signing key): a
+    /// `SigningKey`, or a key in ssh-agent.
+    pub key: Arc<dyn Signer>,
 }
 
 /// How [`Submitter`] retries and waits. [`Default`] gives the documented
@@ -127,6 +130,14 @@ pub enum SetupError {
     /// A [`SubmitConfig`] value out of range.
     #[error("invalid submit configuration: {0}")]
     Config(String),
+    /// The rate-limit key could not sign a token.
+    #[error("signing the submit token for log {key_hash}: {error}")]
+    Token {
+        /// The log's key hash.
+        key_hash: KeyHash,
+        /// Why the signer failed.
+        error: SignError,
+    },
 }
 
 /// What the submitter was waiting for.
@@ -205,17 +216,32 @@ pub struct LogFailure {
     pub reason: FailureReason,
 }
 
-/// Why a message could not be logged: every log tried failed. The failures
-/// are in the order tried; fewer than the policy's logs if the overall
-/// deadline passed first.
+/// Why a message could not be logged: it could not be signed, or every
+/// log tried failed. The failures are in the order tried; fewer than the
+/// policy's logs if the overall deadline passed first, none if signing
+/// failed.
 #[derive(Debug, thiserror::Error)]
-#[error("{}", render_failures(failures))]
+#[error("{}", render_failures(failures, signing.as_ref()))]
 pub struct SubmitError {
     /// One entry per log tried.
     pub failures: Vec<LogFailure>,
+    /// Why the leaf could not be signed, if that is what failed.
+    pub signing: Option<SignError>,
 }
 
-fn render_failures(failures: &[LogFailure]) -> String {
+impl SubmitError {
+    fn logs_failed(failures: Vec<LogFailure>) -> Self {
+        SubmitError {
+            failures,
+            signing: None,
+        }
+    }
+}
+
+fn render_failures(failures: &[LogFailure], signing: Option<&SignError>) -> String {
+    if let Some(e) = signing {
+        return format!("signing the leaf: {e}");
+    }
     match failures {
         [] => "the deadline passed before any log was tried".to_owned(),
         [one] => format!("log {}: {}", one.log_url, one.reason),
@@ -245,7 +271,7 @@ struct Target {
 #[derive(Debug)]
 pub struct Submitter {
     policy: Policy,
-    key: SigningKey,
+    signer: Arc<dyn Signer>,
     public_key: PublicKey,
     config: SubmitConfig,
     targets: Vec<Target>,
@@ -253,9 +279,16 @@ pub struct Submitter {
 
 impl Submitter {
     /// A submitter for `policy`'s logs that have a URL (in policy order),
-    /// signing with `key`. Fails if there is no such log, a URL is
-    /// unusable, or `config` is out of range.
-    pub fn new(policy: Policy, key: SigningKey, config: SubmitConfig) -> Result<Self, SetupError> {
+    /// signing leaves with `signer` (a `SigningKey`, an
+    /// [`AgentSigner`](crate::AgentSigner), or either boxed). Fails if there
+    /// is no such log, a URL is unusable, `config` is out of range, or the
+    /// token key cannot sign. Blocks while a token is signed through an
+    /// agent.
+    pub fn new<S: Signer + 'static>(
+        policy: Policy,
+        signer: S,
+        config: SubmitConfig,
+    ) -> Result<Self, SetupError> {
         if config.concurrency == 0 || config.concurrency > MAX_CONCURRENCY {
             return Err(SetupError::Config(format!(
                 "concurrency must be 1 to {MAX_CONCURRENCY}, not {}",
@@ -283,10 +316,19 @@ impl Submitter {
                     error,
                 }
             })?;
-            let token = config.token.as_ref().map(|t| SubmitHeader {
-                domain: t.domain.clone(),
-                token: token::sign(&t.key, log.key()),
-            });
+            let token = match &config.token {
+                None => None,
+                Some(t) => Some(SubmitHeader {
+                    domain: t.domain.clone(),
+                    token: t
+                        .key
+                        .sign(&token::signed_bytes(log.key()))
+                        .map_err(|error| SetupError::Token {
+                            key_hash: *log.key_hash(),
+                            error,
+                        })?,
+                }),
+            };
             targets.push(Target {
                 url: url.to_owned(),
                 key: *log.key(),
@@ -298,10 +340,10 @@ impl Submitter {
         if targets.is_empty() {
             return Err(SetupError::NoLogWithUrl);
         }
-        let public_key = key.public_key();
+        let public_key = signer.public_key();
         Ok(Submitter {
             policy,
-            key,
+            signer: Arc::new(signer),
             public_key,
             config,
             targets,
@@ -331,7 +373,7 @@ impl Submitter {
         }
         results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(SubmitError { failures: vec![] })))
+            .map(|r| r.unwrap_or_else(|| Err(SubmitError::logs_failed(vec![]))))
             .collect()
     }
 
@@ -355,8 +397,10 @@ impl Submitter {
         message: &Hash,
         deadline: Instant,
     ) -> Result<SigsumProof, SubmitError> {
-        let request = AddLeafRequest::sign(&self.key, message);
-        let leaf = Leaf::sign(&self.key, message);
+        let (leaf, request) = self.sign(message).await.map_err(|e| SubmitError {
+            failures: vec![],
+            signing: Some(e),
+        })?;
         let mut failures = Vec::new();
         for target in &self.targets {
             let now = Instant::now();
@@ -382,7 +426,21 @@ impl Submitter {
                 }
             }
         }
-        Err(SubmitError { failures })
+        Err(SubmitError::logs_failed(failures))
+    }
+
+    /// The leaf and add-leaf request for `message`. The signer may block
+    /// (ssh-agent, an HSM), so it runs on tokio's blocking pool.
+    async fn sign(&self, message: &Hash) -> Result<(Leaf, AddLeafRequest), SignError> {
+        let signer = Arc::clone(&self.signer);
+        let message = *message;
+        match tokio::task::spawn_blocking(move || sign_leaf(&*signer, &message)).await {
+            Ok(signed) => signed,
+            // Signers do not panic (their contract); if one does anyway,
+            // the panic goes on where it would have without the thread.
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(_) => Err(SignError::Cancelled),
+        }
     }
 
     /// One message on one log, bounded by `deadline`.
@@ -602,6 +660,7 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_sigsum::SigningKey;
 
     #[test]
     fn backoff_doubles_up_to_its_ceiling_and_resets() {
@@ -665,6 +724,7 @@ mod tests {
     #[test]
     fn submit_error_lists_every_log_tried() {
         let e = SubmitError {
+            signing: None,
             failures: vec![
                 LogFailure {
                     log_url: "http://a/".into(),

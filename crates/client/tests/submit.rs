@@ -2,6 +2,7 @@
 
 mod fake_log;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_client::{FailureReason, Stage, SubmitConfig, Submitter, TokenConfig};
@@ -240,7 +241,7 @@ async fn submit_token_header_is_sent_and_signs_the_logs_key() {
     let cfg = SubmitConfig {
         token: Some(TokenConfig {
             domain: "example.org".into(),
-            key: rate_limit.clone(),
+            key: Arc::new(rate_limit.clone()),
         }),
         ..config()
     };
