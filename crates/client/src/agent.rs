@@ -293,6 +293,8 @@ struct Connection<'a> {
 impl<'a> Connection<'a> {
     fn open(path: &'a Path, timeout: Duration) -> Result<Self, AgentError> {
         let deadline = Instant::now() + timeout;
+        // Unix-socket connects complete or fail at once (no handshake), so
+        // the deadline only needs to bound the exchange that follows.
         let stream = UnixStream::connect(path).map_err(|source| AgentError::Connect {
             path: path.to_owned(),
             source,
