@@ -13,6 +13,8 @@
 //!   [`SigsumProof`](cairn_sigsum::proof::SigsumProof) that has been verified
 //!   offline exactly as a verifier will. Logs are tried in policy order until
 //!   one succeeds.
+//! * [`token::TokenVerifier`] — what a log does with a `sigsum-token`
+//!   header: look up the submitter's keys in DNS and check the token.
 //!
 //! Errors: [`ClientError`] says what one request got (HTTP status and body,
 //! transport failure, oversized or malformed response) and whether retrying
@@ -26,6 +28,7 @@
 mod client;
 mod error;
 mod submit;
+pub mod token;
 
 pub use client::{
     AddLeafStatus, ClientConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
