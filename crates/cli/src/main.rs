@@ -5,7 +5,11 @@
 //! * `cairn submit` — log files' checksums and store proofs
 //!   (`sigsum-submit`), with a progress bar when standard error is a
 //!   terminal and `-v` is not given;
-//! * `cairn verify` — check a proof offline (`sigsum-verify`).
+//! * `cairn verify` — check a proof offline (`sigsum-verify`);
+//! * `cairn token` — create, publish and verify submit tokens for
+//!   per-domain rate limiting (`sigsum-token`), verification looking up the
+//!   domain's keys in DNS;
+//! * `cairn policy` — check, explain, list and show trust policies.
 //!
 //! Keys, policies and proof files are those of sigsum-go's tools, so the two
 //! tool sets can be mixed freely. As in sigsum-go, a signing key given as
@@ -16,8 +20,10 @@
 mod files;
 mod keys;
 mod policy;
+mod policy_cmd;
 mod signing;
 mod submit;
+mod token;
 mod verify;
 
 use std::process::ExitCode;
@@ -54,6 +60,12 @@ enum Command {
     /// Exit status 0 if the proof is valid, 1 if it is invalid (the message
     /// names the failed step), 2 on usage or input errors.
     Verify(verify::VerifyArgs),
+    /// Create, publish and verify submit tokens (as sigsum-token).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Check, explain, list and show trust policies.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +81,8 @@ fn main() -> ExitCode {
         },
         Command::Submit(args) => submit::run(&args, cli.verbose),
         Command::Verify(args) => verify::run(&args),
+        Command::Token(cmd) => token::run(cmd),
+        Command::Policy(cmd) => policy_cmd::run(cmd),
     }
 }
 

@@ -37,11 +37,17 @@ impl PolicyArgs {
     /// the key file's `sigsum-policy` option). Fails if none is given or
     /// the policy cannot be read or parsed.
     pub fn select(&self, from_key_file: Option<&str>) -> anyhow::Result<Policy> {
+        self.read(from_key_file)?.parse()
+    }
+
+    /// The text of the policy [`select`](Self::select) would parse, not yet
+    /// parsed, so callers can tell unreadable inputs from invalid policies.
+    pub fn read(&self, from_key_file: Option<&str>) -> anyhow::Result<PolicyInput> {
         if let Some(path) = &self.policy {
-            return load_file(path);
+            return read_file(path);
         }
         if let Some(name) = self.named_policy.as_deref().or(from_key_file) {
-            return load_named(name, &policy_dir());
+            return read_named(name, &policy_dir());
         }
         bail!(
             "no trust policy: give -p FILE or -P NAME (or a sigsum-policy=\"NAME\" option in the key file)"
@@ -49,23 +55,61 @@ impl PolicyArgs {
     }
 }
 
-fn policy_dir() -> PathBuf {
+/// Where a policy's text was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicySource {
+    /// A file (given with `-p`, or a named policy in the policy directory).
+    File(PathBuf),
+    /// A policy built into sigsum-go, by name.
+    Builtin(&'static str),
+}
+
+impl std::fmt::Display for PolicySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicySource::File(p) => write!(f, "policy {}", p.display()),
+            PolicySource::Builtin(name) => write!(f, "builtin policy {name}"),
+        }
+    }
+}
+
+/// A policy's text and where it came from.
+#[derive(Clone, Debug)]
+pub struct PolicyInput {
+    /// Where the text was found.
+    pub source: PolicySource,
+    /// The policy file's bytes, as read.
+    pub text: Vec<u8>,
+}
+
+impl PolicyInput {
+    /// Parses the text strictly; errors name the source and the line.
+    pub fn parse(&self) -> anyhow::Result<Policy> {
+        Policy::parse(&self.text).with_context(|| self.source.to_string())
+    }
+}
+
+/// The directory of named policies: `$SIGSUM_POLICY_DIR`, else
+/// `/etc/sigsum/policy`.
+pub fn policy_dir() -> PathBuf {
     std::env::var_os(POLICY_DIR_ENV)
         .map_or_else(|| PathBuf::from(DEFAULT_POLICY_DIR), PathBuf::from)
 }
 
-fn load_file(path: &Path) -> anyhow::Result<Policy> {
-    let text = files::read_small(&Input::Path(path.to_owned()))?;
-    Policy::parse(&text).with_context(|| format!("policy {}", path.display()))
+fn read_file(path: &Path) -> anyhow::Result<PolicyInput> {
+    Ok(PolicyInput {
+        text: files::read_small(&Input::Path(path.to_owned()))?,
+        source: PolicySource::File(path.to_owned()),
+    })
 }
 
-/// A named policy from `dir`, else a builtin.
-fn load_named(name: &str, dir: &Path) -> anyhow::Result<Policy> {
+/// A named policy's text from `dir`, else a builtin's.
+pub fn read_named(name: &str, dir: &Path) -> anyhow::Result<PolicyInput> {
     let path = named_policy_path(dir, name)?;
     if files::exists(&path) {
-        return load_file(&path);
+        return read_file(&path);
     }
-    let Some(text) = builtin(name) else {
+    let Some((name, text)) = builtin_names().find(|n| *n == name).zip(builtin(name)) else {
         let builtins: Vec<&str> = builtin_names().collect();
         bail!(
             "no policy named {name:?}: {} does not exist and no builtin policy has that name (builtins: {})",
@@ -73,7 +117,10 @@ fn load_named(name: &str, dir: &Path) -> anyhow::Result<Policy> {
             builtins.join(", ")
         );
     };
-    Policy::parse(text.as_bytes()).with_context(|| format!("builtin policy {name}"))
+    Ok(PolicyInput {
+        source: PolicySource::Builtin(name),
+        text: text.as_bytes().to_vec(),
+    })
 }
 
 #[cfg(test)]
@@ -84,7 +131,7 @@ mod tests {
     fn builtin_policy_is_found_when_the_directory_has_no_file() {
         let dir = tempfile::tempdir().unwrap();
         let name = builtin_names().next().unwrap();
-        let p = load_named(name, dir.path()).unwrap();
+        let p = read_named(name, dir.path()).unwrap().parse().unwrap();
         assert!(!p.logs().is_empty());
     }
 
@@ -94,7 +141,7 @@ mod tests {
         let name = "sigsum-test-2025-3";
         let text = format!("log {}\nquorum none\n", "cd".repeat(32));
         std::fs::write(dir.path().join(format!("{name}.sigsum-policy")), &text).unwrap();
-        let p = load_named(name, dir.path()).unwrap();
+        let p = read_named(name, dir.path()).unwrap().parse().unwrap();
         assert_eq!(p.logs().len(), 1);
         assert_eq!(p.logs()[0].key().to_hex(), "cd".repeat(32));
     }
@@ -102,9 +149,9 @@ mod tests {
     #[test]
     fn unknown_and_invalid_names_are_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let e = load_named("no-such-policy", dir.path()).unwrap_err();
+        let e = read_named("no-such-policy", dir.path()).unwrap_err();
         assert!(e.to_string().contains("no policy named"), "{e}");
-        assert!(load_named("../etc", dir.path()).is_err());
+        assert!(read_named("../etc", dir.path()).is_err());
     }
 
     #[test]

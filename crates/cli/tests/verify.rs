@@ -6,64 +6,17 @@
 //! results, and `keys`), `sigsum-rs/readme-proof.json` (builtin policy
 //! `sigsum-test-2025-3`).
 
-use std::io::Write;
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 
 use cairn_sigsum::PublicKey;
 use cairn_sigsum::crypto::hash;
 use cairn_sigsum::key::{PublicKeyFile, format_public_key_file, parse_private_key_file};
 use cairn_testvectors::{JsonExt, json, unhex32};
+use common::{Output, assert_every_command_has_help, cairn, write};
 use serde_json::Value;
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `cairn` with `args`, optional stdin, and an empty named-policy
-/// directory (so a host's /etc/sigsum/policy cannot change the results).
-fn cairn(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let policy_dir = dir.join("empty-policy-dir");
-    std::fs::create_dir_all(&policy_dir).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .current_dir(dir)
-        .env("SIGSUM_POLICY_DIR", &policy_dir)
-        .env_remove("RUST_LOG")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cairn");
-    if let Some(input) = stdin {
-        // A command that refuses its arguments exits without reading stdin;
-        // the broken pipe that leaves us is not a test failure.
-        match child.stdin.take().unwrap().write_all(input) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-            Err(e) => panic!("write stdin: {e}"),
-        }
-    }
-    let out = child.wait_with_output().expect("wait for cairn");
-    Output {
-        code: out.status.code().expect("exit code, not a signal"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, contents).unwrap();
-    p
-}
 
 fn pubkey_file(hex_key: &str) -> String {
     format_public_key_file(&PublicKey(unhex32(hex_key)))
@@ -605,21 +558,16 @@ fn bad_key_input_is_an_error_not_a_panic() {
 
 #[test]
 fn every_command_has_help() {
-    let dir = tempfile::tempdir().unwrap();
-    for args in [
-        &["--help"][..],
-        &["key", "--help"],
-        &["key", "generate", "--help"],
-        &["key", "to-hex", "--help"],
-        &["key", "to-hash", "--help"],
-        &["key", "to-vkey", "--help"],
-        &["key", "from-hex", "--help"],
-        &["key", "from-vkey", "--help"],
-        &["submit", "--help"],
-        &["verify", "--help"],
-    ] {
-        let o = cairn(dir.path(), args, None);
-        assert_eq!(o.code, 0, "{args:?}: {}", o.stderr);
-        assert!(o.stdout.contains("Usage:"), "{args:?}: {}", o.stdout);
-    }
+    assert_every_command_has_help(&[
+        &[],
+        &["key"],
+        &["key", "generate"],
+        &["key", "to-hex"],
+        &["key", "to-hash"],
+        &["key", "to-vkey"],
+        &["key", "from-hex"],
+        &["key", "from-vkey"],
+        &["submit"],
+        &["verify"],
+    ]);
 }

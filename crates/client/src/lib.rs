@@ -13,6 +13,8 @@
 //!   [`SigsumProof`](cairn_sigsum::proof::SigsumProof) that has been verified
 //!   offline exactly as a verifier will. Logs are tried in policy order until
 //!   one succeeds.
+//! * [`token::TokenVerifier`] — what a log does with a `sigsum-token`
+//!   header: look up the submitter's keys in DNS and check the token.
 //!
 //! * [`Signer`] — where leaf and token signatures come from: a
 //!   `SigningKey` in memory, or [`AgentSigner`], a key held by ssh-agent
@@ -32,6 +34,7 @@ mod client;
 mod error;
 mod signer;
 mod submit;
+pub mod token;
 
 pub use agent::{AgentError, AgentSigner};
 
