@@ -13,6 +13,13 @@
 //!   [`SigsumProof`](cairn_sigsum::proof::SigsumProof) that has been verified
 //!   offline exactly as a verifier will. Logs are tried in policy order until
 //!   one succeeds.
+//! * [`monitor::Monitor`] — what `sigsum-monitor` does, and what it lacks:
+//!   follow every log of a policy, verify each signed head's signature,
+//!   witness quorum, freshness and consistency with the last verified head,
+//!   hash every served leaf onto a persisted compact range and compare with
+//!   the signed root, and report leaves of watched keys. Findings are typed
+//!   [`monitor::Event`]s (alert, warning, leaf, progress); state survives
+//!   restarts, so a fork across a restart is still detected.
 //!
 //! Errors: [`ClientError`] says what one request got (HTTP status and body,
 //! transport failure, oversized or malformed response) and whether retrying
@@ -25,6 +32,7 @@
 
 mod client;
 mod error;
+pub mod monitor;
 mod submit;
 
 pub use client::{
