@@ -4,7 +4,11 @@
 //!   (`sigsum-key`);
 //! * `cairn submit` — log files' checksums and store proofs
 //!   (`sigsum-submit`);
-//! * `cairn verify` — check a proof offline (`sigsum-verify`).
+//! * `cairn verify` — check a proof offline (`sigsum-verify`);
+//! * `cairn monitor` — follow the policy's logs, alert on misbehaviour
+//!   (bad signatures, forks, shrinks, leaves that do not hash to the signed
+//!   root), warn about missing quorum, stale cosignatures and unreachable
+//!   logs, and print the leaves of watched keys (`sigsum-monitor`).
 //!
 //! Keys, policies and proof files are those of sigsum-go's tools, so the two
 //! tool sets can be mixed freely. Diagnostics go to standard error; `-v`
@@ -12,6 +16,7 @@
 
 mod files;
 mod keys;
+mod monitor;
 mod policy;
 mod submit;
 mod verify;
@@ -50,6 +55,16 @@ enum Command {
     /// Exit status 0 if the proof is valid, 1 if it is invalid (the message
     /// names the failed step), 2 on usage or input errors.
     Verify(verify::VerifyArgs),
+    /// Monitor the policy's logs (as sigsum-monitor, plus witness quorum,
+    /// freshness and availability checks).
+    ///
+    /// Leaves of the watched keys (-k; all leaves without it) are printed as
+    /// `<index> <keyhash> <checksum>` lines on stdout; alerts and warnings
+    /// as `ALERT <log URL> ...` / `WARNING <log URL> ...` lines on stderr.
+    /// Exit status 1 after a pass with an alert (also in the loop, unless
+    /// --keep-going), 0 after a clean --once pass, 2 on usage or state
+    /// errors. Warnings count as alerts only with --fail-on-warning.
+    Monitor(monitor::MonitorArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +80,7 @@ fn main() -> ExitCode {
         },
         Command::Submit(args) => submit::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Monitor(args) => monitor::run(&args),
     }
 }
 

@@ -63,6 +63,12 @@ fn monitor(log: &FakeLog, dir: &Path, batch_size: u64, watch: Watchlist) -> Moni
     .unwrap()
 }
 
+/// The fake log, cosigned by the policy's witness, and a state directory.
+async fn start() -> (FakeLog, tempfile::TempDir) {
+    let log = FakeLog::start(log_key(), vec![witness_key()]).await;
+    (log, tempfile::tempdir().unwrap())
+}
+
 fn watching_one() -> Watchlist {
     Watchlist::new([watched_key().public_key()])
 }
@@ -118,8 +124,7 @@ fn checkpoint_size(m: &Monitor) -> Option<u64> {
 
 #[tokio::test]
 async fn a_growing_log_is_followed_across_passes_and_restarts_without_alerts() {
-    let log = FakeLog::start(log_key(), vec![witness_key()]).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (log, dir) = start().await;
     let mine = leaves(&watched_key(), 1, 3);
     let theirs = leaves(&other_key(), 2, 2);
     log.append_direct(&[mine[0], theirs[0], mine[1], theirs[1], mine[2]]);
@@ -154,8 +159,7 @@ async fn a_growing_log_is_followed_across_passes_and_restarts_without_alerts() {
 
 #[tokio::test]
 async fn without_watched_keys_every_leaf_is_reported_even_when_the_log_returns_fewer_than_asked() {
-    let log = FakeLog::start(log_key(), vec![witness_key()]).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (log, dir) = start().await;
     let all: Vec<Leaf> = (0..700u16)
         .map(|i| {
             let mut message = [0u8; 32];
@@ -178,8 +182,7 @@ async fn without_watched_keys_every_leaf_is_reported_even_when_the_log_returns_f
 
 #[tokio::test]
 async fn a_same_size_fork_is_an_alert_also_after_a_restart() {
-    let log = FakeLog::start(log_key(), vec![witness_key()]).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (log, dir) = start().await;
     log.append_direct(&leaves(&other_key(), 1, 4));
     let mut m = monitor(&log, dir.path(), 512, watching_one());
     assert_eq!(pass(&mut m).await.1.alerts, 0);
@@ -203,8 +206,7 @@ async fn a_same_size_fork_is_an_alert_also_after_a_restart() {
 
 #[tokio::test]
 async fn a_larger_head_of_another_history_is_an_inconsistency_alert_after_a_restart() {
-    let log = FakeLog::start(log_key(), vec![witness_key()]).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (log, dir) = start().await;
     let history = leaves(&other_key(), 1, 4);
     log.append_direct(&history);
     let mut m = monitor(&log, dir.path(), 512, watching_one());
@@ -233,8 +235,7 @@ async fn a_larger_head_of_another_history_is_an_inconsistency_alert_after_a_rest
 
 #[tokio::test]
 async fn a_shrinking_head_is_an_alert() {
-    let log = FakeLog::start(log_key(), vec![witness_key()]).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (log, dir) = start().await;
     let history = leaves(&other_key(), 1, 5);
     log.append_direct(&history);
     let mut m = monitor(&log, dir.path(), 512, watching_one());
@@ -251,8 +252,7 @@ async fn a_shrinking_head_is_an_alert() {
 
 #[tokio::test]
 async fn leaves_that_do_not_hash_to_the_signed_root_are_an_alert() {
-    let log = FakeLog::start(log_key(), vec![witness_key()]).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (log, dir) = start().await;
     log.append_direct(&leaves(&other_key(), 1, 3));
     log.tamper_served_leaf(1, Leaf::sign(&watched_key(), &[0xaa; 32]));
     let mut m = monitor(&log, dir.path(), 512, watching_one());
@@ -270,8 +270,7 @@ async fn leaves_that_do_not_hash_to_the_signed_root_are_an_alert() {
 
 #[tokio::test]
 async fn a_watched_key_leaf_with_an_invalid_signature_is_an_alert() {
-    let log = FakeLog::start(log_key(), vec![witness_key()]).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (log, dir) = start().await;
     let good = Leaf::sign(&watched_key(), &[1; 32]);
     let forged = Leaf {
         signature: Signature([0x5a; 64]),
@@ -289,8 +288,7 @@ async fn a_watched_key_leaf_with_an_invalid_signature_is_an_alert() {
 
 #[tokio::test]
 async fn a_stale_cosignature_is_a_warning() {
-    let log = FakeLog::start(log_key(), vec![witness_key()]).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (log, dir) = start().await;
     log.append_direct(&leaves(&watched_key(), 1, 2));
     log.set_cosignature_age(2 * MAX_AGE.as_secs());
     let mut m = monitor(&log, dir.path(), 512, watching_one());
@@ -306,8 +304,7 @@ async fn a_stale_cosignature_is_a_warning() {
 
 #[tokio::test]
 async fn a_head_without_quorum_is_a_warning_and_is_not_adopted() {
-    let log = FakeLog::start(log_key(), vec![witness_key()]).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (log, dir) = start().await;
     log.append_direct(&leaves(&watched_key(), 1, 2));
     let mut m = monitor(&log, dir.path(), 512, watching_one());
     assert_eq!(pass(&mut m).await.1.warnings, 0);
@@ -337,8 +334,7 @@ async fn a_head_without_quorum_is_a_warning_and_is_not_adopted() {
 
 #[tokio::test]
 async fn a_head_not_signed_by_the_policy_log_key_is_an_alert() {
-    let log = FakeLog::start(log_key(), vec![witness_key()]).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (log, dir) = start().await;
     let impostor = SigningKey::from_seed(&[0x1d; 32]).public_key();
     let mut m = Monitor::new(
         policy(&impostor, &log.url()),
@@ -357,8 +353,7 @@ async fn a_head_not_signed_by_the_policy_log_key_is_an_alert() {
 
 #[tokio::test]
 async fn an_unreachable_log_is_a_warning_once_the_last_success_is_older_than_max_age() {
-    let log = FakeLog::start(log_key(), vec![witness_key()]).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (log, dir) = start().await;
     let start = unix_now();
     let mut m = monitor(&log, dir.path(), 512, watching_one());
     assert_eq!(pass_at(&mut m, start).await.1, PassSummary::default());
@@ -391,8 +386,7 @@ async fn an_unreachable_log_is_a_warning_once_the_last_success_is_older_than_max
 
 #[tokio::test]
 async fn a_state_directory_serves_one_monitor_at_a_time() {
-    let log = FakeLog::start(log_key(), vec![witness_key()]).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (log, dir) = start().await;
     let _first = monitor(&log, dir.path(), 512, watching_one());
     let second = Monitor::new(
         policy(&log.public_key(), &log.url()),
