@@ -366,6 +366,7 @@ impl LogMonitor {
         emit(Event::Progress(Progress::TreeHead {
             size: th.size,
             cosigned_by: review.cosigned_by.clone(),
+            invalid: review.invalid.clone(),
             quorum: review.quorum,
         }));
 

@@ -170,7 +170,10 @@ pub enum Progress {
         size: u64,
         /// Policy witnesses whose cosignature verifies.
         cosigned_by: Vec<String>,
-        /// Whether they satisfy the quorum.
+        /// Policy witnesses whose cosignature does not verify (ignored, as
+        /// sigsum-go does; a [`Warning::NoQuorum`] names them too).
+        invalid: Vec<String>,
+        /// Whether the valid ones satisfy the quorum.
         quorum: bool,
     },
     /// Leaves up to `next` (exclusive) of `target` were fetched and hashed.
@@ -198,11 +201,13 @@ impl fmt::Display for Progress {
             Progress::TreeHead {
                 size,
                 cosigned_by,
+                invalid,
                 quorum,
             } => write!(
                 f,
-                "tree size {size}, cosigned by: {}; quorum {}",
+                "tree size {size}, cosigned by: {}; invalid cosignatures from: {}; quorum {}",
                 names(cosigned_by),
+                names(invalid),
                 if *quorum {
                     "satisfied"
                 } else {
