@@ -10,6 +10,10 @@
 //!   per-domain rate limiting (`sigsum-token`), verification looking up the
 //!   domain's keys in DNS;
 //! * `cairn policy` — check, explain, list and show trust policies.
+//! * `cairn monitor` — follow the policy's logs, alert on misbehaviour
+//!   (bad signatures, forks, shrinks, leaves that do not hash to the signed
+//!   root), warn about missing quorum, stale cosignatures and unreachable
+//!   logs, and print the leaves of watched keys (`sigsum-monitor`).
 //!
 //! Keys, policies and proof files are those of sigsum-go's tools, so the two
 //! tool sets can be mixed freely. As in sigsum-go, a signing key given as
@@ -19,6 +23,7 @@
 
 mod files;
 mod keys;
+mod monitor;
 mod policy;
 mod policy_cmd;
 mod signing;
@@ -66,6 +71,16 @@ enum Command {
     /// Check, explain, list and show trust policies.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Monitor the policy's logs (as sigsum-monitor, plus witness quorum,
+    /// freshness and availability checks).
+    ///
+    /// Leaves of the watched keys (-k; all leaves without it) are printed as
+    /// `<index> <keyhash> <checksum>` lines on stdout; alerts and warnings
+    /// as `ALERT <log URL> ...` / `WARNING <log URL> ...` lines on stderr.
+    /// Exit status 1 after a pass with an alert (also in the loop, unless
+    /// --keep-going), 0 after a clean --once pass, 2 on usage or state
+    /// errors. Warnings count as alerts only with --fail-on-warning.
+    Monitor(monitor::MonitorArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +98,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&args),
         Command::Token(cmd) => token::run(cmd),
         Command::Policy(cmd) => policy_cmd::run(cmd),
+        Command::Monitor(args) => monitor::run(&args),
     }
 }
 

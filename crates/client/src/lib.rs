@@ -15,10 +15,16 @@
 //!   one succeeds.
 //! * [`token::TokenVerifier`] — what a log does with a `sigsum-token`
 //!   header: look up the submitter's keys in DNS and check the token.
-//!
 //! * [`Signer`] — where leaf and token signatures come from: a
 //!   `SigningKey` in memory, or [`AgentSigner`], a key held by ssh-agent
 //!   (`SSH_AUTH_SOCK`), as sigsum-go uses when given a public key file.
+//! * [`monitor::Monitor`] — what `sigsum-monitor` does, and what it lacks:
+//!   follow every log of a policy, verify each signed head's signature,
+//!   witness quorum, freshness and consistency with the last verified head,
+//!   hash every served leaf onto a persisted compact range and compare with
+//!   the signed root, and report leaves of watched keys. Findings are typed
+//!   [`monitor::Event`]s (alert, warning, leaf, progress); state survives
+//!   restarts, so a fork across a restart is still detected.
 //!
 //! Errors: [`ClientError`] says what one request got (HTTP status and body,
 //! transport failure, oversized or malformed response) and whether retrying
@@ -32,6 +38,7 @@
 pub mod agent;
 mod client;
 mod error;
+pub mod monitor;
 mod signer;
 mod submit;
 pub mod token;

@@ -8,6 +8,11 @@
 //! committed) and 200 to later ones, appending the leaf and publishing the
 //! new cosigned head on the first 200, so clients exercise both answers.
 //!
+//! Misbehaviour on demand, for monitor tests: [`FakeLog::rewrite_history`]
+//! (forks and shrinks), [`FakeLog::tamper_served_leaf`] (get-leaves serves
+//! a leaf that is not in the tree), [`FakeLog::set_witnesses`] (heads
+//! without quorum) and [`FakeLog::set_cosignature_age`] (stale heads).
+//!
 //! Shared by `cairn-client`'s and `cairn-cli`'s integration tests (the CLI
 //! includes this file by path). The server stops when the `FakeLog` is
 //! dropped.
@@ -76,6 +81,10 @@ struct Inner {
     published: CosignedTreeHead,
     counters: Counters,
     tokens: Vec<SubmitHeader>,
+    /// Seconds subtracted from now in cosignature timestamps.
+    cosignature_age: u64,
+    /// Leaves get-leaves serves instead of the tree's, by index.
+    served_instead: HashMap<u64, Leaf>,
 }
 
 impl Inner {
@@ -87,7 +96,8 @@ impl Inner {
         let log_hash = self.log_key.public_key().key_hash();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+            .map_or(0, |d| d.as_secs())
+            .saturating_sub(self.cosignature_age);
         let cosignatures = self
             .witnesses
             .iter()
@@ -132,6 +142,8 @@ impl FakeLog {
             .expect("no cosignatures"),
             counters: Counters::default(),
             tokens: Vec::new(),
+            cosignature_age: 0,
+            served_instead: HashMap::new(),
         };
         inner.publish();
         let state = Arc::new(Mutex::new(inner));
@@ -196,6 +208,42 @@ impl FakeLog {
         for l in leaves {
             inner.append(*l);
         }
+        inner.publish();
+    }
+
+    /// Replaces the whole history with `leaves` and publishes the new head,
+    /// signed with the same key: a fork (or, with fewer leaves, a shrink)
+    /// from the point where `leaves` differ from the old history.
+    pub fn rewrite_history(&self, leaves: &[Leaf]) {
+        let mut inner = self.lock();
+        inner.index.clear();
+        inner.leaves.clear();
+        inner.nodes.clear();
+        inner.range = CompactRange::new();
+        for l in leaves {
+            inner.append(*l);
+        }
+        inner.publish();
+    }
+
+    /// Makes get-leaves serve `leaf` at `index` while the tree (and every
+    /// proof) keeps the real one.
+    pub fn tamper_served_leaf(&self, index: u64, leaf: Leaf) {
+        self.lock().served_instead.insert(index, leaf);
+    }
+
+    /// Cosigns with `witnesses` from now on and republishes the current head.
+    pub fn set_witnesses(&self, witnesses: Vec<SigningKey>) {
+        let mut inner = self.lock();
+        inner.witnesses = witnesses;
+        inner.publish();
+    }
+
+    /// Dates cosignatures `seconds` in the past from now on and republishes
+    /// the current head.
+    pub fn set_cosignature_age(&self, seconds: u64) {
+        let mut inner = self.lock();
+        inner.cosignature_age = seconds;
         inner.publish();
     }
 
@@ -328,10 +376,12 @@ async fn get_leaves(State(state): Shared, Path(args): Path<String>) -> Response 
     let end = req.end.min(req.start + MAX_LEAVES_PER_RESPONSE);
     let leaves = (req.start..end)
         .filter_map(|i| {
-            usize::try_from(i)
-                .ok()
-                .and_then(|i| inner.leaves.get(i))
-                .copied()
+            inner.served_instead.get(&i).copied().or_else(|| {
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| inner.leaves.get(i))
+                    .copied()
+            })
         })
         .collect();
     text(StatusCode::OK, Leaves { leaves }.to_ascii())

@@ -1,0 +1,178 @@
+//! `cairn monitor`: watch a policy's logs for misbehaviour and for leaves
+//! signed by given keys (as `sigsum-monitor`, plus the witness, freshness
+//! and availability checks it lacks). The checks are
+//! `cairn_client::monitor`'s.
+//!
+//! Output: each reported leaf is a line `<index> <keyhash> <checksum>` on
+//! standard output (without `-k`, every leaf, unverified, as sigsum-monitor
+//! does). Each alert and warning is one line on standard error,
+//! `ALERT <log URL> <what>` or `WARNING <log URL> <what>`; progress is
+//! logged with `-v`.
+//!
+//! Exit status: 0 no alert (warnings too with `--fail-on-warning`); 1 an
+//! alert was raised; 2 usage, state or output errors. With `--once` one
+//! pass over every log is made. Otherwise passes repeat every `--interval`
+//! and the first pass that raises an alert ends the process with status 1
+//! after visiting every log: a monitor must not silently carry on past
+//! evidence of misbehaviour (run it under a supervisor that reports
+//! failures). `--keep-going` keeps it running instead; alerts whose cause
+//! persists (forks, shrinks) are then repeated every pass, as the verified
+//! checkpoint is never advanced past them. Killing the process at any time
+//! is safe: state files are replaced atomically.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use cairn_client::monitor::{
+    DEFAULT_BATCH_SIZE, Event, MAX_BATCH_SIZE, Monitor, MonitorConfig, PassSummary, Watchlist,
+    unix_now,
+};
+use cairn_sigsum::PublicKey;
+use cairn_sigsum::key::PublicKeyFile;
+use clap::Args;
+
+use crate::files::{self, Input};
+use crate::policy::PolicyArgs;
+use crate::submit::parse_duration;
+
+/// Exit status of passes without alerts.
+const EXIT_CLEAN: u8 = 0;
+/// Exit status after an alert (or a warning with --fail-on-warning).
+const EXIT_ALERT: u8 = 1;
+/// Exit status of usage, state and output errors.
+const EXIT_USAGE: u8 = 2;
+
+/// `cairn monitor` arguments.
+#[derive(Args, Debug)]
+pub struct MonitorArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Watched submitter public keys: OpenSSH public key files (one or more
+    /// keys each); repeat for more files. Their leaves are reported after
+    /// their signatures verify. Without -k every leaf is reported.
+    #[arg(short = 'k', long = "key", value_name = "FILE")]
+    keys: Vec<PathBuf>,
+    /// Directory for the per-log state (`<log key hash>.cairn-monitor`),
+    /// created if missing. Keep it: it is what lets a restarted monitor
+    /// detect a fork against what it verified before.
+    #[arg(long = "state-dir", value_name = "DIR", required = true)]
+    state_dir: PathBuf,
+    /// Time between passes, e.g. 600, 90s, 10m.
+    #[arg(long = "interval", value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
+    interval: Duration,
+    /// Leaves asked for per get-leaves request (logs may return fewer).
+    #[arg(long = "batch-size", value_name = "N", default_value_t = DEFAULT_BATCH_SIZE,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH_SIZE))]
+    batch_size: u64,
+    /// Warn when the newest quorum of cosignatures, or the last time a log
+    /// was reached, is older than this.
+    #[arg(long = "max-age", value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
+    max_age: Duration,
+    /// One pass over every log, then exit.
+    #[arg(long = "once")]
+    once: bool,
+    /// Keep looping after a pass with alerts (they are still printed).
+    #[arg(long = "keep-going", conflicts_with = "once")]
+    keep_going: bool,
+    /// Treat warnings like alerts for the exit status (and for stopping).
+    #[arg(long = "fail-on-warning")]
+    fail_on_warning: bool,
+}
+
+/// Runs `cairn monitor` and returns its exit status.
+pub fn run(args: &MonitorArgs) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime");
+    let status = match runtime.and_then(|rt| rt.block_on(monitor(args))) {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("cairn monitor: error: {e:#}");
+            EXIT_USAGE
+        }
+    };
+    ExitCode::from(status)
+}
+
+async fn monitor(args: &MonitorArgs) -> anyhow::Result<u8> {
+    let (keys, policy_name) = read_watched_keys(&args.keys)?;
+    let policy = args.policy.select(policy_name.as_deref())?;
+    let config = MonitorConfig {
+        batch_size: args.batch_size,
+        max_age: args.max_age,
+        ..MonitorConfig::default()
+    };
+    let mut monitor = Monitor::new(
+        policy,
+        Watchlist::new(keys),
+        &args.state_dir,
+        config,
+        unix_now(),
+    )?;
+    for key_hash in monitor.unmonitored() {
+        eprintln!("WARNING log {key_hash} has no URL in the policy and is not monitored");
+    }
+    loop {
+        let summary = one_pass(&mut monitor).await?;
+        let failing = summary.alerts > 0 || (args.fail_on_warning && summary.warnings > 0);
+        if args.once || (failing && !args.keep_going) {
+            if failing && !args.once {
+                eprintln!(
+                    "cairn monitor: stopping after {} alert(s) and {} warning(s) (--keep-going continues)",
+                    summary.alerts, summary.warnings
+                );
+            }
+            return Ok(if failing { EXIT_ALERT } else { EXIT_CLEAN });
+        }
+        tokio::time::sleep(args.interval).await;
+    }
+}
+
+/// One pass, printing events as they come. Fails if a state file or
+/// standard output cannot be written (a lost leaf report is a failure).
+async fn one_pass(monitor: &mut Monitor) -> anyhow::Result<PassSummary> {
+    let mut stdout_error = None;
+    let summary = monitor
+        .pass(unix_now(), |url, event| match event {
+            Event::Alert(a) => eprintln!("ALERT {url} {a}"),
+            Event::Warning(w) => eprintln!("WARNING {url} {w}"),
+            Event::Leaf(leaf) => {
+                let mut out = io::stdout().lock();
+                if let Err(e) = writeln!(out, "{leaf}").and_then(|()| out.flush()) {
+                    stdout_error.get_or_insert(e);
+                }
+            }
+            Event::Progress(p) => tracing::info!(log = url, "{p}"),
+        })
+        .await?;
+    if let Some(e) = stdout_error {
+        return Err(e).context("writing leaves to standard output");
+    }
+    Ok(summary)
+}
+
+/// The keys of every `-k` file, and the policy name their
+/// `sigsum-policy` options give (all files must agree).
+fn read_watched_keys(paths: &[PathBuf]) -> anyhow::Result<(Vec<PublicKey>, Option<String>)> {
+    let mut keys = Vec::new();
+    let mut name: Option<String> = None;
+    for path in paths {
+        let text = files::read_small(&Input::Path(path.clone()))?;
+        let file = PublicKeyFile::parse(&text)
+            .with_context(|| format!("watched key file {}", path.display()))?;
+        if let Some(n) = file.policy_name()? {
+            match &name {
+                Some(first) if first != n => anyhow::bail!(
+                    "key files name different policies ({first:?} and {n:?}); give -p or -P"
+                ),
+                _ => name = Some(n.to_owned()),
+            }
+        }
+        keys.extend(file.keys().copied());
+    }
+    Ok((keys, name))
+}
