@@ -192,6 +192,11 @@ impl Collector {
         })
     }
 
+    /// The shard this collector publishes for.
+    pub fn shard(&self) -> &str {
+        &self.config.shard
+    }
+
     /// The counters, shared with the running collector.
     pub fn metrics(&self) -> Arc<CollectorMetrics> {
         Arc::clone(&self.metrics)
@@ -262,6 +267,7 @@ impl Collector {
             return;
         };
         self.metrics.round();
+        let started = Instant::now();
         let checkpoint = sth.tree_head.checkpoint(&self.log_key.key_hash());
         let note = match self.note(&checkpoint, &sth.signature) {
             Ok(n) => n,
@@ -271,10 +277,10 @@ impl Collector {
                 return;
             }
         };
-        let Some(cosignatures) = self.collect(&checkpoint, &note).await else {
+        let Some(collected) = self.collect(&checkpoint, &note, started).await else {
             return;
         };
-        self.publish(signed_pb, cosignatures).await;
+        self.publish(signed_pb, collected, started).await;
     }
 
     async fn tree_heads(&self) -> Result<pb::TreeHeads, tonic::Status> {
@@ -335,7 +341,12 @@ impl Collector {
     /// Asks every witness in parallel; returns the valid cosignatures once
     /// the quorum holds (plus whatever arrives within `extra_wait`), or
     /// `None` if nothing may be published.
-    async fn collect(&self, checkpoint: &Checkpoint, note: &[u8]) -> Option<Vec<pb::Cosignature>> {
+    async fn collect(
+        &self,
+        checkpoint: &Checkpoint,
+        note: &[u8],
+        started: Instant,
+    ) -> Option<Collected> {
         let shard = self.config.shard.as_str();
         let size = checkpoint.size;
         // Two requests plus reading a proof: a generous bound on one witness.
@@ -380,10 +391,14 @@ impl Collector {
             }
             if stop_at.is_none() {
                 stop_at = self.quorum_reached(&satisfied);
+                if stop_at.is_some() {
+                    self.metrics.quorum_reached(started.elapsed());
+                }
             }
         }
         drop(pending);
-        if !self.policy.quorum_satisfied(&satisfied) {
+        let with_quorum = self.policy.quorum_satisfied(&satisfied);
+        if !with_quorum {
             self.metrics.quorum_failed();
             if !self.config.fail_open {
                 tracing::warn!(
@@ -402,7 +417,10 @@ impl Collector {
             );
         }
         cosignatures.sort_by(|a, b| a.key_hash.cmp(&b.key_hash));
-        Some(cosignatures)
+        Some(Collected {
+            cosignatures,
+            with_quorum,
+        })
     }
 
     /// When to stop collecting if the quorum holds now: `None` if it does not.
@@ -467,9 +485,13 @@ impl Collector {
         })
     }
 
-    async fn publish(&self, signed: pb::SignedTreeHead, cosignatures: Vec<pb::Cosignature>) {
+    async fn publish(&self, signed: pb::SignedTreeHead, collected: Collected, started: Instant) {
         let shard = self.config.shard.as_str();
         let size = signed.size;
+        let Collected {
+            cosignatures,
+            with_quorum,
+        } = collected;
         let count = cosignatures.len();
         let req = pb::PublishCosignedRequest {
             shard: self.config.shard.clone(),
@@ -487,12 +509,16 @@ impl Collector {
         };
         match r {
             Ok(_) => {
+                let after = started.elapsed();
                 self.published.fetch_max(size, Ordering::Relaxed);
-                self.metrics.published(size);
+                self.metrics.published(size, with_quorum, after);
                 tracing::info!(
                     shard,
                     size,
                     cosignatures = count,
+                    with_quorum,
+                    // Parsed by the e2e test's latency report; keep the name.
+                    publish_ms = after.as_secs_f64() * 1000.0,
                     "published cosigned tree head"
                 );
             }
@@ -502,6 +528,14 @@ impl Collector {
             }
         }
     }
+}
+
+/// What a round collected for publication.
+struct Collected {
+    /// Valid cosignatures, sorted by witness key hash.
+    cosignatures: Vec<pb::Cosignature>,
+    /// Whether they satisfy the policy quorum (false only when fail-open).
+    with_quorum: bool,
 }
 
 /// The next finished witness, or `None` when all are done or `stop_at` has

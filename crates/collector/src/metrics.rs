@@ -1,17 +1,30 @@
 //! Counters the server exports as metrics (prefix `cairn_collector_`, label
-//! `shard`; witness errors also labelled `witness`).
+//! `shard`; witness errors also labelled `witness`), and the latency
+//! histograms of cosigning and publishing.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+
+/// Histogram buckets in seconds: 1 ms doubling to about 33 s, fine enough
+/// to tell a loopback witness (milliseconds) from a slow one (seconds).
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.001, 2.0, 16)
+}
 
 /// Live counters of one shard's collector. All monotone except
 /// `published_size`, which never decreases either. Cheap to update from
-/// any task; read them with [`CollectorMetrics::snapshot`].
-#[derive(Debug, Default)]
+/// any task; read them with [`CollectorMetrics::snapshot`] and the
+/// histograms with [`CollectorMetrics::cosign_latency`] and
+/// [`CollectorMetrics::publish_latency`].
+#[derive(Debug)]
 pub struct CollectorMetrics {
     rounds: AtomicU64,
     published: AtomicU64,
+    published_without_quorum: AtomicU64,
     published_size: AtomicU64,
     quorum_failed: AtomicU64,
     publish_errors: AtomicU64,
@@ -19,6 +32,25 @@ pub struct CollectorMetrics {
     /// Keyed by the witness's policy name; bounded by the policy's witness
     /// count (at most a few dozen).
     witness_errors: Mutex<BTreeMap<String, u64>>,
+    cosign_latency: Histogram,
+    publish_latency: Histogram,
+}
+
+impl Default for CollectorMetrics {
+    fn default() -> Self {
+        CollectorMetrics {
+            rounds: AtomicU64::default(),
+            published: AtomicU64::default(),
+            published_without_quorum: AtomicU64::default(),
+            published_size: AtomicU64::default(),
+            quorum_failed: AtomicU64::default(),
+            publish_errors: AtomicU64::default(),
+            sequencer_errors: AtomicU64::default(),
+            witness_errors: Mutex::default(),
+            cosign_latency: Histogram::new(latency_buckets()),
+            publish_latency: Histogram::new(latency_buckets()),
+        }
+    }
 }
 
 /// A copy of the counters at one moment.
@@ -27,8 +59,12 @@ pub struct MetricsSnapshot {
     /// Rounds run: a signed head newer than the published one was sent to
     /// the witnesses.
     pub rounds: u64,
-    /// Cosigned heads published (`PublishCosigned` succeeded).
+    /// Cosigned heads published (`PublishCosigned` succeeded), with or
+    /// without quorum.
     pub published: u64,
+    /// Of those, heads published without the policy quorum (fail-open
+    /// only; always 0 when fail-closed).
+    pub published_without_quorum: u64,
     /// Size of the latest head this collector published.
     pub published_size: u64,
     /// Rounds that ended without quorum (nothing published unless fail-open).
@@ -47,6 +83,7 @@ impl CollectorMetrics {
         MetricsSnapshot {
             rounds: self.rounds.load(Ordering::Relaxed),
             published: self.published.load(Ordering::Relaxed),
+            published_without_quorum: self.published_without_quorum.load(Ordering::Relaxed),
             published_size: self.published_size.load(Ordering::Relaxed),
             quorum_failed: self.quorum_failed.load(Ordering::Relaxed),
             publish_errors: self.publish_errors.load(Ordering::Relaxed),
@@ -59,12 +96,33 @@ impl CollectorMetrics {
         }
     }
 
+    /// Seconds from the start of a round (a new signed head) until the
+    /// policy quorum held; rounds without quorum are not observed.
+    pub fn cosign_latency(&self) -> &Histogram {
+        &self.cosign_latency
+    }
+
+    /// Seconds from the start of a round until `PublishCosigned` succeeded:
+    /// what cosigning adds to publication, including any `extra_wait`.
+    pub fn publish_latency(&self) -> &Histogram {
+        &self.publish_latency
+    }
+
+    pub(crate) fn quorum_reached(&self, after: Duration) {
+        self.cosign_latency.observe(after.as_secs_f64());
+    }
+
     pub(crate) fn round(&self) {
         self.rounds.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn published(&self, size: u64) {
+    pub(crate) fn published(&self, size: u64, with_quorum: bool, after: Duration) {
         self.published.fetch_add(1, Ordering::Relaxed);
+        if !with_quorum {
+            self.published_without_quorum
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.publish_latency.observe(after.as_secs_f64());
         self.published_size.fetch_max(size, Ordering::Relaxed);
     }
 

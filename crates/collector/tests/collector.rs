@@ -470,7 +470,11 @@ async fn two_of_three_publish_with_a_bad_third(third: Kind) {
     let head = h.wait_published(5).await;
     assert_valid_cosignatures(&head, &key, &[&w1, &w2]);
     assert_eq!(h.metrics().published, 1);
+    assert_eq!(h.metrics().published_without_quorum, 0);
     assert_eq!(h.metrics().published_size, 5);
+    let metrics = h.collector.metrics();
+    assert_eq!(histogram_count(metrics.cosign_latency()), 1);
+    assert_eq!(histogram_count(metrics.publish_latency()), 1);
     h.shut_down().await;
 }
 
@@ -531,7 +535,11 @@ async fn fail_open_publishes_without_quorum() {
     let (h, witnesses, key, _tiles) = one_of_three(true).await;
     let head = h.wait_published(5).await;
     assert_valid_cosignatures(&head, &key, &[&witnesses[0]]);
-    assert!(h.metrics().quorum_failed >= 1);
+    let m = h.metrics();
+    assert!(m.quorum_failed >= 1);
+    assert_eq!(m.published_without_quorum, m.published, "{m:?}");
+    // No round reached quorum, so no cosigning latency was observed.
+    assert_eq!(histogram_count(h.collector.metrics().cosign_latency()), 0);
     h.shut_down().await;
 }
 
@@ -648,4 +656,19 @@ async fn a_cosignature_dated_far_in_the_future_does_not_count() {
             .any(|&(old, _)| old == 5)
     );
     h.shut_down().await;
+}
+
+/// Observations in a histogram, read through its OpenMetrics encoding
+/// (the crate exposes no getter).
+fn histogram_count(h: &prometheus_client::metrics::histogram::Histogram) -> u64 {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register("h", "test", h.clone());
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    text.lines()
+        .find_map(|l| l.strip_prefix("h_count "))
+        .expect("h_count line")
+        .trim()
+        .parse()
+        .expect("count")
 }

@@ -30,6 +30,7 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::ops;
+use crate::shutdown::{stopped, wait_for_signal};
 
 /// The dev shard's name: its URL prefix, Raft group and object prefix.
 pub const SHARD: &str = "dev";
@@ -154,18 +155,80 @@ impl DevDir {
     }
 
     /// The policy file for a log served at `listen`: the log with its base
-    /// URL, the embedded witness with its URL, and a quorum of that witness.
-    pub fn policy_text(&self, listen: SocketAddr) -> String {
-        format!(
+    /// URL, then either the embedded witness and a quorum of it or, with
+    /// `witnesses`, the operator's witness, group and quorum lines (see
+    /// [`read_witness_lines`]), plus the embedded witness's line if they
+    /// name it.
+    pub fn policy_text(&self, listen: SocketAddr, witnesses: Option<&str>) -> String {
+        let log = format!(
             "# Sigsum policy for the cairnd dev log (written by cairnd at every start).\n\
-             log {log} {base}\n\
-             witness {WITNESS_POLICY_NAME} {witness} http://{listen}/witness\n\
-             quorum {WITNESS_POLICY_NAME}\n",
-            log = self.log_key.public_key().to_hex(),
-            base = base_url(listen).trim_end_matches('/'),
-            witness = self.witness_key.public_key().to_hex(),
-        )
+             log {} {}\n",
+            self.log_key.public_key().to_hex(),
+            base_url(listen).trim_end_matches('/'),
+        );
+        let embedded = format!(
+            "witness {WITNESS_POLICY_NAME} {} http://{listen}/witness\n",
+            self.witness_key.public_key().to_hex(),
+        );
+        match witnesses {
+            None => format!("{log}{embedded}quorum {WITNESS_POLICY_NAME}\n"),
+            Some(lines) => {
+                let names_embedded = lines
+                    .split_ascii_whitespace()
+                    .any(|word| word == WITNESS_POLICY_NAME);
+                let embedded = if names_embedded {
+                    embedded.as_str()
+                } else {
+                    ""
+                };
+                format!("{log}{embedded}# From the --witnesses file:\n{lines}")
+            }
+        }
     }
+}
+
+/// Reads the `--witnesses` file: Sigsum policy lines naming witnesses (with
+/// their URLs), groups and exactly one quorum. `log` lines are refused (the
+/// dev log is the only log), as is a file that does not make a valid policy
+/// together with the dev log's own lines. Returns the text, ending in a
+/// newline.
+pub fn read_witness_lines(path: &Path) -> anyhow::Result<String> {
+    const MAX_BYTES: u64 = 64 * 1024;
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("reading witnesses file {}", path.display()))?
+        .len();
+    if len > MAX_BYTES {
+        bail!(
+            "witnesses file {} is {len} bytes; the limit is {MAX_BYTES}",
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading witnesses file {}", path.display()))?;
+    let mut quorum_lines = 0;
+    for (n, line) in text.lines().enumerate() {
+        match line.split_ascii_whitespace().next() {
+            Some("log") => bail!(
+                "{}:{}: a witnesses file has no log lines (the dev log adds its own)",
+                path.display(),
+                n + 1
+            ),
+            Some("quorum") => quorum_lines += 1,
+            _ => {}
+        }
+    }
+    if quorum_lines != 1 {
+        bail!(
+            "{}: needs exactly one quorum line (found {quorum_lines}); it may name \
+             {WITNESS_POLICY_NAME}, the embedded witness",
+            path.display()
+        );
+    }
+    let mut text = text;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// The dev shard's Sigsum base URL.
@@ -173,18 +236,47 @@ pub fn base_url(listen: SocketAddr) -> String {
     format!("http://{listen}/{SHARD}/")
 }
 
+/// How `cairnd dev` was started (see its `--help`).
+#[derive(Debug)]
+pub struct DevOptions {
+    /// The data directory.
+    pub root: PathBuf,
+    /// The HTTP listener.
+    pub listen: SocketAddr,
+    /// The `--witnesses` file, if any.
+    pub witnesses: Option<PathBuf>,
+    /// The sequencer's gRPC listener; `None`: an ephemeral loopback port.
+    pub grpc_listen: Option<SocketAddr>,
+    /// Leave publishing to a `cairnd collector`.
+    pub external_collector: bool,
+}
+
 /// Runs the dev log until Ctrl-C or SIGTERM.
-pub async fn run(root: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn run(options: DevOptions) -> anyhow::Result<()> {
+    let DevOptions {
+        root,
+        listen,
+        witnesses,
+        grpc_listen,
+        external_collector,
+    } = options;
+    let witness_lines = witnesses.as_deref().map(read_witness_lines).transpose()?;
     let dir = DevDir::prepare(&root)?;
-    let policy_text = dir.policy_text(listen);
-    let policy = Policy::parse(policy_text.as_bytes()).context("the generated policy")?;
+    let policy_text = dir.policy_text(listen, witness_lines.as_deref());
+    let policy = Policy::parse(policy_text.as_bytes()).with_context(|| match &witnesses {
+        Some(p) => format!("the policy made with the witnesses file {}", p.display()),
+        None => "the generated policy".to_owned(),
+    })?;
     write_atomic(&root.join(POLICY), policy_text.as_bytes(), 0o644)?;
 
     // Bind first: a busy port should fail before any state is opened.
     let http = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let grpc_listen = grpc_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let grpc = tokio::net::TcpListener::bind(grpc_listen)
+        .await
+        .with_context(|| format!("listening on {grpc_listen} (gRPC)"))?;
     let grpc_addr = grpc.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
 
@@ -198,7 +290,9 @@ pub async fn run(root: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
         tiles.clone(),
         format!("http://{grpc_addr}"),
     );
-    config.witnesses = vec![dir.witness_key.public_key()];
+    // Every witness of the policy: the signer writes their cosignatures
+    // into the published checkpoint note.
+    config.witnesses = policy.witnesses().iter().map(|w| *w.key()).collect();
     config.transport = Some(transport.clone());
     let shard = Arc::new(
         Shard::start(config)
@@ -253,22 +347,31 @@ pub async fn run(root: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
             ..FrontendConfig::default()
         },
     )?;
+    let collector = if external_collector {
+        None
+    } else {
+        Some(Arc::new(
+            Collector::new(
+                CollectorConfig::new(SHARD),
+                policy,
+                dir.log_key.public_key(),
+                sequencer,
+                tiles,
+            )
+            .context("starting the collector")?,
+        ))
+    };
     let app = axum::Router::new()
         .nest("/witness", cairn_witness::router(Arc::new(witness)))
-        .merge(ops::router(vec![shard.clone()]))
+        .merge(ops::router(ops::Ops {
+            shards: vec![shard.clone()],
+            collectors: collector.iter().cloned().collect(),
+        }))
         .merge(frontend);
 
-    let collector = Collector::new(
-        CollectorConfig::new(SHARD),
-        policy,
-        dir.log_key.public_key(),
-        sequencer,
-        tiles,
-    )
-    .context("starting the collector")?;
-    let collector_task = tokio::spawn({
+    let collector_task = collector.map(|collector| {
         let stop = stopped(stop_rx.clone());
-        async move { collector.run(stop).await }
+        tokio::spawn(async move { collector.run(stop).await })
     });
 
     println!("cairnd dev: a Sigsum log with an embedded witness");
@@ -276,6 +379,10 @@ pub async fn run(root: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
     println!("  log base URL:   {}", base_url(listen));
     println!("  log key hash:   {}", dir.log_key.public_key().key_hash());
     println!("  policy file:    {}", root.join(POLICY).display());
+    println!("  sequencer gRPC: http://{grpc_addr}");
+    if external_collector {
+        println!("  publishing:     by an external `cairnd collector`");
+    }
     println!();
     print!("{policy_text}");
     println!();
@@ -293,42 +400,14 @@ pub async fn run(root: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
         Ok(joined) => joined?.context("HTTP server")?,
         Err(_) => tracing::warn!("HTTP requests still running after {SHUTDOWN_GRACE:?}"),
     }
-    if let Err(e) = collector_task.await {
+    if let Some(task) = collector_task
+        && let Err(e) = task.await
+    {
         tracing::error!(error = %e, "collector task failed");
     }
     shard.shutdown().await;
     grpc_server.await?.context("gRPC server")?;
     Ok(())
-}
-
-/// Resolves once the stop flag is set.
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    // An error means the sender is gone, which also means stop.
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }
 
 fn read_private_key(path: &Path) -> anyhow::Result<SigningKey> {
@@ -401,7 +480,7 @@ mod tests {
         ] {
             assert!(tmp.path().join(f).exists(), "{f} missing");
         }
-        let text = dir.policy_text("127.0.0.1:6965".parse().unwrap());
+        let text = dir.policy_text("127.0.0.1:6965".parse().unwrap(), None);
         let policy = Policy::parse(text.as_bytes()).unwrap();
         assert_eq!(policy.logs().len(), 1);
         assert!(text.contains("http://127.0.0.1:6965/dev\n"));
@@ -446,5 +525,59 @@ mod tests {
         std::fs::create_dir(tmp.path().join("raft")).unwrap();
         let err = DevDir::prepare(tmp.path()).unwrap_err().to_string();
         assert!(err.contains("no cairn-dev.toml"), "{err}");
+    }
+
+    #[test]
+    fn witnesses_file_lines_replace_the_default_quorum() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DevDir::prepare(&tmp.path().join("d")).unwrap();
+        let file = tmp.path().join("witnesses");
+        let (a, b) = ("aa".repeat(32), "bb".repeat(32));
+        std::fs::write(
+            &file,
+            format!(
+                "witness w1 {a} http://127.0.0.1:1/\nwitness w2 {b} https://example.org/w\n\
+                 group two 2 w1 w2 {WITNESS_POLICY_NAME}\nquorum two"
+            ),
+        )
+        .unwrap();
+        let lines = read_witness_lines(&file).unwrap();
+        let text = dir.policy_text("127.0.0.1:6965".parse().unwrap(), Some(&lines));
+        let policy = Policy::parse(text.as_bytes()).unwrap();
+        assert_eq!(policy.witnesses().len(), 3);
+        assert_eq!(text.matches("quorum").count(), 1);
+        assert!(text.ends_with("quorum two\n"), "{text}");
+
+        // Without a mention, the embedded witness is not in the policy.
+        let lines = lines
+            .replace(&format!(" {WITNESS_POLICY_NAME}"), "")
+            .replace(" 2 ", " 1 ");
+        let text = dir.policy_text("127.0.0.1:6965".parse().unwrap(), Some(&lines));
+        let policy = Policy::parse(text.as_bytes()).unwrap();
+        assert_eq!(policy.witnesses().len(), 2, "{text}");
+    }
+
+    #[test]
+    fn witnesses_files_with_log_lines_or_without_one_quorum_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("witnesses");
+        let key = "aa".repeat(32);
+        for (body, expect) in [
+            (format!("log {key}\nquorum none\n"), "no log lines"),
+            (format!("witness w {key} http://x/\n"), "exactly one quorum"),
+            (
+                "quorum none\nquorum none\n".to_owned(),
+                "exactly one quorum",
+            ),
+        ] {
+            std::fs::write(&file, body).unwrap();
+            let err = format!("{:#}", read_witness_lines(&file).unwrap_err());
+            assert!(err.contains(expect), "{err}");
+        }
+        let missing = format!(
+            "{:#}",
+            read_witness_lines(&tmp.path().join("nope")).unwrap_err()
+        );
+        assert!(missing.contains("reading witnesses file"), "{missing}");
     }
 }

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod collector;
 mod dev;
 mod ops;
+mod shutdown;
 
 #[derive(Debug, Parser)]
 #[command(name = "cairnd", version, about = "Cairn transparency log server")]
@@ -32,6 +34,37 @@ enum Command {
         /// HTTP address for the Sigsum API, tiles and the embedded witness.
         #[arg(long, default_value = "127.0.0.1:6965")]
         listen: SocketAddr,
+        /// Witnesses to collect cosignatures from instead of only the
+        /// embedded one: a file of Sigsum policy lines (`witness NAME KEY
+        /// URL`, `group ...`, exactly one `quorum ...`) without `log` lines.
+        /// It may name the embedded witness as `cairn-dev-witness` (its
+        /// `witness` line is then added). The log's policy file DIR/policy
+        /// is rewritten from it at every start.
+        #[arg(long, value_name = "FILE")]
+        witnesses: Option<PathBuf>,
+        /// Address of the sequencer's gRPC listener (default: an ephemeral
+        /// loopback port). Set it to run `cairnd collector` against this log.
+        #[arg(long, value_name = "HOST:PORT")]
+        grpc_listen: Option<SocketAddr>,
+        /// Do not run the embedded collector: tree heads are published only
+        /// by a `cairnd collector` pointed at --grpc-listen.
+        #[arg(long, requires = "grpc_listen")]
+        external_collector: bool,
+    },
+    /// Run the cosignature collector for one or more shards: send each new
+    /// signed tree head to the witnesses of the shard's policy and publish
+    /// it once the policy quorum has cosigned it.
+    ///
+    /// FILE is TOML: `sequencer = "http://HOST:PORT"`, optional `listen`
+    /// (operator endpoints, default 127.0.0.1:6967), and one `[[shard]]`
+    /// table per shard with `name`, `log_key` (OpenSSH public key file),
+    /// `policy` (Sigsum policy file), `tiles` (local object store root),
+    /// and optional `poll_interval_ms` (250), `witness_timeout_ms` (5000),
+    /// `extra_wait_ms` (0), `fail_open` (false). Unknown keys are errors.
+    Collector {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
     },
 }
 
@@ -47,6 +80,19 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Dev { data_dir, listen } => runtime.block_on(dev::run(data_dir, listen)),
+        Command::Dev {
+            data_dir,
+            listen,
+            witnesses,
+            grpc_listen,
+            external_collector,
+        } => runtime.block_on(dev::run(dev::DevOptions {
+            root: data_dir,
+            listen,
+            witnesses,
+            grpc_listen,
+            external_collector,
+        })),
+        Command::Collector { config } => runtime.block_on(collector::run(config)),
     }
 }

@@ -11,32 +11,59 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use cairn_collector::Collector;
 use cairn_sequencer::shard::Shard;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ShardLabel {
     shard: String,
 }
 
-/// The routes, for the given shards.
-pub fn router(shards: Vec<Arc<Shard>>) -> Router {
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WitnessLabel {
+    shard: String,
+    witness: String,
+}
+
+/// What this process runs: the sequencers of some shards and the
+/// collectors of some (in `cairnd dev` both, for the one dev shard).
+#[derive(Clone, Debug, Default)]
+pub struct Ops {
+    /// Shards whose sequencer runs here.
+    pub shards: Vec<Arc<Shard>>,
+    /// Shards whose cosignature collector runs here.
+    pub collectors: Vec<Arc<Collector>>,
+}
+
+/// The routes, for what this process runs.
+pub fn router(ops: Ops) -> Router {
     Router::new()
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(Arc::new(shards))
+        .with_state(Arc::new(ops))
 }
 
 /// Ready when every shard has a Raft leader (in dev: this node), is not
-/// halted, and has published a cosigned tree head.
-async fn readyz(State(shards): State<Arc<Vec<Arc<Shard>>>>) -> Response {
+/// halted, and has published a cosigned tree head, and no collector has
+/// halted publishing.
+async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
     let mut problems = Vec::new();
-    for shard in shards.iter() {
+    for collector in &ops.collectors {
+        if collector.halted() {
+            problems.push(format!(
+                "shard {}: collector halted: a witness cosigned a larger tree than the log signed",
+                collector.shard()
+            ));
+        }
+    }
+    for shard in &ops.shards {
         if let Some(reason) = shard.halted() {
             problems.push(format!("shard {}: halted: {reason}", shard.name()));
         } else if shard.raft().metrics().borrow().current_leader.is_none() {
@@ -52,7 +79,7 @@ async fn readyz(State(shards): State<Arc<Vec<Arc<Shard>>>>) -> Response {
     }
 }
 
-async fn metrics(State(shards): State<Arc<Vec<Arc<Shard>>>>) -> Response {
+async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
     let mut registry = Registry::with_prefix("cairn");
     let family = |registry: &mut Registry, name: &str, help: &str| {
         let f = Family::<ShardLabel, Gauge>::default();
@@ -85,7 +112,7 @@ async fn metrics(State(shards): State<Arc<Vec<Arc<Shard>>>>) -> Response {
         "halted",
         "1 if the shard's pipeline halted on a fatal error",
     );
-    for shard in shards.iter() {
+    for shard in &ops.shards {
         let label = ShardLabel {
             shard: shard.name().to_owned(),
         };
@@ -107,6 +134,7 @@ async fn metrics(State(shards): State<Arc<Vec<Arc<Shard>>>>) -> Response {
         set(&leader, u64::from(shard.is_leader()));
         set(&halted, u64::from(shard.halted().is_some()));
     }
+    register_collectors(&mut registry, &ops.collectors);
     let mut body = String::new();
     if let Err(e) = encode(&mut body, &registry) {
         return (
@@ -123,4 +151,100 @@ async fn metrics(State(shards): State<Arc<Vec<Arc<Shard>>>>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// The collectors' counters (read at scrape time) and latency histograms.
+fn register_collectors(registry: &mut Registry, collectors: &[Arc<Collector>]) {
+    let counter = |registry: &mut Registry, name: &str, help: &str| {
+        let f = Family::<ShardLabel, Counter>::default();
+        registry.register(name, help, f.clone());
+        f
+    };
+    let rounds = counter(
+        registry,
+        "collector_rounds",
+        "Signed tree heads sent to the witnesses",
+    );
+    let published = counter(
+        registry,
+        "collector_published",
+        "Cosigned tree heads published with the policy quorum",
+    );
+    let fail_open = counter(
+        registry,
+        "collector_published_without_quorum",
+        "Tree heads published without the policy quorum (fail-open only)",
+    );
+    let quorum_failed = counter(
+        registry,
+        "collector_quorum_failed",
+        "Rounds that ended without the policy quorum",
+    );
+    let publish_errors = counter(
+        registry,
+        "collector_publish_errors",
+        "Failed PublishCosigned calls",
+    );
+    let sequencer_errors = counter(
+        registry,
+        "collector_sequencer_errors",
+        "Failed or unusable GetTreeHeads calls",
+    );
+    let halted = Family::<ShardLabel, Gauge>::default();
+    registry.register(
+        "collector_halted",
+        "1 if publishing halted because a witness is ahead of the log",
+        halted.clone(),
+    );
+    let witness_errors = Family::<WitnessLabel, Counter>::default();
+    registry.register(
+        "collector_witness_errors",
+        "Witness requests that gave no valid cosignature",
+        witness_errors.clone(),
+    );
+    for collector in collectors {
+        let label = ShardLabel {
+            shard: collector.shard().to_owned(),
+        };
+        halted
+            .get_or_create(&label)
+            .set(i64::from(collector.halted()));
+        let metrics = collector.metrics();
+        let m = metrics.snapshot();
+        rounds.get_or_create(&label).inc_by(m.rounds);
+        published
+            .get_or_create(&label)
+            .inc_by(m.published - m.published_without_quorum);
+        fail_open
+            .get_or_create(&label)
+            .inc_by(m.published_without_quorum);
+        quorum_failed.get_or_create(&label).inc_by(m.quorum_failed);
+        publish_errors
+            .get_or_create(&label)
+            .inc_by(m.publish_errors);
+        sequencer_errors
+            .get_or_create(&label)
+            .inc_by(m.sequencer_errors);
+        for (witness, n) in m.witness_errors {
+            witness_errors
+                .get_or_create(&WitnessLabel {
+                    shard: label.shard.clone(),
+                    witness,
+                })
+                .inc_by(n);
+        }
+        let sub = registry.sub_registry_with_label(("shard".into(), label.shard.into()));
+        sub.register_with_unit(
+            "collector_cosign",
+            "Time from a new signed tree head until the policy quorum held",
+            Unit::Seconds,
+            metrics.cosign_latency().clone(),
+        );
+        sub.register_with_unit(
+            "collector_publish",
+            "Time from a new signed tree head until its cosigned head was published",
+            Unit::Seconds,
+            metrics.publish_latency().clone(),
+        );
+    }
 }

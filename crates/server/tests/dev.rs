@@ -8,120 +8,19 @@
 //! the consistency of every published tree head seen, stop with SIGTERM,
 //! restart, and check the tree continued unchanged.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_client::{LogClient, SubmitConfig, Submitter};
-use cairn_sigsum::policy::Policy;
 use cairn_sigsum::tree_head::CosignedTreeHead;
-use cairn_sigsum::{Hash, PublicKey, SigningKey};
+use cairn_sigsum::{Hash, SigningKey};
 use cairn_tlog::leaf_hash;
 use futures::StreamExt as _;
+use support::{Cairnd, free_port};
 
-/// Generous: the first start creates RocksDB and elects the single node.
-const START_DEADLINE: Duration = Duration::from_secs(60);
 const LEAVES: usize = 1000;
-
-/// A running `cairnd dev`, stopped (SIGTERM, then kill) on drop.
-struct Cairnd {
-    child: Child,
-    listen: SocketAddr,
-    dir: PathBuf,
-}
-
-impl Cairnd {
-    fn start(dir: &Path, listen: SocketAddr) -> Cairnd {
-        let child = Command::new(env!("CARGO_BIN_EXE_cairnd"))
-            .args(["dev", "--data-dir"])
-            .arg(dir)
-            .args(["--listen", &listen.to_string()])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn cairnd");
-        Cairnd {
-            child,
-            listen,
-            dir: dir.to_owned(),
-        }
-    }
-
-    fn base_url(&self) -> String {
-        format!("http://{}/dev/", self.listen)
-    }
-
-    fn policy(&self) -> Policy {
-        let text = std::fs::read(self.dir.join("policy")).expect("policy file");
-        Policy::parse(&text).expect("policy parses")
-    }
-
-    fn log_key(&self) -> PublicKey {
-        let text = std::fs::read(self.dir.join("log.key.pub")).expect("log.key.pub");
-        cairn_sigsum::key::parse_public_key_file(&text).expect("public key")[0].0
-    }
-
-    /// Waits until `/readyz` answers 200 (a leader and a cosigned head).
-    async fn wait_ready(&mut self) {
-        let url = format!("http://{}/readyz", self.listen);
-        let deadline = Instant::now() + START_DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!("cairnd exited early: {status}");
-            }
-            if let Ok(r) = reqwest::get(&url).await
-                && r.status() == reqwest::StatusCode::OK
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "cairnd not ready within {START_DEADLINE:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGTERM and wait for a clean exit.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                assert!(
-                    status.success(),
-                    "cairnd exited with {status} after SIGTERM"
-                );
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "cairnd did not stop after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Cairnd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}
 
 fn message(i: usize) -> Hash {
     cairn_sigsum::crypto::hash(format!("cairn dev test artifact {i}\n").as_bytes())

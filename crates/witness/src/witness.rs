@@ -10,13 +10,14 @@
 //! | malformed framing, note or checkpoint | 400 |
 //! | origin not on the allow-list | 404 |
 //! | no valid signature by the log's key (or a bad one under its name and key ID) | 403 |
-//! | old size above the checkpoint size; proof lines with old 0 or old = size | 400 |
+//! | old size above the checkpoint size | 400 |
 //! | old size ≠ the size last cosigned | 409, body `<size>\n`, `text/x.tlog.size` |
-//! | size 0 with root ≠ SHA-256(""); same size, other root; proof does not verify | 422 |
+//! | proof lines with old 0 or old = size; size 0 with root ≠ SHA-256(""); same size, other root; proof does not verify | 422 |
 //! | otherwise: persist (size, root), then cosign | 200 |
 //!
-//! Proof lines where the proof must be empty are a 400 here (as sigsum-go
-//! does it): the framing is wrong before any proof is checked.
+//! Proof lines where the proof must be empty are a 422 as in the current
+//! C2SP spec (sigsum-go answers 400), checked after the old size: a client
+//! with a stale old size learns the right one from the 409 first.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -92,10 +93,8 @@ pub enum AddCheckpointError {
         /// The checkpoint's size.
         size: u64,
     },
-    /// 400: proof lines were sent where the proof must be empty.
-    #[error(
-        "malformed request: the consistency proof from {old} to {size} must be empty, got {len} lines"
-    )]
+    /// 422: proof lines were sent where the proof must be empty.
+    #[error("the consistency proof from {old} to {size} must be empty, got {len} lines")]
     UnexpectedProof {
         /// The request's old size.
         old: u64,
@@ -130,15 +129,15 @@ impl AddCheckpointError {
         use AddCheckpointError as E;
         match self {
             E::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            E::Request(_)
-            | E::Note(_)
-            | E::Checkpoint(_)
-            | E::OldSizeAboveSize { .. }
-            | E::UnexpectedProof { .. } => StatusCode::BAD_REQUEST,
+            E::Request(_) | E::Note(_) | E::Checkpoint(_) | E::OldSizeAboveSize { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             E::UnknownLog(_) => StatusCode::NOT_FOUND,
             E::InvalidSignature(_) => StatusCode::FORBIDDEN,
             E::Conflict { .. } => StatusCode::CONFLICT,
-            E::EmptyTreeRoot | E::Inconsistent(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            E::UnexpectedProof { .. } | E::EmptyTreeRoot | E::Inconsistent(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             E::State(_) | E::Cosign(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -241,13 +240,6 @@ impl Witness {
         if old > size {
             return Err(AddCheckpointError::OldSizeAboveSize { old, size });
         }
-        if (old == 0 || old == size) && !req.proof.is_empty() {
-            return Err(AddCheckpointError::UnexpectedProof {
-                old,
-                size,
-                len: req.proof.len(),
-            });
-        }
 
         let mut lock = self.state.lock_origin(&cp.origin).await?;
         let current = lock.current().await?;
@@ -255,6 +247,13 @@ impl Witness {
         if old != stored {
             tracing::debug!(origin = %cp.origin, old, stored, "add-checkpoint: old size conflict");
             return Err(AddCheckpointError::Conflict { stored });
+        }
+        if (old == 0 || old == size) && !req.proof.is_empty() {
+            return Err(AddCheckpointError::UnexpectedProof {
+                old,
+                size,
+                len: req.proof.len(),
+            });
         }
         if size == 0 && cp.root != EMPTY_ROOT {
             return Err(AddCheckpointError::EmptyTreeRoot);
@@ -430,10 +429,11 @@ mod tests {
             status(w.add_checkpoint(&body).await),
             StatusCode::BAD_REQUEST
         );
+        // A proof where it must be empty: 422 (current C2SP).
         let (body, _) = request(0, &[[0; 32]], 3);
         assert_eq!(
             status(w.add_checkpoint(&body).await),
-            StatusCode::BAD_REQUEST
+            StatusCode::UNPROCESSABLE_ENTITY
         );
         assert_eq!(
             status(w.add_checkpoint(b"old 0\n\nnot a note").await),
@@ -460,6 +460,17 @@ mod tests {
         let note = other.sign_note(&cp.to_body()).expect("note");
         let body = [b"old 0\n\n".as_slice(), &note.to_bytes()].concat();
         assert_eq!(status(w.add_checkpoint(&body).await), StatusCode::FORBIDDEN);
+        // A stale old size learns the stored size (409) before its proof
+        // lines are judged; with the right old size they are a 422.
+        let (body, _) = request(0, &[], 3);
+        assert_eq!(status(w.add_checkpoint(&body).await), StatusCode::OK);
+        let (body, _) = request(0, &[[0; 32]], 3);
+        assert_eq!(status(w.add_checkpoint(&body).await), StatusCode::CONFLICT);
+        let (body, _) = request(3, &[[0; 32]], 3);
+        assert_eq!(
+            status(w.add_checkpoint(&body).await),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
     }
 
     #[test]

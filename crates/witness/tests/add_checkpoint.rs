@@ -370,14 +370,15 @@ async fn http_errors_are_plain_text_with_a_reason() {
     assert!(r.content_type.starts_with("text/plain"));
     assert!(r.body.contains("old"), "{}", r.body);
 
-    // Proof lines where the proof must be empty (old 0): 400.
+    // Proof lines where the proof must be empty (old 0): 422, as in the
+    // current C2SP spec (sigsum-go says 400).
     let with_proof = v.request(0).replacen(
         "old 0\n",
         "old 0\nKgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
         1,
     );
     let r = post(&client, &server.url, with_proof).await;
-    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.status, 422, "{}", r.body);
     assert!(r.body.contains("must be empty"), "{}", r.body);
 
     // Old size above the checkpoint size: 400.

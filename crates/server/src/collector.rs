@@ -1,0 +1,313 @@
+//! `cairnd collector --config FILE`: the cosignature collector as a service
+//! of its own (architecture.md §1). For each configured shard it polls the
+//! sequencer over gRPC, sends every new signed tree head to the witnesses of
+//! the shard's policy, and publishes the head once the policy quorum holds
+//! (fail-closed unless the shard says `fail_open = true`).
+//!
+//! The collector keeps no state: witness sizes are relearned from 409
+//! answers after a restart, and the sequencer never publishes a head smaller
+//! than the last one.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use cairn_collector::{Collector, CollectorConfig, DEFAULT_POLL_INTERVAL, DEFAULT_WITNESS_TIMEOUT};
+use cairn_proto::v1::sequencer_client::SequencerClient;
+use cairn_sigsum::PublicKey;
+use cairn_sigsum::policy::Policy;
+use cairn_storage::TileStore;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::ops;
+use crate::shutdown::{stopped, wait_for_signal};
+
+/// Largest configuration, policy or key file read, in bytes.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Most shards one collector process serves.
+const MAX_SHARDS: usize = 1024;
+
+/// How long shutdown waits for the operator listener.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The collector's configuration file (TOML). Unknown keys are errors.
+/// Relative paths are relative to the directory of the configuration file.
+///
+/// ```toml
+/// listen = "127.0.0.1:6967"
+/// sequencer = "http://127.0.0.1:6970"
+///
+/// [[shard]]
+/// name = "dev"
+/// log_key = "/var/lib/cairn/log.key.pub"
+/// policy = "/var/lib/cairn/policy"
+/// tiles = "/var/lib/cairn/tiles"
+/// ```
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorFile {
+    /// Address of the operator listener: `/metrics`, `/livez`, `/readyz`.
+    /// Default `127.0.0.1:6967`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// gRPC URL of the sequencer serving the shards, e.g.
+    /// `http://127.0.0.1:6970`.
+    pub sequencer: String,
+    /// The shards to collect for (at least one, at most 1024).
+    #[serde(rename = "shard")]
+    pub shards: Vec<ShardFile>,
+}
+
+/// One shard in [`CollectorFile`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardFile {
+    /// The shard's name in sequencer calls (its URL prefix), e.g. `dev`.
+    pub name: String,
+    /// The log's public key: an OpenSSH public key file (`log.key.pub`).
+    pub log_key: PathBuf,
+    /// The shard's Sigsum policy file: its `witness` lines with URLs are
+    /// the witnesses asked, its `quorum` decides when to publish.
+    pub policy: PathBuf,
+    /// Root of the local object store holding the shard's tiles (the shard
+    /// name is the prefix inside it), read for consistency proofs.
+    pub tiles: PathBuf,
+    /// Milliseconds between polls of the sequencer. Default 250.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Limit on one witness request in milliseconds. Default 5000.
+    #[serde(default = "default_witness_timeout_ms")]
+    pub witness_timeout_ms: u64,
+    /// Milliseconds to keep collecting after the quorum holds, so heads
+    /// carry more than the minimum of cosignatures. Default 0.
+    #[serde(default)]
+    pub extra_wait_ms: u64,
+    /// Publish heads without the policy quorum (counted in
+    /// `cairn_collector_published_without_quorum_total`). Default false:
+    /// no quorum, no publication.
+    #[serde(default)]
+    pub fail_open: bool,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 6967))
+}
+
+fn default_poll_interval_ms() -> u64 {
+    u64::try_from(DEFAULT_POLL_INTERVAL.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn default_witness_timeout_ms() -> u64 {
+    u64::try_from(DEFAULT_WITNESS_TIMEOUT.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A shard ready to run: its files read and checked.
+struct Prepared {
+    config: CollectorConfig,
+    policy: Policy,
+    log_key: PublicKey,
+    tiles: TileStore,
+}
+
+impl CollectorFile {
+    /// Parses and checks a configuration file's text.
+    pub fn parse(text: &str) -> anyhow::Result<CollectorFile> {
+        let file: CollectorFile = toml::from_str(text)?;
+        if file.shards.is_empty() {
+            bail!("no [[shard]]: a collector needs at least one shard");
+        }
+        if file.shards.len() > MAX_SHARDS {
+            bail!("{} shards; the limit is {MAX_SHARDS}", file.shards.len());
+        }
+        let mut names = std::collections::HashSet::new();
+        for s in &file.shards {
+            if !names.insert(s.name.as_str()) {
+                bail!("shard {:?} is configured twice", s.name);
+            }
+            for (field, v) in [
+                ("poll_interval_ms", s.poll_interval_ms),
+                ("witness_timeout_ms", s.witness_timeout_ms),
+            ] {
+                if v == 0 {
+                    bail!("shard {:?}: {field} must be positive", s.name);
+                }
+            }
+        }
+        Ok(file)
+    }
+
+    /// Reads every shard's key, policy and tile store.
+    fn prepare(self, base: &Path) -> anyhow::Result<(SocketAddr, String, Vec<Prepared>)> {
+        let mut shards = Vec::with_capacity(self.shards.len());
+        for s in self.shards {
+            let context = || format!("shard {:?}", s.name);
+            let key_text = read_limited(&base.join(&s.log_key)).with_context(context)?;
+            let keys = cairn_sigsum::key::parse_public_key_file(&key_text)
+                .with_context(|| format!("log_key {}", s.log_key.display()))
+                .with_context(context)?;
+            let [(log_key, _)] = keys.as_slice() else {
+                bail!(
+                    "shard {:?}: log_key {} must hold exactly one key",
+                    s.name,
+                    s.log_key.display()
+                );
+            };
+            let policy_text = read_limited(&base.join(&s.policy)).with_context(context)?;
+            let policy = Policy::parse(&policy_text)
+                .with_context(|| format!("policy {}", s.policy.display()))
+                .with_context(context)?;
+            let tiles = TileStore::local(&base.join(&s.tiles), &s.name)
+                .with_context(|| format!("tiles {}", s.tiles.display()))
+                .with_context(context)?;
+            let mut config = CollectorConfig::new(s.name.clone());
+            config.poll_interval = Duration::from_millis(s.poll_interval_ms);
+            config.witness_timeout = Duration::from_millis(s.witness_timeout_ms);
+            config.extra_wait = Duration::from_millis(s.extra_wait_ms);
+            config.fail_open = s.fail_open;
+            shards.push(Prepared {
+                config,
+                policy,
+                log_key: *log_key,
+                tiles,
+            });
+        }
+        Ok((self.listen, self.sequencer, shards))
+    }
+}
+
+fn read_limited(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if len > MAX_FILE_BYTES {
+        bail!(
+            "{} is {len} bytes; the limit is {MAX_FILE_BYTES}",
+            path.display()
+        );
+    }
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Runs the collectors configured in `config_path` until Ctrl-C or SIGTERM.
+pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
+    let text = read_limited(&config_path)?;
+    let text = String::from_utf8(text)
+        .with_context(|| format!("{} is not UTF-8", config_path.display()))?;
+    let file = CollectorFile::parse(&text)
+        .with_context(|| format!("collector configuration {}", config_path.display()))?;
+    let base = config_path.parent().unwrap_or(Path::new("."));
+    let (listen, sequencer_url, shards) = file
+        .prepare(base)
+        .with_context(|| format!("collector configuration {}", config_path.display()))?;
+
+    let http = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let sequencer = SequencerClient::new(
+        tonic::transport::Endpoint::from_shared(sequencer_url.clone())
+            .with_context(|| format!("sequencer URL {sequencer_url:?}"))?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .connect_lazy(),
+    );
+    let mut collectors = Vec::with_capacity(shards.len());
+    for p in shards {
+        let shard = p.config.shard.clone();
+        let c = Collector::new(p.config, p.policy, p.log_key, sequencer.clone(), p.tiles)
+            .with_context(|| format!("shard {shard:?}"))?;
+        collectors.push(Arc::new(c));
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let tasks: Vec<_> = collectors
+        .iter()
+        .map(|c| {
+            let c = Arc::clone(c);
+            let stop = stopped(stop_rx.clone());
+            tokio::spawn(async move { c.run(stop).await })
+        })
+        .collect();
+    let app = ops::router(ops::Ops {
+        shards: Vec::new(),
+        collectors: collectors.clone(),
+    });
+    let server = axum::serve(http, app).with_graceful_shutdown(stopped(stop_rx.clone()));
+    let serve_task = tokio::spawn(async move { server.await });
+    tracing::info!(
+        %listen,
+        sequencer = %sequencer_url,
+        shards = collectors.len(),
+        "cairnd collector running"
+    );
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    stop_tx.send_replace(true);
+    for t in tasks {
+        if let Err(e) = t.await {
+            tracing::error!(error = %e, "collector task failed");
+        }
+    }
+    match tokio::time::timeout(SHUTDOWN_GRACE, serve_task).await {
+        Ok(joined) => joined?.context("operator listener")?,
+        Err(_) => tracing::warn!("operator requests still running after {SHUTDOWN_GRACE:?}"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+sequencer = "http://127.0.0.1:1"
+[[shard]]
+name = "dev"
+log_key = "log.key.pub"
+policy = "policy"
+tiles = "tiles"
+"#;
+
+    #[test]
+    fn minimal_config_takes_the_documented_defaults() {
+        let f = CollectorFile::parse(MINIMAL).unwrap();
+        assert_eq!(f.listen, default_listen());
+        let s = &f.shards[0];
+        assert_eq!(s.poll_interval_ms, 250);
+        assert_eq!(s.witness_timeout_ms, 5000);
+        assert_eq!(s.extra_wait_ms, 0);
+        assert!(!s.fail_open);
+    }
+
+    #[test]
+    fn unknown_keys_duplicates_and_zero_intervals_are_refused() {
+        let unknown = MINIMAL.replace("tiles = \"tiles\"", "tiles = \"t\"\nfail_closed = true");
+        let e = CollectorFile::parse(&unknown).unwrap_err().to_string();
+        assert!(e.contains("fail_closed"), "{e}");
+        let twice = format!(
+            "{MINIMAL}{}",
+            &MINIMAL[MINIMAL.find("[[shard]]").unwrap()..]
+        );
+        let e = CollectorFile::parse(&twice).unwrap_err().to_string();
+        assert!(e.contains("configured twice"), "{e}");
+        let zero = format!("{MINIMAL}witness_timeout_ms = 0\n");
+        let e = CollectorFile::parse(&zero).unwrap_err().to_string();
+        assert!(e.contains("witness_timeout_ms must be positive"), "{e}");
+        let none = "sequencer = \"http://x\"\nshard = []\n";
+        let e = CollectorFile::parse(none).unwrap_err().to_string();
+        assert!(e.contains("at least one shard"), "{e}");
+    }
+
+    #[test]
+    fn missing_files_name_the_shard_and_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = CollectorFile::parse(MINIMAL).unwrap();
+        let e = format!("{:#}", f.prepare(dir.path()).err().unwrap());
+        assert!(e.contains("shard \"dev\""), "{e}");
+        assert!(e.contains("log.key.pub"), "{e}");
+    }
+}

@@ -1,0 +1,125 @@
+//! Running the real `cairnd` binary from integration tests.
+
+#![allow(dead_code)] // Each test binary uses a different part.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_sigsum::PublicKey;
+use cairn_sigsum::policy::Policy;
+
+/// Generous: the first start creates RocksDB and elects the single node.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A running `cairnd dev`, stopped (SIGTERM, then kill) on drop.
+pub struct Cairnd {
+    child: Child,
+    listen: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Cairnd {
+    pub fn start(dir: &Path, listen: SocketAddr) -> Cairnd {
+        Self::start_with(dir, listen, &[], "warn", Stdio::inherit())
+    }
+
+    /// `cairnd dev` with `extra` arguments, `RUST_LOG=log_filter`, and its
+    /// standard error going to `stderr`.
+    pub fn start_with(
+        dir: &Path,
+        listen: SocketAddr,
+        extra: &[&std::ffi::OsStr],
+        log_filter: &str,
+        stderr: Stdio,
+    ) -> Cairnd {
+        let child = Command::new(env!("CARGO_BIN_EXE_cairnd"))
+            .args(["dev", "--data-dir"])
+            .arg(dir)
+            .args(["--listen", &listen.to_string()])
+            .args(extra)
+            .env("RUST_LOG", log_filter)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn cairnd");
+        Cairnd {
+            child,
+            listen,
+            dir: dir.to_owned(),
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/dev/", self.listen)
+    }
+
+    pub fn policy(&self) -> Policy {
+        let text = std::fs::read(self.dir.join("policy")).expect("policy file");
+        Policy::parse(&text).expect("policy parses")
+    }
+
+    pub fn log_key(&self) -> PublicKey {
+        let text = std::fs::read(self.dir.join("log.key.pub")).expect("log.key.pub");
+        cairn_sigsum::key::parse_public_key_file(&text).expect("public key")[0].0
+    }
+
+    /// Waits until `/readyz` answers 200 (a leader and a cosigned head).
+    pub async fn wait_ready(&mut self) {
+        let url = format!("http://{}/readyz", self.listen);
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("cairnd exited early: {status}");
+            }
+            if let Ok(r) = reqwest::get(&url).await
+                && r.status() == reqwest::StatusCode::OK
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cairnd not ready within {START_DEADLINE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                assert!(
+                    status.success(),
+                    "cairnd exited with {status} after SIGTERM"
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cairnd did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Cairnd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
