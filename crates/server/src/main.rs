@@ -8,7 +8,10 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 mod dev;
+mod files;
 mod ops;
+mod shutdown;
+mod witness;
 
 #[derive(Debug, Parser)]
 #[command(name = "cairnd", version, about = "Cairn transparency log server")]
@@ -33,6 +36,25 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:6965")]
         listen: SocketAddr,
     },
+    /// Run a standalone witness (C2SP tlog-witness) for the logs listed in
+    /// its configuration file: `POST /add-checkpoint` at the root of
+    /// `listen`, plus /metrics, /livez and /readyz.
+    ///
+    /// FILE is TOML: `listen`, `key_name`, `key_file`, `state_dir`, optional
+    /// `max_in_flight` (256) and `request_timeout_seconds` (30), and one
+    /// `[[log]]` table per log with `public_key` (hex), `public_key_file`
+    /// (OpenSSH) or `vkey` (+ optional `origin`). Relative paths are
+    /// relative to FILE's directory; unknown keys are errors. Prints the
+    /// witness's vkey and its Sigsum policy line at start.
+    Witness {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Create `key_file` (mode 0600, and `key_file.pub`) before starting.
+        /// Refuses if it exists; without it a missing key is an error.
+        #[arg(long)]
+        generate_key: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +70,9 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Dev { data_dir, listen } => runtime.block_on(dev::run(data_dir, listen)),
+        Command::Witness {
+            config,
+            generate_key,
+        } => runtime.block_on(witness::run(config, generate_key)),
     }
 }

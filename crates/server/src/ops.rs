@@ -107,8 +107,13 @@ async fn metrics(State(shards): State<Arc<Vec<Arc<Shard>>>>) -> Response {
         set(&leader, u64::from(shard.is_leader()));
         set(&halted, u64::from(shard.halted().is_some()));
     }
+    openmetrics(&registry)
+}
+
+/// A `/metrics` response: `registry` in the OpenMetrics text format.
+pub fn openmetrics(registry: &Registry) -> Response {
     let mut body = String::new();
-    if let Err(e) = encode(&mut body, &registry) {
+    if let Err(e) = encode(&mut body, registry) {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("encoding metrics: {e}\n"),
