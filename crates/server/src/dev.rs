@@ -19,9 +19,8 @@ use cairn_proto::v1::sequencer_client::SequencerClient;
 use cairn_sequencer::RaftTransportService;
 use cairn_sequencer::service::{SequencerService, grpc_router};
 use cairn_sequencer::shard::{Shard, ShardConfig};
-use cairn_sigsum::key;
+use cairn_sigsum::SigningKey;
 use cairn_sigsum::policy::Policy;
-use cairn_sigsum::{PublicKey, SigningKey};
 use cairn_storage::TileStore;
 use cairn_witness::{Witness, WitnessConfig, WitnessState};
 use serde::{Deserialize, Serialize};
@@ -29,6 +28,7 @@ use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::files::{load_or_generate_key, read_private_key, write_atomic};
 use crate::ops;
 use crate::shutdown::{stopped, wait_for_signal};
 
@@ -407,59 +407,6 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     }
     shard.shutdown().await;
     grpc_server.await?.context("gRPC server")?;
-    Ok(())
-}
-
-fn read_private_key(path: &Path) -> anyhow::Result<SigningKey> {
-    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    key::parse_private_key_file(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
-/// Reads the key at `path`, or generates one and writes it (OpenSSH private
-/// key, and `<path>.pub`) as sigsum-key does.
-fn load_or_generate_key(path: &Path) -> anyhow::Result<SigningKey> {
-    if path.exists() {
-        return read_private_key(path);
-    }
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let mut check = [0u8; 4];
-    getrandom::fill(&mut check).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let key = SigningKey::from_seed(&seed);
-    let private = key::write_openssh_private_key(&key, u32::from_be_bytes(check));
-    write_atomic(path, private.as_bytes(), 0o600)?;
-    let public: PublicKey = key.public_key();
-    let mut pub_path = path.as_os_str().to_owned();
-    pub_path.push(".pub");
-    write_atomic(
-        Path::new(&pub_path),
-        key::format_public_key_file(&public).as_bytes(),
-        0o644,
-    )?;
-    Ok(key)
-}
-
-/// Writes a file so that readers see either the old or the new contents:
-/// temp file, fsync, rename, fsync the directory.
-fn write_atomic(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-        let mut file = options
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        file.write_all(data)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 

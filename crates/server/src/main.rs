@@ -9,8 +9,10 @@ use tracing_subscriber::EnvFilter;
 
 mod collector;
 mod dev;
+mod files;
 mod ops;
 mod shutdown;
+mod witness;
 
 #[derive(Debug, Parser)]
 #[command(name = "cairnd", version, about = "Cairn transparency log server")]
@@ -66,6 +68,25 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Run a standalone witness (C2SP tlog-witness) for the logs listed in
+    /// its configuration file: `POST /add-checkpoint` at the root of
+    /// `listen`, plus /metrics, /livez and /readyz.
+    ///
+    /// FILE is TOML: `listen`, `key_name`, `key_file`, `state_dir`, optional
+    /// `max_in_flight` (256) and `request_timeout_seconds` (30), and one
+    /// `[[log]]` table per log with `public_key` (hex), `public_key_file`
+    /// (OpenSSH) or `vkey` (+ optional `origin`). Relative paths are
+    /// relative to FILE's directory; unknown keys are errors. Prints the
+    /// witness's vkey and its Sigsum policy line at start.
+    Witness {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Create `key_file` (mode 0600, and `key_file.pub`) before starting.
+        /// Refuses if it exists; without it a missing key is an error.
+        #[arg(long)]
+        generate_key: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -94,5 +115,9 @@ fn main() -> anyhow::Result<()> {
             external_collector,
         })),
         Command::Collector { config } => runtime.block_on(collector::run(config)),
+        Command::Witness {
+            config,
+            generate_key,
+        } => runtime.block_on(witness::run(config, generate_key)),
     }
 }

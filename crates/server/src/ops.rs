@@ -135,8 +135,13 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
         set(&halted, u64::from(shard.halted().is_some()));
     }
     register_collectors(&mut registry, &ops.collectors);
+    openmetrics(&registry)
+}
+
+/// A `/metrics` response: `registry` in the OpenMetrics text format.
+pub fn openmetrics(registry: &Registry) -> Response {
     let mut body = String::new();
-    if let Err(e) = encode(&mut body, &registry) {
+    if let Err(e) = encode(&mut body, registry) {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("encoding metrics: {e}\n"),

@@ -93,7 +93,7 @@ impl TestWitness {
         let n = self.n;
         let text = format!(
             "listen = \"{listen}\"\n\
-             name = \"{name}\"\n\
+             key_name = \"{name}\"\n\
              key_file = \"w{n}.key\"\n\
              state_dir = \"w{n}-state\"\n\
              [[log]]\n\

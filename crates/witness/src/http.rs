@@ -4,10 +4,10 @@
 //! Every error is `text/plain` with a one-line reason, except 409, whose body
 //! is exactly `<size>\n` with `Content-Type: text/x.tlog.size` as the spec
 //! requires. Limits: bodies over [`MAX_BODY_BYTES`] get 413 before being
-//! buffered; at most [`MAX_IN_FLIGHT`] requests are served at once (more get
-//! 503 at once, rather than queueing); a request taking longer than
-//! [`REQUEST_TIMEOUT`] gets 503. Abandoning a request never corrupts state
-//! (see [`Witness::add_checkpoint`]).
+//! buffered; at most [`HttpLimits::max_in_flight`] requests are served at
+//! once (more get 503 at once, rather than queueing); a request taking longer
+//! than [`HttpLimits::request_timeout`] gets 503. Abandoning a request never
+//! corrupts state (see [`Witness::add_checkpoint`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,28 +24,58 @@ use tokio::sync::Semaphore;
 use crate::request::MAX_BODY_BYTES;
 use crate::witness::{AddCheckpointError, Witness};
 
-/// Most requests served concurrently by one router.
+/// Default for [`HttpLimits::max_in_flight`].
 pub const MAX_IN_FLIGHT: usize = 256;
 
-/// Longest time one request may take, body upload included.
+/// Default for [`HttpLimits::request_timeout`].
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Per-router request limits. The body size limit is not here: it is part
+/// of the protocol's bounds ([`MAX_BODY_BYTES`]), not a deployment choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Most requests served concurrently; more are answered 503 at once.
+    /// Default [`MAX_IN_FLIGHT`].
+    pub max_in_flight: usize,
+    /// Longest time one request may take, body upload included; a slower
+    /// one is answered 503. Default [`REQUEST_TIMEOUT`].
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_in_flight: MAX_IN_FLIGHT,
+            request_timeout: REQUEST_TIMEOUT,
+        }
+    }
+}
 
 /// Content type of the 409 body (C2SP tlog-witness).
 pub const TLOG_SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
-/// The witness's routes: `POST /add-checkpoint`. Mount it under a prefix
-/// with [`Router::nest`], e.g. `/witness` → `/witness/add-checkpoint`.
+/// The witness's routes: `POST /add-checkpoint`, with the default
+/// [`HttpLimits`]. Mount it under a prefix with [`Router::nest`], e.g.
+/// `/witness` → `/witness/add-checkpoint`.
 pub fn router(witness: Arc<Witness>) -> Router {
-    let limiter = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    router_with_limits(witness, HttpLimits::default())
+}
+
+/// [`router`] with the given limits.
+pub fn router_with_limits(witness: Arc<Witness>, limits: HttpLimits) -> Router {
+    let limiter = Limiter {
+        permits: Arc::new(Semaphore::new(limits.max_in_flight)),
+        timeout: limits.request_timeout,
+    };
     Router::new()
         .route(
             "/add-checkpoint",
             post(add_checkpoint).fallback(method_not_allowed),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(limiter, limits))
+        .layer(middleware::from_fn_with_state(limiter, enforce_limits))
         .with_state(witness)
 }
 
@@ -77,14 +107,21 @@ async fn method_not_allowed() -> Response {
     r
 }
 
-async fn limits(State(limiter): State<Arc<Semaphore>>, req: Request, next: Next) -> Response {
-    let Ok(_permit) = limiter.try_acquire() else {
+/// The state of [`enforce_limits`]: one per router, shared by its requests.
+#[derive(Clone)]
+struct Limiter {
+    permits: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+async fn enforce_limits(State(limiter): State<Limiter>, req: Request, next: Next) -> Response {
+    let Ok(_permit) = limiter.permits.try_acquire() else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             "witness busy: too many requests in flight, retry later",
         );
     };
-    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+    match tokio::time::timeout(limiter.timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "request timed out"),
     }

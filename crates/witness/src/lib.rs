@@ -8,18 +8,22 @@
 //! * [`state`] — [`WitnessState`]: one fsync'd file per origin, per-origin locks.
 //! * [`witness`] — [`Witness::add_checkpoint`]: the checks, in spec order.
 //! * [`http`] — [`router`]: `POST /add-checkpoint` for axum.
+//! * [`file_config`] — [`WitnessSettings`]: the TOML file of a standalone
+//!   witness (`cairnd witness --config FILE`), checked.
 //!
 //! Formats (notes, checkpoints, proofs, cosignatures) come from `cairn-tlog`;
 //! this crate adds IO, state and the protocol's status codes.
 
 pub mod config;
+pub mod file_config;
 pub mod http;
 pub mod request;
 pub mod state;
 pub mod witness;
 
 pub use config::{Clock, KnownLog, SystemClock, WitnessConfig};
-pub use http::router;
+pub use file_config::{FileConfigError, WitnessFileConfig, WitnessSettings};
+pub use http::{HttpLimits, router, router_with_limits};
 pub use request::AddCheckpointRequest;
 pub use state::{CosignedState, WitnessState};
 pub use witness::{AddCheckpointError, SetupError, Witness};

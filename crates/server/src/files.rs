@@ -1,0 +1,124 @@
+//! Key files and atomic writes shared by the `cairnd` roles.
+//!
+//! Keys are the files `sigsum-key generate` writes: an unencrypted OpenSSH
+//! private key (mode 0600) and `<path>.pub`, so Sigsum's own tools and
+//! Cairn's read each other's keys.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use cairn_sigsum::SigningKey;
+use cairn_sigsum::key;
+
+/// Reads an OpenSSH (or legacy hex seed) private key file.
+pub fn read_private_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    key::parse_private_key_file(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Reads the key at `path`, or generates one there (see [`generate_key`]).
+pub fn load_or_generate_key(path: &Path) -> anyhow::Result<SigningKey> {
+    if path.exists() {
+        return read_private_key(path);
+    }
+    generate_key(path)
+}
+
+/// Generates a key and writes it to `path` (mode 0600) and `<path>.pub`.
+/// Refuses to replace an existing file: a key is an identity, and losing
+/// one silently is worse than failing to start.
+pub fn generate_key(path: &Path) -> anyhow::Result<SigningKey> {
+    if path.exists() {
+        bail!(
+            "{} already exists: refusing to replace a key",
+            path.display()
+        );
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let mut check = [0u8; 4];
+    getrandom::fill(&mut check).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let key = SigningKey::from_seed(&seed);
+    let private = key::write_openssh_private_key(&key, u32::from_be_bytes(check));
+    write_atomic(path, private.as_bytes(), 0o600)?;
+    write_atomic(
+        &public_key_path(path),
+        key::format_public_key_file(&key.public_key()).as_bytes(),
+        0o644,
+    )?;
+    Ok(key)
+}
+
+/// `<path>.pub`, where [`generate_key`] writes the public key.
+pub fn public_key_path(path: &Path) -> PathBuf {
+    let mut pub_path = path.as_os_str().to_owned();
+    pub_path.push(".pub");
+    PathBuf::from(pub_path)
+}
+
+/// Writes a file so that readers see either the old or the new contents:
+/// temp file, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+        let mut file = options
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(data)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_key_reads_back_and_has_its_public_key_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.key");
+        let key = generate_key(&path).unwrap();
+        assert_eq!(
+            read_private_key(&path).unwrap().public_key(),
+            key.public_key()
+        );
+        let public = std::fs::read(public_key_path(&path)).unwrap();
+        assert_eq!(
+            key::parse_public_key_file(&public).unwrap()[0].0,
+            key.public_key()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn generating_over_an_existing_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.key");
+        let key = generate_key(&path).unwrap();
+        let err = generate_key(&path).unwrap_err().to_string();
+        assert!(err.contains("already exists"), "{err}");
+        assert_eq!(
+            load_or_generate_key(&path).unwrap().public_key(),
+            key.public_key()
+        );
+    }
+}
