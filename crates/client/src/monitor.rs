@@ -55,7 +55,8 @@ use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cairn_sigsum::policy::Policy;
+use cairn_sigsum::policy::{Policy, Witness};
+use cairn_sigsum::quorum::CosignatureReview;
 use cairn_sigsum::tree_head::{CosignedTreeHead, TreeHead};
 use cairn_sigsum::{KeyHash, PublicKey};
 use cairn_tlog::compact::CompactRange;
@@ -67,7 +68,7 @@ pub use state::{STATE_FILE_SUFFIX, StateError};
 
 use crate::client::{ClientConfig, LogClient};
 use crate::error::ClientError;
-use check::{CosignatureReview, Growth, LeafHasher, compare_heads, review_cosignatures};
+use check::{Growth, LeafHasher, compare_heads};
 use state::{LogState, StateFile};
 
 /// Default leaves per `get-leaves` request: log-go's maximum.
@@ -362,12 +363,13 @@ impl LogMonitor {
             emit(Event::Alert(Alert::BadLogSignature { head: th }));
             return Ok(None);
         }
-        let review = review_cosignatures(cx.policy, &self.key, &head);
+        let review = cx.policy.review_cosignatures(&head, &self.key.key_hash());
+        let quorum = review.quorum_satisfied();
         emit(Event::Progress(Progress::TreeHead {
             size: th.size,
-            cosigned_by: review.cosigned_by.clone(),
-            invalid: review.invalid.clone(),
-            quorum: review.quorum,
+            cosigned_by: cosigner_names(&review),
+            invalid: names(&review.invalid),
+            quorum,
         }));
 
         let checkpoint = self.state.checkpoint.as_ref();
@@ -398,7 +400,7 @@ impl LogMonitor {
         }
 
         self.check_freshness(cx, now, &th, &review, emit);
-        if !review.quorum {
+        if !quorum {
             return Ok(None);
         }
 
@@ -439,20 +441,21 @@ impl LogMonitor {
         cx: &Context<'_>,
         now: u64,
         th: &TreeHead,
-        review: &CosignatureReview,
+        review: &CosignatureReview<'_>,
         emit: &mut dyn FnMut(Event),
     ) {
-        let newest = if review.quorum {
-            review.quorum_time.map(|t| (th.size, t))
+        let newest = if review.quorum_satisfied() {
+            review.quorum_time().map(|t| (th.size, t))
         } else {
             emit(Event::Warning(Warning::NoQuorum {
                 head: *th,
-                cosigned_by: review.cosigned_by.clone(),
-                invalid: review.invalid.clone(),
+                cosigned_by: cosigner_names(review),
+                invalid: names(&review.invalid),
             }));
             self.state.checkpoint.as_ref().and_then(|c| {
-                review_cosignatures(cx.policy, &self.key, c)
-                    .quorum_time
+                cx.policy
+                    .review_cosignatures(c, &self.key.key_hash())
+                    .quorum_time()
                     .map(|t| (c.tree_head().size, t))
             })
         };
@@ -467,4 +470,18 @@ impl LogMonitor {
             }
         }
     }
+}
+
+/// The policy names of the witnesses whose cosignature verified.
+fn cosigner_names(review: &CosignatureReview<'_>) -> Vec<String> {
+    review
+        .valid
+        .iter()
+        .map(|v| v.witness.name().to_string())
+        .collect()
+}
+
+/// The policy names of `witnesses`.
+fn names(witnesses: &[&Witness]) -> Vec<String> {
+    witnesses.iter().map(|w| w.name().to_string()).collect()
 }
