@@ -22,11 +22,11 @@
 //! client's progress, `-vv` its retries.
 
 mod files;
+mod key_files;
 mod keys;
 mod monitor;
 mod policy;
 mod policy_cmd;
-mod signing;
 mod submit;
 mod token;
 mod verify;
@@ -118,3 +118,4 @@ fn init_tracing(verbose: u8) {
         .without_time()
         .try_init();
 }
+

@@ -31,10 +31,10 @@ use cairn_client::monitor::{
     unix_now,
 };
 use cairn_sigsum::PublicKey;
-use cairn_sigsum::key::PublicKeyFile;
 use clap::Args;
 
-use crate::files::{self, Input};
+use crate::files::Input;
+use crate::key_files::read_public_key_file;
 use crate::policy::PolicyArgs;
 use crate::submit::parse_duration;
 
@@ -161,9 +161,7 @@ fn read_watched_keys(paths: &[PathBuf]) -> anyhow::Result<(Vec<PublicKey>, Optio
     let mut keys = Vec::new();
     let mut name: Option<String> = None;
     for path in paths {
-        let text = files::read_small(&Input::Path(path.clone()))?;
-        let file = PublicKeyFile::parse(&text)
-            .with_context(|| format!("watched key file {}", path.display()))?;
+        let file = read_public_key_file(&Input::Path(path.clone()))?;
         if let Some(n) = file.policy_name()? {
             match &name {
                 Some(first) if first != n => anyhow::bail!(
