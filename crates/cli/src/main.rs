@@ -119,3 +119,57 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every subcommand, at any depth, with its path from `cairn`.
+    fn all_commands() -> Vec<(String, clap::Command)> {
+        let mut out = Vec::new();
+        let mut stack = vec![("cairn".to_owned(), Cli::command())];
+        while let Some((path, cmd)) = stack.pop() {
+            for sub in cmd.get_subcommands() {
+                stack.push((format!("{path} {}", sub.get_name()), sub.clone()));
+            }
+            out.push((path, cmd));
+        }
+        out
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_and_every_option_has_help_text() {
+        let commands = all_commands();
+        // The walk must reach the leaves, or the checks below prove nothing.
+        for expected in ["cairn key sign", "cairn token verify", "cairn monitor"] {
+            assert!(
+                commands.iter().any(|(path, _)| path == expected),
+                "{expected} not found"
+            );
+        }
+        for (path, cmd) in &commands {
+            let about = cmd.get_about().map(ToString::to_string);
+            assert!(
+                about.is_some_and(|a| !a.trim().is_empty()),
+                "{path} has no help text"
+            );
+            for arg in cmd.get_arguments() {
+                // clap's own --help and --version describe themselves.
+                if matches!(arg.get_id().as_str(), "help" | "version") {
+                    continue;
+                }
+                assert!(
+                    arg.get_help()
+                        .is_some_and(|h| !h.to_string().trim().is_empty()),
+                    "{path}: argument {} has no help text",
+                    arg.get_id()
+                );
+            }
+        }
+    }
+}
