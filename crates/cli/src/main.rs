@@ -13,7 +13,8 @@
 //! * `cairn monitor` — follow the policy's logs, alert on misbehaviour
 //!   (bad signatures, forks, shrinks, leaves that do not hash to the signed
 //!   root), warn about missing quorum, stale cosignatures and unreachable
-//!   logs, and print the leaves of watched keys (`sigsum-monitor`).
+//!   logs, and print the leaves of watched keys in `sigsum-monitor`'s
+//!   format, which names each leaf's log by its key hash.
 //!
 //! Keys, policies and proof files are those of sigsum-go's tools, so the two
 //! tool sets can be mixed freely. As in sigsum-go, a signing key given as
@@ -71,15 +72,25 @@ enum Command {
     /// Check, explain, list and show trust policies.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
-    /// Monitor the policy's logs (as sigsum-monitor, plus witness quorum,
-    /// freshness and availability checks).
+    /// Monitor the policy's logs (as sigsum-monitor, plus quorum and freshness checks)
     ///
-    /// Leaves of the watched keys (-k; all leaves without it) are printed as
-    /// `<index> <keyhash> <checksum>` lines on stdout; alerts and warnings
-    /// as `ALERT <log URL> ...` / `WARNING <log URL> ...` lines on stderr.
+    /// Alerts on log misbehaviour; warns about missing quorum, stale
+    /// cosignatures and unreachable logs. Leaves of the watched keys (-k;
+    /// all leaves without it) are printed on stdout in sigsum-monitor's
+    /// format, grouped under the key hash of their log:
+    ///
+    ///   New <log key hash> tree, size <n>
+    ///   New <log key hash> leaves, count <c>, total processed <p>
+    ///     index <i> keyhash <submitter key hash> checksum <checksum>
+    ///
+    /// A `tree` line when a log's tree grew, then per get-leaves batch a
+    /// `leaves` line (reported leaves in the batch, next leaf index) and one
+    /// indented line per reported leaf. Alerts and warnings are
+    /// `ALERT <log URL> ...` / `WARNING <log URL> ...` lines on stderr.
     /// Exit status 1 after a pass with an alert (also in the loop, unless
     /// --keep-going), 0 after a clean --once pass, 2 on usage or state
     /// errors. Warnings count as alerts only with --fail-on-warning.
+    #[command(verbatim_doc_comment)]
     Monitor(monitor::MonitorArgs),
 }
 

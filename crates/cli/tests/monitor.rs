@@ -58,8 +58,26 @@ const ONCE: &[&str] = &[
     "state",
 ];
 
+/// sigsum-monitor's line for a reported leaf.
 fn leaf_line(index: u64, leaf: &Leaf) -> String {
-    format!("{index} {} {}\n", leaf.key_hash, hex::encode(leaf.checksum))
+    format!(
+        "  index {index} keyhash {} checksum {}\n",
+        leaf.key_hash,
+        hex::encode(leaf.checksum)
+    )
+}
+
+/// sigsum-monitor's line for a log's grown tree.
+fn tree_line(log: &FakeLog, size: u64) -> String {
+    format!("New {} tree, size {size}\n", log.public_key().key_hash())
+}
+
+/// sigsum-monitor's line before the leaves reported from one batch.
+fn leaves_line(log: &FakeLog, count: usize, processed: u64) -> String {
+    format!(
+        "New {} leaves, count {count}, total processed {processed}\n",
+        log.public_key().key_hash()
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +92,13 @@ async fn monitor_prints_watched_leaves_and_continues_from_its_state() {
 
     let out = cairn_async(dir, ONCE).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(out.stdout, leaf_line(0, &mine[0]) + &leaf_line(2, &mine[1]));
+    assert_eq!(
+        out.stdout,
+        tree_line(&log, 3)
+            + &leaves_line(&log, 2, 3)
+            + &leaf_line(0, &mine[0])
+            + &leaf_line(2, &mine[1])
+    );
     assert_eq!(out.stderr, "");
     let state = dir
         .join("state")
@@ -84,7 +108,42 @@ async fn monitor_prints_watched_leaves_and_continues_from_its_state() {
     log.append_direct(&[theirs, mine[2]]);
     let out = cairn_async(dir, ONCE).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(out.stdout, leaf_line(4, &mine[2]));
+    assert_eq!(
+        out.stdout,
+        tree_line(&log, 5) + &leaves_line(&log, 1, 5) + &leaf_line(4, &mine[2])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaves_of_several_logs_are_told_apart_by_their_logs_key_hash() {
+    let (first, tmp) = start(witness_key()).await;
+    let second = FakeLog::start(SigningKey::from_seed(&[0x4d; 32]), vec![witness_key()]).await;
+    let dir = tmp.path();
+    let policy = format!(
+        "log {} {}\nlog {} {}\nwitness W {}\nquorum W\n",
+        first.public_key(),
+        first.url(),
+        second.public_key(),
+        second.url(),
+        witness_key().public_key()
+    );
+    std::fs::write(dir.join("policy"), policy).unwrap();
+    // The same leaf, at index 0 of one log and index 1 of the other.
+    let mine = Leaf::sign(&watched_key(), &[5; 32]);
+    first.append_direct(&[mine]);
+    second.append_direct(&[Leaf::sign(&other_key(), &[6; 32]), mine]);
+
+    let out = cairn_async(dir, ONCE).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        tree_line(&first, 1)
+            + &leaves_line(&first, 1, 1)
+            + &leaf_line(0, &mine)
+            + &tree_line(&second, 2)
+            + &leaves_line(&second, 1, 2)
+            + &leaf_line(1, &mine)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +204,7 @@ async fn a_stale_head_is_a_warning_that_fails_only_with_fail_on_warning() {
         )),
         "{err}"
     );
-    assert_eq!(out.stdout.lines().count(), 1);
+    assert_eq!(out.stdout.matches("  index ").count(), 1, "{}", out.stdout);
 
     let mut strict = ONCE.to_vec();
     strict.extend(["--fail-on-warning", "--max-age", "2h"]);

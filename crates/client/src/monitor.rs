@@ -130,6 +130,15 @@ pub enum MonitorError {
     Locked(PathBuf),
 }
 
+/// The log an [`Event`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogId<'a> {
+    /// Its base URL, as in the policy.
+    pub url: &'a str,
+    /// Its key hash, which names it in proofs, origins and state files.
+    pub key_hash: KeyHash,
+}
+
 /// What one pass reported, counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PassSummary {
@@ -242,13 +251,13 @@ impl Monitor {
     }
 
     /// One pass over every log (see the module documentation), at time
-    /// `now` (POSIX seconds). Each event is handed to `sink` with the log's
-    /// base URL as it happens. Fails only if a state file cannot be
+    /// `now` (POSIX seconds). Each event is handed to `sink` with the log it
+    /// is about as it happens. Fails only if a state file cannot be
     /// written; the logs after it are then not visited.
     pub async fn pass(
         &mut self,
         now: u64,
-        mut sink: impl FnMut(&str, &Event),
+        mut sink: impl FnMut(LogId<'_>, &Event),
     ) -> Result<PassSummary, MonitorError> {
         let mut summary = PassSummary::default();
         let cx = Context {
@@ -259,9 +268,16 @@ impl Monitor {
         };
         for log in &mut self.logs {
             let url = log.client.base_url().to_owned();
+            let key_hash = log.key.key_hash();
             let mut emit = |e: Event| {
                 summary.count(&e);
-                sink(&url, &e);
+                sink(
+                    LogId {
+                        url: &url,
+                        key_hash,
+                    },
+                    &e,
+                );
             };
             log.pass(&cx, now, &mut emit).await?;
         }
@@ -402,6 +418,12 @@ impl LogMonitor {
         self.check_freshness(cx, now, &th, &review, emit);
         if !quorum {
             return Ok(None);
+        }
+        if growth == Growth::Grew {
+            emit(Event::Progress(Progress::Grew {
+                from: old.size,
+                to: th.size,
+            }));
         }
 
         let mut hasher = LeafHasher::new(self.state.range.clone());
