@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use cairn_client::Signer as _;
 use cairn_sigsum::crypto::namespaced;
 use cairn_sigsum::key::{
-    self, PublicKeyFile, VKEY_TYPE_LOG, format_public_key_file, parse_public_key_hex, parse_vkey,
+    self, VKEY_TYPE_LOG, format_public_key_file, parse_public_key_hex, parse_vkey,
     write_openssh_private_key,
 };
 use cairn_sigsum::{PublicKey, Signature, SigningKey};
@@ -22,7 +22,7 @@ use cairn_tlog::note::VerifierKey;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::files::{self, Input, Overwrite};
-use crate::signing::read_signer;
+use crate::key_files::{read_public_key, read_signer};
 
 /// Largest message `sign` and `verify` read from standard input. They are
 /// for short messages (a checksum, a token's log key); through ssh-agent
@@ -135,15 +135,15 @@ pub fn run(cmd: KeyCommand) -> anyhow::Result<()> {
     match cmd {
         KeyCommand::Generate { output } => generate(&output),
         KeyCommand::ToHex(io) => {
-            let key = read_public_key(&io)?;
+            let key = read_public_key(&input(&io))?;
             files::write_output(io.output.as_deref(), &format!("{}\n", key.to_hex()))
         }
         KeyCommand::ToHash(io) => {
-            let key = read_public_key(&io)?;
+            let key = read_public_key(&input(&io))?;
             files::write_output(io.output.as_deref(), &format!("{}\n", key.key_hash()))
         }
         KeyCommand::ToVkey { io, name, key_type } => {
-            let key = read_public_key(&io)?;
+            let key = read_public_key(&input(&io))?;
             let vkey = to_vkey(&key, name.as_deref(), key_type)?;
             files::write_output(io.output.as_deref(), &format!("{vkey}\n"))
         }
@@ -174,10 +174,7 @@ pub fn run(cmd: KeyCommand) -> anyhow::Result<()> {
             signature,
             namespace,
         } => {
-            let key = read_public_key(&ConvertArgs {
-                key: Some(key),
-                output: None,
-            })?;
+            let key = read_public_key(&Input::Path(key))?;
             let signature = read_signature(&signature)?;
             let message = read_signed_message(namespace.as_deref())?;
             if !key.verify(&message, &signature) {
@@ -262,22 +259,6 @@ fn read_text(io: &ConvertArgs) -> anyhow::Result<String> {
     let input = input(io);
     let bytes = files::read_small(&input)?;
     String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", input.describe()))
-}
-
-/// The single key of an OpenSSH public key file.
-pub fn read_public_key(io: &ConvertArgs) -> anyhow::Result<PublicKey> {
-    let input = input(io);
-    let text = files::read_small(&input)?;
-    let file = PublicKeyFile::parse(&text)
-        .with_context(|| format!("public key file {}", input.describe()))?;
-    match file.entries() {
-        [one] => Ok(one.key),
-        many => bail!(
-            "{} holds {} public keys, expected one",
-            input.describe(),
-            many.len()
-        ),
-    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@
 //! * `cairn monitor` — follow the policy's logs, alert on misbehaviour
 //!   (bad signatures, forks, shrinks, leaves that do not hash to the signed
 //!   root), warn about missing quorum, stale cosignatures and unreachable
-//!   logs, and print the leaves of watched keys (`sigsum-monitor`).
+//!   logs, and print the leaves of watched keys in `sigsum-monitor`'s
+//!   format, which names each leaf's log by its key hash.
 //!
 //! Keys, policies and proof files are those of sigsum-go's tools, so the two
 //! tool sets can be mixed freely. As in sigsum-go, a signing key given as
@@ -22,11 +23,11 @@
 //! client's progress, `-vv` its retries.
 
 mod files;
+mod key_files;
 mod keys;
 mod monitor;
 mod policy;
 mod policy_cmd;
-mod signing;
 mod submit;
 mod token;
 mod verify;
@@ -71,15 +72,25 @@ enum Command {
     /// Check, explain, list and show trust policies.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
-    /// Monitor the policy's logs (as sigsum-monitor, plus witness quorum,
-    /// freshness and availability checks).
+    /// Monitor the policy's logs (as sigsum-monitor, plus quorum and freshness checks)
     ///
-    /// Leaves of the watched keys (-k; all leaves without it) are printed as
-    /// `<index> <keyhash> <checksum>` lines on stdout; alerts and warnings
-    /// as `ALERT <log URL> ...` / `WARNING <log URL> ...` lines on stderr.
+    /// Alerts on log misbehaviour; warns about missing quorum, stale
+    /// cosignatures and unreachable logs. Leaves of the watched keys (-k;
+    /// all leaves without it) are printed on stdout in sigsum-monitor's
+    /// format, grouped under the key hash of their log:
+    ///
+    ///   New <log key hash> tree, size <n>
+    ///   New <log key hash> leaves, count <c>, total processed <p>
+    ///     index <i> keyhash <submitter key hash> checksum <checksum>
+    ///
+    /// A `tree` line when a log's tree grew, then per get-leaves batch a
+    /// `leaves` line (reported leaves in the batch, next leaf index) and one
+    /// indented line per reported leaf. Alerts and warnings are
+    /// `ALERT <log URL> ...` / `WARNING <log URL> ...` lines on stderr.
     /// Exit status 1 after a pass with an alert (also in the loop, unless
     /// --keep-going), 0 after a clean --once pass, 2 on usage or state
     /// errors. Warnings count as alerts only with --fail-on-warning.
+    #[command(verbatim_doc_comment)]
     Monitor(monitor::MonitorArgs),
 }
 
@@ -117,4 +128,59 @@ fn init_tracing(verbose: u8) {
         .with_target(false)
         .without_time()
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every subcommand, at any depth, with its path from `cairn`.
+    fn all_commands() -> Vec<(String, clap::Command)> {
+        let mut out = Vec::new();
+        let mut stack = vec![("cairn".to_owned(), Cli::command())];
+        while let Some((path, cmd)) = stack.pop() {
+            for sub in cmd.get_subcommands() {
+                stack.push((format!("{path} {}", sub.get_name()), sub.clone()));
+            }
+            out.push((path, cmd));
+        }
+        out
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_and_every_option_has_help_text() {
+        let commands = all_commands();
+        // The walk must reach the leaves, or the checks below prove nothing.
+        for expected in ["cairn key sign", "cairn token verify", "cairn monitor"] {
+            assert!(
+                commands.iter().any(|(path, _)| path == expected),
+                "{expected} not found"
+            );
+        }
+        for (path, cmd) in &commands {
+            let about = cmd.get_about().map(ToString::to_string);
+            assert!(
+                about.is_some_and(|a| !a.trim().is_empty()),
+                "{path} has no help text"
+            );
+            for arg in cmd.get_arguments() {
+                // clap's own --help and --version describe themselves.
+                if matches!(arg.get_id().as_str(), "help" | "version") {
+                    continue;
+                }
+                assert!(
+                    arg.get_help()
+                        .is_some_and(|h| !h.to_string().trim().is_empty()),
+                    "{path}: argument {} has no help text",
+                    arg.get_id()
+                );
+            }
+        }
+    }
 }

@@ -3,9 +3,25 @@
 //! and availability checks it lacks). The checks are
 //! `cairn_client::monitor`'s.
 //!
-//! Output: each reported leaf is a line `<index> <keyhash> <checksum>` on
-//! standard output (without `-k`, every leaf, unverified, as sigsum-monitor
-//! does). Each alert and warning is one line on standard error,
+//! Standard output has sigsum-monitor's lines (sigsum-go
+//! `cmd/sigsum-monitor`), so that what reads its output reads ours:
+//!
+//! ```text
+//! New <log key hash> tree, size <n>
+//! New <log key hash> leaves, count <c>, total processed <p>
+//!   index <i> keyhash <submitter key hash> checksum <checksum>
+//! ```
+//!
+//! A `tree` line when a log's tree grew (under a quorum-cosigned head
+//! consistent with what was verified before), then per `get-leaves` batch a
+//! `leaves` line with the number of reported leaves in it and the log's
+//! next leaf index, followed by one indented line per reported leaf (all
+//! hex lowercase). Which log a leaf is in is the key hash of the `leaves`
+//! line above it, never left to guess when the policy has several logs;
+//! a bare `<index> <keyhash> <checksum>` line could not say. Without `-k`
+//! every leaf is reported, unverified, as sigsum-monitor does.
+//!
+//! Each alert and warning is one line on standard error,
 //! `ALERT <log URL> <what>` or `WARNING <log URL> <what>`; progress is
 //! logged with `-v`.
 //!
@@ -27,14 +43,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cairn_client::monitor::{
-    DEFAULT_BATCH_SIZE, Event, MAX_BATCH_SIZE, Monitor, MonitorConfig, PassSummary, Watchlist,
-    unix_now,
+    DEFAULT_BATCH_SIZE, Event, LeafMatch, MAX_BATCH_SIZE, Monitor, MonitorConfig, PassSummary,
+    Progress, Watchlist, unix_now,
 };
-use cairn_sigsum::PublicKey;
-use cairn_sigsum::key::PublicKeyFile;
+use cairn_sigsum::{KeyHash, PublicKey};
 use clap::Args;
 
-use crate::files::{self, Input};
+use crate::files::Input;
+use crate::key_files::read_public_key_file;
 use crate::policy::PolicyArgs;
 use crate::submit::parse_duration;
 
@@ -135,24 +151,94 @@ async fn monitor(args: &MonitorArgs) -> anyhow::Result<u8> {
 /// One pass, printing events as they come. Fails if a state file or
 /// standard output cannot be written (a lost leaf report is a failure).
 async fn one_pass(monitor: &mut Monitor) -> anyhow::Result<PassSummary> {
-    let mut stdout_error = None;
+    let mut report = Report::new(io::stdout());
     let summary = monitor
-        .pass(unix_now(), |url, event| match event {
-            Event::Alert(a) => eprintln!("ALERT {url} {a}"),
-            Event::Warning(w) => eprintln!("WARNING {url} {w}"),
-            Event::Leaf(leaf) => {
-                let mut out = io::stdout().lock();
-                if let Err(e) = writeln!(out, "{leaf}").and_then(|()| out.flush()) {
-                    stdout_error.get_or_insert(e);
-                }
+        .pass(unix_now(), |log, event| {
+            match event {
+                Event::Alert(a) => eprintln!("ALERT {} {a}", log.url),
+                Event::Warning(w) => eprintln!("WARNING {} {w}", log.url),
+                Event::Progress(p) => tracing::info!(log = log.url, "{p}"),
+                Event::Leaf(_) => {}
             }
-            Event::Progress(p) => tracing::info!(log = url, "{p}"),
+            report.event(&log.key_hash, event);
         })
         .await?;
-    if let Some(e) = stdout_error {
-        return Err(e).context("writing leaves to standard output");
-    }
+    report
+        .finish()
+        .context("writing leaves to standard output")?;
     Ok(summary)
+}
+
+/// The standard output of `cairn monitor`: sigsum-monitor's lines (see the
+/// module documentation). Leaves are held until the `Progress::Leaves`
+/// event that ends their batch, which supplies the header's count and
+/// "total processed"; the library emits one after every batch.
+struct Report<W: Write> {
+    out: W,
+    batch: Vec<LeafMatch>,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> Report<W> {
+    fn new(out: W) -> Self {
+        Report {
+            out,
+            batch: Vec::new(),
+            error: None,
+        }
+    }
+
+    fn event(&mut self, log: &KeyHash, event: &Event) {
+        let text = match event {
+            Event::Leaf(leaf) => {
+                self.batch.push(*leaf);
+                return;
+            }
+            Event::Progress(Progress::Grew { to, .. }) => format!("New {log} tree, size {to}\n"),
+            Event::Progress(Progress::Leaves { next, .. }) => {
+                let mut text = format!(
+                    "New {log} leaves, count {}, total processed {next}\n",
+                    self.batch.len()
+                );
+                for leaf in self.batch.drain(..) {
+                    text.push_str(&format!(
+                        "  index {} keyhash {} checksum {}\n",
+                        leaf.index,
+                        leaf.key_hash,
+                        hex::encode(leaf.checksum)
+                    ));
+                }
+                text
+            }
+            _ => return,
+        };
+        // Flushed per line group, so that a reader sees leaves as soon as
+        // their batch is done, not when a pipe buffer fills.
+        if self.error.is_none()
+            && let Err(e) = self
+                .out
+                .write_all(text.as_bytes())
+                .and_then(|()| self.out.flush())
+        {
+            self.error = Some(e);
+        }
+    }
+
+    /// The first write error, if any. Leaves without a closing batch event
+    /// cannot occur; were they left, that is an error too rather than a
+    /// silent loss.
+    fn finish(self) -> io::Result<()> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if !self.batch.is_empty() {
+            return Err(io::Error::other(format!(
+                "{} leaf report(s) without the end of their batch",
+                self.batch.len()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The keys of every `-k` file, and the policy name their
@@ -161,9 +247,7 @@ fn read_watched_keys(paths: &[PathBuf]) -> anyhow::Result<(Vec<PublicKey>, Optio
     let mut keys = Vec::new();
     let mut name: Option<String> = None;
     for path in paths {
-        let text = files::read_small(&Input::Path(path.clone()))?;
-        let file = PublicKeyFile::parse(&text)
-            .with_context(|| format!("watched key file {}", path.display()))?;
+        let file = read_public_key_file(&Input::Path(path.clone()))?;
         if let Some(n) = file.policy_name()? {
             match &name {
                 Some(first) if first != n => anyhow::bail!(
@@ -175,4 +259,65 @@ fn read_watched_keys(paths: &[PathBuf]) -> anyhow::Result<(Vec<PublicKey>, Optio
         keys.extend(file.keys().copied());
     }
     Ok((keys, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf(index: u64) -> Event {
+        Event::Leaf(LeafMatch {
+            index,
+            key_hash: KeyHash([0xab; 32]),
+            checksum: [0xcd; 32],
+            signature_verified: true,
+        })
+    }
+
+    fn leaves_done(next: u64) -> Event {
+        Event::Progress(Progress::Leaves { next, target: 9 })
+    }
+
+    #[test]
+    fn leaves_are_printed_under_their_logs_key_hash_as_sigsum_monitor_prints_them() {
+        let (a, b) = (KeyHash([1; 32]), KeyHash([2; 32]));
+        let mut report = Report::new(Vec::new());
+        report.event(&a, &Event::Progress(Progress::Grew { from: 0, to: 9 }));
+        report.event(&a, &leaf(3));
+        report.event(&a, &leaf(5));
+        report.event(&a, &leaves_done(6));
+        report.event(&a, &leaves_done(9));
+        report.event(&b, &leaf(0));
+        report.event(&b, &leaves_done(1));
+        let out = String::from_utf8(report.out.clone()).unwrap();
+        assert!(report.finish().is_ok());
+        let (ah, bh) = ("01".repeat(32), "02".repeat(32));
+        let line = |i| {
+            format!(
+                "  index {i} keyhash {} checksum {}\n",
+                "ab".repeat(32),
+                "cd".repeat(32)
+            )
+        };
+        assert_eq!(
+            out,
+            format!("New {ah} tree, size 9\n")
+                + &format!("New {ah} leaves, count 2, total processed 6\n")
+                + &line(3)
+                + &line(5)
+                + &format!("New {ah} leaves, count 0, total processed 9\n")
+                + &format!("New {bh} leaves, count 1, total processed 1\n")
+                + &line(0)
+        );
+    }
+
+    #[test]
+    fn other_events_print_nothing_and_unfinished_batches_are_an_error() {
+        let mut report = Report::new(Vec::new());
+        let log = KeyHash([1; 32]);
+        report.event(&log, &Event::Progress(Progress::Verified { size: 9 }));
+        report.event(&log, &leaf(1));
+        assert!(report.out.is_empty());
+        assert!(report.finish().is_err());
+    }
 }

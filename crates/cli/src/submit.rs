@@ -30,8 +30,8 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::files::{self, Input, Overwrite};
+use crate::key_files::read_signer;
 use crate::policy::PolicyArgs;
-use crate::signing::read_signer;
 
 /// Exit status when every file has a valid proof.
 const EXIT_OK: u8 = 0;

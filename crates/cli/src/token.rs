@@ -13,18 +13,19 @@
 
 use std::io::Read as _;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use cairn_client::Signer as _;
 use cairn_client::token::{TokenError, TokenVerifier};
 use cairn_sigsum::ascii::parse_hex;
-use cairn_sigsum::key::{PublicKeyFile, parse_private_key_file, parse_public_key_hex};
 use cairn_sigsum::token::{self, HEADER_NAME, SubmitHeader};
-use cairn_sigsum::{PublicKey, Signature, SigningKey};
+use cairn_sigsum::{PublicKey, Signature};
 use clap::{Args, Subcommand};
 
 use crate::files::{self, Input};
+use crate::key_files::{read_log_key, read_public_key, read_signer};
 use crate::verify::{EXIT_INVALID, EXIT_USAGE, EXIT_VALID};
 
 /// Largest token input read by `verify`: a header line is under 400 bytes.
@@ -66,7 +67,8 @@ pub enum TokenCommand {
 #[derive(Args, Debug)]
 pub struct CreateArgs {
     /// The rate-limit private key that signs the token: an unencrypted
-    /// OpenSSH private key (or a deprecated raw hex seed).
+    /// OpenSSH private key (or a deprecated raw hex seed); or an OpenSSH
+    /// public key whose private key is in ssh-agent ($SSH_AUTH_SOCK).
     #[arg(short = 'k', long = "signing-key", value_name = "FILE")]
     signing_key: PathBuf,
     /// The log's public key: an OpenSSH public key file, or a file holding
@@ -138,9 +140,11 @@ pub fn run(cmd: TokenCommand) -> ExitCode {
 }
 
 fn create(args: &CreateArgs) -> anyhow::Result<()> {
-    let signer = read_signing_key(&args.signing_key)?;
-    let log_key = read_public_key(&args.log_key, true)?;
-    let token = token::sign(&signer, &log_key);
+    let signer = read_signer(&args.signing_key)?.signer;
+    let log_key = read_log_key(&Input::Path(args.log_key.clone()))?;
+    let token = signer
+        .sign(&token::signed_bytes(&log_key))
+        .context("signing the token")?;
     let text = match &args.domain {
         None => format!("{token}\n"),
         Some(domain) => {
@@ -159,7 +163,7 @@ fn create(args: &CreateArgs) -> anyhow::Result<()> {
 }
 
 fn record(args: &RecordArgs) -> anyhow::Result<()> {
-    let key = read_public_key(&args.key, false)?;
+    let key = read_public_key(&Input::Path(args.key.clone()))?;
     files::write_output(
         args.output.as_deref(),
         &format!("{}\n", token::dns_txt_record_line(&key)),
@@ -186,12 +190,12 @@ fn verify(args: &VerifyArgs) -> ExitCode {
 
 /// Checks the token; on success says what vouched for it.
 fn check(args: &VerifyArgs) -> Result<String, Outcome> {
-    let log_key = read_public_key(&args.log_key, true).map_err(Outcome::Unusable)?;
+    let log_key = read_log_key(&Input::Path(args.log_key.clone())).map_err(Outcome::Unusable)?;
     let input = read_token_input(args.token.as_deref()).map_err(Outcome::Unusable)?;
     let (domain, token) = parse_token_input(&input, args.domain.as_deref())?;
     let mut vouched = Vec::new();
     if let Some(path) = &args.key {
-        let key = read_public_key(path, false).map_err(Outcome::Unusable)?;
+        let key = read_public_key(&Input::Path(path.clone())).map_err(Outcome::Unusable)?;
         if !token::verify(&key, &log_key, &token) {
             return Err(Outcome::Invalid(format!(
                 "the key in {} does not verify it for log key hash {}",
@@ -297,35 +301,6 @@ fn parse_token_input(
     Ok((Some(header.domain), header.token))
 }
 
-fn read_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
-    let text = files::read_small(&Input::Path(path.to_owned()))?;
-    parse_private_key_file(&text).with_context(|| format!("private key file {}", path.display()))
-}
-
-/// The single key of an OpenSSH public key file; with `hex_allowed`, the
-/// file may instead hold the key as 64 hex characters (as policy files and
-/// log operators publish log keys).
-fn read_public_key(path: &Path, hex_allowed: bool) -> anyhow::Result<PublicKey> {
-    let text = files::read_small(&Input::Path(path.to_owned()))?;
-    if hex_allowed
-        && let Some(key) = std::str::from_utf8(&text)
-            .ok()
-            .and_then(|t| parse_public_key_hex(t.trim()).ok())
-    {
-        return Ok(key);
-    }
-    let file = PublicKeyFile::parse(&text)
-        .with_context(|| format!("public key file {}", path.display()))?;
-    match file.entries() {
-        [one] => Ok(one.key),
-        many => bail!(
-            "{} holds {} public keys, expected one",
-            path.display(),
-            many.len()
-        ),
-    }
-}
-
 fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
     s.parse::<SocketAddr>()
         .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, DNS_PORT)))
@@ -335,6 +310,7 @@ fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_sigsum::SigningKey;
 
     fn token() -> Signature {
         token::sign(

@@ -10,12 +10,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use cairn_sigsum::key::PublicKeyFile;
 use cairn_sigsum::proof::SigsumProof;
 use clap::Args;
 
 use crate::files::{self, Input};
+use crate::key_files::read_public_key_file;
 use crate::policy::PolicyArgs;
 
 /// Exit status of a valid proof.
@@ -81,10 +80,7 @@ fn verify(args: &VerifyArgs) -> Result<(), Outcome> {
         }
     };
     let (submitters, policy) = (|| {
-        let key_input = Input::Path(args.key.clone());
-        let key_text = files::read_small(&key_input)?;
-        let keys = PublicKeyFile::parse(&key_text)
-            .with_context(|| format!("submitter key file {}", args.key.display()))?;
+        let keys = read_public_key_file(&Input::Path(args.key.clone()))?;
         let policy = args.policy.select(keys.policy_name()?)?;
         anyhow::Ok((keys.keys().copied().collect::<Vec<_>>(), policy))
     })()

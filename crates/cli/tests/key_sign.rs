@@ -2,56 +2,28 @@
 //! answers from the shared vectors, namespaces, exit statuses, and signing
 //! through a real ssh-agent when `-k` names a public key.
 
+mod common;
 #[path = "../../client/tests/ssh_agent/mod.rs"]
 mod ssh_agent;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use cairn_sigsum::key::{format_public_key_file, write_openssh_private_key};
 use cairn_sigsum::{Signature, SigningKey};
+use common::{Cairn, Output};
 use ssh_agent::SshAgent;
 
 const LEAF_NAMESPACE: &str = "sigsum.org/v1/tree-leaf";
 const TOKEN_NAMESPACE: &str = "sigsum.org/v1/submit-token";
 
-/// Runs `cairn` in `dir` with `stdin` as standard input; `agent` sets
-/// `SSH_AUTH_SOCK`, which is otherwise removed so that no test reaches a
-/// developer's own agent.
+/// Runs `cairn` in `dir` with `stdin` as standard input and, if given,
+/// `agent` as its ssh-agent.
 fn cairn(dir: &Path, args: &[&str], stdin: &[u8], agent: Option<&SshAgent>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env_remove("SSH_AUTH_SOCK")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(a) = agent {
-        cmd.env("SSH_AUTH_SOCK", a.socket());
-    }
-    let mut child = cmd.spawn().expect("run cairn");
-    let mut input = child.stdin.take().expect("piped stdin");
-    // A command that fails before reading stdin closes it: not an error here.
-    let _ = input.write_all(stdin);
-    drop(input);
-    child.wait_with_output().expect("wait for cairn")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Asserts exit status 1 with `needle` in the message.
-fn assert_fails_with(o: &Output, needle: &str) {
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(o));
-    assert!(stderr(o).contains(needle), "{}", stderr(o));
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    Cairn::new(dir)
+        .stdin(stdin)
+        .agent(agent.map(SshAgent::socket))
+        .run(args)
 }
 
 /// Writes `key` as `name` (OpenSSH, mode 0600) and `name.pub`.
@@ -92,12 +64,12 @@ fn sign_with_a_namespace_reproduces_the_vectors_leaf_and_token_signatures() {
             &checksum,
             None,
         );
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(out.code, 0, "{}", out.stderr);
         assert_eq!(
-            stdout(&out),
+            out.stdout,
             format!("{}\n", leaf["signature_hex"].as_str().unwrap())
         );
-        assert_eq!(stderr(&out), "");
+        assert_eq!(out.stderr, "");
     }
 
     let log_key = cairn_testvectors::unhex(v["keys"]["log"]["public_key_hex"].as_str().unwrap());
@@ -116,8 +88,8 @@ fn sign_with_a_namespace_reproduces_the_vectors_leaf_and_token_signatures() {
         &log_key,
         None,
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
     assert_eq!(
         std::fs::read_to_string(dir.join("token.sig")).unwrap(),
         format!("{}\n", v["submit_token"]["token_hex"].as_str().unwrap())
@@ -129,7 +101,7 @@ fn signatures_verify_only_under_the_namespace_and_message_they_were_made_for() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let generated = cairn(dir, &["key", "generate", "-o", "k"], b"", None);
-    assert!(generated.status.success(), "{}", stderr(&generated));
+    assert_eq!(generated.code, 0, "{}", generated.stderr);
     let msg = b"release 1.2.3\n";
     let signed = cairn(
         dir,
@@ -146,7 +118,7 @@ fn signatures_verify_only_under_the_namespace_and_message_they_were_made_for() {
         msg,
         None,
     );
-    assert_eq!(signed.status.code(), Some(0), "{}", stderr(&signed));
+    assert_eq!(signed.code, 0, "{}", signed.stderr);
 
     let verify = |ns: Option<&str>, message: &[u8]| {
         let mut args = vec!["key", "verify", "-k", "k.pub", "-s", "sig"];
@@ -156,8 +128,8 @@ fn signatures_verify_only_under_the_namespace_and_message_they_were_made_for() {
         cairn(dir, &args, message, None)
     };
     let ok = verify(Some("example.org/ns"), msg);
-    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
-    assert_eq!((stdout(&ok), stderr(&ok)), (String::new(), String::new()));
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert_eq!((ok.stdout, ok.stderr), (String::new(), String::new()));
     for (ns, message) in [
         (Some("example.org/other"), &msg[..]),
         (None, &msg[..]),
@@ -165,7 +137,7 @@ fn signatures_verify_only_under_the_namespace_and_message_they_were_made_for() {
         (Some("example.org/ns"), &b"release 1.2.4\n"[..]),
     ] {
         let bad = verify(ns, message);
-        assert_fails_with(&bad, "signature is not valid");
+        bad.assert_exit(1, "signature is not valid");
     }
 }
 
@@ -180,8 +152,8 @@ fn without_a_namespace_the_message_itself_is_signed() {
         let mut args = vec!["key", "sign", "-k", "k"];
         args.extend_from_slice(extra);
         let out = cairn(dir, &args, b"plain", None);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        assert_eq!(stdout(&out), format!("{}\n", key.sign(b"plain").to_hex()));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(out.stdout, format!("{}\n", key.sign(b"plain").to_hex()));
     }
 }
 
@@ -197,9 +169,9 @@ fn malformed_signature_files_and_keys_are_errors_with_exit_status_1() {
         b"m",
         None,
     );
-    assert_fails_with(&out, "128 hex characters");
+    out.assert_exit(1, "128 hex characters");
     let out = cairn(dir, &["key", "sign", "-k", "missing"], b"m", None);
-    assert_fails_with(&out, "missing");
+    out.assert_exit(1, "missing");
 }
 
 #[test]
@@ -212,7 +184,7 @@ fn a_public_key_signs_through_ssh_agent_like_sigsum_go() {
     // As sigsum-go's tests/sign-agent-test: generate, hand the private key
     // to the agent, delete it, sign with only the public key.
     let generated = cairn(dir, &["key", "generate", "-o", "test.key"], b"", None);
-    assert!(generated.status.success(), "{}", stderr(&generated));
+    assert_eq!(generated.code, 0, "{}", generated.stderr);
     agent.add(&dir.join("test.key"));
     std::fs::remove_file(dir.join("test.key")).unwrap();
     let signed = cairn(
@@ -230,7 +202,7 @@ fn a_public_key_signs_through_ssh_agent_like_sigsum_go() {
         b"foo\n",
         Some(&agent),
     );
-    assert_eq!(signed.status.code(), Some(0), "{}", stderr(&signed));
+    assert_eq!(signed.code, 0, "{}", signed.stderr);
     let verified = cairn(
         dir,
         &[
@@ -246,7 +218,7 @@ fn a_public_key_signs_through_ssh_agent_like_sigsum_go() {
         b"foo\n",
         None,
     );
-    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
 
     // Ed25519 is deterministic: the agent must give the vectors' bytes.
     write_key_pair(dir, "submitter", &seed(&v, "submitter"));
@@ -258,9 +230,9 @@ fn a_public_key_signs_through_ssh_agent_like_sigsum_go() {
         &cairn_testvectors::unhex(leaf["checksum_hex"].as_str().unwrap()),
         Some(&agent),
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
-        stdout(&out),
+        out.stdout,
         format!("{}\n", leaf["signature_hex"].as_str().unwrap())
     );
 }
@@ -273,12 +245,12 @@ fn a_public_key_without_its_private_key_in_the_agent_is_a_clear_error() {
     write_key_pair(dir, "k", &key);
     let agent = SshAgent::start();
     let out = cairn(dir, &["key", "sign", "-k", "k.pub"], b"m", Some(&agent));
-    assert_fails_with(&out, "is not in ssh-agent");
-    assert_fails_with(&out, &cairn_client::agent::fingerprint(&key.public_key()));
-    assert_eq!(stdout(&out), "");
+    out.assert_exit(1, "is not in ssh-agent");
+    out.assert_exit(1, &cairn_client::agent::fingerprint(&key.public_key()));
+    assert_eq!(out.stdout, "");
 
     let no_agent = cairn(dir, &["key", "sign", "-k", "k.pub"], b"m", None);
-    assert_fails_with(&no_agent, "SSH_AUTH_SOCK is not set");
+    no_agent.assert_exit(1, "SSH_AUTH_SOCK is not set");
 }
 
 #[test]
@@ -301,5 +273,5 @@ fn verify_accepts_what_an_in_memory_key_signs() {
         b"data",
         None,
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.code, 0, "{}", out.stderr);
 }

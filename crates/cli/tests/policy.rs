@@ -5,7 +5,7 @@
 mod common;
 
 use cairn_testvectors::{JsonExt, json};
-use common::{assert_every_command_has_help, cairn, cairn_with_policy_dir, write};
+use common::{cairn, cairn_with_policy_dir, write};
 
 fn key(c: char) -> String {
     c.to_string().repeat(64)
@@ -182,15 +182,4 @@ fn show_prints_a_builtin_verbatim_and_flags_invalid_files() {
 
     let o = cairn(dir.path(), &["policy", "show", "no-such-policy"], None);
     assert_eq!(o.code, 2, "{}", o.stderr);
-}
-
-#[test]
-fn every_policy_command_has_help() {
-    assert_every_command_has_help(&[
-        &["policy"],
-        &["policy", "check"],
-        &["policy", "explain"],
-        &["policy", "list"],
-        &["policy", "show"],
-    ]);
 }

@@ -5,18 +5,22 @@
 
 #[path = "../../client/tests/fake_dns/mod.rs"]
 mod fake_dns;
+#[path = "../../client/tests/ssh_agent/mod.rs"]
+mod ssh_agent;
 
 mod common;
 
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use cairn_sigsum::SigningKey;
 use cairn_sigsum::key::{format_public_key_file, write_openssh_private_key};
 use cairn_testvectors::{JsonExt, json, unhex32};
-use common::{Output, assert_every_command_has_help, cairn, write};
+use common::{Cairn, Output, cairn, write};
 use fake_dns::{Entry, FakeDns};
 use serde_json::Value;
+use ssh_agent::SshAgent;
 
 fn derived() -> Value {
     json("derived/sigsum-v1-deterministic.json")
@@ -118,16 +122,6 @@ impl Setup {
     }
 }
 
-/// Asserts the exit status and that standard error contains `needle`.
-fn assert_exit(o: &Output, code: i32, needle: &str) {
-    assert_eq!(o.code, code, "{}", o.stderr);
-    assert!(
-        o.stderr.contains(needle),
-        "{needle:?} missing: {}",
-        o.stderr
-    );
-}
-
 #[test]
 fn create_prints_the_known_token_and_header() {
     let s = Setup::new();
@@ -137,7 +131,7 @@ fn create_prints_the_known_token_and_header() {
             &["token", "create", "-k", "rl.key", "--log-key", log_key],
             None,
         );
-        assert_exit(&o, 0, "");
+        o.assert_exit(0, "");
         assert_eq!(o.stdout, format!("{}\n", s.token()));
     }
     let o = cairn(
@@ -156,11 +150,26 @@ fn create_prints_the_known_token_and_header() {
         ],
         None,
     );
-    assert_exit(&o, 0, "");
+    o.assert_exit(0, "");
     assert_eq!(
         std::fs::read_to_string(s.path().join("header.txt")).unwrap(),
         format!("{}\n", s.v["submit_token"].str_at("http_header"))
     );
+}
+
+#[test]
+fn create_signs_through_ssh_agent_when_given_a_public_key() {
+    let s = Setup::new();
+    let agent = SshAgent::start();
+    let private = s.path().join("rl.key");
+    // ssh-add refuses private keys others can read.
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    agent.add(&private);
+    let args = ["token", "create", "-k", "rl.pub", "--log-key", "log.pub"];
+    let o = Cairn::new(s.path()).agent(Some(agent.socket())).run(&args);
+    o.assert_exit(0, "");
+    assert_eq!(o.stdout, format!("{}\n", s.token()));
+    cairn(s.path(), &args, None).assert_exit(1, "SSH_AUTH_SOCK is not set");
 }
 
 #[test]
@@ -180,7 +189,7 @@ fn create_refuses_a_domain_no_log_could_parse() {
         ],
         None,
     );
-    assert_exit(&o, 1, "domain \"a b.org\"");
+    o.assert_exit(1, "domain \"a b.org\"");
     assert!(o.stdout.is_empty());
 }
 
@@ -188,7 +197,7 @@ fn create_refuses_a_domain_no_log_could_parse() {
 fn record_prints_the_zone_file_line() {
     let s = Setup::new();
     let o = cairn(s.path(), &["token", "record", "-k", "rl.pub"], None);
-    assert_exit(&o, 0, "");
+    o.assert_exit(0, "");
     assert_eq!(
         o.stdout,
         format!(
@@ -207,7 +216,7 @@ fn record_of_the_test_domain_key_is_the_published_one() {
     let key = SigningKey::from_seed(&seed).public_key();
     write(dir.path(), "test.pub", format_public_key_file(&key));
     let o = cairn(dir.path(), &["token", "record", "-k", "test.pub"], None);
-    assert_exit(&o, 0, "");
+    o.assert_exit(0, "");
     assert_eq!(
         o.stdout,
         "_sigsum_v1 IN TXT \"4cb5abf6ad79fbf5abbccafcc269d85cd2651ed4b885b5869f241aedf0a5ba29\"\n"
@@ -219,32 +228,25 @@ fn verify_accepts_a_header_whose_domain_publishes_the_key() {
     let s = Setup::new();
     let header = format!("{}\n", s.header("example.org"));
     let o = s.verify(&[], Some(header.as_bytes()));
-    assert_exit(&o, 0, "valid: verified by a key at _sigsum_v1.example.org.");
+    o.assert_exit(0, "valid: verified by a key at _sigsum_v1.example.org.");
     // The same as an argument, and a bare token with --domain.
-    assert_exit(&s.verify_header("example.org"), 0, "valid");
-    assert_exit(
-        &s.verify(&["-d", "example.org", s.token()], None),
-        0,
-        "valid",
-    );
+    s.verify_header("example.org").assert_exit(0, "valid");
+    s.verify(&["-d", "example.org", s.token()], None)
+        .assert_exit(0, "valid");
     assert_eq!(s.dns.queries().len(), 3);
 }
 
 #[test]
 fn verify_falls_back_to_sigsum_v0_when_v1_does_not_exist() {
     let s = Setup::new();
-    assert_exit(
-        &s.verify_header("old.example"),
-        0,
-        "_sigsum_v0.old.example.",
-    );
+    s.verify_header("old.example")
+        .assert_exit(0, "_sigsum_v0.old.example.");
 }
 
 #[test]
 fn verify_rejects_a_domain_publishing_another_key() {
     let s = Setup::new();
-    assert_exit(
-        &s.verify_header("wrong.example"),
+    s.verify_header("wrong.example").assert_exit(
         1,
         "invalid token: domain wrong.example: no key at _sigsum_v1.wrong.example.",
     );
@@ -254,19 +256,17 @@ fn verify_rejects_a_domain_publishing_another_key() {
 fn verify_tries_only_the_first_ten_records() {
     let s = Setup::new();
     let o = s.verify_header("many.example");
-    assert_exit(&o, 1, "10 key(s) tried");
-    assert_exit(&o, 1, "2 record(s) beyond the first 10");
+    o.assert_exit(1, "10 key(s) tried");
+    o.assert_exit(1, "2 record(s) beyond the first 10");
 }
 
 #[test]
 fn verify_reports_missing_records_as_invalid_and_dns_failures_as_errors() {
     let s = Setup::new();
-    assert_exit(&s.verify_header("nowhere.example"), 1, "no TXT record at");
-    assert_exit(
-        &s.verify_header("broken.example"),
-        2,
-        "DNS lookup of _sigsum_v1.broken.example. failed",
-    );
+    s.verify_header("nowhere.example")
+        .assert_exit(1, "no TXT record at");
+    s.verify_header("broken.example")
+        .assert_exit(2, "DNS lookup of _sigsum_v1.broken.example. failed");
 }
 
 #[test]
@@ -274,11 +274,11 @@ fn verify_with_a_key_needs_no_dns() {
     let s = Setup::new();
     let base = ["token", "verify", "--log-key", "log.hex", "-k"];
     let run = |rest: &[&str]| cairn(s.path(), &[&base[..], rest].concat(), None);
-    assert_exit(&run(&["rl.pub", s.token()]), 0, "the key in rl.pub");
+    run(&["rl.pub", s.token()]).assert_exit(0, "the key in rl.pub");
     // The log key itself is not the rate-limit key.
-    assert_exit(&run(&["log.pub", s.token()]), 1, "does not verify it");
+    run(&["log.pub", s.token()]).assert_exit(1, "does not verify it");
     let quiet = run(&["rl.pub", "-q", &s.token().replace('1', "2")]);
-    assert_exit(&quiet, 1, "");
+    quiet.assert_exit(1, "");
     assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
     assert!(s.dns.queries().is_empty());
 }
@@ -297,23 +297,10 @@ fn verify_without_a_way_to_check_or_with_bad_input_is_a_usage_error() {
             &[&["token", "verify", "--log-key", "log.pub"][..], extra].concat(),
             None,
         );
-        assert_exit(&o, 2, needle);
+        o.assert_exit(2, needle);
     }
     // A header for another domain than --domain is not that domain's token.
     let header = s.header("example.org");
-    assert_exit(
-        &s.verify(&["-d", "other.org", &header], None),
-        1,
-        "not \"other.org\"",
-    );
-}
-
-#[test]
-fn every_token_command_has_help() {
-    assert_every_command_has_help(&[
-        &["token"],
-        &["token", "create"],
-        &["token", "record"],
-        &["token", "verify"],
-    ]);
+    s.verify(&["-d", "other.org", &header], None)
+        .assert_exit(1, "not \"other.org\"");
 }

@@ -15,7 +15,7 @@ use cairn_sigsum::PublicKey;
 use cairn_sigsum::crypto::hash;
 use cairn_sigsum::key::{PublicKeyFile, format_public_key_file, parse_private_key_file};
 use cairn_testvectors::{JsonExt, json, unhex32};
-use common::{Output, assert_every_command_has_help, cairn, write};
+use common::{Output, cairn, write};
 use serde_json::Value;
 
 fn pubkey_file(hex_key: &str) -> String {
@@ -554,20 +554,4 @@ fn bad_key_input_is_an_error_not_a_panic() {
         assert_eq!(o.code, 1, "{args:?}: {}", o.stderr);
         assert!(o.stderr.starts_with("cairn key: error: "), "{}", o.stderr);
     }
-}
-
-#[test]
-fn every_command_has_help() {
-    assert_every_command_has_help(&[
-        &[],
-        &["key"],
-        &["key", "generate"],
-        &["key", "to-hex"],
-        &["key", "to-hash"],
-        &["key", "to-vkey"],
-        &["key", "from-hex"],
-        &["key", "from-vkey"],
-        &["submit"],
-        &["verify"],
-    ]);
 }

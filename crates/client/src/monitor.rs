@@ -55,7 +55,8 @@ use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cairn_sigsum::policy::Policy;
+use cairn_sigsum::policy::{Policy, Witness};
+use cairn_sigsum::quorum::CosignatureReview;
 use cairn_sigsum::tree_head::{CosignedTreeHead, TreeHead};
 use cairn_sigsum::{KeyHash, PublicKey};
 use cairn_tlog::compact::CompactRange;
@@ -67,7 +68,7 @@ pub use state::{STATE_FILE_SUFFIX, StateError};
 
 use crate::client::{ClientConfig, LogClient};
 use crate::error::ClientError;
-use check::{CosignatureReview, Growth, LeafHasher, compare_heads, review_cosignatures};
+use check::{Growth, LeafHasher, compare_heads};
 use state::{LogState, StateFile};
 
 /// Default leaves per `get-leaves` request: log-go's maximum.
@@ -127,6 +128,15 @@ pub enum MonitorError {
     /// Another process holds the state directory.
     #[error("state directory {0} is in use by another monitor")]
     Locked(PathBuf),
+}
+
+/// The log an [`Event`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogId<'a> {
+    /// Its base URL, as in the policy.
+    pub url: &'a str,
+    /// Its key hash, which names it in proofs, origins and state files.
+    pub key_hash: KeyHash,
 }
 
 /// What one pass reported, counted.
@@ -241,13 +251,13 @@ impl Monitor {
     }
 
     /// One pass over every log (see the module documentation), at time
-    /// `now` (POSIX seconds). Each event is handed to `sink` with the log's
-    /// base URL as it happens. Fails only if a state file cannot be
+    /// `now` (POSIX seconds). Each event is handed to `sink` with the log it
+    /// is about as it happens. Fails only if a state file cannot be
     /// written; the logs after it are then not visited.
     pub async fn pass(
         &mut self,
         now: u64,
-        mut sink: impl FnMut(&str, &Event),
+        mut sink: impl FnMut(LogId<'_>, &Event),
     ) -> Result<PassSummary, MonitorError> {
         let mut summary = PassSummary::default();
         let cx = Context {
@@ -258,9 +268,16 @@ impl Monitor {
         };
         for log in &mut self.logs {
             let url = log.client.base_url().to_owned();
+            let key_hash = log.key.key_hash();
             let mut emit = |e: Event| {
                 summary.count(&e);
-                sink(&url, &e);
+                sink(
+                    LogId {
+                        url: &url,
+                        key_hash,
+                    },
+                    &e,
+                );
             };
             log.pass(&cx, now, &mut emit).await?;
         }
@@ -362,12 +379,13 @@ impl LogMonitor {
             emit(Event::Alert(Alert::BadLogSignature { head: th }));
             return Ok(None);
         }
-        let review = review_cosignatures(cx.policy, &self.key, &head);
+        let review = cx.policy.review_cosignatures(&head, &self.key.key_hash());
+        let quorum = review.quorum_satisfied();
         emit(Event::Progress(Progress::TreeHead {
             size: th.size,
-            cosigned_by: review.cosigned_by.clone(),
-            invalid: review.invalid.clone(),
-            quorum: review.quorum,
+            cosigned_by: cosigner_names(&review),
+            invalid: names(&review.invalid),
+            quorum,
         }));
 
         let checkpoint = self.state.checkpoint.as_ref();
@@ -398,8 +416,14 @@ impl LogMonitor {
         }
 
         self.check_freshness(cx, now, &th, &review, emit);
-        if !review.quorum {
+        if !quorum {
             return Ok(None);
+        }
+        if growth == Growth::Grew {
+            emit(Event::Progress(Progress::Grew {
+                from: old.size,
+                to: th.size,
+            }));
         }
 
         let mut hasher = LeafHasher::new(self.state.range.clone());
@@ -439,20 +463,21 @@ impl LogMonitor {
         cx: &Context<'_>,
         now: u64,
         th: &TreeHead,
-        review: &CosignatureReview,
+        review: &CosignatureReview<'_>,
         emit: &mut dyn FnMut(Event),
     ) {
-        let newest = if review.quorum {
-            review.quorum_time.map(|t| (th.size, t))
+        let newest = if review.quorum_satisfied() {
+            review.quorum_time().map(|t| (th.size, t))
         } else {
             emit(Event::Warning(Warning::NoQuorum {
                 head: *th,
-                cosigned_by: review.cosigned_by.clone(),
-                invalid: review.invalid.clone(),
+                cosigned_by: cosigner_names(review),
+                invalid: names(&review.invalid),
             }));
             self.state.checkpoint.as_ref().and_then(|c| {
-                review_cosignatures(cx.policy, &self.key, c)
-                    .quorum_time
+                cx.policy
+                    .review_cosignatures(c, &self.key.key_hash())
+                    .quorum_time()
                     .map(|t| (c.tree_head().size, t))
             })
         };
@@ -467,4 +492,18 @@ impl LogMonitor {
             }
         }
     }
+}
+
+/// The policy names of the witnesses whose cosignature verified.
+fn cosigner_names(review: &CosignatureReview<'_>) -> Vec<String> {
+    review
+        .valid
+        .iter()
+        .map(|v| v.witness.name().to_string())
+        .collect()
+}
+
+/// The policy names of `witnesses`.
+fn names(witnesses: &[&Witness]) -> Vec<String> {
+    witnesses.iter().map(|w| w.name().to_string()).collect()
 }

@@ -23,7 +23,6 @@
 //! of the call; a timeout names the stage it interrupted and the last thing
 //! the log said.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +32,7 @@ use cairn_sigsum::leaf::Leaf;
 use cairn_sigsum::policy::Policy;
 use cairn_sigsum::proof::{SigsumProof, VerifyError};
 use cairn_sigsum::token::{self, SubmitHeader};
-use cairn_sigsum::tree_head::{CosignedTreeHead, TreeHead};
+use cairn_sigsum::tree_head::TreeHead;
 use cairn_sigsum::{Hash, KeyHash, PublicKey};
 use cairn_tlog::proof::ProofError;
 use futures::stream::{self, Stream, StreamExt};
@@ -532,15 +531,15 @@ impl Submitter {
             }
             seen = Some(head);
 
-            let (verified, invalid) = verified_witnesses(&self.policy, &cth, &target.key_hash);
-            if !self.policy.quorum_satisfied(&verified) {
+            let review = self.policy.review_cosignatures(&cth, &target.key_hash);
+            if !review.quorum_satisfied() {
                 progress.stage = Stage::Quorum;
                 progress.note(format!(
                     "tree head of size {} has {} cosignature(s), {} valid and {} invalid from policy witnesses: quorum not satisfied",
                     head.size,
                     cth.cosignatures().len(),
-                    verified.len(),
-                    invalid
+                    review.valid.len(),
+                    review.invalid.len()
                 ));
                 sleep(self.config.poll_interval).await;
                 continue;
@@ -591,30 +590,6 @@ impl Submitter {
             return Ok(proof);
         }
     }
-}
-
-/// The key hashes of policy witnesses whose cosignature on `cth` verifies,
-/// and the number of policy witnesses whose cosignature does not (counted
-/// as absent, as sigsum-go does). Cosignatures of unknown witnesses are
-/// ignored.
-fn verified_witnesses(
-    policy: &Policy,
-    cth: &CosignedTreeHead,
-    log_key_hash: &KeyHash,
-) -> (HashSet<KeyHash>, usize) {
-    let mut verified = HashSet::new();
-    let mut invalid = 0;
-    for c in cth.cosignatures() {
-        let Some(w) = policy.witness_by_key_hash(&c.key_hash) else {
-            continue;
-        };
-        if c.verify(w.key(), cth.tree_head(), log_key_hash) {
-            verified.insert(c.key_hash);
-        } else {
-            invalid += 1;
-        }
-    }
-    (verified, invalid)
 }
 
 /// Where a submission to one log stands, for the timeout message.

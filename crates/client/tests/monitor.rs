@@ -136,6 +136,7 @@ async fn a_growing_log_is_followed_across_passes_and_restarts_without_alerts() {
         (summary.alerts, summary.warnings, summary.leaves),
         (0, 0, 3)
     );
+    assert!(events.contains(&Event::Progress(Progress::Grew { from: 0, to: 5 })));
     assert!(events.contains(&Event::Progress(Progress::Verified { size: 5 })));
     assert_eq!(checkpoint_size(&m), Some(5));
 
@@ -143,6 +144,7 @@ async fn a_growing_log_is_followed_across_passes_and_restarts_without_alerts() {
     log.append_direct(&[more[0], theirs[0], more[1]]);
     let (events, summary) = pass(&mut m).await;
     assert_eq!(leaf_indices(&events), [5, 7], "{events:?}");
+    assert!(events.contains(&Event::Progress(Progress::Grew { from: 5, to: 8 })));
     assert_eq!((summary.alerts, summary.warnings), (0, 0));
 
     // A new process continues from the persisted checkpoint: nothing new,

@@ -11,6 +11,8 @@
 //! * [`api`] — the log API's request and response messages.
 //! * [`key`] — key files: raw hex, OpenSSH public and private keys, vkeys.
 //! * [`policy`] — the policy file and quorum evaluation.
+//! * [`quorum`] — which policy witnesses validly cosigned a tree head, and
+//!   whether (and since when) they satisfy the quorum.
 //! * [`proof`] — the proof file (version 2; version 1 read) and offline
 //!   verification against a policy.
 //!
@@ -23,6 +25,7 @@ pub mod key;
 pub mod leaf;
 pub mod policy;
 pub mod proof;
+pub mod quorum;
 pub mod token;
 pub mod tree_head;
 

@@ -26,8 +26,6 @@
 //! duplicate cosignatures (rejected when parsing) and more lenient on a bad
 //! cosignature from a known witness (counted as absent, not fatal).
 
-use std::collections::HashSet;
-
 use cairn_tlog::proof::ProofError;
 
 use crate::api::InclusionProof;
@@ -265,27 +263,16 @@ impl SigsumProof {
             return Err(VerifyError::BadLogSignature);
         }
 
-        let th = self.tree_head.tree_head();
-        let mut verified = HashSet::new();
-        let mut invalid = 0;
-        for c in self.tree_head.cosignatures() {
-            let Some(witness) = policy.witness_by_key_hash(&c.key_hash) else {
-                continue;
-            };
-            if c.verify(witness.key(), th, &self.log_key_hash) {
-                verified.insert(c.key_hash);
-            } else {
-                invalid += 1;
-            }
-        }
-        if !policy.quorum_satisfied(&verified) {
+        let review = policy.review_cosignatures(&self.tree_head, &self.log_key_hash);
+        if !review.quorum_satisfied() {
             return Err(VerifyError::QuorumNotSatisfied {
                 total: self.tree_head.cosignatures().len(),
-                verified: verified.len(),
-                invalid,
+                verified: review.valid.len(),
+                invalid: review.invalid.len(),
             });
         }
 
+        let th = self.tree_head.tree_head();
         if th.size == 0 {
             return Err(VerifyError::EmptyTree);
         }

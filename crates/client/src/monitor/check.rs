@@ -1,83 +1,17 @@
-//! The pure core of a monitor pass: judging a tree head against the policy
-//! and the verified checkpoint, and hashing served leaves into the
-//! checkpoint's compact range. No IO and no clock; times come in as
-//! arguments.
+//! The pure core of a monitor pass: judging a tree head against the
+//! verified checkpoint, and hashing served leaves into the checkpoint's
+//! compact range. No IO and no clock. (Judging its cosignatures against the
+//! policy is `Policy::review_cosignatures`, shared with proof verification
+//! and the submitter.)
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use cairn_sigsum::leaf::Leaf;
-use cairn_sigsum::policy::{Policy, Quorum};
-use cairn_sigsum::tree_head::{CosignedTreeHead, TreeHead};
+use cairn_sigsum::tree_head::TreeHead;
 use cairn_sigsum::{KeyHash, PublicKey};
 use cairn_tlog::compact::CompactRange;
 
 use super::event::{Alert, LeafMatch};
-
-/// What the cosignatures on a head amount to under a policy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct CosignatureReview {
-    /// Names of policy witnesses whose cosignature verifies, in head order.
-    pub cosigned_by: Vec<String>,
-    /// Names of policy witnesses whose cosignature does not verify (counted
-    /// as absent, as sigsum-go does).
-    pub invalid: Vec<String>,
-    /// Whether the verified witnesses satisfy the quorum.
-    pub quorum: bool,
-    /// The newest time at which a quorum vouched for the head: the largest
-    /// `T` such that the witnesses with cosignature timestamps `≥ T` satisfy
-    /// the quorum. `None` without quorum, and for `quorum none`, where no
-    /// cosignature carries time.
-    pub quorum_time: Option<u64>,
-}
-
-/// Verifies the policy witnesses' cosignatures on `head` of the log with
-/// key `log_key`; cosignatures of other witnesses are ignored.
-pub(crate) fn review_cosignatures(
-    policy: &Policy,
-    log_key: &PublicKey,
-    head: &CosignedTreeHead,
-) -> CosignatureReview {
-    let log_hash = log_key.key_hash();
-    let mut valid: Vec<(KeyHash, u64)> = Vec::new();
-    let mut cosigned_by = Vec::new();
-    let mut invalid = Vec::new();
-    for c in head.cosignatures() {
-        let Some(w) = policy.witness_by_key_hash(&c.key_hash) else {
-            continue;
-        };
-        if c.verify(w.key(), head.tree_head(), &log_hash) {
-            valid.push((c.key_hash, c.timestamp));
-            cosigned_by.push(w.name().to_string());
-        } else {
-            invalid.push(w.name().to_string());
-        }
-    }
-    let all: HashSet<KeyHash> = valid.iter().map(|(k, _)| *k).collect();
-    CosignatureReview {
-        cosigned_by,
-        invalid,
-        quorum: policy.quorum_satisfied(&all),
-        quorum_time: quorum_time(policy, valid),
-    }
-}
-
-/// See [`CosignatureReview::quorum_time`]. Adding witnesses newest first,
-/// the timestamp of the one that completes the quorum is that time (the
-/// quorum is monotone in the set of witnesses).
-fn quorum_time(policy: &Policy, mut valid: Vec<(KeyHash, u64)>) -> Option<u64> {
-    if policy.quorum() == Quorum::None {
-        return None;
-    }
-    valid.sort_by_key(|&(_, t)| std::cmp::Reverse(t));
-    let mut set = HashSet::new();
-    for (key_hash, timestamp) in valid {
-        set.insert(key_hash);
-        if policy.quorum_satisfied(&set) {
-            return Some(timestamp);
-        }
-    }
-    None
-}
 
 /// How a new signed head relates to the verified checkpoint, before any
 /// proof is fetched.
@@ -196,71 +130,9 @@ impl LeafHasher {
 mod tests {
     use super::*;
     use cairn_sigsum::SigningKey;
-    use cairn_sigsum::tree_head::Cosignature;
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_seed(&[seed; 32])
-    }
-
-    fn head_with(log: &SigningKey, witnesses: &[(&SigningKey, u64)]) -> CosignedTreeHead {
-        let th = TreeHead {
-            size: 3,
-            root_hash: [9; 32],
-        };
-        let log_hash = log.public_key().key_hash();
-        let cosignatures = witnesses
-            .iter()
-            .map(|(w, t)| Cosignature::sign(w, &th, &log_hash, *t).unwrap())
-            .collect();
-        CosignedTreeHead::new(th.sign(log), cosignatures).unwrap()
-    }
-
-    fn policy(log: &SigningKey, quorum: &str) -> Policy {
-        let text = format!(
-            "log {}\nwitness A {}\nwitness B {}\nwitness C {}\ngroup G 2 A B C\nquorum {quorum}\n",
-            log.public_key(),
-            key(1).public_key(),
-            key(2).public_key(),
-            key(3).public_key()
-        );
-        Policy::parse(text.as_bytes()).unwrap()
-    }
-
-    #[test]
-    fn quorum_time_is_the_oldest_timestamp_among_the_newest_quorum() {
-        let log = key(0x4c);
-        let (a, b, c) = (key(1), key(2), key(3));
-        let head = head_with(&log, &[(&a, 100), (&b, 300), (&c, 200)]);
-        let r = review_cosignatures(&policy(&log, "G"), &log.public_key(), &head);
-        assert!(r.quorum);
-        assert_eq!(r.cosigned_by, ["A", "B", "C"]);
-        // B (300) and C (200) are the newest two-of-three.
-        assert_eq!(r.quorum_time, Some(200));
-    }
-
-    #[test]
-    fn an_invalid_cosignature_counts_as_absent_and_is_named() {
-        let log = key(0x4c);
-        let (a, b) = (key(1), key(2));
-        let mut head = head_with(&log, &[(&a, 100)]);
-        let forged = Cosignature {
-            signature: cairn_sigsum::Signature([0; 64]),
-            ..Cosignature::sign(&b, head.tree_head(), &log.public_key().key_hash(), 500).unwrap()
-        };
-        head.add_cosignature(forged).unwrap();
-        let r = review_cosignatures(&policy(&log, "G"), &log.public_key(), &head);
-        assert!(!r.quorum);
-        assert_eq!(r.quorum_time, None);
-        assert_eq!(r.invalid, ["B"]);
-    }
-
-    #[test]
-    fn quorum_none_is_satisfied_without_a_time() {
-        let log = key(0x4c);
-        let head = head_with(&log, &[]);
-        let r = review_cosignatures(&policy(&log, "none"), &log.public_key(), &head);
-        assert!(r.quorum);
-        assert_eq!(r.quorum_time, None);
     }
 
     #[test]

@@ -176,7 +176,16 @@ pub enum Progress {
         /// Whether the valid ones satisfy the quorum.
         quorum: bool,
     },
-    /// Leaves up to `next` (exclusive) of `target` were fetched and hashed.
+    /// The log's tree grew under a quorum-cosigned head consistent with
+    /// the checkpoint; its new leaves are fetched next.
+    Grew {
+        /// The checkpoint's size.
+        from: u64,
+        /// The new head's size.
+        to: u64,
+    },
+    /// Leaves up to `next` (exclusive) of `target` were fetched and hashed;
+    /// the [`Event::Leaf`]s reported among them precede this event.
     Leaves {
         /// The next leaf index to fetch.
         next: u64,
@@ -214,6 +223,7 @@ impl fmt::Display for Progress {
                     "not satisfied"
                 }
             ),
+            Progress::Grew { from, to } => write!(f, "tree grew from size {from} to {to}"),
             Progress::Leaves { next, target } => write!(f, "leaves {next}/{target} verified"),
             Progress::Verified { size } => write!(f, "tree size {size} verified"),
             Progress::Failed { error } => write!(f, "pass failed, will retry: {error}"),
