@@ -35,14 +35,19 @@ struct RunningBastion {
 
 impl RunningBastion {
     /// Starts a bastion on `addr` (port 0 for any) with `pki`'s certificate.
-    async fn start(pki: &Pki, allowed: Option<HashSet<KeyHash>>, addr: &str) -> RunningBastion {
+    async fn start(
+        pki: &Pki,
+        allowed: Option<HashSet<KeyHash>>,
+        limits: Limits,
+        addr: &str,
+    ) -> RunningBastion {
         let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let bastion = Bastion::new(BastionConfig {
             certificate_chain: pki.chain.clone(),
             private_key: pki.key.clone_key(),
             allowed_backends: allowed,
-            limits: Limits::default(),
+            limits,
         })
         .expect("bastion");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -95,19 +100,26 @@ fn backend_config(pki: &Pki, bastion: SocketAddr) -> BackendConfig {
     }
 }
 
-/// The witness router plus `/forwarded-for`, which echoes every
-/// `X-Forwarded-For` value the backend received, one per line.
+/// The witness router plus probes: `/forwarded-for` echoes every
+/// `X-Forwarded-For` value received, one per line; `/length` answers the
+/// request body's length; `/never` never answers.
 fn witness_app(scenario: &Scenario, dir: &std::path::Path) -> axum::Router {
-    cairn_witness::router(scenario.witness(dir)).route(
-        "/forwarded-for",
-        axum::routing::get(|headers: HeaderMap| async move {
-            headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .map(|v| format!("{}\n", v.to_str().unwrap_or("?")))
-                .collect::<String>()
-        }),
-    )
+    cairn_witness::router(scenario.witness(dir))
+        .route(
+            "/forwarded-for",
+            axum::routing::get(|headers: HeaderMap| async move {
+                headers
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .map(|v| format!("{}\n", v.to_str().unwrap_or("?")))
+                    .collect::<String>()
+            }),
+        )
+        .route(
+            "/length",
+            axum::routing::post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+        )
+        .route("/never", axum::routing::get(pending::<String>))
 }
 
 /// One bastion with `pki`'s certificate, the scenario's witness as the
@@ -131,6 +143,10 @@ enum Admit {
 
 impl Fixture {
     async fn new(admit: Admit) -> Fixture {
+        Self::with_limits(admit, Limits::default()).await
+    }
+
+    async fn with_limits(admit: Admit, limits: Limits) -> Fixture {
         let pki = Pki::new();
         let scenario = Scenario::load();
         let key = scenario.witness_key();
@@ -138,7 +154,7 @@ impl Fixture {
             Admit::Witness => Some(HashSet::from([key.public_key().key_hash()])),
             Admit::Anyone => None,
         };
-        let bastion = RunningBastion::start(&pki, allowed, "127.0.0.1:0").await;
+        let bastion = RunningBastion::start(&pki, allowed, limits, "127.0.0.1:0").await;
         Fixture {
             client: pki.witness_client(),
             pki,
@@ -187,6 +203,11 @@ impl Fixture {
     /// A plain HTTPS client trusting the fixture's CA.
     fn https_client(&self) -> reqwest::Client {
         ca_client(&self.pki)
+    }
+
+    /// `path` on the witness's backend, through the bastion.
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.bastion.prefix(&self.hash()))
     }
 
     async fn finish(mut self) {
@@ -238,16 +259,23 @@ async fn a_witness_behind_the_bastion_cosigns_for_the_collector_client() {
 async fn the_backend_sees_only_the_clients_address_as_x_forwarded_for() {
     let mut f = Fixture::new(Admit::Witness).await;
     f.start_backend().await;
-    let response = f
-        .https_client()
-        .get(format!("{}/forwarded-for?x=1", f.bastion.prefix(&f.hash())))
-        .header("x-forwarded-for", "203.0.113.9")
-        .header("x-forwarded-for", "198.51.100.7")
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.text().await.expect("body"), "127.0.0.1\n");
+    let ca = reqwest::Certificate::from_der(&f.pki.ca).expect("CA");
+    let http1 = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .http1_only()
+        .build()
+        .expect("client");
+    for client in [f.https_client(), http1] {
+        let response = client
+            .get(f.url("/forwarded-for?x=1"))
+            .header("x-forwarded-for", "203.0.113.9")
+            .header("x-forwarded-for", "198.51.100.7")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.text().await.expect("body"), "127.0.0.1\n");
+    }
     f.finish().await;
 }
 
@@ -288,7 +316,7 @@ async fn the_backend_reconnects_after_the_bastion_restarts() {
     let addr = f.bastion.addr.to_string();
     let allowed = Some(HashSet::from([f.hash()]));
     f.bastion.stop().await;
-    f.bastion = RunningBastion::start(&f.pki, allowed, &addr).await;
+    f.bastion = RunningBastion::start(&f.pki, allowed, Limits::default(), &addr).await;
     f.bastion.wait_for(&f.hash()).await;
     f.send(1).await.expect("cosigned via the restarted bastion");
     f.finish().await;
@@ -325,7 +353,13 @@ async fn a_newer_backend_connection_replaces_the_older_one() {
     let pki = Pki::new();
     let key = SigningKey::from_seed(&[5; 32]);
     let hash = key.public_key().key_hash();
-    let mut bastion = RunningBastion::start(&pki, Some(HashSet::from([hash])), "127.0.0.1:0").await;
+    let mut bastion = RunningBastion::start(
+        &pki,
+        Some(HashSet::from([hash])),
+        Limits::default(),
+        "127.0.0.1:0",
+    )
+    .await;
     let backend = Backend::new(backend_config(&pki, bastion.addr), &key).expect("backend");
     let app = |name: &'static str| {
         axum::Router::new().route("/who", axum::routing::get(move || async move { name }))
@@ -355,4 +389,61 @@ async fn a_newer_backend_connection_replaces_the_older_one() {
 
     newer.abort();
     bastion.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_body_over_the_limit_is_refused_before_reaching_the_backend() {
+    let limits = Limits {
+        max_request_body: 1000,
+        ..Limits::default()
+    };
+    let mut f = Fixture::with_limits(Admit::Witness, limits).await;
+    f.start_backend().await;
+    let client = f.https_client();
+    let at_limit = client
+        .post(f.url("/length"))
+        .body(vec![b'x'; 1000])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(at_limit.status(), StatusCode::OK);
+    assert_eq!(at_limit.text().await.expect("body"), "1000");
+    let over = client
+        .post(f.url("/length"))
+        .body(vec![b'x'; 1001])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(over.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn a_backend_that_does_not_answer_in_time_is_a_gateway_timeout() {
+    let limits = Limits {
+        request_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let mut f = Fixture::with_limits(Admit::Witness, limits).await;
+    f.start_backend().await;
+    let response = f
+        .https_client()
+        .get(f.url("/never"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    // The connection still serves the next request.
+    f.send(0).await.expect("cosigned after a timed-out request");
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn a_backend_removed_from_the_allow_list_is_disconnected() {
+    let mut f = Fixture::new(Admit::Witness).await;
+    f.start_backend().await;
+    f.bastion.bastion.set_allowed_backends(Some(HashSet::new()));
+    assert!(f.bastion.bastion.connected_backends().is_empty());
+    assert_eq!(status_of(f.send(0).await), StatusCode::MISDIRECTED_REQUEST);
+    f.finish().await;
 }
