@@ -63,13 +63,15 @@ pub struct Limits {
     /// Limit on one proxied request, from reading the client's body to the
     /// end of the backend's response; exceeded is 504.
     pub request_timeout: Duration,
-    /// Limit on a TLS handshake (clients and backends).
+    /// Limit on a TLS handshake (clients and backends), and on a client's
+    /// HTTP/1.1 request headers.
     pub handshake_timeout: Duration,
     /// Open TCP connections (clients and backends together); further
     /// connections wait in the kernel's accept queue.
     pub max_connections: usize,
-    /// Interval between HTTP/2 pings to each backend, and how long a ping
-    /// may go unanswered before the backend is considered gone.
+    /// Interval between HTTP/2 pings to each backend (and to HTTP/2
+    /// clients), and how long a ping may go unanswered before the peer is
+    /// considered gone.
     pub keepalive: Duration,
 }
 
@@ -348,13 +350,24 @@ impl Inner {
 
     /// Serves client requests (HTTP/1.1 or HTTP/2) on one connection.
     async fn clients(self: Arc<Self>, tls: TlsStream<TcpStream>, peer: SocketAddr) {
+        let limits = self.limits.clone();
         let service = hyper::service::service_fn(move |req| {
             let inner = Arc::clone(&self);
             async move { Ok::<_, Infallible>(inner.route(req, peer.ip()).await) }
         });
-        let result = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-            .serve_connection(TokioIo::new(tls), service)
-            .await;
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        // A client that stalls (slow headers, a dead peer behind NAT) must
+        // not hold one of the `max_connections` permits for ever.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.handshake_timeout);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(limits.keepalive)
+            .keep_alive_timeout(limits.keepalive);
+        let result = builder.serve_connection(TokioIo::new(tls), service).await;
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "client connection ended with an error");
         }
