@@ -113,10 +113,21 @@ impl WitnessClient {
     /// A client whose every request is limited to `timeout`, from connecting
     /// to the end of the response body.
     pub fn new(timeout: Duration) -> Result<Self, WitnessError> {
+        Self::with_root_certificates(timeout, Vec::new())
+    }
+
+    /// Like [`WitnessClient::new`], but also trusting `roots` (besides the
+    /// system's roots) for `https` witnesses and bastions run with a
+    /// private CA. Read PEM files with [`reqwest::Certificate::from_pem`].
+    pub fn with_root_certificates(
+        timeout: Duration,
+        roots: Vec<reqwest::Certificate>,
+    ) -> Result<Self, WitnessError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("cairn-collector/", env!("CARGO_PKG_VERSION")))
+            .tls_certs_merge(roots)
             .build()?;
         Ok(WitnessClient { http, timeout })
     }
