@@ -22,7 +22,7 @@
 //! The collector then halts the shard's publishing until restart and logs
 //! an error; [`Collector::halted`] exposes it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,7 +44,7 @@ use cairn_tlog::note::{
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use reqwest::Url;
-use tokio::sync::watch;
+use tokio::sync::{OnceCell, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tonic::transport::Channel;
 
@@ -351,11 +351,13 @@ impl Collector {
         let size = checkpoint.size;
         // Two requests plus reading a proof: a generous bound on one witness.
         let limit = self.client.timeout().saturating_mul(3);
+        let proofs = ProofCache::default();
+        let proofs = &proofs;
         let mut pending: FuturesUnordered<_> = self
             .witnesses
             .iter()
             .map(|t| async move {
-                let r = tokio::time::timeout(limit, self.cosign(t, checkpoint, note))
+                let r = tokio::time::timeout(limit, self.cosign(t, checkpoint, note, proofs))
                     .await
                     .unwrap_or(Err(CosignError::Deadline));
                 (t, r)
@@ -436,6 +438,7 @@ impl Collector {
         t: &Target,
         checkpoint: &Checkpoint,
         note: &[u8],
+        proofs: &ProofCache,
     ) -> Result<pb::Cosignature, CosignError> {
         let new = checkpoint.size;
         let mut old = t.size.load(Ordering::Relaxed);
@@ -447,9 +450,9 @@ impl Collector {
         let mut retried = false;
         let body = loop {
             let proof = if old == 0 || old == new {
-                Vec::new()
+                Arc::default()
             } else {
-                self.tiles.consistency_proof(old, new, new).await?
+                proofs.get(&self.tiles, old, new).await?
             };
             match self.client.add_checkpoint(&t.url, old, &proof, note).await {
                 Ok(body) => break body,
@@ -527,6 +530,30 @@ impl Collector {
                 tracing::warn!(shard, size, error = %e, "PublishCosigned failed");
             }
         }
+    }
+}
+
+/// The consistency proofs of one round, by old size: witnesses that last
+/// cosigned the same size (the usual case) share one proof, read once.
+#[derive(Default)]
+struct ProofCache(std::sync::Mutex<HashMap<u64, Arc<OnceCell<Proof>>>>);
+
+/// A consistency proof, shared between the witnesses of a round.
+type Proof = Arc<Vec<cairn_tlog::Hash>>;
+
+impl ProofCache {
+    /// The proof from `old` to `new`; a failed read is not cached, so the
+    /// next witness with that old size tries again.
+    async fn get(&self, tiles: &TileStore, old: u64, new: u64) -> Result<Proof, StorageError> {
+        let cell = {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(map.entry(old).or_default())
+        };
+        cell.get_or_try_init(|| async {
+            tiles.consistency_proof(old, new, new).await.map(Arc::new)
+        })
+        .await
+        .cloned()
     }
 }
 
