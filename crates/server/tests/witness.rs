@@ -2,6 +2,8 @@
 //! own process, configured by a file in a tempdir, sent real add-checkpoint
 //! requests over HTTP for checkpoints signed by a test log key.
 
+mod support;
+
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -89,14 +91,7 @@ impl WitnessProcess {
 
     /// SIGTERM, and a clean exit.
     fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let (status, _) = wait_with_deadline(&mut self.child);
-        assert!(status.success(), "cairnd witness exited with {status}");
+        support::terminate(&mut self.child, "cairnd witness");
     }
 }
 

@@ -88,27 +88,7 @@ impl Cairnd {
 
     /// SIGTERM and wait for a clean exit.
     pub fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                assert!(
-                    status.success(),
-                    "cairnd exited with {status} after SIGTERM"
-                );
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "cairnd did not stop after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        terminate(&mut self.child, "cairnd dev");
     }
 }
 
@@ -116,6 +96,32 @@ impl Drop for Cairnd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Sends SIGTERM to `child` and asserts that it exits successfully within
+/// 30 seconds (`what` names it in failures).
+pub fn terminate(child: &mut Child, what: &str) {
+    let pid = child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            assert!(
+                status.success(),
+                "{what} exited with {status} after SIGTERM"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
