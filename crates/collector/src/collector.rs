@@ -49,7 +49,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tonic::transport::Channel;
 
 use crate::client::{WitnessClient, WitnessError, add_checkpoint_url};
-use crate::config::CollectorConfig;
+use crate::config::{CollectorConfig, InvalidRoots};
 use crate::metrics::CollectorMetrics;
 
 /// Limit on each sequencer call (`GetTreeHeads`, `PublishCosigned`).
@@ -73,6 +73,9 @@ pub enum CollectorError {
     /// The HTTP client could not be built (TLS setup).
     #[error("witness HTTP client: {0}")]
     Client(#[source] WitnessError),
+    /// [`CollectorConfig::witness_roots`] holds no usable certificate.
+    #[error(transparent)]
+    WitnessRoots(#[from] InvalidRoots),
     /// A configured duration is zero.
     #[error("collector config: {0} must be greater than zero")]
     Config(&'static str),
@@ -176,7 +179,11 @@ impl Collector {
                 "the shard's log key is not in its policy: verifiers using this policy will reject its heads"
             );
         }
-        let client = WitnessClient::new(config.witness_timeout).map_err(CollectorError::Client)?;
+        let client = WitnessClient::with_root_certificates(
+            config.witness_timeout,
+            config.witness_root_certificates()?,
+        )
+        .map_err(CollectorError::Client)?;
         Ok(Collector {
             origin: cairn_sigsum::tree_head::origin_for_key(&log_key),
             config,

@@ -30,6 +30,12 @@ pub struct CollectorConfig {
     /// cosignatures arrived). Default false: no quorum, no publication —
     /// Sigsum verifiers would reject such a head anyway.
     pub fail_open: bool,
+    /// PEM text of root certificates trusted for `https` witnesses and
+    /// bastions, in addition to the system's roots (for a private CA or a
+    /// self-signed bastion). Empty (the default): the system's roots only.
+    /// Kept as text so the configuration stays comparable and printable;
+    /// [`CollectorConfig::witness_root_certificates`] parses it.
+    pub witness_roots: Vec<u8>,
 }
 
 impl CollectorConfig {
@@ -41,6 +47,80 @@ impl CollectorConfig {
             witness_timeout: DEFAULT_WITNESS_TIMEOUT,
             extra_wait: DEFAULT_EXTRA_WAIT,
             fail_open: false,
+            witness_roots: Vec::new(),
+        }
+    }
+
+    /// The certificates in [`CollectorConfig::witness_roots`]. Text that is
+    /// not empty must hold at least one `CERTIFICATE` block, so that a key
+    /// or a mistyped file is refused rather than silently trusting nothing.
+    pub fn witness_root_certificates(&self) -> Result<Vec<reqwest::Certificate>, InvalidRoots> {
+        if self.witness_roots.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Vec::new());
+        }
+        let certs = reqwest::Certificate::from_pem_bundle(&self.witness_roots)
+            .map_err(|e| InvalidRoots(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(InvalidRoots("no CERTIFICATE block in the PEM text".into()));
+        }
+        Ok(certs)
+    }
+}
+
+/// Why [`CollectorConfig::witness_roots`] is unusable.
+#[derive(Debug, thiserror::Error)]
+#[error("witness root certificates: {0}")]
+pub struct InvalidRoots(String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_roots(pem: &[u8]) -> CollectorConfig {
+        CollectorConfig {
+            witness_roots: pem.to_vec(),
+            ..CollectorConfig::new("dev")
+        }
+    }
+
+    fn certificate_pem(name: &str) -> String {
+        let key = rcgen::KeyPair::generate().expect("key");
+        rcgen::CertificateParams::new(vec![name.to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("certificate")
+            .pem()
+    }
+
+    #[test]
+    fn no_witness_roots_means_the_system_roots_only() {
+        for pem in [&b""[..], b"\n  \n"] {
+            let certs = with_roots(pem).witness_root_certificates().expect("valid");
+            assert!(certs.is_empty());
+        }
+    }
+
+    #[test]
+    fn every_certificate_in_a_pem_bundle_is_trusted() {
+        let bundle = format!("{}{}", certificate_pem("a.test"), certificate_pem("b.test"));
+        let certs = with_roots(bundle.as_bytes())
+            .witness_root_certificates()
+            .expect("valid");
+        assert_eq!(certs.len(), 2);
+    }
+
+    #[test]
+    fn pem_text_without_a_certificate_is_refused() {
+        let key_only = rcgen::KeyPair::generate().expect("key").serialize_pem();
+        let broken = "-----BEGIN CERTIFICATE-----\n%%%\n-----END CERTIFICATE-----\n";
+        for pem in [key_only.as_str(), "not a certificate", broken] {
+            let err = with_roots(pem.as_bytes())
+                .witness_root_certificates()
+                .expect_err("refused");
+            assert!(
+                err.to_string().starts_with("witness root certificates:"),
+                "{err}"
+            );
         }
     }
 }

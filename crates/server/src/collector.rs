@@ -91,6 +91,10 @@ pub struct ShardFile {
     /// no quorum, no publication.
     #[serde(default)]
     pub fail_open: bool,
+    /// A PEM file of root certificates trusted for the policy's `https`
+    /// witnesses and bastions in addition to the system's roots (a private
+    /// CA, a self-signed bastion). Optional.
+    pub witness_roots: Option<PathBuf>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -168,6 +172,15 @@ impl CollectorFile {
             config.witness_timeout = Duration::from_millis(s.witness_timeout_ms);
             config.extra_wait = Duration::from_millis(s.extra_wait_ms);
             config.fail_open = s.fail_open;
+            if let Some(roots) = &s.witness_roots {
+                config.witness_roots = read_limited(&base.join(roots))
+                    .with_context(|| format!("witness_roots {}", roots.display()))
+                    .with_context(context)?;
+                config
+                    .witness_root_certificates()
+                    .with_context(|| format!("witness_roots {}", roots.display()))
+                    .with_context(context)?;
+            }
             shards.push(Prepared {
                 config,
                 policy,
@@ -281,6 +294,7 @@ tiles = "tiles"
         assert_eq!(s.witness_timeout_ms, 5000);
         assert_eq!(s.extra_wait_ms, 0);
         assert!(!s.fail_open);
+        assert_eq!(s.witness_roots, None);
     }
 
     #[test]
@@ -309,5 +323,29 @@ tiles = "tiles"
         let e = format!("{:#}", f.prepare(dir.path()).err().unwrap());
         assert!(e.contains("shard \"dev\""), "{e}");
         assert!(e.contains("log.key.pub"), "{e}");
+    }
+
+    #[test]
+    fn witness_roots_that_are_no_certificates_are_refused_by_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = cairn_sigsum::SigningKey::from_seed(&[1; 32]).public_key();
+        std::fs::write(
+            dir.path().join("log.key.pub"),
+            cairn_sigsum::key::format_public_key_file(&key),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("policy"),
+            format!("log {} http://127.0.0.1:1/dev\nquorum none\n", key.to_hex()),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "not a certificate\n").unwrap();
+        let text = format!("{MINIMAL}witness_roots = \"ca.pem\"\n");
+        let f = CollectorFile::parse(&text).unwrap();
+        assert_eq!(f.shards[0].witness_roots, Some(PathBuf::from("ca.pem")));
+        let e = format!("{:#}", f.prepare(dir.path()).err().unwrap());
+        assert!(e.contains("shard \"dev\""), "{e}");
+        assert!(e.contains("witness_roots ca.pem"), "{e}");
+        assert!(e.contains("no CERTIFICATE"), "{e}");
     }
 }

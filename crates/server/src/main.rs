@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod bastion;
 mod collector;
 mod dev;
 mod files;
@@ -62,7 +63,9 @@ enum Command {
     /// table per shard with `name`, `log_key` (OpenSSH public key file),
     /// `policy` (Sigsum policy file), `tiles` (local object store root),
     /// and optional `poll_interval_ms` (250), `witness_timeout_ms` (5000),
-    /// `extra_wait_ms` (0), `fail_open` (false). Unknown keys are errors.
+    /// `extra_wait_ms` (0), `fail_open` (false), `witness_roots` (PEM file
+    /// of extra root certificates for https witnesses and bastions).
+    /// Unknown keys are errors.
     Collector {
         /// The configuration file.
         #[arg(long, value_name = "FILE")]
@@ -75,7 +78,9 @@ enum Command {
     /// FILE is TOML: `listen`, `key_name`, `key_file`, `state_dir`, optional
     /// `max_in_flight` (256) and `request_timeout_seconds` (30), and one
     /// `[[log]]` table per log with `public_key` (hex), `public_key_file`
-    /// (OpenSSH) or `vkey` (+ optional `origin`). Relative paths are
+    /// (OpenSSH) or `vkey` (+ optional `origin`), and an optional
+    /// `[bastion]` table (`address`, optional `server_name` and `roots`) to
+    /// serve through a C2SP https-bastion as well. Relative paths are
     /// relative to FILE's directory; unknown keys are errors. Prints the
     /// witness's vkey and its Sigsum policy line at start.
     Witness {
@@ -86,6 +91,18 @@ enum Command {
         /// Refuses if it exists; without it a missing key is an error.
         #[arg(long)]
         generate_key: bool,
+    },
+    /// Run a C2SP https-bastion: witnesses dial out to it and logs reach
+    /// each at `https://<bastion>/<hex SHA-256 of the witness key>`.
+    ///
+    /// FILE is TOML: `listen`, `certificate` (PEM chain, leaf first),
+    /// `private_key` (PEM), optional `allowed_backends` (witness key
+    /// hashes; default any) and `[limits]`. Relative paths are relative to
+    /// FILE's directory; unknown keys are errors.
+    Bastion {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
     },
 }
 
@@ -121,5 +138,6 @@ fn main() -> anyhow::Result<()> {
             config,
             generate_key,
         } => runtime.block_on(witness::run(config, generate_key)),
+        Command::Bastion { config } => runtime.block_on(bastion::run(config)),
     }
 }

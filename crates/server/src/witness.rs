@@ -11,6 +11,10 @@
 //! * `/livez` — the process is serving;
 //! * `/readyz` — the state directory is still there.
 //!
+//! With a `[bastion]` table it also dials out to that C2SP https-bastion
+//! and serves the same routes through it, so logs can reach a witness that
+//! accepts no inbound connections at `https://<bastion>/<key hash>`.
+//!
 //! At start it prints its vkey and the Sigsum policy line a log operator
 //! adds for it. The configuration file is described by
 //! [`cairn_witness::WitnessFileConfig`].
@@ -27,7 +31,9 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use cairn_bastion::{Backend, BackendConfig};
 use cairn_sigsum::SigningKey;
+use cairn_witness::file_config::BastionTable;
 use cairn_witness::{Witness, WitnessSettings, WitnessState};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -50,6 +56,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub async fn run(config: PathBuf, generate: bool) -> anyhow::Result<()> {
     let settings = WitnessSettings::load(&config)
         .with_context(|| format!("configuration file {}", config.display()))?;
+    // Read before a key is generated, so a bad roots file stops the start
+    // before it leaves anything behind.
+    let bastion = settings.bastion.as_ref().map(bastion_config).transpose()?;
     let key = witness_key(&settings.key_file, generate)?;
     if let Some(log) = settings.logs.iter().find(|l| l.key == key.public_key().0) {
         bail!(
@@ -58,6 +67,9 @@ pub async fn run(config: PathBuf, generate: bool) -> anyhow::Result<()> {
             log.origin
         );
     }
+    let backend = bastion
+        .map(|config| Backend::new(config, &key).context("[bastion]"))
+        .transpose()?;
     let state = WitnessState::open(&settings.state_dir)
         .with_context(|| format!("state_dir {}", settings.state_dir.display()))?;
     let witness = Arc::new(Witness::with_system_clock(
@@ -78,6 +90,13 @@ pub async fn run(config: PathBuf, generate: bool) -> anyhow::Result<()> {
     print!("{}", banner(&witness, &settings, addr));
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The bastion connection serves the very same routes, so requests that
+    // arrive through it are limited and counted like direct ones.
+    let backend_task = backend.map(|backend| {
+        let app = app.clone();
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move { backend.serve(app, stop).await })
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx));
     let serve_task = tokio::spawn(async move { server.await });
     wait_for_signal().await;
@@ -87,7 +106,23 @@ pub async fn run(config: PathBuf, generate: bool) -> anyhow::Result<()> {
         Ok(joined) => joined?.context("HTTP server")?,
         Err(_) => tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}"),
     }
+    if let Some(task) = backend_task
+        && tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err()
+    {
+        tracing::warn!("requests through the bastion still running after {SHUTDOWN_GRACE:?}");
+    }
     Ok(())
+}
+
+/// How to reach the bastion of `[bastion]`, with its extra roots read.
+fn bastion_config(table: &BastionTable) -> anyhow::Result<BackendConfig> {
+    let mut config = BackendConfig::new(table.address.clone());
+    config.server_name = table.server_name.clone();
+    if let Some(roots) = &table.roots {
+        config.root_certificates =
+            cairn_bastion::load_certificates(roots).context("bastion.roots")?;
+    }
+    Ok(config)
 }
 
 /// Reads the witness key, or with `generate` creates it.
@@ -131,9 +166,21 @@ fn banner(witness: &Witness, settings: &WitnessSettings, addr: SocketAddr) -> St
     for log in &settings.logs {
         out.push_str(&format!("  log:            {}\n", log.origin));
     }
+    // Through a bastion, the bastion URL is the one logs can reach.
+    let url = match &settings.bastion {
+        Some(table) => {
+            let url = table.witness_url(&witness.public_key().key_hash());
+            out.push_str(&format!(
+                "  bastion:        {} (dialled at {})\n",
+                url, table.address
+            ));
+            url
+        }
+        None => format!("http://{addr}"),
+    };
     out.push_str(&format!(
         "\nSigsum policy line for logs this witness cosigns (use the URL logs reach it at):\n\
-         witness {} {} http://{addr}\n",
+         witness {} {} {url}\n",
         witness.name(),
         witness.public_key().to_hex(),
     ));

@@ -15,42 +15,16 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_client::{LogClient, SubmitConfig, Submitter};
-use cairn_sigsum::{Hash, KeyHash, SigningKey, key};
-use support::{Cairnd, free_port};
+use cairn_sigsum::{Hash, KeyHash, SigningKey};
+use support::{Cairnd, Proc, cosigners, free_port, start_role, write_private_key};
 
 /// Leaves submitted while witnesses 1 and 2 are up (many rounds for the
 /// latency report).
 const LEAVES: usize = 200;
-
-/// A child process killed on drop.
-struct Proc {
-    name: &'static str,
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command) -> Proc {
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        Proc { name, child }
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("try_wait") {
-            panic!("{} exited early: {status}", self.name);
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct TestWitness {
     n: u8,
@@ -63,14 +37,7 @@ struct TestWitness {
 impl TestWitness {
     fn new(dir: &Path, n: u8) -> TestWitness {
         let key = SigningKey::from_seed(&[0x70 + n; 32]);
-        let key_file = dir.join(format!("w{n}.key"));
-        std::fs::write(&key_file, key::write_openssh_private_key(&key, 7)).expect("key");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))
-                .expect("chmod");
-        }
+        write_private_key(&dir.join(format!("w{n}.key")), &key);
         TestWitness {
             n,
             name: format!("w{n}.cairn.test/witness"),
@@ -105,14 +72,12 @@ impl TestWitness {
     }
 
     fn start(&self) -> Proc {
-        Proc::spawn(
+        start_role(
             "cairnd witness",
-            Command::new(env!("CARGO_BIN_EXE_cairnd"))
-                .args(["witness", "--config"])
-                .arg(&self.config)
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit()),
+            "witness",
+            &self.config,
+            "warn",
+            Stdio::null(),
         )
     }
 }
@@ -176,24 +141,8 @@ async fn a_two_of_three_quorum_gates_publication_across_separate_processes() {
     // The log: sequencer and frontend, publishing left to the collector.
     let listen = free_port();
     let grpc = free_port();
-    let mut log = Cairnd::start_with(
-        &data,
-        listen,
-        &[
-            "--witnesses".as_ref(),
-            witnesses_file.as_os_str(),
-            "--grpc-listen".as_ref(),
-            grpc.to_string().as_ref(),
-            "--external-collector".as_ref(),
-        ],
-        "warn",
-        Stdio::inherit(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !data.join("policy").exists() || !data.join("log.key.pub").exists() {
-        assert!(Instant::now() < deadline, "cairnd dev wrote no policy");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut log = Cairnd::start_without_collector(&data, listen, &witnesses_file, grpc);
+    log.wait_for_policy().await;
     let log_key = log.log_key();
     let policy = log.policy();
     assert_eq!(
@@ -266,16 +215,13 @@ async fn a_two_of_three_quorum_gates_publication_across_separate_processes() {
         proof
             .verify(&messages[i], &[submitter_key.public_key()], &policy)
             .expect("proof verifies under the 2-of-3 policy");
-        let mut got: Vec<KeyHash> = proof
-            .tree_head
-            .cosignatures()
-            .iter()
-            .map(|c| c.key_hash)
-            .collect();
-        got.sort();
         let mut want = wanted.clone();
         want.sort();
-        assert_eq!(got, want, "cosigned by exactly the two live witnesses");
+        assert_eq!(
+            cosigners(&proof),
+            want,
+            "cosigned by exactly the two live witnesses"
+        );
     }
     let client = LogClient::new(&log.base_url()).expect("client");
     let published = tree_size(&client).await;

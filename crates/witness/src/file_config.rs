@@ -19,6 +19,9 @@
 //! [[log]]                           # a log whose origin is not its key name
 //! vkey = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8"
 //! origin = "go.sum database tree"
+//!
+//! [bastion]                         # optional: also serve through a bastion
+//! address = "bastion.example.org:443"
 //! ```
 //!
 //! [`WitnessSettings::load`] reads the file, checks everything that can be
@@ -35,8 +38,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cairn_sigsum::SigningKey;
 use cairn_sigsum::key::{self, MAX_KEY_FILE_BYTES};
+use cairn_sigsum::{KeyHash, SigningKey};
 use cairn_tlog::EMPTY_ROOT;
 use cairn_tlog::checkpoint::Checkpoint;
 use cairn_tlog::note::validate_key_name;
@@ -102,6 +105,73 @@ pub struct WitnessFileConfig {
     /// least one. Origins must be distinct.
     #[serde(default, rename = "log")]
     pub logs: Vec<LogEntry>,
+
+    /// Also serve the witness through a C2SP https-bastion: the witness
+    /// dials out to it and logs reach it at
+    /// `https://<bastion>/<hex SHA-256 of the witness public key>`, for a
+    /// witness that accepts no inbound connections. Optional; `listen` is
+    /// served either way.
+    #[serde(default)]
+    pub bastion: Option<BastionTable>,
+}
+
+/// `[bastion]`: the https-bastion a witness connects to. The witness key is
+/// also the key it presents to the bastion (as litewitness does), so the
+/// bastion routes by the hash of the key that logs already know.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BastionTable {
+    /// The bastion's `host:port` (`[v6]:port` for IPv6), e.g.
+    /// `"bastion.example.org:443"`. Required.
+    pub address: String,
+
+    /// The name the bastion's certificate must carry, if not the host of
+    /// `address` (e.g. when `address` is an IP address). It is also the
+    /// host of the URL printed for logs.
+    pub server_name: Option<String>,
+
+    /// A PEM file of root certificates trusted for the bastion in addition
+    /// to the Mozilla roots, for a bastion with a private CA or a
+    /// self-signed certificate. Optional; relative to the config file's
+    /// directory (in [`WitnessSettings`] it is already resolved).
+    pub roots: Option<PathBuf>,
+}
+
+impl BastionTable {
+    /// The host and port of `address`, without IPv6 brackets.
+    fn host_port(&self) -> Result<(&str, u16), String> {
+        let (host, port) = self.address.rsplit_once(':').ok_or("expected host:port")?;
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| "the port is not a number from 0 to 65535")?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if host.is_empty() {
+            return Err("the host is empty".into());
+        }
+        Ok((host, port))
+    }
+
+    /// The submission prefix logs use to reach a witness with public key
+    /// hash `key_hash` through this (checked) bastion:
+    /// `https://<server_name or host>[:port]/<key_hash>` (no port for 443).
+    pub fn witness_url(&self, key_hash: &KeyHash) -> String {
+        let (host, port) = self.host_port().unwrap_or((self.address.as_str(), 443));
+        let host = self.server_name.as_deref().unwrap_or(host);
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        let port = if port == 443 {
+            String::new()
+        } else {
+            format!(":{port}")
+        };
+        format!("https://{host}{port}/{}", key_hash.to_hex())
+    }
 }
 
 fn default_max_in_flight() -> usize {
@@ -154,6 +224,8 @@ pub struct WitnessSettings {
     pub limits: HttpLimits,
     /// The logs, in file order, with distinct origins.
     pub logs: Vec<KnownLog>,
+    /// The bastion to serve through as well, if any (`roots` resolved).
+    pub bastion: Option<BastionTable>,
 }
 
 /// Why a configuration file was refused. `Display` names the field (and,
@@ -256,6 +328,7 @@ impl WitnessSettings {
             }
             logs.push(log);
         }
+        let bastion = file.bastion.map(|b| b.checked(base_dir)).transpose()?;
         Ok(WitnessSettings {
             listen: file.listen,
             key_name: file.key_name,
@@ -266,6 +339,7 @@ impl WitnessSettings {
                 request_timeout: Duration::from_secs(file.request_timeout_seconds),
             },
             logs,
+            bastion,
         })
     }
 
@@ -276,6 +350,38 @@ impl WitnessSettings {
             key,
             logs: self.logs.clone(),
         }
+    }
+}
+
+impl BastionTable {
+    /// Checks the address and server name, and resolves `roots`.
+    fn checked(self, base_dir: &Path) -> Result<BastionTable, FileConfigError> {
+        self.host_port()
+            .map_err(|reason| FileConfigError::invalid("bastion.address", reason))?;
+        if self
+            .server_name
+            .as_deref()
+            .is_some_and(|n| n.trim().is_empty())
+        {
+            return Err(FileConfigError::invalid(
+                "bastion.server_name",
+                "must not be empty",
+            ));
+        }
+        if self
+            .roots
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(FileConfigError::invalid(
+                "bastion.roots",
+                "must not be empty",
+            ));
+        }
+        Ok(BastionTable {
+            roots: self.roots.map(|p| base_dir.join(p)),
+            ..self
+        })
     }
 }
 
@@ -580,6 +686,95 @@ mod tests {
             .expect_err("missing")
             .to_string();
         assert!(err.contains("missing.toml"), "{err}");
+    }
+
+    fn with_bastion(table: &str) -> String {
+        format!(
+            "{}[bastion]\n{table}",
+            config(&format!("[[log]]\nvkey = \"{GO_SUMDB_VKEY}\"\n"))
+        )
+    }
+
+    #[test]
+    fn without_a_bastion_table_the_witness_serves_only_on_listen() {
+        let s = parse(&config(&format!("[[log]]\nvkey = \"{GO_SUMDB_VKEY}\"\n"))).expect("valid");
+        assert_eq!(s.bastion, None);
+    }
+
+    #[test]
+    fn a_bastion_table_is_read_with_roots_resolved() {
+        let s = parse(&with_bastion(
+            "address = \"192.0.2.7:8443\"\nserver_name = \"bastion.example.org\"\nroots = \"ca.pem\"\n",
+        ))
+        .expect("valid");
+        assert_eq!(
+            s.bastion,
+            Some(BastionTable {
+                address: "192.0.2.7:8443".into(),
+                server_name: Some("bastion.example.org".into()),
+                roots: Some(PathBuf::from("/etc/cairn/ca.pem")),
+            })
+        );
+        let s = parse(&with_bastion(
+            "address = \"b.example:443\"\nroots = \"/pki/ca.pem\"\n",
+        ))
+        .expect("valid");
+        let b = s.bastion.expect("bastion");
+        assert_eq!(
+            (b.server_name, b.roots),
+            (None, Some(PathBuf::from("/pki/ca.pem")))
+        );
+    }
+
+    #[test]
+    fn the_witness_url_names_the_bastion_and_the_key_hash() {
+        let hash = log_key(5).key_hash();
+        let table = |address: &str, server_name: Option<&str>| BastionTable {
+            address: address.into(),
+            server_name: server_name.map(Into::into),
+            roots: None,
+        };
+        let hex = hash.to_hex();
+        assert_eq!(
+            table("bastion.example.org:443", None).witness_url(&hash),
+            format!("https://bastion.example.org/{hex}")
+        );
+        assert_eq!(
+            table("localhost:8443", None).witness_url(&hash),
+            format!("https://localhost:8443/{hex}")
+        );
+        assert_eq!(
+            table("192.0.2.7:443", Some("b.example")).witness_url(&hash),
+            format!("https://b.example/{hex}")
+        );
+        assert_eq!(
+            table("[2001:db8::1]:8443", None).witness_url(&hash),
+            format!("https://[2001:db8::1]:8443/{hex}")
+        );
+    }
+
+    #[test]
+    fn bad_bastion_tables_are_refused_by_field() {
+        for (table, field) in [
+            (
+                "address = \"bastion.example.org\"\n",
+                "bastion.address: expected host:port",
+            ),
+            ("address = \":443\"\n", "bastion.address: the host is empty"),
+            ("address = \"b:https\"\n", "bastion.address: the port"),
+            (
+                "address = \"b:443\"\nserver_name = \" \"\n",
+                "bastion.server_name:",
+            ),
+            ("address = \"b:443\"\nroots = \"\"\n", "bastion.roots:"),
+        ] {
+            let err = error(&with_bastion(table));
+            assert!(err.starts_with(field), "{table}: {err}");
+        }
+        let err = error(&with_bastion("address = \"b:443\"\nca = \"x\"\n"));
+        assert!(err.contains("unknown field `ca`"), "{err}");
+        let err = error(&with_bastion("server_name = \"b\"\n"));
+        assert!(err.contains("missing field `address`"), "{err}");
     }
 
     #[test]

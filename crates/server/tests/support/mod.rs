@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_sigsum::PublicKey;
 use cairn_sigsum::policy::Policy;
+use cairn_sigsum::proof::SigsumProof;
+use cairn_sigsum::{KeyHash, PublicKey, SigningKey};
 
 /// Generous: the first start creates RocksDB and elects the single node.
 const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -51,6 +52,30 @@ impl Cairnd {
         }
     }
 
+    /// `cairnd dev` as the sequencer and frontend only: witnesses from
+    /// `witnesses` (policy lines), gRPC on `grpc`, and publishing left to
+    /// a `cairnd collector` pointed there.
+    pub fn start_without_collector(
+        dir: &Path,
+        listen: SocketAddr,
+        witnesses: &Path,
+        grpc: SocketAddr,
+    ) -> Cairnd {
+        Self::start_with(
+            dir,
+            listen,
+            &[
+                "--witnesses".as_ref(),
+                witnesses.as_os_str(),
+                "--grpc-listen".as_ref(),
+                grpc.to_string().as_ref(),
+                "--external-collector".as_ref(),
+            ],
+            "warn",
+            Stdio::inherit(),
+        )
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}/dev/", self.listen)
     }
@@ -63,6 +88,19 @@ impl Cairnd {
     pub fn log_key(&self) -> PublicKey {
         let text = std::fs::read(self.dir.join("log.key.pub")).expect("log.key.pub");
         cairn_sigsum::key::parse_public_key_file(&text).expect("public key")[0].0
+    }
+
+    /// Waits until the first start has written the policy and the log's
+    /// public key (before any witness needs to be up).
+    pub async fn wait_for_policy(&mut self) {
+        let deadline = Instant::now() + START_DEADLINE;
+        while !self.dir.join("policy").exists() || !self.dir.join("log.key.pub").exists() {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("cairnd exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "cairnd dev wrote no policy");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until `/readyz` answers 200 (a leader and a cosigned head).
@@ -123,6 +161,74 @@ pub fn terminate(child: &mut Child, what: &str) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A child process (another `cairnd` role) killed on drop.
+pub struct Proc {
+    name: &'static str,
+    child: Child,
+}
+
+impl Proc {
+    pub fn spawn(name: &'static str, cmd: &mut Command) -> Proc {
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        Proc { name, child }
+    }
+
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("try_wait") {
+            panic!("{} exited early: {status}", self.name);
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `cairnd <role> --config <config>` with `RUST_LOG=log_filter`.
+pub fn start_role(
+    name: &'static str,
+    role: &str,
+    config: &Path,
+    log_filter: &str,
+    stdout: Stdio,
+) -> Proc {
+    Proc::spawn(
+        name,
+        Command::new(env!("CARGO_BIN_EXE_cairnd"))
+            .args([role, "--config"])
+            .arg(config)
+            .env("RUST_LOG", log_filter)
+            .stdout(stdout)
+            .stderr(Stdio::inherit()),
+    )
+}
+
+/// Writes `key` as an OpenSSH private key file, mode 0600 as for a real
+/// witness key.
+pub fn write_private_key(path: &Path, key: &SigningKey) {
+    std::fs::write(path, cairn_sigsum::key::write_openssh_private_key(key, 7)).expect("key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+}
+
+/// The key hashes of the witnesses that cosigned `proof`'s tree head, sorted.
+pub fn cosigners(proof: &SigsumProof) -> Vec<KeyHash> {
+    let mut hashes: Vec<KeyHash> = proof
+        .tree_head
+        .cosignatures()
+        .iter()
+        .map(|c| c.key_hash)
+        .collect();
+    hashes.sort();
+    hashes
 }
 
 pub fn free_port() -> SocketAddr {
