@@ -44,8 +44,9 @@ pub enum ConfigError {
     Tls(#[from] TlsError),
 }
 
-/// The bastion's configuration file. Paths are used as written (relative
-/// ones against the working directory).
+/// The bastion's configuration file. Paths are used as written by this
+/// type; `cairnd bastion` resolves relative ones against the directory of
+/// the configuration file before use, as its other roles do.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BastionFileConfig {
