@@ -272,7 +272,8 @@ fn submit_token(headers: &HeaderMap) -> Result<Option<SubmitHeader>, ApiError> {
 }
 
 /// `POST add-leaf`, in log-go's check order: body (413/400), token header
-/// (400), leaf signature (403), then the batcher: 200 once committed, 202
+/// (400), its DNS verification if configured (400, or 503 without a DNS
+/// answer), leaf signature (403), then the batcher: 200 once committed, 202
 /// if not committed within the submit wait.
 pub(crate) async fn add_leaf(
     shard: &Shard,
@@ -282,11 +283,15 @@ pub(crate) async fn add_leaf(
     let body = read_body(headers, body, shard.limits.max_add_leaf_body).await?;
     let request = AddLeafRequest::parse(&body)
         .map_err(|e| ApiError::BadRequest(format!("invalid add-leaf request: {e}")))?;
-    // The token is only parsed for now. Verifying it against the domain's
-    // `_sigsum_v1` TXT records and per-domain rate limits (429) come with
-    // a later issue; until then a well-formed token is accepted unchecked.
+    // Per-domain rate limits (429) come with a later issue; they would
+    // go between the token check and the leaf signature.
     if let Some(token) = submit_token(headers)? {
-        tracing::debug!(domain = %token.domain, "add-leaf with a submit token (not yet verified)");
+        match &shard.token_check {
+            Some(check) => check.check(&shard.log_key, &token).await?,
+            None => {
+                tracing::debug!(domain = %token.domain, "add-leaf with a submit token (not verified)");
+            }
+        }
     }
     let leaf = request
         .to_leaf()

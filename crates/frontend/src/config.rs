@@ -1,7 +1,10 @@
 //! What one frontend process and each of its shards may use: sizes, counts
 //! and times, each with its default and the reason for it.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use cairn_client::token::TokenVerifier;
 
 /// Largest add-leaf body accepted by default. A well-formed body is 286
 /// bytes (three hex lines); 4 KiB leaves room for whitespace mistakes to be
@@ -127,7 +130,7 @@ impl ShardLimits {
 }
 
 /// Settings shared by every shard of one frontend.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct FrontendConfig {
     /// Time limit of one HTTP request, body upload included (tower-http
     /// timeout; answered with 504 and a text body). Must exceed every
@@ -139,6 +142,15 @@ pub struct FrontendConfig {
     /// trailing slash (e.g. `https://log.example.org`), shown on the info
     /// pages. `None`: `http://` and the request's `Host` header.
     pub public_base_url: Option<String>,
+    /// Checks add-leaf's `sigsum-token` header against the submitter's
+    /// DNS, before the leaf signature (log-go's order). A token that DNS
+    /// says is not valid for the shard's log key is refused with 400; a
+    /// lookup that gets no answer (timeout, SERVFAIL) with 503, since the
+    /// token may well be valid. Successes are cached per shard for
+    /// [`crate::TOKEN_CACHE_TTL`], at most [`crate::TOKEN_CACHE_ENTRIES`]
+    /// of them. `None` (the default): the header is only parsed, and a
+    /// well-formed token is accepted unchecked.
+    pub token_verifier: Option<Arc<TokenVerifier>>,
 }
 
 impl Default for FrontendConfig {
@@ -147,6 +159,7 @@ impl Default for FrontendConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             public_base_url: None,
+            token_verifier: None,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! | path | what | from |
 //! |---|---|---|
 //! | `GET /<name>/` | info page (key, key hash, origin, policy line) | config |
-//! | `POST add-leaf` | parse (400/413), token header (400), leaf signature (403), batch → 200 committed / 202 pending | sequencer `AddLeaves` |
+//! | `POST add-leaf` | parse (400/413), token header (400; DNS check 400/503 if configured), leaf signature (403), batch → 200 committed / 202 pending | sequencer `AddLeaves` |
 //! | `GET get-tree-head` | latest published cosigned tree head | sequencer `GetTreeHeads` |
 //! | `GET get-inclusion-proof/<size>/<leaf hash>` | leaf index, proof | `GetLeafIndex` + tiles |
 //! | `GET get-consistency-proof/<old>/<new>` | proof | tiles |
@@ -26,10 +26,16 @@
 //! ([`FrontendConfig::max_concurrent_requests`], beyond which requests get
 //! 503 at once rather than queueing).
 //!
-//! Not yet done (later issues): verifying submit tokens against DNS and
-//! per-domain rate limits (the `sigsum-token` header is parsed only),
-//! following a sequencer leader change (a follower's refusal is a 503), a
-//! short-lived cache of the sequencer's tree heads.
+//! Submit tokens: with [`FrontendConfig::token_verifier`] set, add-leaf's
+//! `sigsum-token` header is verified against the submitter's
+//! `_sigsum_v1.<domain>` TXT records before the leaf signature (400 if DNS
+//! says the token is not valid, 503 if DNS gives no answer); verified
+//! tokens are cached for [`TOKEN_CACHE_TTL`]. Without it the header is
+//! only parsed.
+//!
+//! Not yet done (later issues): per-domain rate limits (429), following a
+//! sequencer leader change (a follower's refusal is a 503), a short-lived
+//! cache of the sequencer's tree heads.
 
 mod api;
 mod batcher;
@@ -39,6 +45,7 @@ mod error;
 mod info;
 mod shard;
 mod tiles;
+mod token;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -64,6 +71,7 @@ pub use tiles::{
     CHECKPOINT_CACHE_CONTROL, FULL_TILE_CACHE_CONTROL, PARTIAL_TILE_CACHE_CONTROL,
     TILE_CONTENT_TYPE,
 };
+pub use token::{TOKEN_CACHE_ENTRIES, TOKEN_CACHE_TTL};
 
 use error::ApiError;
 use shard::Shard;
@@ -99,7 +107,7 @@ pub fn router(shards: Vec<ShardFrontend>, config: FrontendConfig) -> Result<Rout
 
     let mut app = Router::new();
     for frontend in shards {
-        let shard = Arc::new(Shard::start(frontend, config.public_base_url.clone()));
+        let shard = Arc::new(Shard::start(frontend, &config));
         let bare = format!("/{}", shard.name);
         let prefix = shard.prefix.clone();
         let routes = Router::new()

@@ -21,8 +21,9 @@ use cairn_storage::TileStore;
 use tonic::transport::Channel;
 
 use crate::batcher::Batcher;
-use crate::config::ShardLimits;
+use crate::config::{FrontendConfig, ShardLimits};
 use crate::error::ApiError;
+use crate::token::TokenCheck;
 use crate::{api, info, tiles};
 
 /// One Sigsum log served by this frontend.
@@ -59,12 +60,14 @@ pub(crate) struct Shard {
     pub(crate) limits: ShardLimits,
     pub(crate) batcher: Batcher,
     pub(crate) public_base_url: Option<String>,
+    /// Verifies submit tokens; `None`: they are only parsed.
+    pub(crate) token_check: Option<TokenCheck>,
 }
 
 impl Shard {
     /// The state for `frontend`; starts its batcher task (so it must run
     /// inside a Tokio runtime).
-    pub(crate) fn start(frontend: ShardFrontend, public_base_url: Option<String>) -> Shard {
+    pub(crate) fn start(frontend: ShardFrontend, config: &FrontendConfig) -> Shard {
         let batcher = Batcher::spawn(&frontend.name, frontend.sequencer.clone(), &frontend.limits);
         Shard {
             prefix: format!("/{}/", frontend.name),
@@ -74,7 +77,8 @@ impl Shard {
             tiles: frontend.tiles,
             limits: frontend.limits,
             batcher,
-            public_base_url,
+            public_base_url: config.public_base_url.clone(),
+            token_check: config.token_verifier.clone().map(TokenCheck::new),
         }
     }
 }
