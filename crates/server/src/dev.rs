@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use axum::serve::ListenerExt as _;
+use cairn_client::token::TokenVerifier;
 use cairn_collector::{Collector, CollectorConfig};
 use cairn_frontend::{FrontendConfig, ShardFrontend, ShardLimits};
 use cairn_proto::v1::sequencer_client::SequencerClient;
@@ -249,6 +250,19 @@ pub struct DevOptions {
     pub grpc_listen: Option<SocketAddr>,
     /// Leave publishing to a `cairnd collector`.
     pub external_collector: bool,
+    /// Whether and how submit tokens are verified.
+    pub tokens: TokenChecks,
+}
+
+/// How the frontend treats `sigsum-token` headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenChecks {
+    /// Parsed only: a well-formed token is accepted unchecked.
+    Off,
+    /// Verified against DNS through the system resolver.
+    SystemResolver,
+    /// Verified against DNS through this name server.
+    NameServer(SocketAddr),
 }
 
 /// Runs the dev log until Ctrl-C or SIGTERM.
@@ -259,7 +273,16 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         witnesses,
         grpc_listen,
         external_collector,
+        tokens,
     } = options;
+    let token_verifier = match tokens {
+        TokenChecks::Off => None,
+        TokenChecks::SystemResolver => Some(TokenVerifier::from_system_config()),
+        TokenChecks::NameServer(addr) => Some(TokenVerifier::with_name_server(addr)),
+    }
+    .transpose()
+    .context("setting up submit-token verification")?
+    .map(Arc::new);
     let witness_lines = witnesses.as_deref().map(read_witness_lines).transpose()?;
     let dir = DevDir::prepare(&root)?;
     let policy_text = dir.policy_text(listen, witness_lines.as_deref());
@@ -344,6 +367,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         }],
         FrontendConfig {
             public_base_url: Some(format!("http://{listen}")),
+            token_verifier,
             ..FrontendConfig::default()
         },
     )?;

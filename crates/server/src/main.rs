@@ -53,6 +53,16 @@ enum Command {
         /// by a `cairnd collector` pointed at --grpc-listen.
         #[arg(long, requires = "grpc_listen")]
         external_collector: bool,
+        /// Verify `sigsum-token` headers on add-leaf against the
+        /// submitter domain's `_sigsum_v1` TXT records (system resolver):
+        /// an unverifiable token is refused with 400, a DNS failure with
+        /// 503. Without it a well-formed token is accepted unchecked.
+        #[arg(long)]
+        verify_tokens: bool,
+        /// Like --verify-tokens, asking this DNS server (HOST:PORT) instead
+        /// of the system resolver.
+        #[arg(long, value_name = "HOST:PORT")]
+        token_dns_server: Option<SocketAddr>,
     },
     /// Run the cosignature collector for one or more shards: send each new
     /// signed tree head to the witnesses of the shard's policy and publish
@@ -126,12 +136,19 @@ fn main() -> anyhow::Result<()> {
             witnesses,
             grpc_listen,
             external_collector,
+            verify_tokens,
+            token_dns_server,
         } => runtime.block_on(dev::run(dev::DevOptions {
             root: data_dir,
             listen,
             witnesses,
             grpc_listen,
             external_collector,
+            tokens: match (token_dns_server, verify_tokens) {
+                (Some(addr), _) => dev::TokenChecks::NameServer(addr),
+                (None, true) => dev::TokenChecks::SystemResolver,
+                (None, false) => dev::TokenChecks::Off,
+            },
         })),
         Command::Collector { config } => runtime.block_on(collector::run(config)),
         Command::Witness {
