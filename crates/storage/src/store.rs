@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_tlog::tile::{
-    BundleId, FULL_TILE_BYTES, MAX_ENTRY_SIZE, TILE_WIDTH, TileId, TilePath, decode_bundle,
-    encode_bundle,
+    BundleId, FULL_TILE_BYTES, MAX_ENTRY_SIZE, TILE_WIDTH, TileError, TileId, TilePath,
+    decode_bundle, encode_bundle,
 };
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -220,39 +220,39 @@ impl TileStore {
     /// exist. The bytes must decode at the id's width, else
     /// [`StorageError::Corrupt`]. Full tiles come from and go to the cache.
     pub(crate) async fn fetch_tile(&self, id: TileId) -> Result<Option<Bytes>, StorageError> {
-        let key = TilePath::Hash(id);
-        if id.is_full()
-            && let Some(bytes) = self.inner.cache.get(&key)
-        {
-            return Ok(Some(bytes));
-        }
-        let path = id.path();
-        let Some(bytes) = self.read(&path, FULL_TILE_BYTES).await? else {
-            return Ok(None);
-        };
-        id.decode(&bytes)
-            .map_err(|e| StorageError::corrupt(&path, e))?;
-        if id.is_full() {
-            self.inner.cache.insert(key, bytes.clone());
-        }
-        Ok(Some(bytes))
+        self.fetch_checked(TilePath::Hash(id), id.is_full(), FULL_TILE_BYTES, |b| {
+            id.decode(b).map(drop)
+        })
+        .await
     }
 
     /// Reads entry bundle `id` exactly as named, like [`fetch_tile`](Self::fetch_tile).
     pub(crate) async fn fetch_bundle(&self, id: BundleId) -> Result<Option<Bytes>, StorageError> {
-        let key = TilePath::Entries(id);
-        if id.is_full()
-            && let Some(bytes) = self.inner.cache.get(&key)
-        {
+        self.fetch_checked(TilePath::Entries(id), id.is_full(), MAX_BUNDLE_BYTES, |b| {
+            id.decode(b).map(drop)
+        })
+        .await
+    }
+
+    /// Reads the object `key` names (at most `max_len` bytes), rejecting
+    /// bytes `check` refuses as corrupt. Full (immutable) objects come from
+    /// and go to the cache; partial ones are always read afresh.
+    async fn fetch_checked(
+        &self,
+        key: TilePath,
+        full: bool,
+        max_len: usize,
+        check: impl FnOnce(&[u8]) -> Result<(), TileError>,
+    ) -> Result<Option<Bytes>, StorageError> {
+        if full && let Some(bytes) = self.inner.cache.get(&key) {
             return Ok(Some(bytes));
         }
-        let path = id.path();
-        let Some(bytes) = self.read(&path, MAX_BUNDLE_BYTES).await? else {
+        let path = key.path();
+        let Some(bytes) = self.read(&path, max_len).await? else {
             return Ok(None);
         };
-        id.decode(&bytes)
-            .map_err(|e| StorageError::corrupt(&path, e))?;
-        if id.is_full() {
+        check(&bytes).map_err(|e| StorageError::corrupt(&path, e))?;
+        if full {
             self.inner.cache.insert(key, bytes.clone());
         }
         Ok(Some(bytes))
