@@ -90,6 +90,9 @@ impl Shard {
             .map(convert::cosigned_tree_head)
             .transpose()
             .map_err(malformed)?;
+        if let Some(head) = &published {
+            self.published.observe(head.tree_head().size);
+        }
         Ok(Heads {
             published,
             signed_size: heads.signed.as_ref().map_or(0, |s| s.size),
@@ -273,13 +276,20 @@ fn submit_token(headers: &HeaderMap) -> Result<Option<SubmitHeader>, ApiError> {
 
 /// `POST add-leaf`, in log-go's check order: body (413/400), token header
 /// (400), its DNS verification if configured (400, or 503 without a DNS
-/// answer), leaf signature (403), then the batcher: 200 once committed, 202
-/// if not committed within the submit wait.
+/// answer), leaf signature (403), then the batcher.
+///
+/// 200 means what stock Sigsum clients rely on: `get-tree-head` now serves
+/// a cosigned head that includes the leaf, so its inclusion proof can be
+/// fetched at once (sigsum-submit treats a head that cannot prove the leaf
+/// after a 200 as fatal). A leaf not both committed and published within
+/// `submit_wait` of the request's arrival gets 202, and the client
+/// re-posts; a re-post of a leaf already published answers 200 at once.
 pub(crate) async fn add_leaf(
     shard: &Shard,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let deadline = tokio::time::Instant::now() + shard.limits.submit_wait;
     let body = read_body(headers, body, shard.limits.max_add_leaf_body).await?;
     let request = AddLeafRequest::parse(&body)
         .map_err(|e| ApiError::BadRequest(format!("invalid add-leaf request: {e}")))?;
@@ -297,8 +307,10 @@ pub(crate) async fn add_leaf(
         .to_leaf()
         .map_err(|e| ApiError::Forbidden(format!("invalid leaf signature: {e}")))?;
     let status = match shard.batcher.submit(leaf.to_bytes()).await? {
-        Outcome::Committed => StatusCode::OK,
-        Outcome::Pending => StatusCode::ACCEPTED,
+        Outcome::Committed { index } if shard.published.wait_includes(index, deadline).await => {
+            StatusCode::OK
+        }
+        Outcome::Committed { .. } | Outcome::Pending => StatusCode::ACCEPTED,
     };
     Ok(status.into_response())
 }

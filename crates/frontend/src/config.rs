@@ -11,8 +11,10 @@ use cairn_client::token::TokenVerifier;
 /// reported as 400 rather than 413, and nothing more.
 pub const DEFAULT_MAX_ADD_LEAF_BODY: usize = 4096;
 
-/// How long add-leaf waits for the sequencer to commit a leaf before it
-/// answers 202 (Sigsum clients re-POST until they get 200).
+/// How long add-leaf waits for a leaf to be committed and then included in
+/// a published (cosigned) tree head before it answers 202 (Sigsum clients
+/// re-POST until they get 200). With local witnesses publication takes
+/// milliseconds; remote witnesses may need a good part of this.
 pub const DEFAULT_SUBMIT_WAIT: Duration = Duration::from_secs(3);
 
 /// Most leaves the batcher puts into one `AddLeaves` call.
@@ -60,8 +62,9 @@ const MAX_GET_LEAVES: u64 = 65_536;
 pub struct ShardLimits {
     /// Largest add-leaf body in bytes; larger bodies get 413.
     pub max_add_leaf_body: usize,
-    /// How long add-leaf waits for commitment before answering 202; also
-    /// the `wait_ms` sent to the sequencer. At most 60 s.
+    /// How long add-leaf waits for commitment and publication before
+    /// answering 202, from the request's arrival; what is left of it when a
+    /// batch leaves is the `wait_ms` sent to the sequencer. At most 60 s.
     pub submit_wait: Duration,
     /// Most leaves per `AddLeaves` call, 1..=4096.
     pub batch_max_leaves: usize,

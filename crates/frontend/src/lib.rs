@@ -7,7 +7,7 @@
 //! | path | what | from |
 //! |---|---|---|
 //! | `GET /<name>/` | info page (key, key hash, origin, policy line) | config |
-//! | `POST add-leaf` | parse (400/413), token header (400; DNS check 400/503 if configured), leaf signature (403), batch → 200 committed / 202 pending | sequencer `AddLeaves` |
+//! | `POST add-leaf` | parse (400/413), token header (400; DNS check 400/503 if configured), leaf signature (403), batch → 200 once a published head includes the leaf / 202 if not within `submit_wait` | sequencer `AddLeaves`, `WatchTreeHeads` |
 //! | `GET get-tree-head` | latest published cosigned tree head | sequencer `GetTreeHeads` |
 //! | `GET get-inclusion-proof/<size>/<leaf hash>` | leaf index, proof | `GetLeafIndex` + tiles |
 //! | `GET get-consistency-proof/<old>/<new>` | proof | tiles |
@@ -43,6 +43,7 @@ mod config;
 mod convert;
 mod error;
 mod info;
+mod published;
 mod shard;
 mod tiles;
 mod token;
@@ -78,9 +79,9 @@ use shard::Shard;
 
 /// The HTTP router serving every shard in `shards` under `/<name>/`.
 ///
-/// Starts one submission batcher task per shard, so it must be called
-/// inside a Tokio runtime; the tasks stop when the router (and every clone
-/// of it) is dropped. Paths outside every shard answer 404.
+/// Starts one submission batcher task and one published-head watcher per
+/// shard, so it must be called inside a Tokio runtime; the tasks stop when
+/// the router (and every clone of it) is dropped. Paths outside every shard answer 404.
 ///
 /// Errors: [`ConfigError`] for an invalid or duplicate shard name, an
 /// invalid limit, or a request timeout not above a shard's submit wait

@@ -23,6 +23,7 @@ use tonic::transport::Channel;
 use crate::batcher::Batcher;
 use crate::config::{FrontendConfig, ShardLimits};
 use crate::error::ApiError;
+use crate::published::Published;
 use crate::token::TokenCheck;
 use crate::{api, info, tiles};
 
@@ -59,16 +60,19 @@ pub(crate) struct Shard {
     pub(crate) tiles: TileStore,
     pub(crate) limits: ShardLimits,
     pub(crate) batcher: Batcher,
+    /// The published size, for add-leaf's wait.
+    pub(crate) published: Published,
     pub(crate) public_base_url: Option<String>,
     /// Verifies submit tokens; `None`: they are only parsed.
     pub(crate) token_check: Option<TokenCheck>,
 }
 
 impl Shard {
-    /// The state for `frontend`; starts its batcher task (so it must run
-    /// inside a Tokio runtime).
+    /// The state for `frontend`; starts its batcher and published-head
+    /// watcher tasks (so it must run inside a Tokio runtime).
     pub(crate) fn start(frontend: ShardFrontend, config: &FrontendConfig) -> Shard {
         let batcher = Batcher::spawn(&frontend.name, frontend.sequencer.clone(), &frontend.limits);
+        let published = Published::spawn(&frontend.name, frontend.sequencer.clone());
         Shard {
             prefix: format!("/{}/", frontend.name),
             name: frontend.name,
@@ -77,6 +81,7 @@ impl Shard {
             tiles: frontend.tiles,
             limits: frontend.limits,
             batcher,
+            published,
             public_base_url: config.public_base_url.clone(),
             token_check: config.token_verifier.clone().map(TokenCheck::new),
         }

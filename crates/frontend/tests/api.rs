@@ -72,6 +72,58 @@ async fn add_leaf_answers_200_once_the_sequencer_commits_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_leaf_answers_200_only_once_a_published_head_includes_the_leaf() {
+    let h = Harness::start(Options::default()).await;
+    h.log.append(&leaves(1)).await;
+    h.log.set_auto_publish(false).await;
+    let (req, leaf) = request(1);
+    let submit = tokio::spawn({
+        let base = h.base.clone();
+        let body = req.to_ascii();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}add-leaf"))
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    support::eventually("the leaf is sequenced", || async {
+        h.log.leaves().await.contains(&leaf.to_bytes())
+    })
+    .await;
+    // Committed and signed, but get-tree-head still serves size 1: a 200
+    // now would send sigsum-submit to a head that cannot prove the leaf.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!submit.is_finished(), "answered before publication");
+    h.log.publish().await;
+    let response = submit.await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let head = text(h.get("get-tree-head").await).await;
+    assert!(head.contains("size=2\n"), "{head}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_leaf_answers_202_when_publication_takes_longer_than_the_submit_wait() {
+    let h = Harness::start(Options {
+        limits: ShardLimits {
+            submit_wait: Duration::from_millis(200),
+            ..ShardLimits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    h.log.set_auto_publish(false).await;
+    let (req, _) = request(1);
+    let response = h.add_leaf(req.to_ascii()).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    // The client comes back after publication: 200 at once.
+    h.log.publish().await;
+    assert_eq!(h.add_leaf(req.to_ascii()).await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_leaf_answers_202_when_the_sequencer_has_not_committed_it() {
     let h = Harness::start(Options::default()).await;
     h.log.set_mode(AddMode::Pending).await;
@@ -691,16 +743,30 @@ async fn deterministic_vectors_are_reproduced_byte_for_byte() {
         log_seed: seed("log"),
         witness_seeds: vec![seed("witness1"), seed("witness2")],
         cosign_time: head["cosignatures"][0]["timestamp"].as_u64().unwrap(),
+        limits: ShardLimits {
+            submit_wait: Duration::from_millis(100),
+            ..ShardLimits::default()
+        },
         ..Options::default()
     })
     .await;
+    // Sequenced but not published: 202, until one publication of size 7.
     h.log.set_auto_publish(false).await;
     let leaves = v["leaves"].as_array().unwrap();
-    for leaf in leaves {
-        let body = leaf["add_leaf_request_body"].as_str().unwrap().to_owned();
-        assert_eq!(h.add_leaf(body).await.status(), StatusCode::OK);
+    let bodies: Vec<String> = leaves
+        .iter()
+        .map(|l| l["add_leaf_request_body"].as_str().unwrap().to_owned())
+        .collect();
+    for body in &bodies {
+        assert_eq!(
+            h.add_leaf(body.clone()).await.status(),
+            StatusCode::ACCEPTED
+        );
     }
     h.log.publish().await;
+    for body in &bodies {
+        assert_eq!(h.add_leaf(body.clone()).await.status(), StatusCode::OK);
+    }
 
     let expected_head = head["get_tree_head_response"].as_str().unwrap();
     assert_eq!(text(h.get("get-tree-head").await).await, expected_head);

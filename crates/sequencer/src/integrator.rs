@@ -143,6 +143,24 @@ impl From<StoreError> for IntegrationError {
     }
 }
 
+/// The latest retryable integration failure, cleared by the next success:
+/// while set, the shard is degraded (its object store is failing, e.g. a
+/// full disk), refuses new submissions with a retryable error and reports
+/// itself not ready. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Degraded(Arc<std::sync::Mutex<Option<String>>>);
+
+impl Degraded {
+    /// The current failure, if integration is failing.
+    pub fn reason(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, reason: Option<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = reason;
+    }
+}
+
 /// Everything the loop needs; cloned handles.
 #[derive(Clone)]
 pub(crate) struct Integrator {
@@ -152,6 +170,7 @@ pub(crate) struct Integrator {
     pub(crate) store: TileStore,
     pub(crate) config: IntegratorConfig,
     pub(crate) halt: HaltFlag,
+    pub(crate) degraded: Degraded,
 }
 
 impl Integrator {
@@ -182,6 +201,7 @@ impl Integrator {
                 }
                 Err(IntegrationError::Retryable(reason)) => {
                     tracing::warn!(%reason, backoff_ms = backoff.as_millis() as u64, "integration failed; retrying");
+                    self.degraded.set(Some(reason));
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = stop.wait_for(|s| *s) => break,
@@ -200,6 +220,8 @@ impl Integrator {
         let state = states.borrow_and_update().clone();
         self.check_leader()?;
         let (mut tiles, mut bundles) = self.resume(&state).await?;
+        // Storage answers again: submissions may resume.
+        self.degraded.set(None);
         loop {
             let state = states.borrow_and_update().clone();
             if tiles.size() >= state.tree_size {
@@ -278,6 +300,7 @@ impl Integrator {
         self.store
             .write_integration(&bundle_writes, &tile_writes)
             .await?;
+        self.degraded.set(None);
         tracing::debug!(start, end, "tiles written");
 
         let sm = self.state_machine.clone();

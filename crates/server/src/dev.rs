@@ -317,6 +317,9 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     // into the published checkpoint note.
     config.witnesses = policy.witnesses().iter().map(|w| *w.key()).collect();
     config.transport = Some(transport.clone());
+    // Beside, not inside, the Raft directory: restoring an old copy of
+    // `raft/` must not bring an old record back with it.
+    config.signed_record = root.join(format!("{SHARD}.signed-head"));
     let shard = Arc::new(
         Shard::start(config)
             .await
@@ -417,7 +420,13 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     let server = axum::serve(http, app).with_graceful_shutdown(stopped(stop_rx.clone()));
     let serve_task = tokio::spawn(async move { server.await });
 
-    wait_for_signal().await;
+    let fatal = tokio::select! {
+        () = wait_for_signal() => None,
+        reason = shard.raft_core_stopped() => Some(reason),
+    };
+    if let Some(reason) = &fatal {
+        tracing::error!("stopping: the Raft core stopped ({reason}); fix the cause and restart");
+    }
     tracing::info!("shutting down: no new requests; acknowledged leaves are in the Raft log");
     stop_tx.send_replace(true);
     match tokio::time::timeout(SHUTDOWN_GRACE, serve_task).await {
@@ -431,7 +440,11 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     }
     shard.shutdown().await;
     grpc_server.await?.context("gRPC server")?;
-    Ok(())
+    match fatal {
+        // Non-zero, so that a supervisor restarts the node.
+        Some(reason) => bail!("the Raft core stopped: {reason}"),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

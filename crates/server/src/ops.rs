@@ -66,6 +66,11 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
     for shard in &ops.shards {
         if let Some(reason) = shard.halted() {
             problems.push(format!("shard {}: halted: {reason}", shard.name()));
+        } else if let Some(reason) = shard.degraded() {
+            problems.push(format!(
+                "shard {}: integration failing: {reason}",
+                shard.name()
+            ));
         } else if shard.raft().metrics().borrow().current_leader.is_none() {
             problems.push(format!("shard {}: no Raft leader", shard.name()));
         } else if shard.state().cosigned.is_none() {

@@ -83,6 +83,8 @@ pub struct FakeLog {
     hang_reads: bool,
     /// `AddLeaves` calls received (counted before any gate).
     pub add_calls: AtomicUsize,
+    /// Bumped whenever the heads change, for `WatchTreeHeads` streams.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl FakeLog {
@@ -116,6 +118,7 @@ impl FakeLog {
                 root_hash: state.tile_builder.root(),
             };
             state.signed = Some(head.sign(&self.log_key));
+            self.changes.send_modify(|n| *n += 1);
             if state.auto_publish {
                 self.publish_locked(&mut state).await;
             }
@@ -141,6 +144,7 @@ impl FakeLog {
             })
             .collect();
         state.cosigned = Some(CosignedTreeHead::new(signed, cosignatures).unwrap());
+        self.changes.send_modify(|n| *n += 1);
         let signer = Ed25519NoteSigner::new(&origin(&log_key_hash), &self.log_key.seed()).unwrap();
         let body = signed.tree_head.checkpoint_body(&log_key_hash);
         let note = signer.sign_note(&body).unwrap().to_bytes();
@@ -195,6 +199,47 @@ fn signed_pb(s: &SignedTreeHead) -> pb::SignedTreeHead {
         root_hash: s.tree_head.root_hash.to_vec(),
         signature: s.signature.0.to_vec(),
     }
+}
+
+/// The heads as the sequencer reports them.
+fn heads_message(state: &State) -> pb::TreeHeads {
+    let cosigned = state.cosigned.as_ref().map(|c| pb::CosignedTreeHead {
+        signed: Some(signed_pb(&c.signed)),
+        cosignatures: c
+            .cosignatures()
+            .iter()
+            .map(|cs| pb::Cosignature {
+                key_hash: cs.key_hash.0.to_vec(),
+                timestamp: cs.timestamp,
+                signature: cs.signature.0.to_vec(),
+                note_name: "example.org/witness".into(),
+            })
+            .collect(),
+    });
+    pb::TreeHeads {
+        tree_size: state.leaves.len() as u64,
+        signed: state.signed.as_ref().map(signed_pb),
+        cosigned,
+    }
+}
+
+/// The current heads, then the heads after every change, until the log is
+/// dropped.
+fn async_stream_heads(
+    log: Arc<FakeLog>,
+    changes: tokio::sync::watch::Receiver<u64>,
+) -> impl futures::Stream<Item = Result<pb::TreeHeads, Status>> + Send {
+    futures::stream::unfold(
+        (log, changes, true),
+        |(log, mut changes, first)| async move {
+            if !first && changes.changed().await.is_err() {
+                return None;
+            }
+            changes.borrow_and_update();
+            let message = heads_message(&*log.state.lock().await);
+            Some((Ok(message), (log, changes, false)))
+        },
+    )
 }
 
 /// The gRPC face of a [`FakeLog`].
@@ -277,24 +322,23 @@ impl Sequencer for FakeSequencer {
             std::future::pending::<()>().await;
         }
         let state = self.0.state.lock().await;
-        let cosigned = state.cosigned.as_ref().map(|c| pb::CosignedTreeHead {
-            signed: Some(signed_pb(&c.signed)),
-            cosignatures: c
-                .cosignatures()
-                .iter()
-                .map(|cs| pb::Cosignature {
-                    key_hash: cs.key_hash.0.to_vec(),
-                    timestamp: cs.timestamp,
-                    signature: cs.signature.0.to_vec(),
-                    note_name: "example.org/witness".into(),
-                })
-                .collect(),
-        });
-        Ok(Response::new(pb::TreeHeads {
-            tree_size: state.leaves.len() as u64,
-            signed: state.signed.as_ref().map(signed_pb),
-            cosigned,
-        }))
+        Ok(Response::new(heads_message(&state)))
+    }
+
+    type WatchTreeHeadsStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::TreeHeads, Status>> + Send>>;
+
+    async fn watch_tree_heads(
+        &self,
+        request: Request<pb::GetTreeHeadsRequest>,
+    ) -> Result<Response<Self::WatchTreeHeadsStream>, Status> {
+        check_shard(&request.get_ref().shard)?;
+        if self.0.hang_reads {
+            std::future::pending::<()>().await;
+        }
+        let log = Arc::clone(&self.0);
+        let changes = log.changes.subscribe();
+        Ok(Response::new(Box::pin(async_stream_heads(log, changes))))
     }
 
     async fn publish_cosigned(
@@ -302,6 +346,15 @@ impl Sequencer for FakeSequencer {
         _request: Request<pb::PublishCosignedRequest>,
     ) -> Result<Response<pb::PublishCosignedResponse>, Status> {
         Err(Status::unimplemented("the frontend never publishes"))
+    }
+
+    async fn report_witness_ahead(
+        &self,
+        _: Request<pb::ReportWitnessAheadRequest>,
+    ) -> Result<Response<pb::ReportWitnessAheadResponse>, Status> {
+        Ok(Response::new(pb::ReportWitnessAheadResponse {
+            halted: false,
+        }))
     }
 }
 
@@ -362,6 +415,7 @@ impl Harness {
                 .collect(),
             cosign_time: options.cosign_time,
             tiles: tiles.clone(),
+            changes: tokio::sync::watch::channel(0).0,
             state: Mutex::new(State {
                 leaves: Vec::new(),
                 index: HashMap::new(),
