@@ -102,10 +102,14 @@ impl SignedRecord {
         *self.largest.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Admits signing `(size, root)`: the recorded head must be part of the
-    /// applied history (`root_at(recorded size)` is the recorded root) and
-    /// `size` must not be below it; a larger size is recorded durably before
-    /// this returns. Blocking (an fsync when the size grows).
+    /// Admits signing `(size, root)`, a head of the applied history: the
+    /// recorded head must be part of that history too (`root_at(recorded
+    /// size)` — from the state machine as it is now — is the recorded
+    /// root), so that the two cannot contradict each other. A smaller
+    /// `size` is fine then (a caller with a slightly older view of the same
+    /// history); if the history does not reach the recorded size yet, the
+    /// node is behind. A larger `size` is recorded durably before this
+    /// returns. Blocking (an fsync when the size grows).
     pub fn admit(
         &self,
         size: u64,
@@ -114,25 +118,28 @@ impl SignedRecord {
     ) -> Result<(), RecordError> {
         let mut largest = self.largest.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((recorded, recorded_root)) = *largest {
-            if size < recorded {
-                return Err(RecordError::Behind {
-                    recorded,
-                    applied: size,
-                });
-            }
             let applied = if size == recorded {
                 Some(root)
             } else {
                 root_at(recorded).map_err(|reason| self.io(reason))?
             };
-            if applied != Some(recorded_root) {
-                return Err(RecordError::Fork {
-                    size: recorded,
-                    recorded: hex::encode(recorded_root),
-                    applied: applied.map_or_else(|| "none".to_owned(), hex::encode),
-                });
+            match applied {
+                None if size < recorded => {
+                    return Err(RecordError::Behind {
+                        recorded,
+                        applied: size,
+                    });
+                }
+                Some(r) if r == recorded_root => {}
+                other => {
+                    return Err(RecordError::Fork {
+                        size: recorded,
+                        recorded: hex::encode(recorded_root),
+                        applied: other.map_or_else(|| "none".to_owned(), hex::encode),
+                    });
+                }
             }
-            if size == recorded {
+            if size <= recorded {
                 return Ok(());
             }
         }
@@ -222,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn a_smaller_size_than_recorded_is_behind_and_retryable() {
+    fn a_history_that_does_not_reach_the_recorded_size_is_behind_and_retryable() {
         let dir = tempfile::tempdir().unwrap();
         let record = SignedRecord::open(dir.path().join("r")).unwrap();
         record.admit(10, root(10), |_| unreachable!()).unwrap();
@@ -238,6 +245,23 @@ mod tests {
             "{e}"
         );
         assert!(e.is_retryable());
+    }
+
+    #[test]
+    fn a_smaller_head_of_the_same_history_is_admitted_without_rewriting() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = SignedRecord::open(dir.path().join("r")).unwrap();
+        record.admit(10, root(10), |_| unreachable!()).unwrap();
+        // A caller whose view is older than the record, on the same history.
+        record
+            .admit(4, root(4), |s| Ok((s == 10).then(|| root(10))))
+            .unwrap();
+        assert_eq!(record.largest(), Some((10, root(10))));
+        // The same smaller head on a history without the recorded head.
+        let e = record
+            .admit(4, root(4), |_| Ok(Some(root(77))))
+            .unwrap_err();
+        assert!(matches!(e, RecordError::Fork { .. }), "{e}");
     }
 
     #[test]
