@@ -59,7 +59,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::any;
 use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub use config::{
     ConfigError, DEFAULT_BATCH_MAX_DELAY, DEFAULT_BATCH_MAX_LEAVES, DEFAULT_MAX_ADD_LEAF_BODY,
@@ -131,7 +131,12 @@ pub fn router(shards: Vec<ShardFrontend>, config: FrontendConfig) -> Result<Rout
         ))
         .layer(middleware::from_fn_with_state(slots, limit_concurrency))
         .layer(middleware::map_response(error::ensure_error_body))
-        .layer(TraceLayer::new_for_http()))
+        // Failures are logged once, by `ApiError` with their reason; the
+        // layer's own report stays at debug.
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        ))
 }
 
 /// Refuses a request at once (503) when every slot is taken, instead of
