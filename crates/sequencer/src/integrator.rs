@@ -171,6 +171,9 @@ pub(crate) struct Integrator {
     pub(crate) config: IntegratorConfig,
     pub(crate) halt: HaltFlag,
     pub(crate) degraded: Degraded,
+    /// Turns true once the builders are resumed (storage holds the tiles of
+    /// the integrated size): the checkpoint is only re-written after that.
+    pub(crate) resumed: Arc<watch::Sender<bool>>,
 }
 
 impl Integrator {
@@ -222,6 +225,7 @@ impl Integrator {
         let (mut tiles, mut bundles) = self.resume(&state).await?;
         // Storage answers again: submissions may resume.
         self.degraded.set(None);
+        self.resumed.send_replace(true);
         loop {
             let state = states.borrow_and_update().clone();
             if tiles.size() >= state.tree_size {
@@ -253,7 +257,17 @@ impl Integrator {
         let (tiles, bundles) = if size == 0 {
             (TileBuilder::new(), BundleBuilder::new())
         } else {
-            self.store.resume(size).await?
+            match self.store.resume(size).await {
+                Ok(builders) => builders,
+                Err(StorageError::NotFound { path }) => {
+                    // Tiles are derived from the committed leaves: storage
+                    // restored from an older copy (or lost) is rebuilt, and
+                    // create-only writes still refuse any tile that differs.
+                    tracing::warn!(size, %path, "tiles of the integrated size are missing from storage; rebuilding them from the committed leaves");
+                    self.rebuild(size).await?
+                }
+                Err(e) => return Err(e.into()),
+            }
         };
         let expected = if size == 0 {
             EMPTY_ROOT
@@ -268,6 +282,33 @@ impl Integrator {
             )));
         }
         tracing::info!(size, tree_size = state.tree_size, "integrator resumed");
+        Ok((tiles, bundles))
+    }
+
+    /// Builders for `size`, made by re-writing every tile and bundle of the
+    /// tree of `size` leaves from the state machine (existing identical
+    /// objects are left alone; different ones are a fork).
+    async fn rebuild(&self, size: u64) -> Result<(TileBuilder, BundleBuilder), IntegrationError> {
+        let step = self.config.max_step_leaves.clamp(1, MAX_READ_LEAVES);
+        let mut tiles = TileBuilder::new();
+        let mut bundles = BundleBuilder::new();
+        let mut start = 0;
+        while start < size {
+            self.check_leader()?;
+            let end = size.min(start + step);
+            let (leaves, hashes) = self.read_leaves(start, end).await?;
+            let bundle_writes = bundles
+                .append(&leaves)
+                .map_err(|e| IntegrationError::Fatal(format!("bundle builder at {start}: {e}")))?;
+            let tile_writes = tiles
+                .append(&hashes)
+                .map_err(|e| IntegrationError::Fatal(format!("tile builder at {start}: {e}")))?;
+            self.store
+                .write_integration(&bundle_writes, &tile_writes)
+                .await?;
+            start = end;
+        }
+        tracing::info!(size, "tiles rebuilt from the committed leaves");
         Ok((tiles, bundles))
     }
 

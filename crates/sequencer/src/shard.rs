@@ -803,6 +803,7 @@ impl Pipeline {
                 config: self.integrator.clone(),
                 halt: self.halt.clone(),
                 degraded: self.degraded.clone(),
+                resumed: Arc::new(watch::channel(false).0),
             };
             let term = tokio::spawn(self.clone().lead_term(integrator, term_stop_rx));
 
@@ -866,8 +867,16 @@ impl Pipeline {
         }
         self.cleared.send_replace(true);
         tracing::info!(shard = %self.name, node_id = self.node_id, "state checked against the published log; accepting leaves");
+        let mut resumed = integrator.resumed.subscribe();
         let integrating = tokio::spawn(integrator.run(stop.clone()));
-        self.recover_checkpoint(stop).await;
+        // The checkpoint may only point at tiles that exist.
+        let resumed = tokio::select! {
+            r = resumed.wait_for(|r| *r) => r.is_ok(),
+            _ = stop.wait_for(|s| *s) => false,
+        };
+        if resumed {
+            self.recover_checkpoint(stop).await;
+        }
         if let Err(e) = integrating.await {
             tracing::error!(shard = %self.name, error = %e, "integrator task failed");
         }

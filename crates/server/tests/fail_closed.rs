@@ -408,3 +408,33 @@ async fn a_full_disk_stops_acknowledging_and_nothing_acknowledged_is_lost() {
     }
     cairnd.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn old_tiles_put_back_are_rebuilt_from_the_committed_leaves() {
+    let grown = grow("tiles", 5, 7).await;
+    replace_dir(&grown.data.join("tiles"), &grown.snapshot);
+    assert_eq!(checkpoint_size(&grown.data), 5);
+    let mut cairnd = Cairnd::start(&grown.data, grown.listen);
+    cairnd.wait_ready().await;
+    // Tiles and checkpoint are back at size 12, and every leaf proves.
+    let client = LogClient::new(&cairnd.base_url()).expect("client");
+    let head = client.get_tree_head().await.expect("get-tree-head");
+    assert_eq!(head.tree_head().size, 12);
+    let deadline = Instant::now() + DEADLINE;
+    while checkpoint_size(&grown.data) != 12 {
+        assert!(Instant::now() < deadline, "checkpoint not re-written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let leaves = client.get_leaves(0, 12).await.expect("get-leaves");
+    assert_eq!(leaves.len(), 12);
+    for leaf in &leaves {
+        client
+            .get_inclusion_proof(12, &leaf.leaf_hash())
+            .await
+            .expect("proof")
+            .verify(&leaf.leaf_hash(), head.tree_head())
+            .expect("verifies");
+    }
+    submit(&cairnd.policy(), "after", 2).await;
+    cairnd.stop();
+}
