@@ -232,7 +232,9 @@ pub(crate) async fn get_leaves(shard: &Shard, args: &str) -> Result<Response, Ap
 }
 
 /// Reads the body, refusing more than `limit` bytes (413) before reading
-/// them when the client declares its length, or as soon as they arrive.
+/// them when the client declares its length, or as soon as they arrive. A
+/// body the client sends too slowly (see `cairn_http::BodyTimeoutLayer`)
+/// is a 408; other read failures are a 400.
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -244,8 +246,10 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::BadRequest(format!("reading the request body failed: {e}")))?;
+        let chunk = chunk.map_err(|e| match cairn_http::find_body_timeout(&e) {
+            Some(timeout) => ApiError::RequestTimeout(timeout.to_string()),
+            None => ApiError::BadRequest(format!("reading the request body failed: {e}")),
+        })?;
         if buf.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }
@@ -313,4 +317,40 @@ pub(crate) async fn add_leaf(
         Outcome::Committed { .. } | Outcome::Pending => StatusCode::ACCEPTED,
     };
     Ok(status.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use cairn_http::BodyTimeout;
+
+    use super::*;
+
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+    fn body_failing_with(error: BoxError) -> Body {
+        Body::from_stream(futures::stream::iter([
+            Ok(Bytes::from_static(b"old")),
+            Err(error),
+        ]))
+    }
+
+    #[tokio::test]
+    async fn a_body_sent_too_slowly_is_a_408_and_other_read_failures_a_400() {
+        let stalled = Box::new(BodyTimeout::Stalled {
+            stall: Duration::from_secs(5),
+        });
+        let e = read_body(&HeaderMap::new(), body_failing_with(stalled), 1024)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), StatusCode::REQUEST_TIMEOUT);
+        assert!(e.to_string().contains("stalled"), "{e}");
+
+        let reset = "connection reset".into();
+        let e = read_body(&HeaderMap::new(), body_failing_with(reset), 1024)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+    }
 }

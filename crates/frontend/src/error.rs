@@ -35,6 +35,10 @@ pub(crate) enum ApiError {
         /// The `Allow` header value.
         allow: &'static str,
     },
+    /// 408: the client sent the request body too slowly (it stalled, or
+    /// arrived below the minimum rate of `cairn_http::BodyTimeoutLayer`).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 413: the body exceeds the configured limit.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -58,6 +62,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -24,7 +24,9 @@
 //! are bounded in body size (per shard), in time (the whole request,
 //! [`FrontendConfig::request_timeout`], answered 504) and in number
 //! ([`FrontendConfig::max_concurrent_requests`], beyond which requests get
-//! 503 at once rather than queueing).
+//! 503 at once rather than queueing). Served by `cairn_http::Server`, an
+//! add-leaf body that stalls or trickles is answered 408 (its body
+//! deadlines come well before the request timeout with the defaults).
 //!
 //! Submit tokens: with [`FrontendConfig::token_verifier`] set, add-leaf's
 //! `sigsum-token` header is verified against the submitter's

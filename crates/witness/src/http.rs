@@ -6,7 +6,9 @@
 //! requires. Limits: bodies over [`MAX_BODY_BYTES`] get 413 before being
 //! buffered; at most [`HttpLimits::max_in_flight`] requests are served at
 //! once (more get 503 at once, rather than queueing); a request taking longer
-//! than [`HttpLimits::request_timeout`] gets 503. Abandoning a request never
+//! than [`HttpLimits::request_timeout`] gets 503. A body that stalls or
+//! trickles below the minimum rate of [`cairn_http::BodyTimeoutLayer`]
+//! (which `cairn_http::Server` applies) gets 408. Abandoning a request never
 //! corrupts state (see [`Witness::add_checkpoint`]).
 
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
@@ -79,7 +82,23 @@ pub fn router_with_limits(witness: Arc<Witness>, limits: HttpLimits) -> Router {
         .with_state(witness)
 }
 
-async fn add_checkpoint(State(witness): State<Arc<Witness>>, body: Bytes) -> Response {
+async fn add_checkpoint(
+    State(witness): State<Arc<Witness>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        // The client sent the body too slowly: 408, not the extractor's 400.
+        Err(rejection) => {
+            return match cairn_http::find_body_timeout(&rejection) {
+                Some(timeout) => text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!("add-checkpoint: {timeout}"),
+                ),
+                None => rejection.into_response(),
+            };
+        }
+    };
     match witness.add_checkpoint(&body).await {
         Ok(lines) => (StatusCode::OK, [(header::CONTENT_TYPE, TEXT_PLAIN)], lines).into_response(),
         Err(AddCheckpointError::Conflict { stored }) => (
