@@ -135,6 +135,15 @@ fn main() -> anyhow::Result<()> {
         // Colour codes only for people: log files and collectors get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Every listener caps its connections below the descriptor limit; the
+    // soft limit is often 1024 while the hard one is far higher.
+    match cairn_http::raise_nofile_limit() {
+        Ok(l) if l.before < l.soft => {
+            tracing::info!(from = l.before, to = l.soft, "raised the open-file limit");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -39,6 +39,9 @@ pub struct Ops {
     pub shards: Vec<Arc<Shard>>,
     /// Shards whose cosignature collector runs here.
     pub collectors: Vec<Arc<Collector>>,
+    /// The listener's connection counters (`cairn_http_*`), if this process
+    /// serves through a `cairn_http::Server`.
+    pub http: Option<cairn_http::Stats>,
 }
 
 /// The routes, for what this process runs.
@@ -86,6 +89,9 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
 
 async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
     let mut registry = Registry::with_prefix("cairn");
+    if let Some(stats) = &ops.http {
+        stats.register(&mut registry);
+    }
     let family = |registry: &mut Registry, name: &str, help: &str| {
         let f = Family::<ShardLabel, Gauge>::default();
         registry.register(name, help, f.clone());
