@@ -191,6 +191,27 @@ async fn sigsum_token_header_must_be_well_formed_when_present() {
         let response = post(bad, i as u64).await.unwrap();
         expect_error(response, StatusCode::BAD_REQUEST, bad).await;
     }
+    // Domains no DNS name can have are refused even though tokens are not
+    // looked up, with the problem named.
+    let token = "ab".repeat(64);
+    for (i, (domain, problem)) in [
+        ("a..org", "label 2 is empty"),
+        (&format!("{}.org", "x".repeat(300)), "300 characters"),
+        ("-a.org", "starts or ends with '-'"),
+        (
+            &format!("{}org", "x.".repeat(125)),
+            "domain is 253 characters",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let response = post(&format!("{domain} {token}"), 20 + i as u64)
+            .await
+            .unwrap();
+        let body = expect_error(response, StatusCode::BAD_REQUEST, domain).await;
+        assert!(body.contains(problem), "{domain}: {body}");
+    }
     // Without a token verifier configured, a well-formed token is
     // accepted unchecked.
     let token = format!("example.org {}", "ab".repeat(64));

@@ -156,6 +156,14 @@ async fn a_malformed_header_is_400_without_a_lookup() {
     )
     .await;
     assert!(body.contains("sigsum-token"), "{body}");
+    // A domain no DNS name can have: the same 400 as without checking.
+    let token = valid_header().split_once(' ').unwrap().1.to_owned();
+    let body = body_of(
+        post(&h, &format!("a..org {token}"), request(2).0.to_ascii()).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(body.contains("label 2 is empty"), "{body}");
     assert!(dns.queries().is_empty());
 }
 
