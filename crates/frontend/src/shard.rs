@@ -78,7 +78,10 @@ impl Shard {
             limits: frontend.limits,
             batcher,
             public_base_url: config.public_base_url.clone(),
-            token_check: config.token_verifier.clone().map(TokenCheck::new),
+            token_check: config
+                .token_verifier
+                .clone()
+                .map(|verifier| TokenCheck::new(verifier, config.token_timeout)),
         }
     }
 }
