@@ -104,6 +104,64 @@ async fn add_leaf_with_a_signature_that_does_not_verify_is_403() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_leaf_with_a_small_order_or_non_canonical_key_is_403_naming_the_key() {
+    use cairn_sigsum::api::AddLeafRequest;
+    use cairn_sigsum::{PublicKey, Signature};
+    let h = Harness::start(Options::default()).await;
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    // R = identity, S = 0: with the identity as key, Go's rules accept it
+    // for any message.
+    let mut forged = [0u8; 64];
+    forged[0] = 1;
+    // The identity with its sign bit set: a non-canonical small-order key.
+    let mut signed_identity = identity;
+    signed_identity[31] = 0x80;
+    // An order-8 point.
+    let order_8 = cairn_testvectors::unhex32(
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    );
+    for (what, key) in [
+        ("identity", identity),
+        ("identity, sign bit set", signed_identity),
+        ("order 8", order_8),
+    ] {
+        for message in [[1u8; 32], [2; 32]] {
+            let req = AddLeafRequest {
+                message,
+                signature: Signature(forged),
+                public_key: PublicKey(key),
+            };
+            let body = expect_error(
+                h.add_leaf(req.to_ascii()).await,
+                StatusCode::FORBIDDEN,
+                what,
+            )
+            .await;
+            assert!(body.contains("small-order"), "{what}: {body}");
+        }
+    }
+    // y = p + 3 names the point with y = 3 (on the curve, of large
+    // order), but not in its canonical form.
+    let mut non_canonical = [0xff; 32];
+    non_canonical[0] = 0xed + 3;
+    non_canonical[31] = 0x7f;
+    let req = AddLeafRequest {
+        message: [1; 32],
+        signature: Signature(forged),
+        public_key: PublicKey(non_canonical),
+    };
+    let body = expect_error(
+        h.add_leaf(req.to_ascii()).await,
+        StatusCode::FORBIDDEN,
+        "non-canonical",
+    )
+    .await;
+    assert!(body.contains("non-canonical"), "{body}");
+    assert_eq!(h.log.add_calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_add_leaf_bodies_are_400_and_never_reach_the_sequencer() {
     let h = Harness::start(Options::default()).await;
     let good = request(1).0.to_ascii();
