@@ -556,6 +556,136 @@ async fn malformed_requests_unknown_paths_and_wrong_methods_get_400_404_405() {
     }
 }
 
+/// Requests no HTTP client sends, over a raw socket: every error answer
+/// the router makes (the handlers' and axum's own) is a readable
+/// `text/plain` sentence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_the_router_makes_has_a_readable_text_body() {
+    use support::raw_http::{self, exchange};
+    let h = with_leaves(3, Options::default()).await;
+    let addr = h.root.trim_start_matches("http://");
+    let add_leaf = request(1).0.to_ascii();
+    let chunked_big = {
+        let mut body = Vec::new();
+        for _ in 0..5 {
+            body.extend_from_slice(b"3e8\r\n");
+            body.extend(std::iter::repeat_n(b'x', 1000));
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"0\r\n\r\n");
+        body
+    };
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        (
+            "invalid percent-encoding in an argument",
+            raw_http::request("GET", "/dev/get-leaves/%ZZ/1", &[], b""),
+            400,
+        ),
+        (
+            "percent-encoded argument",
+            raw_http::request("GET", "/dev/get-leaves/%30/1", &[], b""),
+            400,
+        ),
+        (
+            "non-UTF-8 percent-encoding",
+            raw_http::request("GET", "/%ff%fe/get-tree-head", &[], b""),
+            404,
+        ),
+        (
+            "encoded dot segments",
+            raw_http::request("GET", "/dev/%2e%2e/checkpoint", &[], b""),
+            404,
+        ),
+        (
+            "encoded slash in the shard name",
+            raw_http::request("GET", "/d%2Fev/get-tree-head", &[], b""),
+            404,
+        ),
+        (
+            "absolute-form target",
+            raw_http::request("GET", "http://cairn.test/dev/nothing", &[], b""),
+            404,
+        ),
+        (
+            "CONNECT",
+            raw_http::request("CONNECT", "cairn.test:443", &[], b""),
+            404,
+        ),
+        (
+            "unknown method",
+            raw_http::request("BREW", "/dev/add-leaf", &[], b""),
+            405,
+        ),
+        (
+            "OPTIONS",
+            raw_http::request("OPTIONS", "/dev/get-tree-head", &[], b""),
+            405,
+        ),
+        (
+            "DELETE of a tile",
+            raw_http::request("DELETE", "/dev/tile/0/000.p/3", &[], b""),
+            405,
+        ),
+        (
+            "add-leaf as JSON",
+            raw_http::request(
+                "POST",
+                "/dev/add-leaf",
+                &["Content-Type: application/json"],
+                br#"{"message":"00"}"#,
+            ),
+            400,
+        ),
+        (
+            "add-leaf as a form, well-formed body",
+            raw_http::request(
+                "POST",
+                "/dev/add-leaf",
+                &["Content-Type: application/x-www-form-urlencoded"],
+                add_leaf.as_bytes(),
+            ),
+            200,
+        ),
+        (
+            "declared body over the limit, never sent",
+            raw_http::request(
+                "POST",
+                "/dev/add-leaf",
+                &["Content-Length: 1000000"],
+                b"",
+            ),
+            413,
+        ),
+        (
+            "chunked body over the limit",
+            raw_http::request(
+                "POST",
+                "/dev/add-leaf",
+                &["Transfer-Encoding: chunked"],
+                &chunked_big,
+            ),
+            413,
+        ),
+        (
+            "sigsum-token header with non-ASCII bytes",
+            [
+                b"POST /dev/add-leaf HTTP/1.1\r\nHost: x\r\nConnection: close\r\nsigsum-token: r\xc3\xa4ksm\xc3\xb6rg\xc3\xa5s.se ab\r\n"
+                    .as_slice(),
+                format!("Content-Length: {}\r\n\r\n{add_leaf}", add_leaf.len()).as_bytes(),
+            ]
+            .concat(),
+            400,
+        ),
+    ];
+    for (what, bytes, status) in cases {
+        let response = exchange(addr, &bytes).await;
+        assert_eq!(response.status, status, "{what}: {}", response.text());
+        if status >= 400 {
+            response.assert_readable(what);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiles_and_checkpoint_are_served_verbatim_with_their_cache_headers() {
     let h = Harness::start(Options::default()).await;
