@@ -16,7 +16,7 @@ use cairn_sigsum::api::{
     AddLeafRequest, ConsistencyProof, ConsistencyProofRequest, InclusionProof,
     InclusionProofRequest, Leaves, LeavesRequest, RequestError,
 };
-use cairn_sigsum::leaf::Leaf;
+use cairn_sigsum::leaf::{Leaf, LeafError};
 use cairn_sigsum::token::{HEADER_NAME, SubmitHeader};
 use cairn_sigsum::tree_head::CosignedTreeHead;
 use futures::StreamExt as _;
@@ -307,9 +307,17 @@ pub(crate) async fn add_leaf(
             }
         }
     }
-    let leaf = request
-        .to_leaf()
-        .map_err(|e| ApiError::Forbidden(format!("invalid leaf signature: {e}")))?;
+    let leaf = request.to_leaf().map_err(|e| match e {
+        // 403 like a bad signature, not 400: the request is well-formed,
+        // but a weak key's signature authenticates no one (anyone can make
+        // one), which is what 403 says of a signature. It also keeps
+        // log-go's check order (token 400 first) and the answer a client
+        // already handles as "this key and signature are not accepted".
+        LeafError::WeakKey(_) => ApiError::Forbidden(format!(
+            "{e}; sign with a key from a standard Ed25519 key generator (stricter than sigsum-go, see docs/compatibility.md)"
+        )),
+        _ => ApiError::Forbidden(format!("invalid leaf signature: {e}")),
+    })?;
     let status = match shard.batcher.submit(leaf.to_bytes()).await? {
         Outcome::Committed { index } if shard.published.wait_includes(index, deadline).await => {
             StatusCode::OK

@@ -31,9 +31,10 @@
 //! Submit tokens: with [`FrontendConfig::token_verifier`] set, add-leaf's
 //! `sigsum-token` header is verified against the submitter's
 //! `_sigsum_v1.<domain>` TXT records before the leaf signature (400 if DNS
-//! says the token is not valid, 503 if DNS gives no answer); verified
-//! tokens are cached for [`TOKEN_CACHE_TTL`]. Without it the header is
-//! only parsed.
+//! says the token is not valid, 503 with `Retry-After` if DNS gives no
+//! answer within [`FrontendConfig::token_timeout`]); verified tokens are
+//! cached for [`TOKEN_CACHE_TTL`]. Without it the header is only parsed
+//! (and its domain checked, as in both modes).
 //!
 //! Not yet done (later issues): per-domain rate limits (429), following a
 //! sequencer leader change (a follower's refusal is a 503), a short-lived
@@ -67,7 +68,7 @@ pub use config::{
     ConfigError, DEFAULT_BATCH_MAX_DELAY, DEFAULT_BATCH_MAX_LEAVES, DEFAULT_MAX_ADD_LEAF_BODY,
     DEFAULT_MAX_BATCHES_IN_FLIGHT, DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_GET_LEAVES,
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_SEQUENCER_TIMEOUT, DEFAULT_SUBMIT_QUEUE, DEFAULT_SUBMIT_WAIT,
-    FrontendConfig, ShardLimits,
+    DEFAULT_TOKEN_TIMEOUT, FrontendConfig, ShardLimits,
 };
 pub use shard::ShardFrontend;
 pub use tiles::{
@@ -86,8 +87,10 @@ use shard::Shard;
 /// the router (and every clone of it) is dropped. Paths outside every shard answer 404.
 ///
 /// Errors: [`ConfigError`] for an invalid or duplicate shard name, an
-/// invalid limit, or a request timeout not above a shard's submit wait
-/// (add-leaf could then never answer 202). Nothing is started on error.
+/// invalid limit, a request timeout not above a shard's submit wait
+/// (add-leaf could then never answer 202), or, with a token verifier, not
+/// above the token timeout plus the submit wait. Nothing is started on
+/// error.
 pub fn router(shards: Vec<ShardFrontend>, config: FrontendConfig) -> Result<Router, ConfigError> {
     config.validate()?;
     let mut names = HashSet::new();
@@ -99,6 +102,17 @@ pub fn router(shards: Vec<ShardFrontend>, config: FrontendConfig) -> Result<Rout
                 field: "request_timeout",
                 reason: format!(
                     "must exceed shard {:?}'s submit_wait of {:?}",
+                    shard.name, shard.limits.submit_wait
+                ),
+            });
+        }
+        if config.token_verifier.is_some()
+            && config.token_timeout + shard.limits.submit_wait >= config.request_timeout
+        {
+            return Err(ConfigError::BadSetting {
+                field: "token_timeout",
+                reason: format!(
+                    "plus shard {:?}'s submit_wait of {:?} must stay below request_timeout",
                     shard.name, shard.limits.submit_wait
                 ),
             });

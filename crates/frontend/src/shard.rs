@@ -83,7 +83,10 @@ impl Shard {
             batcher,
             published,
             public_base_url: config.public_base_url.clone(),
-            token_check: config.token_verifier.clone().map(TokenCheck::new),
+            token_check: config
+                .token_verifier
+                .clone()
+                .map(|verifier| TokenCheck::new(verifier, config.token_timeout)),
         }
     }
 }

@@ -9,6 +9,8 @@
 
 #![allow(dead_code)] // Not every test uses every helper.
 
+pub mod raw_http;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
