@@ -228,8 +228,10 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             .connect_lazy(),
     );
     let mut collectors = Vec::with_capacity(shards.len());
+    let mut tile_stores = Vec::with_capacity(shards.len());
     for p in shards {
         let shard = p.config.shard.clone();
+        tile_stores.push((shard.clone(), p.tiles.clone()));
         let c = Collector::new(p.config, p.policy, p.log_key, sequencer.clone(), p.tiles)
             .with_context(|| format!("shard {shard:?}"))?;
         collectors.push(Arc::new(c));
@@ -247,6 +249,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let app = ops::router(ops::Ops {
         shards: Vec::new(),
         collectors: collectors.clone(),
+        tile_stores,
     });
     let server = axum::serve(http, app).with_graceful_shutdown(stopped(stop_rx.clone()));
     let serve_task = tokio::spawn(async move { server.await });

@@ -380,7 +380,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
                 policy,
                 dir.log_key.public_key(),
                 sequencer,
-                tiles,
+                tiles.clone(),
             )
             .context("starting the collector")?,
         ))
@@ -390,6 +390,8 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         .merge(ops::router(ops::Ops {
             shards: vec![shard.clone()],
             collectors: collector.iter().cloned().collect(),
+            // One store, shared by the frontend and the collector.
+            tile_stores: vec![(SHARD.to_owned(), tiles)],
         }))
         .merge(frontend);
 
