@@ -36,7 +36,7 @@ use cairn_proto::v1::sequencer_client::SequencerClient;
 use cairn_sigsum::policy::Policy;
 use cairn_sigsum::tree_head::{SignedTreeHead, TreeHead};
 use cairn_sigsum::{KeyHash, PublicKey, Signature};
-use cairn_storage::{StorageError, TileStore};
+use cairn_storage::{StorageError, TileStore, TrustedHead};
 use cairn_tlog::checkpoint::Checkpoint;
 use cairn_tlog::cosignature::{
     Cosignature, WitnessResponseError, cosignature_from_witness_response,
@@ -605,7 +605,8 @@ impl Collector {
             let proof = if old == 0 || old == new {
                 Arc::default()
             } else {
-                proofs.get(&self.tiles, old, new).await?
+                let head = TrustedHead::new(new, checkpoint.root);
+                proofs.get(&self.tiles, old, head).await?
             };
             match self.client.add_checkpoint(&t.url, old, &proof, note).await {
                 Ok(body) => break body,
@@ -696,15 +697,24 @@ struct ProofCache(std::sync::Mutex<HashMap<u64, Arc<OnceCell<Proof>>>>);
 type Proof = Arc<Vec<cairn_tlog::Hash>>;
 
 impl ProofCache {
-    /// The proof from `old` to `new`; a failed read is not cached, so the
-    /// next witness with that old size tries again.
-    async fn get(&self, tiles: &TileStore, old: u64, new: u64) -> Result<Proof, StorageError> {
+    /// The proof from `old` to `new` (the signed head, whose log signature
+    /// was checked, so its tiles are verified against it); a failed read is
+    /// not cached, so the next witness with that old size tries again.
+    async fn get(
+        &self,
+        tiles: &TileStore,
+        old: u64,
+        new: TrustedHead,
+    ) -> Result<Proof, StorageError> {
         let cell = {
             let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
             Arc::clone(map.entry(old).or_default())
         };
         cell.get_or_try_init(|| async {
-            tiles.consistency_proof(old, new, new).await.map(Arc::new)
+            tiles
+                .consistency_proof(old, new.size, new)
+                .await
+                .map(Arc::new)
         })
         .await
         .cloned()

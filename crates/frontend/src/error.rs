@@ -102,7 +102,9 @@ impl ApiError {
 /// The error for a failed tile-store read. Reads are checked against the
 /// published size before they reach the store, so no client request can
 /// make it fail: only transient store failures are 503, everything else
-/// (corrupt or missing tiles below the signed size) is 500.
+/// (missing tiles below the published size, or tiles and bundles that do
+/// not verify against the published head, whose message names the object)
+/// is 500.
 pub(crate) fn from_storage(e: cairn_storage::StorageError) -> ApiError {
     if e.is_retryable() {
         ApiError::Unavailable(format!("tile storage is unavailable: {e}"))

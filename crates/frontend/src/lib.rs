@@ -12,13 +12,21 @@
 //! | `GET get-inclusion-proof/<size>/<leaf hash>` | leaf index, proof | `GetLeafIndex` + tiles |
 //! | `GET get-consistency-proof/<old>/<new>` | proof | tiles |
 //! | `GET get-leaves/<start>/<end>` | ≤ `max_get_leaves` leaves | entry bundles |
-//! | `GET checkpoint`, `tile/...`, `tile/entries/...` | the stored objects, verbatim | tile store |
+//! | `GET checkpoint`, `tile/...`, `tile/entries/...` | the stored objects, verbatim (tiles verified against the published head) | tile store |
 //!
 //! Statuses follow `sigsum-protocol.md` §6: 400 for malformed requests and
 //! sizes beyond the published tree, 404 for unknown endpoints, leaves and
 //! tiles, 405 for a wrong method, 503 (with `Retry-After`) when the
 //! sequencer or tile store is unavailable or overloaded, 500 for
 //! inconsistencies. Every error body is human-readable `text/plain`.
+//!
+//! Object storage is not trusted: every tile and entry bundle behind a
+//! proof, a leaf or a served tile is verified against the published tree
+//! head (whose log signature is checked) before use, and proofs are checked
+//! against its root before they are returned. A stored object that fails is
+//! never served: the request is a 500 whose body names it, and the tile
+//! store's `corrupt_reads` counter (exported by `cairnd` as
+//! `cairn_storage_corrupt_objects_total{shard}`) counts it.
 //!
 //! The frontend holds no log state: it can be replicated freely. Requests
 //! are bounded in body size (per shard), in time (the whole request,

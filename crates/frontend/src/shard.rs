@@ -17,6 +17,7 @@ use axum::response::Response;
 use cairn_proto::v1::sequencer_client::SequencerClient;
 use cairn_sigsum::PublicKey;
 use cairn_sigsum::api::Endpoint;
+use cairn_sigsum::tree_head::SignedTreeHead;
 use cairn_storage::TileStore;
 use tonic::transport::Channel;
 
@@ -43,7 +44,10 @@ pub struct ShardFrontend {
     /// Client of the shard's sequencer (its Raft leader). Cloned per call;
     /// a tonic `Channel` multiplexes and reconnects by itself.
     pub sequencer: SequencerClient<Channel>,
-    /// The shard's objects (tiles, bundles, checkpoint).
+    /// The shard's objects (tiles, bundles, checkpoint). Every tile and
+    /// bundle a read uses is verified against the published head; corrupt
+    /// ones are counted by its `corrupt_reads`, which the server exports as
+    /// `cairn_storage_corrupt_objects_total{shard}`.
     pub tiles: TileStore,
     /// Size, count and time limits of this shard's endpoints.
     pub limits: ShardLimits,
@@ -65,6 +69,9 @@ pub(crate) struct Shard {
     pub(crate) public_base_url: Option<String>,
     /// Verifies submit tokens; `None`: they are only parsed.
     pub(crate) token_check: Option<TokenCheck>,
+    /// The last published head whose log signature verified (see
+    /// `Shard::trusted`).
+    pub(crate) verified_head: std::sync::Mutex<Option<SignedTreeHead>>,
 }
 
 impl Shard {
@@ -87,6 +94,7 @@ impl Shard {
                 .token_verifier
                 .clone()
                 .map(|verifier| TokenCheck::new(verifier, config.token_timeout)),
+            verified_head: std::sync::Mutex::new(None),
         }
     }
 }

@@ -225,8 +225,10 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             .connect_lazy(),
     );
     let mut collectors = Vec::with_capacity(shards.len());
+    let mut tile_stores = Vec::with_capacity(shards.len());
     for p in shards {
         let shard = p.config.shard.clone();
+        tile_stores.push((shard.clone(), p.tiles.clone()));
         let c = Collector::new(p.config, p.policy, p.log_key, sequencer.clone(), p.tiles)
             .with_context(|| format!("shard {shard:?}"))?;
         collectors.push(Arc::new(c));
@@ -247,6 +249,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         shards: Vec::new(),
         collectors: collectors.clone(),
         http: Some(http_server.stats().clone()),
+        tile_stores,
     });
     let serve_task = tokio::spawn(http_server.serve(http, app, stopped(stop_rx.clone())));
     tracing::info!(

@@ -390,7 +390,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
                 policy,
                 dir.log_key.public_key(),
                 sequencer,
-                tiles,
+                tiles.clone(),
             )
             .context("starting the collector")?,
         ))
@@ -401,6 +401,8 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
             shards: vec![shard.clone()],
             collectors: collector.iter().cloned().collect(),
             http: Some(http_server.stats().clone()),
+            // One store, shared by the frontend and the collector.
+            tile_stores: vec![(SHARD.to_owned(), tiles)],
         }))
         .merge(frontend);
 

@@ -401,7 +401,13 @@ pub struct Harness {
     pub base: String,
     pub http: reqwest::Client,
     pub log: Arc<FakeLog>,
-    _dir: tempfile::TempDir,
+    /// The tile store the (latest) frontend reads: at first the one the
+    /// fake sequencer writes with (they share a cache), after
+    /// [`Harness::restart_frontend`] a fresh one on the same directory.
+    pub frontend_tiles: TileStore,
+    grpc_addr: SocketAddr,
+    options: Options,
+    dir: tempfile::TempDir,
 }
 
 impl Harness {
@@ -452,27 +458,8 @@ impl Harness {
                     })),
             );
         }
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
-            .unwrap()
-            .connect_timeout(Duration::from_secs(2))
-            .connect_lazy();
 
-        let shard = ShardFrontend {
-            name: SHARD.to_owned(),
-            log_key: log.log_key.public_key(),
-            sequencer: SequencerClient::new(channel),
-            tiles,
-            limits: options.limits,
-        };
-        let app = router(vec![shard], options.config).unwrap();
-        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http_addr = http.local_addr().unwrap();
-        let http = http.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        tokio::spawn(async move { axum::serve(http, app).await });
-
-        let root = format!("http://{http_addr}");
+        let root = serve_frontend(&log, tiles.clone(), grpc_addr, &options).await;
         Harness {
             base: format!("{root}/{SHARD}/"),
             root,
@@ -481,8 +468,39 @@ impl Harness {
                 .build()
                 .unwrap(),
             log,
-            _dir: dir,
+            frontend_tiles: tiles,
+            grpc_addr,
+            options,
+            dir,
         }
+    }
+
+    /// Starts a new frontend process, as after a restart: a fresh tile
+    /// store (empty cache) on the same directory, the same sequencer, a new
+    /// port. The old one keeps running but is no longer used.
+    pub async fn restart_frontend(&mut self) {
+        let tiles = TileStore::local(&self.dir.path().join("tiles"), SHARD).unwrap();
+        self.root = serve_frontend(&self.log, tiles.clone(), self.grpc_addr, &self.options).await;
+        self.base = format!("{}/{SHARD}/", self.root);
+        self.frontend_tiles = tiles;
+    }
+
+    /// Flips the lowest bit of byte `at` of the stored object `key` (e.g.
+    /// `tile/0/001`), behind the tile store's back: bit rot.
+    pub async fn flip_byte(&self, key: &str, at: usize) {
+        use object_store::ObjectStoreExt as _;
+        let path = object_store::path::Path::from(format!("{SHARD}/{key}"));
+        let store = self.log.tiles.object_store();
+        let mut bytes = store
+            .get(&path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        bytes[at] ^= 1;
+        store.put(&path, bytes.into()).await.unwrap();
     }
 
     /// GET `base + path`.
@@ -503,6 +521,35 @@ impl Harness {
             .await
             .unwrap()
     }
+}
+
+/// Serves a frontend for the fake log's shard reading `tiles`, talking to
+/// the sequencer at `grpc_addr`; returns its `http://127.0.0.1:PORT`.
+async fn serve_frontend(
+    log: &FakeLog,
+    tiles: TileStore,
+    grpc_addr: SocketAddr,
+    options: &Options,
+) -> String {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(2))
+        .connect_lazy();
+    let shard = ShardFrontend {
+        name: SHARD.to_owned(),
+        log_key: log.log_key.public_key(),
+        sequencer: SequencerClient::new(channel),
+        tiles,
+        limits: options.limits.clone(),
+    };
+    let app = router(vec![shard], options.config.clone()).unwrap();
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http_addr = http.local_addr().unwrap();
+    let http = http.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move { axum::serve(http, app).await });
+    format!("http://{http_addr}")
 }
 
 /// The submitter key of the tests (the vectors' submitter seed).
