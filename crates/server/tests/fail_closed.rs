@@ -438,3 +438,64 @@ async fn old_tiles_put_back_are_rebuilt_from_the_committed_leaves() {
     submit(&cairnd.policy(), "after", 2).await;
     cairnd.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flipped_byte_in_a_full_tile_is_never_served_and_is_counted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let listen = free_port();
+    let mut cairnd = Cairnd::start(&data, listen);
+    cairnd.wait_ready().await;
+    let policy = cairnd.policy();
+    submit(&policy, "tiles", 300).await;
+    cairnd.stop();
+    // One flipped bit in the first full level-0 tile and entry bundle.
+    for object in ["tiles/dev/tile/0/000", "tiles/dev/tile/entries/000"] {
+        let path = data.join(object);
+        let mut bytes = std::fs::read(&path).expect("full tile");
+        bytes[100] ^= 0x01;
+        std::fs::write(&path, bytes).expect("write");
+    }
+    let mut cairnd = Cairnd::start(&data, listen);
+    cairnd.wait_ready().await;
+    let base = cairnd.base_url();
+    let client = LogClient::new(&base).expect("client");
+    let head = client.get_tree_head().await.expect("get-tree-head");
+    let size = head.tree_head().size;
+    let key = SigningKey::from_seed(&[0x5a; 32]);
+    let leaf_hash = cairn_sigsum::leaf::Leaf::sign(&key, &message("tiles", 3)).leaf_hash();
+    let http = reqwest::Client::new();
+    for path in [
+        format!("get-inclusion-proof/{size}/{}", hex::encode(leaf_hash)),
+        "get-leaves/0/10".to_owned(),
+        "tile/0/000".to_owned(),
+        "tile/entries/000".to_owned(),
+    ] {
+        let r = http.get(format!("{base}{path}")).send().await.expect("get");
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        assert_eq!(
+            status,
+            reqwest::StatusCode::INTERNAL_SERVER_ERROR,
+            "{path}: {body}"
+        );
+        assert!(
+            body.contains("tile/"),
+            "{path}: the body names no object: {body}"
+        );
+    }
+    let metrics = reqwest::get(format!("http://{listen}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    let counted = metrics
+        .lines()
+        .find(|l| l.starts_with("cairn_storage_corrupt_objects_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(counted >= 1.0, "corrupt reads not counted:\n{metrics}");
+    cairnd.stop();
+}
