@@ -28,7 +28,7 @@ pub(crate) enum ApiError {
     #[error("{0}")]
     NotFound(String),
     /// 405: the endpoint exists but not for this method.
-    #[error("method {method} is not allowed here; use {allow}")]
+    #[error("method {} is not allowed here; use {allow}", shown_method(method))]
     MethodNotAllowed {
         /// The method used.
         method: Method,
@@ -52,6 +52,18 @@ pub(crate) enum ApiError {
     /// 500: a bug or corrupt data; retrying will not help.
     #[error("{0}")]
     Internal(String),
+}
+
+/// Longest method name echoed in a 405 body: a method is any token, of any
+/// length, and error bodies must not grow with the request.
+const MAX_SHOWN_METHOD: usize = 32;
+
+fn shown_method(method: &Method) -> String {
+    let name = method.as_str();
+    match name.get(..MAX_SHOWN_METHOD) {
+        Some(cut) if cut.len() < name.len() => format!("{cut}…"),
+        _ => name.to_owned(),
+    }
 }
 
 impl ApiError {
@@ -198,6 +210,26 @@ mod tests {
         let e = ApiError::from_status("AddLeaves", &tonic::Status::invalid_argument("bad"));
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(e.to_string().contains("bad"));
+    }
+
+    #[test]
+    fn a_long_method_is_echoed_cut_short() {
+        let method = Method::from_bytes("X".repeat(2000).as_bytes()).unwrap();
+        let e = ApiError::MethodNotAllowed {
+            method,
+            allow: "POST",
+        };
+        let message = e.to_string();
+        assert!(message.len() < 100, "{message}");
+        assert!(message.contains("XXX…"), "{message}");
+        let short = ApiError::MethodNotAllowed {
+            method: Method::PUT,
+            allow: "POST",
+        };
+        assert_eq!(
+            short.to_string(),
+            "method PUT is not allowed here; use POST"
+        );
     }
 
     #[tokio::test]

@@ -18,7 +18,9 @@
 //! sizes beyond the published tree, 404 for unknown endpoints, leaves and
 //! tiles, 405 for a wrong method, 503 (with `Retry-After`) when the
 //! sequencer or tile store is unavailable or overloaded, 500 for
-//! inconsistencies. Every error body is human-readable `text/plain`.
+//! inconsistencies; an HTTP/1.1 request without exactly one well-formed
+//! `Host` header is 400 (RFC 9112 §3.2). Every error body is human-readable
+//! `text/plain`.
 //!
 //! Object storage is not trusted: every tile and entry bundle behind a
 //! proof, a leaf or a served tile is verified against the published tree
@@ -64,7 +66,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::any;
@@ -147,13 +149,15 @@ pub fn router(shards: Vec<ShardFrontend>, config: FrontendConfig) -> Result<Rout
     Ok(app
         .fallback(unknown_path)
         // Innermost first: the timeout bounds the handler, the concurrency
-        // limit counts requests being handled, the body filler makes even
-        // layer-made errors readable, and tracing sees the final answer.
+        // limit counts requests being handled (a request refused for its
+        // Host takes no slot), the body filler makes even layer-made errors
+        // readable, and tracing sees the final answer.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             config.request_timeout,
         ))
         .layer(middleware::from_fn_with_state(slots, limit_concurrency))
+        .layer(middleware::from_fn(require_host))
         .layer(middleware::map_response(error::ensure_error_body))
         // Failures are logged once, by `ApiError` with their reason; the
         // layer's own report stays at debug.
@@ -175,6 +179,33 @@ async fn limit_concurrency(
             .into_response();
     };
     next.run(request).await
+}
+
+/// Refuses an HTTP/1.1 request without exactly one well-formed `Host`
+/// header with 400, as RFC 9112 §3.2 requires and Go's net/http (which
+/// sigsum-go's log server runs on) does. HTTP/1.0 needs no `Host`, and
+/// HTTP/2 carries the authority in a pseudo-header instead.
+async fn require_host(request: Request, next: Next) -> Response {
+    if request.version() == Version::HTTP_11 {
+        let mut hosts = request.headers().get_all(header::HOST).iter();
+        let problem = match (hosts.next(), hosts.next()) {
+            (None, _) => Some("an HTTP/1.1 request needs a Host header"),
+            (Some(_), Some(_)) => Some("more than one Host header"),
+            (Some(host), None) if !is_host(host.as_bytes()) => Some("malformed Host header"),
+            (Some(_), None) => None,
+        };
+        if let Some(problem) = problem {
+            return ApiError::BadRequest(problem.to_owned()).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Whether `host` is made of the characters of a URI authority's host and
+/// port (RFC 3986 reg-name, IP literal, `:`), as Go's net/http checks.
+fn is_host(host: &[u8]) -> bool {
+    host.iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b))
 }
 
 async fn unknown_path() -> Response {

@@ -738,6 +738,62 @@ async fn every_error_the_router_makes_has_a_readable_text_body() {
     }
 }
 
+/// Sends `head` (a whole request without body) on a fresh connection and
+/// returns the status line and the rest of the answer.
+async fn raw_exchange(h: &Harness, head: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = h.root.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed in time")
+        .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let (status, rest) = answer.split_once("\r\n").unwrap_or_default();
+    (status.to_owned(), rest.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_1_1_requests_need_exactly_one_well_formed_host() {
+    let h = with_leaves(2, Options::default()).await;
+    let host = h.root.trim_start_matches("http://").to_owned();
+    let path = "/dev/get-tree-head";
+    for (what, headers, reason) in [
+        ("no Host", String::new(), "needs a Host header"),
+        (
+            "two Hosts",
+            format!("Host: {host}\r\nHost: {host}\r\n"),
+            "more than one Host",
+        ),
+        (
+            "a Host with a space",
+            "Host: a b\r\n".to_owned(),
+            "malformed Host",
+        ),
+    ] {
+        let (status, rest) = raw_exchange(
+            &h,
+            &format!("GET {path} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, "HTTP/1.1 400 Bad Request", "{what}");
+        assert!(
+            rest.contains(TEXT) && rest.contains(reason),
+            "{what}: {rest}"
+        );
+    }
+    let (status, _) = raw_exchange(
+        &h,
+        &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let (status, _) = raw_exchange(&h, &format!("GET {path} HTTP/1.0\r\n\r\n")).await;
+    assert_eq!(status, "HTTP/1.0 200 OK", "HTTP/1.0 needs no Host");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiles_and_checkpoint_are_served_verbatim_with_their_cache_headers() {
     let h = Harness::start(Options::default()).await;

@@ -56,7 +56,18 @@ pub fn router(ops: Ops) -> Router {
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::new(ops))
+}
+
+/// 405 for the operator endpoints, with a readable body (axum's own is
+/// empty); axum adds the `Allow` header.
+pub async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed: the operator endpoints take GET or HEAD\n",
+    )
+        .into_response()
 }
 
 /// Ready when every shard has a Raft leader (in dev: this node), is not

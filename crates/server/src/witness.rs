@@ -248,6 +248,7 @@ fn ops_router(metrics: Metrics, state_dir: PathBuf) -> Router {
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(move || readyz(state_dir.clone())))
         .route("/metrics", get(render_metrics))
+        .method_not_allowed_fallback(crate::ops::method_not_allowed)
         .with_state(metrics)
 }
 
