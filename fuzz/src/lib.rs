@@ -570,9 +570,9 @@ struct ProofScenario {
     policy: Policy,
 }
 
-/// Keys, trees and policies from the shared test vectors, so that seeds
-/// built from those vectors reach signature and proof verification instead
-/// of stopping at an unknown key.
+/// Keys, trees and policies from the known-answer vectors
+/// (`testdata/vectors`), so that seeds built from those vectors reach
+/// signature and proof verification instead of stopping at an unknown key.
 struct Fixtures {
     log_key: PublicKey,
     witness_keys: Vec<PublicKey>,

@@ -14,8 +14,8 @@ use anyhow::{Context, bail};
 use cairn_client::Signer as _;
 use cairn_sigsum::crypto::namespaced;
 use cairn_sigsum::key::{
-    self, VKEY_TYPE_LOG, format_public_key_file, parse_public_key_hex, parse_vkey,
-    write_openssh_private_key,
+    self, VKEY_TYPE_LOG, VKEY_TYPE_WITNESS, format_public_key_file, parse_public_key_hex,
+    parse_vkey, write_openssh_private_key,
 };
 use cairn_sigsum::{PublicKey, Signature, SigningKey};
 use cairn_tlog::note::VerifierKey;
@@ -36,7 +36,9 @@ pub enum KeyCommand {
     ///
     /// The private key goes to FILE in OpenSSH format (mode 0600), the
     /// public key to FILE.pub in OpenSSH public key format. Existing files
-    /// are never overwritten.
+    /// are never overwritten (sigsum-key would). Prints nothing; with -v
+    /// the file names and the key hash on standard error.
+    #[command(visible_alias = "gen")]
     Generate {
         /// Where to store the private key; the public key goes to FILE.pub.
         #[arg(short = 'o', long = "output", value_name = "FILE")]
@@ -55,8 +57,8 @@ pub enum KeyCommand {
     ToVkey {
         #[command(flatten)]
         io: ConvertArgs,
-        /// Key name (required for cosignature/v1; default for ed25519: the
-        /// log origin sigsum.org/v1/tree/<key hash>).
+        /// Key name (required for cosignature/v1; default for ed25519, also
+        /// when empty: the log origin sigsum.org/v1/tree/<key hash>).
         #[arg(short = 'n', long = "name", value_name = "NAME")]
         name: Option<String>,
         /// Signature type of the vkey.
@@ -69,7 +71,9 @@ pub enum KeyCommand {
     /// Read a vkey and print its key in OpenSSH public key format.
     ///
     /// Ed25519 and cosignature/v1 vkeys are read; vkeys whose key ID does
-    /// not match their name, type and key are refused.
+    /// not match their name, type and key are refused. With -v (--verbose)
+    /// prints the key's name and type on standard error, as sigsum-key:
+    /// `Key name "NAME", key type: 0x01 (ed25519)`.
     FromVkey(ConvertArgs),
     /// Sign standard input and print the Ed25519 signature in hex (as
     /// sigsum-key sign).
@@ -130,10 +134,10 @@ pub enum VkeyType {
     CosignatureV1,
 }
 
-/// Runs a `cairn key` subcommand.
-pub fn run(cmd: KeyCommand) -> anyhow::Result<()> {
+/// Runs a `cairn key` subcommand; `verbose` is the count of `-v`.
+pub fn run(cmd: KeyCommand, verbose: u8) -> anyhow::Result<()> {
     match cmd {
-        KeyCommand::Generate { output } => generate(&output),
+        KeyCommand::Generate { output } => generate(&output, verbose),
         KeyCommand::ToHex(io) => {
             let key = read_public_key(&input(&io))?;
             files::write_output(io.output.as_deref(), &format!("{}\n", key.to_hex()))
@@ -144,7 +148,9 @@ pub fn run(cmd: KeyCommand) -> anyhow::Result<()> {
         }
         KeyCommand::ToVkey { io, name, key_type } => {
             let key = read_public_key(&input(&io))?;
-            let vkey = to_vkey(&key, name.as_deref(), key_type)?;
+            // sigsum-key takes an empty -n as no name.
+            let name = name.as_deref().filter(|n| !n.is_empty());
+            let vkey = to_vkey(&key, name, key_type)?;
             files::write_output(io.output.as_deref(), &format!("{vkey}\n"))
         }
         KeyCommand::FromHex(io) => {
@@ -155,8 +161,11 @@ pub fn run(cmd: KeyCommand) -> anyhow::Result<()> {
         }
         KeyCommand::FromVkey(io) => {
             let text = read_text(&io)?;
-            let (_, key) =
+            let (vkey, key) =
                 parse_vkey(&text).with_context(|| format!("vkey in {}", input(&io).describe()))?;
+            if verbose > 0 {
+                eprintln!("{}", vkey_description(&vkey));
+            }
             files::write_output(io.output.as_deref(), &format_public_key_file(&key))
         }
         KeyCommand::Sign {
@@ -211,7 +220,7 @@ fn read_signature(path: &Path) -> anyhow::Result<Signature> {
 }
 
 /// Generates a key pair from the operating system's random source.
-fn generate(output: &Path) -> anyhow::Result<()> {
+fn generate(output: &Path, verbose: u8) -> anyhow::Result<()> {
     let public_path = files::with_suffix(output, ".pub");
     for p in [output, public_path.as_path()] {
         if files::exists(p) {
@@ -227,13 +236,77 @@ fn generate(output: &Path) -> anyhow::Result<()> {
     files::write_atomic(output, private.as_bytes(), 0o600, Overwrite::Refuse)?;
     let public = format_public_key_file(&key.public_key());
     files::write_atomic(&public_path, public.as_bytes(), 0o644, Overwrite::Refuse)?;
-    eprintln!(
-        "wrote private key {} and public key {} (key hash {})",
-        output.display(),
-        public_path.display(),
-        key.public_key().key_hash()
-    );
+    if verbose > 0 {
+        eprintln!(
+            "wrote private key {} and public key {} (key hash {})",
+            output.display(),
+            public_path.display(),
+            key.public_key().key_hash()
+        );
+    }
     Ok(())
+}
+
+/// The line `sigsum-key from-vkey -v` prints about a vkey:
+/// `Key name "NAME", key type: 0xTT (TYPE)`, the name quoted as Go's `%q`
+/// quotes it, so that scripts reading either tool's line see the same
+/// bytes.
+fn vkey_description(vkey: &VerifierKey) -> String {
+    let type_name = match vkey.sig_type() {
+        VKEY_TYPE_LOG => "ed25519",
+        VKEY_TYPE_WITNESS => "cosignature/v1",
+        _ => "unknown",
+    };
+    format!(
+        "Key name {}, key type: 0x{:02x} ({type_name})",
+        go_quote(vkey.name()),
+        vkey.sig_type()
+    )
+}
+
+/// `s` in double quotes, escaped as Go's `strconv.Quote` escapes it:
+/// `\"` and `\\`; the C escapes `\a \b \f \n \r \t \v`; other ASCII
+/// controls as `\xNN`; characters that are not printable (controls,
+/// format and private-use characters, separators other than the space) as
+/// `\uNNNN` or `\UNNNNNNNN`, in lowercase hex.
+fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if is_go_printable(c) => out.push(c),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x1_0000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push_str(&format!("\\U{:08x}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `unicode.IsPrint`: letters, marks, numbers, punctuation, symbols
+/// and the ASCII space. Rust's escape tables treat exactly the other
+/// categories (controls, format, private use, unassigned, separators) as
+/// not printable, so a character `str::escape_debug` leaves alone past the
+/// first position (where combining marks would be escaped) is printable.
+/// The two languages' Unicode versions may differ on newly assigned
+/// characters.
+fn is_go_printable(c: char) -> bool {
+    if c.is_ascii() {
+        return c == ' ' || c.is_ascii_graphic();
+    }
+    let mut probe = String::from("a");
+    probe.push(c);
+    probe.escape_debug().skip(1).eq(std::iter::once(c))
 }
 
 fn to_vkey(key: &PublicKey, name: Option<&str>, key_type: VkeyType) -> anyhow::Result<VerifierKey> {
@@ -264,6 +337,22 @@ fn read_text(io: &ConvertArgs) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vkey_names_are_quoted_as_go_quotes_them() {
+        assert_eq!(
+            go_quote("sigsum.org/v1/tree/ab"),
+            "\"sigsum.org/v1/tree/ab\""
+        );
+        assert_eq!(go_quote("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(go_quote("x\u{7f}y\u{1}\n"), r#""x\x7fy\x01\n""#);
+        // Printable non-ASCII stays, combining marks included; format and
+        // private-use characters are escaped.
+        assert_eq!(go_quote("é\u{301}ö"), "\"é\u{301}ö\"");
+        assert_eq!(go_quote("a\u{ad}b"), r#""a\u00adb""#);
+        assert_eq!(go_quote("\u{85}\u{e000}"), r#""\u0085\ue000""#);
+        assert_eq!(go_quote("\u{f0000}"), r#""\U000f0000""#);
+    }
 
     #[test]
     fn witness_vkeys_need_a_name_and_log_vkeys_default_to_the_origin() {

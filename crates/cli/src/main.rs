@@ -20,7 +20,9 @@
 //! tool sets can be mixed freely. As in sigsum-go, a signing key given as
 //! an OpenSSH *public* key file means the private key is in ssh-agent
 //! (`SSH_AUTH_SOCK`). Diagnostics go to standard error; `-v` adds the
-//! client's progress, `-vv` its retries.
+//! client's progress, `-vv` its retries. Commands whose sigsum-go
+//! counterpart is silent or terse stay so unless `-v` is given
+//! (`docs/compatibility.md` lists the comparisons).
 
 mod files;
 mod key_files;
@@ -40,7 +42,8 @@ use clap::{ArgAction, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "cairn", version, propagate_version = true)]
 struct Cli {
-    /// More diagnostics on standard error (-v: progress, -vv: retries).
+    /// More output: client progress (-v) and retries (-vv) on standard
+    /// error; details for some commands (see their help).
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
@@ -98,7 +101,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     match cli.command {
-        Command::Key(cmd) => match keys::run(cmd) {
+        Command::Key(cmd) => match keys::run(cmd, cli.verbose) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("cairn key: error: {e:#}");
@@ -107,8 +110,8 @@ fn main() -> ExitCode {
         },
         Command::Submit(args) => submit::run(&args, cli.verbose),
         Command::Verify(args) => verify::run(&args),
-        Command::Token(cmd) => token::run(cmd),
-        Command::Policy(cmd) => policy_cmd::run(cmd),
+        Command::Token(cmd) => token::run(cmd, cli.verbose),
+        Command::Policy(cmd) => policy_cmd::run(cmd, cli.verbose),
         Command::Monitor(args) => monitor::run(&args),
     }
 }

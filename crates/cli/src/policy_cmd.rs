@@ -41,10 +41,15 @@ pub enum PolicyCommand {
     ///
     /// Exit status as for `check`.
     Explain(SelectArgs),
-    /// List the named policies: files NAME.sigsum-policy in
-    /// $SIGSUM_POLICY_DIR (default /etc/sigsum/policy), and the policies
-    /// built into sigsum-go. A file takes precedence over a builtin of the
-    /// same name.
+    /// List the names of the named policies, one per line and sorted, as
+    /// sigsum-policy list: files NAME.sigsum-policy in $SIGSUM_POLICY_DIR
+    /// (default /etc/sigsum/policy), and the policies built into sigsum-go.
+    ///
+    /// With -v (--verbose) each name is followed by a tab and where the
+    /// policy comes from: `builtin`, or the file's path (a file takes
+    /// precedence over a builtin of the same name). An unreadable policy
+    /// directory is reported on standard error and the builtins are still
+    /// listed.
     List,
     /// Print the text of a named policy (file or builtin) as it is.
     ///
@@ -72,14 +77,15 @@ enum Failure {
     Unusable(anyhow::Error),
 }
 
-/// Runs a `cairn policy` subcommand and returns its exit status.
-pub fn run(cmd: PolicyCommand) -> ExitCode {
+/// Runs a `cairn policy` subcommand and returns its exit status; `verbose`
+/// is the count of `-v`.
+pub fn run(cmd: PolicyCommand, verbose: u8) -> ExitCode {
     let result = match cmd {
         PolicyCommand::Check(args) => with_policy(&args, |input, p| {
             format!("{} is valid: {}\n", input.source, summary(p))
         }),
         PolicyCommand::Explain(args) => with_policy(&args, |_, p| explain(p)),
-        PolicyCommand::List => list().map_err(Failure::Unusable),
+        PolicyCommand::List => list(verbose > 0).map_err(Failure::Unusable),
         PolicyCommand::Show { name } => show(&name),
     };
     match result {
@@ -192,13 +198,23 @@ fn smallest_for(p: &Policy, m: Member) -> Vec<usize> {
     }
 }
 
-/// Prints `NAME<TAB>WHERE` for every named policy, sorted by name.
-fn list() -> anyhow::Result<()> {
+/// Prints every named policy's name, sorted, or with `long` the lines
+/// `NAME<TAB>WHERE`.
+fn list(long: bool) -> anyhow::Result<()> {
     let dir = policy_dir();
     let mut found: BTreeMap<String, String> = builtin_names()
         .map(|n| (n.to_owned(), "builtin".to_owned()))
         .collect();
-    for (name, path) in policy_files(&dir)? {
+    let files = match policy_files(&dir) {
+        Ok(files) => files,
+        // sigsum-policy lists the builtins when the directory cannot be
+        // read; saying why is our addition.
+        Err(e) => {
+            eprintln!("cairn policy: warning: {e:#}; listing the builtin policies only");
+            Vec::new()
+        }
+    };
+    for (name, path) in files {
         let place = if found.contains_key(&name) {
             format!("{} (overrides the builtin)", path.display())
         } else {
@@ -208,13 +224,20 @@ fn list() -> anyhow::Result<()> {
     }
     let text: String = found
         .iter()
-        .map(|(name, place)| format!("{name}\t{place}\n"))
+        .map(|(name, place)| {
+            if long {
+                format!("{name}\t{place}\n")
+            } else {
+                format!("{name}\n")
+            }
+        })
         .collect();
     files::write_output(None, &text)
 }
 
 /// The policy files in `dir` that `-P` can name: `NAME.sigsum-policy` with
-/// a valid NAME. A missing directory holds none.
+/// a valid NAME that is a regular file or a symbolic link to one (as
+/// sigsum-policy lists them). A missing directory holds none.
 fn policy_files(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -239,7 +262,9 @@ fn policy_files(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
         else {
             continue;
         };
-        if check_policy_name(name).is_ok() {
+        // Follows symbolic links: a link to a policy file names a policy.
+        let is_file = std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file());
+        if check_policy_name(name).is_ok() && is_file {
             out.push((name.to_owned(), entry.path()));
         }
     }
@@ -348,9 +373,19 @@ mod tests {
         ] {
             std::fs::write(dir.path().join(f), "").unwrap();
         }
-        let found = policy_files(dir.path()).unwrap();
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].0, "good");
+        // A directory is not a policy; a link to a file is, a dangling
+        // link is not.
+        std::fs::create_dir(dir.path().join("dir-not-file.sigsum-policy")).unwrap();
+        std::os::unix::fs::symlink(
+            "good.sigsum-policy",
+            dir.path().join("linked.sigsum-policy"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("missing", dir.path().join("dangling.sigsum-policy")).unwrap();
+        let mut found = policy_files(dir.path()).unwrap();
+        found.sort();
+        let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["good", "linked"], "{found:?}");
         assert!(
             policy_files(&dir.path().join("missing"))
                 .unwrap()

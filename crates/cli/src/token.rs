@@ -6,7 +6,8 @@
 //!   or with `--domain` the whole `sigsum-token: DOMAIN TOKEN` header line;
 //! * `record` prints the zone-file line `_sigsum_v1 IN TXT "<hex key>"`;
 //! * `verify` reads a token or header line and checks it against a given
-//!   key and/or the keys the domain publishes in DNS.
+//!   key and/or the keys the domain publishes in DNS; like sigsum-token it
+//!   prints nothing when the token is valid (`-v` says what vouched).
 //!
 //! The formats and the signature come from `cairn_sigsum::token`; the DNS
 //! lookup from `cairn_client::token`.
@@ -58,8 +59,9 @@ pub enum TokenCommand {
     /// verifies it. With -k the token is checked against that key too. A
     /// bare token needs --domain or -k.
     ///
-    /// Exit status 0 if the token is valid, 1 if it is not (the message
-    /// says what failed), 2 on usage, input or DNS errors.
+    /// Prints nothing if the token is valid (with -v: what vouched for it,
+    /// on standard error). Exit status 0 if the token is valid, 1 if it is
+    /// not (the message says what failed), 2 on usage, input or DNS errors.
     Verify(VerifyArgs),
 }
 
@@ -71,9 +73,14 @@ pub struct CreateArgs {
     /// public key whose private key is in ssh-agent ($SSH_AUTH_SOCK).
     #[arg(short = 'k', long = "signing-key", value_name = "FILE")]
     signing_key: PathBuf,
-    /// The log's public key: an OpenSSH public key file, or a file holding
-    /// 64 hex characters.
-    #[arg(long = "log-key", visible_alias = "log", value_name = "FILE")]
+    /// The log's public key: an OpenSSH public key file (as sigsum-token
+    /// -l/--log-key reads it), or a file holding 64 hex characters.
+    #[arg(
+        short = 'l',
+        long = "log-key",
+        visible_alias = "log",
+        value_name = "FILE"
+    )]
     log_key: PathBuf,
     /// Print a complete `sigsum-token: DOMAIN TOKEN` header line for this
     /// domain (without the `_sigsum_v1.` label).
@@ -102,9 +109,14 @@ pub struct VerifyArgs {
     /// it from standard input.
     #[arg(value_name = "TOKEN")]
     token: Option<String>,
-    /// The log's public key: an OpenSSH public key file, or a file holding
-    /// 64 hex characters.
-    #[arg(long = "log-key", visible_alias = "log", value_name = "FILE")]
+    /// The log's public key: an OpenSSH public key file (as sigsum-token
+    /// -l/--log-key reads it), or a file holding 64 hex characters.
+    #[arg(
+        short = 'l',
+        long = "log-key",
+        visible_alias = "log",
+        value_name = "FILE"
+    )]
     log_key: PathBuf,
     /// Also require that this rate-limit public key (OpenSSH public key
     /// file) verifies the token; no DNS lookup unless a domain is given.
@@ -123,12 +135,13 @@ pub struct VerifyArgs {
     quiet: bool,
 }
 
-/// Runs a `cairn token` subcommand and returns its exit status.
-pub fn run(cmd: TokenCommand) -> ExitCode {
+/// Runs a `cairn token` subcommand and returns its exit status; `verbose`
+/// is the count of `-v`.
+pub fn run(cmd: TokenCommand, verbose: u8) -> ExitCode {
     let result = match cmd {
         TokenCommand::Create(args) => create(&args),
         TokenCommand::Record(args) => record(&args),
-        TokenCommand::Verify(args) => return verify(&args),
+        TokenCommand::Verify(args) => return verify(&args, verbose),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -176,13 +189,16 @@ enum Outcome {
     Unusable(anyhow::Error),
 }
 
-fn verify(args: &VerifyArgs) -> ExitCode {
+fn verify(args: &VerifyArgs, verbose: u8) -> ExitCode {
     let (code, message) = match check(args) {
-        Ok(confirmation) => (EXIT_VALID, confirmation),
-        Err(Outcome::Invalid(msg)) => (EXIT_INVALID, format!("invalid token: {msg}")),
-        Err(Outcome::Unusable(e)) => (EXIT_USAGE, format!("error: {e:#}")),
+        // Silent on success, as sigsum-token verify and `cairn key verify`.
+        Ok(confirmation) => (EXIT_VALID, (verbose > 0).then_some(confirmation)),
+        Err(Outcome::Invalid(msg)) => (EXIT_INVALID, Some(format!("invalid token: {msg}"))),
+        Err(Outcome::Unusable(e)) => (EXIT_USAGE, Some(format!("error: {e:#}"))),
     };
-    if !args.quiet {
+    if let Some(message) = message
+        && !args.quiet
+    {
         eprintln!("cairn token verify: {message}");
     }
     ExitCode::from(code)

@@ -1,5 +1,5 @@
 //! `cairn key sign` and `cairn key verify` as child processes: known
-//! answers from the shared vectors, namespaces, exit statuses, and signing
+//! answers from the known-answer vectors, namespaces, exit statuses, and signing
 //! through a real ssh-agent when `-k` names a public key.
 
 mod common;

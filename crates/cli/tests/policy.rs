@@ -123,7 +123,16 @@ fn list_shows_builtins_and_directory_policies() {
     write(&policies, "mine.sigsum-policy", &own);
     write(&policies, "sigsum-test1-2025.sigsum-policy", &own);
     write(&policies, "README", "not a policy");
+    // Names only, sorted, as sigsum-policy list prints them.
     let o = cairn_with_policy_dir(dir.path(), &policies, &["policy", "list"], None);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(
+        o.stdout,
+        "mine\nsigsum-generic-2025-1\nsigsum-test-2025-3\nsigsum-test1-2025\nsigsum-test2-2025\n"
+    );
+    assert_eq!(o.stderr, "");
+    // -v adds where each comes from.
+    let o = cairn_with_policy_dir(dir.path(), &policies, &["policy", "list", "-v"], None);
     assert_eq!(o.code, 0, "{}", o.stderr);
     let lines: Vec<&str> = o.stdout.lines().collect();
     let p = policies.display();

@@ -227,19 +227,30 @@ fn record_of_the_test_domain_key_is_the_published_one() {
 fn verify_accepts_a_header_whose_domain_publishes_the_key() {
     let s = Setup::new();
     let header = format!("{}\n", s.header("example.org"));
+    // Silent, as sigsum-token verify; -v says what vouched.
     let o = s.verify(&[], Some(header.as_bytes()));
-    o.assert_exit(0, "valid: verified by a key at _sigsum_v1.example.org.");
+    assert_eq!(
+        (o.code, o.stdout, o.stderr),
+        (0, String::new(), String::new())
+    );
+    let o = s.verify(&["-v"], Some(header.as_bytes()));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(
+        o.stderr,
+        "cairn token verify: valid: verified by a key at _sigsum_v1.example.org.\n"
+    );
     // The same as an argument, and a bare token with --domain.
-    s.verify_header("example.org").assert_exit(0, "valid");
-    s.verify(&["-d", "example.org", s.token()], None)
+    s.verify(&["-v", &s.header("example.org")], None)
         .assert_exit(0, "valid");
-    assert_eq!(s.dns.queries().len(), 3);
+    s.verify(&["-v", "-d", "example.org", s.token()], None)
+        .assert_exit(0, "valid");
+    assert_eq!(s.dns.queries().len(), 4);
 }
 
 #[test]
 fn verify_falls_back_to_sigsum_v0_when_v1_does_not_exist() {
     let s = Setup::new();
-    s.verify_header("old.example")
+    s.verify(&["-v", &s.header("old.example")], None)
         .assert_exit(0, "_sigsum_v0.old.example.");
 }
 
@@ -274,7 +285,7 @@ fn verify_with_a_key_needs_no_dns() {
     let s = Setup::new();
     let base = ["token", "verify", "--log-key", "log.hex", "-k"];
     let run = |rest: &[&str]| cairn(s.path(), &[&base[..], rest].concat(), None);
-    run(&["rl.pub", s.token()]).assert_exit(0, "the key in rl.pub");
+    run(&["rl.pub", "-v", s.token()]).assert_exit(0, "the key in rl.pub");
     // The log key itself is not the rate-limit key.
     run(&["log.pub", s.token()]).assert_exit(1, "does not verify it");
     let quiet = run(&["rl.pub", "-q", &s.token().replace('1', "2")]);

@@ -1,4 +1,4 @@
-//! The built `cairn` binary on the shared vectors: `verify` (exit 0 valid,
+//! The built `cairn` binary on the known-answer vectors: `verify` (exit 0 valid,
 //! 1 invalid with the failed step named, 2 unusable input) and `key`.
 //!
 //! Vectors: `sigsum-go/go-test-proofs.json` (raw-hash mode),

@@ -29,7 +29,7 @@
 //! `max_age` (by the persisted time of the last success, so restarts do not
 //! reset it), that is [`Warning::Unreachable`]: a log that stays "down"
 //! after handing out a cosigned proof hides the leaf from monitors
-//! (`sigsum-log-operations.md` §10, liveness attack).
+//! (the "liveness attack" discussed in the Sigsum project, 2025-09).
 //!
 //! **Quorum time.** A head's freshness is the largest `T` such that the
 //! policy witnesses whose valid cosignatures carry timestamps `≥ T` satisfy

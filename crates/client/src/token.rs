@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use cairn_sigsum::PublicKey;
 use cairn_sigsum::token::{
-    DNS_LABEL, MAX_TXT_RECORDS, SubmitHeader, TokenRejected, verify_with_txt_records,
+    DNS_LABEL, MAX_TXT_RECORDS, SubmitHeader, TokenRejected, validate_domain,
+    verify_with_txt_records,
 };
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
@@ -356,19 +357,23 @@ fn limit_queries(opts: &mut hickory_resolver::config::ResolverOpts) {
 }
 
 /// `<label>.<domain>.` as a fully qualified name. A trailing dot on the
-/// domain is accepted; non-ASCII domains are converted to their A-labels.
+/// domain is accepted; non-ASCII domains are converted to their A-labels,
+/// and the result must pass [`validate_domain`], the check a log applies to
+/// every `sigsum-token` header.
 fn txt_name(label: &str, domain: &str) -> Result<Name, TokenError> {
     let invalid = |reason: String| TokenError::InvalidDomain {
         domain: domain.to_owned(),
         reason,
     };
-    let bare = domain.strip_suffix('.').unwrap_or(domain);
-    if bare.is_empty() || bare.starts_with('.') || bare.contains("..") {
-        return Err(invalid("empty label".to_owned()));
-    }
-    if bare.contains(|c: char| c.is_whitespace() || c.is_control()) {
-        return Err(invalid("whitespace or control character".to_owned()));
-    }
+    let ascii = if domain.is_ascii() {
+        domain.to_owned()
+    } else {
+        Name::from_utf8(domain)
+            .map_err(|e| invalid(e.to_string()))?
+            .to_ascii()
+    };
+    validate_domain(&ascii).map_err(|e| invalid(e.to_string()))?;
+    let bare = ascii.strip_suffix('.').unwrap_or(&ascii);
     let mut name =
         Name::from_utf8(format!("{label}.{bare}")).map_err(|e| invalid(e.to_string()))?;
     name.set_fqdn(true);
@@ -404,7 +409,17 @@ mod tests {
             txt_name(DNS_LABEL, "example.org.").unwrap().to_string(),
             "_sigsum_v1.example.org."
         );
-        for bad in ["", ".", ".example.org", "a..org", "ex ample.org", "a\tb"] {
+        let long_label = format!("{}.org", "x".repeat(300));
+        for bad in [
+            "",
+            ".",
+            ".example.org",
+            "a..org",
+            "ex ample.org",
+            "a\tb",
+            &long_label,
+            "räks..se",
+        ] {
             assert!(
                 matches!(
                     txt_name(DNS_LABEL, bad),

@@ -1,7 +1,10 @@
-//! The publish loop of one shard: poll the sequencer for its latest signed
-//! tree head, get it cosigned by the policy's witnesses, and publish it once
-//! the policy quorum holds (docs/decisions/0002-dev-slice.md, write path
-//! step 5).
+//! The publish loop of one shard: learn of the sequencer's latest signed
+//! tree head (its `WatchTreeHeads` stream starts a round as soon as a head
+//! is signed; a poll every `poll_interval` covers a broken stream), get it
+//! cosigned by the policy's witnesses, and publish it once the policy
+//! quorum holds (docs/architecture.md, write path steps 5 and 6). add-leaf
+//! answers 200 only once a leaf is published, so this loop's latency is
+//! part of every submission's.
 //!
 //! One round, for a signed size above the published one:
 //!
@@ -25,7 +28,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_proto::v1 as pb;
@@ -33,7 +36,7 @@ use cairn_proto::v1::sequencer_client::SequencerClient;
 use cairn_sigsum::policy::Policy;
 use cairn_sigsum::tree_head::{SignedTreeHead, TreeHead};
 use cairn_sigsum::{KeyHash, PublicKey, Signature};
-use cairn_storage::{StorageError, TileStore};
+use cairn_storage::{StorageError, TileStore, TrustedHead};
 use cairn_tlog::checkpoint::Checkpoint;
 use cairn_tlog::cosignature::{
     Cosignature, WitnessResponseError, cosignature_from_witness_response,
@@ -44,7 +47,7 @@ use cairn_tlog::note::{
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use reqwest::Url;
-use tokio::sync::{OnceCell, watch};
+use tokio::sync::{Notify, OnceCell, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tonic::transport::Channel;
 
@@ -54,6 +57,11 @@ use crate::metrics::CollectorMetrics;
 
 /// Limit on each sequencer call (`GetTreeHeads`, `PublishCosigned`).
 pub const SEQUENCER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// First delay before re-opening a broken `WatchTreeHeads` stream; doubled
+/// per failure up to [`WATCH_RECONNECT_MAX`] (polling goes on meanwhile).
+const WATCH_RECONNECT_MIN: Duration = Duration::from_millis(50);
+const WATCH_RECONNECT_MAX: Duration = Duration::from_secs(2);
 
 /// Latest acceptable cosignature timestamp, relative to local time: a
 /// witness clock further ahead than this is broken (or lying).
@@ -108,6 +116,10 @@ struct Target {
     url: Url,
     /// The size this witness last cosigned, as far as this process knows.
     size: AtomicU64,
+    /// Whether `size` was learned from the witness (an answer to this
+    /// process); until then the witness is probed with the published head
+    /// before it is sent anything new.
+    known: AtomicBool,
 }
 
 /// The collector of one shard. Build with [`Collector::new`], drive with
@@ -171,6 +183,7 @@ impl Collector {
                 key_hash: *w.key_hash(),
                 url,
                 size: AtomicU64::new(0),
+                known: AtomicBool::new(false),
             });
         }
         if policy.log_by_key_hash(&log_key.key_hash()).is_none() {
@@ -220,28 +233,68 @@ impl Collector {
         self.halted.subscribe()
     }
 
-    /// Runs rounds every `poll_interval` until `shutdown` completes (a round
-    /// in progress is abandoned; witnesses and the sequencer tolerate that).
-    /// Errors are logged and counted, never returned: the next poll retries.
-    /// Once halted, no more rounds run.
+    /// Runs a round whenever the sequencer signs a new head (and at least
+    /// every `poll_interval`) until `shutdown` completes (a round in
+    /// progress is abandoned; witnesses and the sequencer tolerate that).
+    /// Errors are logged and counted, never returned: the next round
+    /// retries. Once halted, no more rounds run.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
+        let signed = Notify::new();
+        tokio::select! {
+            () = shutdown => {}
+            () = self.follow_heads(&signed) => {}
+            () = self.rounds(&signed) => {}
+        }
+    }
+
+    async fn rounds(&self, signed: &Notify) {
         let mut tick = tokio::time::interval(self.config.poll_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                () = &mut shutdown => return,
                 _ = tick.tick() => {}
+                () = signed.notified() => {}
             }
             if self.halted() {
                 // Publishing stays stopped until an operator restarts us.
-                shutdown.await;
-                return;
+                return std::future::pending().await;
             }
-            tokio::select! {
-                () = &mut shutdown => return,
-                () = self.round() => {}
+            self.round().await;
+        }
+    }
+
+    /// Wakes `signed` each time the `WatchTreeHeads` stream reports a
+    /// signed size above the published one; reconnects with backoff. Never
+    /// returns.
+    async fn follow_heads(&self, signed: &Notify) {
+        let mut backoff = WATCH_RECONNECT_MIN;
+        loop {
+            let request = pb::GetTreeHeadsRequest {
+                shard: self.config.shard.clone(),
+            };
+            let mut seq = self.sequencer.clone();
+            match seq.watch_tree_heads(request).await {
+                Ok(stream) => {
+                    let mut stream = stream.into_inner();
+                    while let Some(Ok(heads)) = stream.next().await {
+                        backoff = WATCH_RECONNECT_MIN;
+                        let published = heads.cosigned.and_then(|c| c.signed).map(|s| s.size);
+                        if heads
+                            .signed
+                            .is_some_and(|s| published.is_none_or(|p| s.size > p))
+                        {
+                            // A permit is stored if a round is running:
+                            // the next one starts right after it.
+                            signed.notify_one();
+                        }
+                    }
+                }
+                Err(status) => {
+                    tracing::debug!(shard = %self.config.shard, %status, "WatchTreeHeads failed");
+                }
             }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(WATCH_RECONNECT_MAX);
         }
     }
 
@@ -260,12 +313,26 @@ impl Collector {
         let Some(signed_pb) = heads.signed else {
             return;
         };
-        let published = heads.cosigned.and_then(|c| c.signed).map(|s| s.size).max(
-            match self.published.load(Ordering::Relaxed) {
+        let published = heads
+            .cosigned
+            .as_ref()
+            .and_then(|c| c.signed.as_ref())
+            .map(|s| s.size)
+            .max(match self.published.load(Ordering::Relaxed) {
                 0 => None,
                 n => Some(n),
-            },
-        );
+            });
+        // First, before anything new is shown to a witness: witnesses not
+        // heard from since this process started are asked for their size.
+        if let Some(published_pb) = heads.cosigned.as_ref().and_then(|c| c.signed.as_ref())
+            && self
+                .witnesses
+                .iter()
+                .any(|t| !t.known.load(Ordering::Relaxed))
+            && self.probe(published_pb, signed_pb.size).await
+        {
+            return;
+        }
         if published.is_some_and(|p| signed_pb.size <= p) {
             return;
         }
@@ -390,7 +457,7 @@ impl Collector {
                          (fork or split view?); publishing halted until restart"
                     );
                     self.metrics.witness_error(&t.name);
-                    self.halted.send_replace(true);
+                    self.halt_for(t, witness_size).await;
                     return None;
                 }
                 Err(e) => {
@@ -432,6 +499,85 @@ impl Collector {
         })
     }
 
+    /// Learns the size of every witness not heard from yet by sending it
+    /// the already *published* head (from size 0, so a witness further on
+    /// answers 409 with its size and cosigns nothing). A new head is then
+    /// never shown to a witness that has cosigned a larger tree than this
+    /// log has signed — the sign that this log's state is older than what
+    /// it published (a restored backup): that halts publication at once,
+    /// before anything contradicting the witness is signed for it.
+    /// Returns whether it halted.
+    async fn probe(&self, published: &pb::SignedTreeHead, signed_size: u64) -> bool {
+        let shard = self.config.shard.as_str();
+        let Some(sth) = self.check_signed(published) else {
+            return false;
+        };
+        let checkpoint = sth.tree_head.checkpoint(&self.log_key.key_hash());
+        let Ok(note) = self.note(&checkpoint, &sth.signature) else {
+            return false;
+        };
+        let limit = self.client.timeout();
+        let probes: FuturesUnordered<_> = self
+            .witnesses
+            .iter()
+            .filter(|t| !t.known.load(Ordering::Relaxed))
+            .map(|t| {
+                let note = &note;
+                async move {
+                    let answer = tokio::time::timeout(
+                        limit,
+                        self.client.add_checkpoint(&t.url, 0, &[], note),
+                    )
+                    .await;
+                    (t, answer)
+                }
+            })
+            .collect();
+        let answers: Vec<_> = probes.collect().await;
+        for (t, answer) in answers {
+            let size = match answer {
+                Ok(Ok(_)) => sth.tree_head.size,
+                Ok(Err(WitnessError::Conflict { size })) => size,
+                // Unreachable now: the round will try it, from size 0.
+                _ => continue,
+            };
+            t.known.store(true, Ordering::Relaxed);
+            t.size.store(size, Ordering::Relaxed);
+            if size > signed_size {
+                tracing::error!(
+                    shard, witness = %t.name, witness_size = size, signed_size,
+                    "ALARM: witness has cosigned a larger tree than this log has signed \
+                     (the log's state is older than what it published, or a split view); \
+                     publishing halted until restart"
+                );
+                self.metrics.witness_error(&t.name);
+                self.halt_for(t, size).await;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Halts publishing here and tells the sequencer, so that it stops
+    /// accepting and serving too (best effort: the sequencer may be down;
+    /// publishing stays halted either way).
+    async fn halt_for(&self, t: &Target, witness_size: u64) {
+        self.halted.send_replace(true);
+        let req = pb::ReportWitnessAheadRequest {
+            shard: self.config.shard.clone(),
+            witness: t.name.clone(),
+            witness_size,
+        };
+        let mut seq = self.sequencer.clone();
+        match tokio::time::timeout(SEQUENCER_TIMEOUT, seq.report_witness_ahead(req)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(status)) => {
+                tracing::warn!(shard = %self.config.shard, %status, "ReportWitnessAhead failed");
+            }
+            Err(_) => tracing::warn!(shard = %self.config.shard, "ReportWitnessAhead timed out"),
+        }
+    }
+
     /// When to stop collecting if the quorum holds now: `None` if it does not.
     fn quorum_reached(&self, satisfied: &HashSet<KeyHash>) -> Option<Instant> {
         self.policy
@@ -459,7 +605,8 @@ impl Collector {
             let proof = if old == 0 || old == new {
                 Arc::default()
             } else {
-                proofs.get(&self.tiles, old, new).await?
+                let head = TrustedHead::new(new, checkpoint.root);
+                proofs.get(&self.tiles, old, head).await?
             };
             match self.client.add_checkpoint(&t.url, old, &proof, note).await {
                 Ok(body) => break body,
@@ -487,6 +634,7 @@ impl Collector {
             });
         }
         t.size.store(new, Ordering::Relaxed);
+        t.known.store(true, Ordering::Relaxed);
         Ok(pb::Cosignature {
             key_hash: t.key_hash.0.to_vec(),
             timestamp: cosig.timestamp,
@@ -549,15 +697,24 @@ struct ProofCache(std::sync::Mutex<HashMap<u64, Arc<OnceCell<Proof>>>>);
 type Proof = Arc<Vec<cairn_tlog::Hash>>;
 
 impl ProofCache {
-    /// The proof from `old` to `new`; a failed read is not cached, so the
-    /// next witness with that old size tries again.
-    async fn get(&self, tiles: &TileStore, old: u64, new: u64) -> Result<Proof, StorageError> {
+    /// The proof from `old` to `new` (the signed head, whose log signature
+    /// was checked, so its tiles are verified against it); a failed read is
+    /// not cached, so the next witness with that old size tries again.
+    async fn get(
+        &self,
+        tiles: &TileStore,
+        old: u64,
+        new: TrustedHead,
+    ) -> Result<Proof, StorageError> {
         let cell = {
             let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
             Arc::clone(map.entry(old).or_default())
         };
         cell.get_or_try_init(|| async {
-            tiles.consistency_proof(old, new, new).await.map(Arc::new)
+            tiles
+                .consistency_proof(old, new.size, new)
+                .await
+                .map(Arc::new)
         })
         .await
         .cloned()

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-/// Default time between `GetTreeHeads` polls.
+/// Default time between `GetTreeHeads` polls. New heads normally arrive
+/// through the `WatchTreeHeads` stream at once; polling covers a stream
+/// that is down.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Default limit on one witness request (connect, send, response body).
@@ -16,7 +18,9 @@ pub const DEFAULT_EXTRA_WAIT: Duration = Duration::ZERO;
 pub struct CollectorConfig {
     /// The shard (Sigsum log) name used in sequencer calls, e.g. `dev`.
     pub shard: String,
-    /// Time between polls of the sequencer's tree heads. Default 250 ms.
+    /// Time between polls of the sequencer's tree heads, in addition to
+    /// the rounds that the `WatchTreeHeads` stream starts as soon as a new
+    /// head is signed. Default 250 ms.
     pub poll_interval: Duration,
     /// Limit on each witness request, from connecting to the end of the
     /// response body; a round makes at most two requests per witness (the

@@ -34,15 +34,35 @@ struct SeqState {
     published: Vec<pb::CosignedTreeHead>,
 }
 
-/// Serves a signed tree head set by the test and records publications.
-#[derive(Clone, Debug, Default)]
+/// Serves a signed tree head set by the test and records publications;
+/// `WatchTreeHeads` sends the heads again after each `set_signed`.
+#[derive(Clone, Debug)]
 struct FakeSequencer {
     state: Arc<Mutex<SeqState>>,
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for FakeSequencer {
+    fn default() -> Self {
+        FakeSequencer {
+            state: Arc::default(),
+            changes: Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
 }
 
 impl FakeSequencer {
     fn set_signed(&self, s: pb::SignedTreeHead) {
         self.state.lock().expect("lock").signed = Some(s);
+        self.changes.send_modify(|n| *n += 1);
+    }
+    fn heads(&self) -> pb::TreeHeads {
+        let s = self.state.lock().expect("lock");
+        pb::TreeHeads {
+            tree_size: s.signed.as_ref().map_or(0, |h| h.size),
+            signed: s.signed.clone(),
+            cosigned: s.cosigned.clone(),
+        }
     }
     fn published(&self) -> Vec<pb::CosignedTreeHead> {
         self.state.lock().expect("lock").published.clone()
@@ -72,12 +92,32 @@ impl Sequencer for FakeSequencer {
         if req.get_ref().shard != SHARD {
             return Err(Status::not_found("unknown shard"));
         }
-        let s = self.state.lock().expect("lock");
-        Ok(Response::new(pb::TreeHeads {
-            tree_size: s.signed.as_ref().map_or(0, |h| h.size),
-            signed: s.signed.clone(),
-            cosigned: s.cosigned.clone(),
-        }))
+        Ok(Response::new(self.heads()))
+    }
+
+    type WatchTreeHeadsStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::TreeHeads, Status>> + Send>>;
+
+    async fn watch_tree_heads(
+        &self,
+        req: Request<pb::GetTreeHeadsRequest>,
+    ) -> Result<Response<Self::WatchTreeHeadsStream>, Status> {
+        if req.get_ref().shard != SHARD {
+            return Err(Status::not_found("unknown shard"));
+        }
+        let fake = self.clone();
+        let changes = self.changes.subscribe();
+        let stream = futures::stream::unfold(
+            (fake, changes, true),
+            |(fake, mut changes, first)| async move {
+                if !first && changes.changed().await.is_err() {
+                    return None;
+                }
+                changes.borrow_and_update();
+                Some((Ok(fake.heads()), (fake, changes, false)))
+            },
+        );
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn publish_cosigned(
@@ -101,6 +141,15 @@ impl Sequencer for FakeSequencer {
         s.cosigned = Some(head.clone());
         s.published.push(head);
         Ok(Response::new(pb::PublishCosignedResponse {}))
+    }
+
+    async fn report_witness_ahead(
+        &self,
+        _: Request<pb::ReportWitnessAheadRequest>,
+    ) -> Result<Response<pb::ReportWitnessAheadResponse>, Status> {
+        Ok(Response::new(pb::ReportWitnessAheadResponse {
+            halted: false,
+        }))
     }
 }
 
@@ -483,6 +532,30 @@ async fn publishes_once_two_of_three_cosign_while_the_third_is_slow() {
     // The slow witness would answer only after the test's whole deadline:
     // publication proves the collector stopped waiting at quorum.
     two_of_three_publish_with_a_bad_third(Kind::Slow(Duration::from_secs(120))).await;
+}
+
+#[tokio::test]
+async fn a_newly_signed_head_is_published_without_waiting_for_a_poll() {
+    let tiles = tempfile::tempdir().expect("tempdir");
+    let mut log = TestLog::new(tiles.path());
+    let key = log.public_key();
+    let w1 = start_witness(1, Kind::Honest, &key).await;
+    let w2 = start_witness(2, Kind::Down, &key).await;
+    let w3 = start_witness(3, Kind::Down, &key).await;
+    let fake = FakeSequencer::default();
+    fake.set_signed(log.grow_to(3).await);
+    // Polls are an hour apart (the first happens at once): only the
+    // WatchTreeHeads stream can start the round for size 7.
+    let config = CollectorConfig {
+        poll_interval: Duration::from_secs(3600),
+        ..config(Duration::ZERO, false)
+    };
+    let h = Harness::start(&fake, config, policy(&key, &[&w1, &w2, &w3], "1"), &log).await;
+    h.wait_published(3).await;
+    fake.set_signed(log.grow_to(7).await);
+    let head = h.wait_published(7).await;
+    assert_valid_cosignatures(&head, &key, &[&w1]);
+    h.shut_down().await;
 }
 
 #[tokio::test]

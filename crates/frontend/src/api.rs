@@ -2,9 +2,19 @@
 //!
 //! Reads are bounded by the *published* (cosigned) tree size: a client may
 //! only ask about trees it can have seen in `get-tree-head`. Proofs and
-//! leaves are computed from tiles at the latest *signed* size, whose tiles
+//! leaves are computed from the tiles of the published head, whose tiles
 //! are always fully written (the integrator writes them before the head is
-//! signed), so every tile a published size needs exists.
+//! signed), and the tile store verifies every tile and bundle it uses
+//! against that head's root (its log signature checked here first). A
+//! stored object that does not verify makes the request a 500 naming it,
+//! never a wrong 200.
+//!
+//! Belt and braces, every proof is also checked against the published root
+//! before it is returned: an inclusion proof against the root of its size,
+//! a consistency proof against the root of its new size, where a root below
+//! the published size is itself checked by a consistency proof to the
+//! published root. This costs a few hashes over tiles the proof has just
+//! verified and cached, and turns any remaining inconsistency into a 500.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -16,9 +26,11 @@ use cairn_sigsum::api::{
     AddLeafRequest, ConsistencyProof, ConsistencyProofRequest, InclusionProof,
     InclusionProofRequest, Leaves, LeavesRequest, RequestError,
 };
-use cairn_sigsum::leaf::Leaf;
+use cairn_sigsum::leaf::{Leaf, LeafError};
 use cairn_sigsum::token::{HEADER_NAME, SubmitHeader};
 use cairn_sigsum::tree_head::CosignedTreeHead;
+use cairn_storage::TrustedHead;
+use cairn_tlog::proof::{verify_consistency, verify_inclusion};
 use futures::StreamExt as _;
 
 use crate::batcher::Outcome;
@@ -26,13 +38,11 @@ use crate::convert;
 use crate::error::{ApiError, TEXT_PLAIN, from_storage};
 use crate::shard::Shard;
 
-/// The tree heads a read is answered against.
+/// The tree head a read is answered against.
 #[derive(Debug)]
-struct Heads {
+pub(crate) struct Heads {
     /// The latest published cosigned tree head, if any.
     published: Option<CosignedTreeHead>,
-    /// The latest signed (integrated) size: all its tiles are written.
-    signed_size: u64,
 }
 
 impl Heads {
@@ -40,13 +50,6 @@ impl Heads {
     /// every read is refused until then.
     fn published_size(&self) -> u64 {
         self.published.as_ref().map_or(0, |h| h.tree_head().size)
-    }
-
-    /// The size whose tiles reads may use. A published size was signed
-    /// before, so it never exceeds the signed size; `max` only guards
-    /// against a sequencer that reports them inconsistently.
-    fn stored_size(&self) -> u64 {
-        self.signed_size.max(self.published_size())
     }
 }
 
@@ -65,7 +68,7 @@ fn bad_arguments(e: RequestError) -> ApiError {
 
 impl Shard {
     /// Asks the sequencer for the shard's heads.
-    async fn heads(&self) -> Result<Heads, ApiError> {
+    pub(crate) async fn heads(&self) -> Result<Heads, ApiError> {
         let mut request = tonic::Request::new(GetTreeHeadsRequest {
             shard: self.name.clone(),
         });
@@ -90,10 +93,62 @@ impl Shard {
             .map(convert::cosigned_tree_head)
             .transpose()
             .map_err(malformed)?;
-        Ok(Heads {
-            published,
-            signed_size: heads.signed.as_ref().map_or(0, |s| s.size),
-        })
+        if let Some(head) = &published {
+            self.published.observe(head.tree_head().size);
+        }
+        Ok(Heads { published })
+    }
+
+    /// The head the tile store verifies reads against: the published one
+    /// ([`TrustedHead::EMPTY`] before the first publication), after checking
+    /// its log signature (500 if it does not verify: a head this frontend
+    /// cannot vouch for must not anchor what it serves). The last verified
+    /// head is remembered, so the signature is checked once per head.
+    pub(crate) fn trusted(&self, heads: &Heads) -> Result<TrustedHead, ApiError> {
+        let Some(head) = &heads.published else {
+            return Ok(TrustedHead::EMPTY);
+        };
+        let signed = head.signed;
+        let mut verified = self
+            .verified_head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *verified != Some(signed) {
+            if !signed.verify(&self.log_key) {
+                return Err(ApiError::Internal(format!(
+                    "the published tree head of size {} does not verify with the log key",
+                    signed.tree_head.size
+                )));
+            }
+            *verified = Some(signed);
+        }
+        Ok(TrustedHead::new(
+            signed.tree_head.size,
+            signed.tree_head.root_hash,
+        ))
+    }
+
+    /// The root of the tree of `size` leaves (at most `trusted.size`),
+    /// checked against the trusted root: the root itself at the trusted
+    /// size, else the root computed from tiles, accepted only if a
+    /// consistency proof to the trusted root verifies with it.
+    async fn checked_root(&self, size: u64, trusted: TrustedHead) -> Result<Hash, ApiError> {
+        if size == trusted.size {
+            return Ok(trusted.root);
+        }
+        let (root, proof) = futures::try_join!(
+            self.tiles.root(size, trusted),
+            self.tiles.consistency_proof(size, trusted.size, trusted)
+        )
+        .map_err(from_storage)?;
+        verify_consistency(size, trusted.size, &proof, &root, &trusted.root).map_err(|e| {
+            ApiError::Internal(format!(
+                "the root of tree size {size} computed from tiles is not consistent with the \
+                 published tree head of size {}: {e}",
+                trusted.size
+            ))
+        })?;
+        Ok(root)
     }
 
     /// The index of the leaf with `leaf_hash`, if the sequencer has it.
@@ -165,11 +220,20 @@ pub(crate) async fn get_inclusion_proof(shard: &Shard, args: &str) -> Result<Res
     if index >= request.size {
         return Err(not_in_tree());
     }
+    let trusted = shard.trusted(&heads)?;
     let path = shard
         .tiles
-        .inclusion_proof(index, request.size, heads.stored_size())
+        .inclusion_proof(index, request.size, trusted)
         .await
         .map_err(from_storage)?;
+    let root = shard.checked_root(request.size, trusted).await?;
+    verify_inclusion(&request.leaf_hash, index, request.size, &path, &root).map_err(|e| {
+        ApiError::Internal(format!(
+            "the inclusion proof of leaf {index} in tree size {} computed from tiles does not \
+             verify against the published tree head: {e}",
+            request.size
+        ))
+    })?;
     let proof = InclusionProof {
         leaf_index: index,
         path,
@@ -182,11 +246,23 @@ pub(crate) async fn get_consistency_proof(shard: &Shard, args: &str) -> Result<R
     let request = ConsistencyProofRequest::parse_args(args).map_err(bad_arguments)?;
     let heads = shard.heads().await?;
     within_published("new size", request.new_size, &heads)?;
-    let path = shard
-        .tiles
-        .consistency_proof(request.old_size, request.new_size, heads.stored_size())
-        .await
-        .map_err(from_storage)?;
+    let trusted = shard.trusted(&heads)?;
+    let (old, new) = (request.old_size, request.new_size);
+    let (path, old_root) = futures::try_join!(
+        shard.tiles.consistency_proof(old, new, trusted),
+        shard.tiles.root(old, trusted)
+    )
+    .map_err(from_storage)?;
+    // The old root need not be checked by itself: a path that leads to the
+    // checked new root is the right path, and then it also leads to the
+    // right old root, which the verification compares.
+    let new_root = shard.checked_root(new, trusted).await?;
+    verify_consistency(old, new, &path, &old_root, &new_root).map_err(|e| {
+        ApiError::Internal(format!(
+            "the consistency proof from tree size {old} to {new} computed from tiles does not \
+             verify against the published tree head: {e}"
+        ))
+    })?;
     Ok(text_ok(ConsistencyProof { path }.to_ascii()))
 }
 
@@ -207,9 +283,10 @@ pub(crate) async fn get_leaves(shard: &Shard, args: &str) -> Result<Response, Ap
     let end = request
         .end
         .min(request.start.saturating_add(shard.limits.max_get_leaves));
+    let trusted = shard.trusted(&heads)?;
     let raw = shard
         .tiles
-        .leaves(request.start, end, heads.stored_size())
+        .leaves(request.start, end, trusted)
         .await
         .map_err(from_storage)?;
     if raw.is_empty() {
@@ -229,7 +306,9 @@ pub(crate) async fn get_leaves(shard: &Shard, args: &str) -> Result<Response, Ap
 }
 
 /// Reads the body, refusing more than `limit` bytes (413) before reading
-/// them when the client declares its length, or as soon as they arrive.
+/// them when the client declares its length, or as soon as they arrive. A
+/// body the client sends too slowly (see `cairn_http::BodyTimeoutLayer`)
+/// is a 408; other read failures are a 400.
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -241,8 +320,10 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::BadRequest(format!("reading the request body failed: {e}")))?;
+        let chunk = chunk.map_err(|e| match cairn_http::find_body_timeout(&e) {
+            Some(timeout) => ApiError::RequestTimeout(timeout.to_string()),
+            None => ApiError::BadRequest(format!("reading the request body failed: {e}")),
+        })?;
         if buf.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }
@@ -273,13 +354,20 @@ fn submit_token(headers: &HeaderMap) -> Result<Option<SubmitHeader>, ApiError> {
 
 /// `POST add-leaf`, in log-go's check order: body (413/400), token header
 /// (400), its DNS verification if configured (400, or 503 without a DNS
-/// answer), leaf signature (403), then the batcher: 200 once committed, 202
-/// if not committed within the submit wait.
+/// answer), leaf signature (403), then the batcher.
+///
+/// 200 means what stock Sigsum clients rely on: `get-tree-head` now serves
+/// a cosigned head that includes the leaf, so its inclusion proof can be
+/// fetched at once (sigsum-submit treats a head that cannot prove the leaf
+/// after a 200 as fatal). A leaf not both committed and published within
+/// `submit_wait` of the request's arrival gets 202, and the client
+/// re-posts; a re-post of a leaf already published answers 200 at once.
 pub(crate) async fn add_leaf(
     shard: &Shard,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let deadline = tokio::time::Instant::now() + shard.limits.submit_wait;
     let body = read_body(headers, body, shard.limits.max_add_leaf_body).await?;
     let request = AddLeafRequest::parse(&body)
         .map_err(|e| ApiError::BadRequest(format!("invalid add-leaf request: {e}")))?;
@@ -293,12 +381,58 @@ pub(crate) async fn add_leaf(
             }
         }
     }
-    let leaf = request
-        .to_leaf()
-        .map_err(|e| ApiError::Forbidden(format!("invalid leaf signature: {e}")))?;
+    let leaf = request.to_leaf().map_err(|e| match e {
+        // 403 like a bad signature, not 400: the request is well-formed,
+        // but a weak key's signature authenticates no one (anyone can make
+        // one), which is what 403 says of a signature. It also keeps
+        // log-go's check order (token 400 first) and the answer a client
+        // already handles as "this key and signature are not accepted".
+        LeafError::WeakKey(_) => ApiError::Forbidden(format!(
+            "{e}; sign with a key from a standard Ed25519 key generator (stricter than sigsum-go, see docs/compatibility.md)"
+        )),
+        _ => ApiError::Forbidden(format!("invalid leaf signature: {e}")),
+    })?;
     let status = match shard.batcher.submit(leaf.to_bytes()).await? {
-        Outcome::Committed => StatusCode::OK,
-        Outcome::Pending => StatusCode::ACCEPTED,
+        Outcome::Committed { index } if shard.published.wait_includes(index, deadline).await => {
+            StatusCode::OK
+        }
+        Outcome::Committed { .. } | Outcome::Pending => StatusCode::ACCEPTED,
     };
     Ok(status.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use cairn_http::BodyTimeout;
+
+    use super::*;
+
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+    fn body_failing_with(error: BoxError) -> Body {
+        Body::from_stream(futures::stream::iter([
+            Ok(Bytes::from_static(b"old")),
+            Err(error),
+        ]))
+    }
+
+    #[tokio::test]
+    async fn a_body_sent_too_slowly_is_a_408_and_other_read_failures_a_400() {
+        let stalled = Box::new(BodyTimeout::Stalled {
+            stall: Duration::from_secs(5),
+        });
+        let e = read_body(&HeaderMap::new(), body_failing_with(stalled), 1024)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), StatusCode::REQUEST_TIMEOUT);
+        assert!(e.to_string().contains("stalled"), "{e}");
+
+        let reset = "connection reset".into();
+        let e = read_body(&HeaderMap::new(), body_failing_with(reset), 1024)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+    }
 }

@@ -33,9 +33,13 @@ const CALL_GRACE: Duration = Duration::from_secs(2);
 /// What became of a submitted leaf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// Raft-committed and applied: it will be in the next signed tree head
-    /// (add-leaf answers 200).
-    Committed,
+    /// Raft-committed and applied at `index`: it will be in the next
+    /// signed tree head (add-leaf answers 200 once a published head
+    /// includes it).
+    Committed {
+        /// The leaf's index in the tree.
+        index: u64,
+    },
     /// Handed to the sequencer but not committed within the wait
     /// (add-leaf answers 202; the client resubmits, which is idempotent).
     Pending,
@@ -207,7 +211,9 @@ async fn send(mut client: SequencerClient<Channel>, config: &BatchConfig, batch:
             );
             for (submission, result) in batch.into_iter().zip(results) {
                 let outcome = if result.committed {
-                    Outcome::Committed
+                    Outcome::Committed {
+                        index: result.index,
+                    }
                 } else {
                     Outcome::Pending
                 };
@@ -275,11 +281,27 @@ mod tests {
         ) -> Result<Response<pb::TreeHeads>, Status> {
             Err(Status::unimplemented("test"))
         }
+        type WatchTreeHeadsStream = tokio_stream::Empty<Result<pb::TreeHeads, Status>>;
+        async fn watch_tree_heads(
+            &self,
+            _: Request<pb::GetTreeHeadsRequest>,
+        ) -> Result<Response<Self::WatchTreeHeadsStream>, Status> {
+            Err(Status::unimplemented("test"))
+        }
         async fn publish_cosigned(
             &self,
             _: Request<pb::PublishCosignedRequest>,
         ) -> Result<Response<pb::PublishCosignedResponse>, Status> {
             Err(Status::unimplemented("test"))
+        }
+
+        async fn report_witness_ahead(
+            &self,
+            _: Request<pb::ReportWitnessAheadRequest>,
+        ) -> Result<Response<pb::ReportWitnessAheadResponse>, Status> {
+            Ok(Response::new(pb::ReportWitnessAheadResponse {
+                halted: false,
+            }))
         }
     }
 
@@ -343,7 +365,10 @@ mod tests {
         }
         gated.gate.add_permits(100);
         for answer in answers {
-            assert_eq!(answer.await.unwrap(), Ok(Outcome::Committed));
+            assert!(matches!(
+                answer.await.unwrap(),
+                Ok(Outcome::Committed { .. })
+            ));
         }
         let calls = gated.calls.lock().unwrap().clone();
         assert_eq!(calls.iter().sum::<usize>(), 21, "{calls:?}");
@@ -384,7 +409,10 @@ mod tests {
         }
         gated.gate.add_permits(100);
         for answer in answers {
-            assert_eq!(answer.await.unwrap(), Ok(Outcome::Committed));
+            assert!(matches!(
+                answer.await.unwrap(),
+                Ok(Outcome::Committed { .. })
+            ));
         }
     }
 }

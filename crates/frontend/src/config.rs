@@ -11,8 +11,10 @@ use cairn_client::token::TokenVerifier;
 /// reported as 400 rather than 413, and nothing more.
 pub const DEFAULT_MAX_ADD_LEAF_BODY: usize = 4096;
 
-/// How long add-leaf waits for the sequencer to commit a leaf before it
-/// answers 202 (Sigsum clients re-POST until they get 200).
+/// How long add-leaf waits for a leaf to be committed and then included in
+/// a published (cosigned) tree head before it answers 202 (Sigsum clients
+/// re-POST until they get 200). With local witnesses publication takes
+/// milliseconds; remote witnesses may need a good part of this.
 pub const DEFAULT_SUBMIT_WAIT: Duration = Duration::from_secs(3);
 
 /// Most leaves the batcher puts into one `AddLeaves` call.
@@ -42,6 +44,14 @@ pub const DEFAULT_SEQUENCER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Must exceed the submit wait, or add-leaf could never answer 202.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Default time limit for checking one submit token against DNS: both
+/// lookups (`_sigsum_v1`, then `_sigsum_v0` after NXDOMAIN) with all the
+/// resolver's attempts. A name server that does not answer in time gets
+/// add-leaf a 503 with `Retry-After`, well before the request timeout
+/// would answer 504; a healthy resolver answers in milliseconds, or in
+/// about a second when it must ask the domain's servers first.
+pub const DEFAULT_TOKEN_TIMEOUT: Duration = Duration::from_millis(2500);
+
 /// Default number of requests served at once; more are refused with 503
 /// rather than queued, so that overload is visible to clients at once.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
@@ -60,8 +70,9 @@ const MAX_GET_LEAVES: u64 = 65_536;
 pub struct ShardLimits {
     /// Largest add-leaf body in bytes; larger bodies get 413.
     pub max_add_leaf_body: usize,
-    /// How long add-leaf waits for commitment before answering 202; also
-    /// the `wait_ms` sent to the sequencer. At most 60 s.
+    /// How long add-leaf waits for commitment and publication before
+    /// answering 202, from the request's arrival; what is left of it when a
+    /// batch leaves is the `wait_ms` sent to the sequencer. At most 60 s.
     pub submit_wait: Duration,
     /// Most leaves per `AddLeaves` call, 1..=4096.
     pub batch_max_leaves: usize,
@@ -151,6 +162,13 @@ pub struct FrontendConfig {
     /// of them. `None` (the default): the header is only parsed, and a
     /// well-formed token is accepted unchecked.
     pub token_verifier: Option<Arc<TokenVerifier>>,
+    /// Time limit of one token check (all its DNS lookups); past it
+    /// add-leaf answers 503 with `Retry-After`. With a token verifier set,
+    /// it plus any shard's `submit_wait` must stay below
+    /// `request_timeout`, so that a slow DNS answer followed by a full
+    /// submit wait still gets its 202 rather than a 504. Default
+    /// [`DEFAULT_TOKEN_TIMEOUT`].
+    pub token_timeout: Duration,
 }
 
 impl Default for FrontendConfig {
@@ -160,6 +178,7 @@ impl Default for FrontendConfig {
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             public_base_url: None,
             token_verifier: None,
+            token_timeout: DEFAULT_TOKEN_TIMEOUT,
         }
     }
 }
@@ -170,6 +189,14 @@ impl FrontendConfig {
         if self.request_timeout.is_zero() {
             return Err(ConfigError::BadSetting {
                 field: "request_timeout",
+                reason: "must be positive".to_owned(),
+            });
+        }
+        // Its relation to the request timeout is checked by the router, and
+        // only with a verifier: without one it is never used.
+        if self.token_timeout.is_zero() {
+            return Err(ConfigError::BadSetting {
+                field: "token_timeout",
                 reason: "must be positive".to_owned(),
             });
         }

@@ -35,6 +35,10 @@ pub(crate) enum ApiError {
         /// The `Allow` header value.
         allow: &'static str,
     },
+    /// 408: the client sent the request body too slowly (it stalled, or
+    /// arrived below the minimum rate of `cairn_http::BodyTimeoutLayer`).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 413: the body exceeds the configured limit.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -58,6 +62,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -97,7 +102,9 @@ impl ApiError {
 /// The error for a failed tile-store read. Reads are checked against the
 /// published size before they reach the store, so no client request can
 /// make it fail: only transient store failures are 503, everything else
-/// (corrupt or missing tiles below the signed size) is 500.
+/// (missing tiles below the published size, or tiles and bundles that do
+/// not verify against the published head, whose message names the object)
+/// is 500.
 pub(crate) fn from_storage(e: cairn_storage::StorageError) -> ApiError {
     if e.is_retryable() {
         ApiError::Unavailable(format!("tile storage is unavailable: {e}"))

@@ -7,12 +7,12 @@
 //! | path | what | from |
 //! |---|---|---|
 //! | `GET /<name>/` | info page (key, key hash, origin, policy line) | config |
-//! | `POST add-leaf` | parse (400/413), token header (400; DNS check 400/503 if configured), leaf signature (403), batch → 200 committed / 202 pending | sequencer `AddLeaves` |
+//! | `POST add-leaf` | parse (400/413), token header (400; DNS check 400/503 if configured), leaf signature (403), batch → 200 once a published head includes the leaf / 202 if not within `submit_wait` | sequencer `AddLeaves`, `WatchTreeHeads` |
 //! | `GET get-tree-head` | latest published cosigned tree head | sequencer `GetTreeHeads` |
 //! | `GET get-inclusion-proof/<size>/<leaf hash>` | leaf index, proof | `GetLeafIndex` + tiles |
 //! | `GET get-consistency-proof/<old>/<new>` | proof | tiles |
 //! | `GET get-leaves/<start>/<end>` | ≤ `max_get_leaves` leaves | entry bundles |
-//! | `GET checkpoint`, `tile/...`, `tile/entries/...` | the stored objects, verbatim | tile store |
+//! | `GET checkpoint`, `tile/...`, `tile/entries/...` | the stored objects, verbatim (tiles verified against the published head) | tile store |
 //!
 //! Statuses follow `sigsum-protocol.md` §6: 400 for malformed requests and
 //! sizes beyond the published tree, 404 for unknown endpoints, leaves and
@@ -20,18 +20,29 @@
 //! sequencer or tile store is unavailable or overloaded, 500 for
 //! inconsistencies. Every error body is human-readable `text/plain`.
 //!
+//! Object storage is not trusted: every tile and entry bundle behind a
+//! proof, a leaf or a served tile is verified against the published tree
+//! head (whose log signature is checked) before use, and proofs are checked
+//! against its root before they are returned. A stored object that fails is
+//! never served: the request is a 500 whose body names it, and the tile
+//! store's `corrupt_reads` counter (exported by `cairnd` as
+//! `cairn_storage_corrupt_objects_total{shard}`) counts it.
+//!
 //! The frontend holds no log state: it can be replicated freely. Requests
 //! are bounded in body size (per shard), in time (the whole request,
 //! [`FrontendConfig::request_timeout`], answered 504) and in number
 //! ([`FrontendConfig::max_concurrent_requests`], beyond which requests get
-//! 503 at once rather than queueing).
+//! 503 at once rather than queueing). Served by `cairn_http::Server`, an
+//! add-leaf body that stalls or trickles is answered 408 (its body
+//! deadlines come well before the request timeout with the defaults).
 //!
 //! Submit tokens: with [`FrontendConfig::token_verifier`] set, add-leaf's
 //! `sigsum-token` header is verified against the submitter's
 //! `_sigsum_v1.<domain>` TXT records before the leaf signature (400 if DNS
-//! says the token is not valid, 503 if DNS gives no answer); verified
-//! tokens are cached for [`TOKEN_CACHE_TTL`]. Without it the header is
-//! only parsed.
+//! says the token is not valid, 503 with `Retry-After` if DNS gives no
+//! answer within [`FrontendConfig::token_timeout`]); verified tokens are
+//! cached for [`TOKEN_CACHE_TTL`]. Without it the header is only parsed
+//! (and its domain checked, as in both modes).
 //!
 //! Not yet done (later issues): per-domain rate limits (429), following a
 //! sequencer leader change (a follower's refusal is a 503), a short-lived
@@ -43,6 +54,7 @@ mod config;
 mod convert;
 mod error;
 mod info;
+mod published;
 mod shard;
 mod tiles;
 mod token;
@@ -58,13 +70,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::any;
 use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub use config::{
     ConfigError, DEFAULT_BATCH_MAX_DELAY, DEFAULT_BATCH_MAX_LEAVES, DEFAULT_MAX_ADD_LEAF_BODY,
     DEFAULT_MAX_BATCHES_IN_FLIGHT, DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_GET_LEAVES,
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_SEQUENCER_TIMEOUT, DEFAULT_SUBMIT_QUEUE, DEFAULT_SUBMIT_WAIT,
-    FrontendConfig, ShardLimits,
+    DEFAULT_TOKEN_TIMEOUT, FrontendConfig, ShardLimits,
 };
 pub use shard::ShardFrontend;
 pub use tiles::{
@@ -78,13 +90,15 @@ use shard::Shard;
 
 /// The HTTP router serving every shard in `shards` under `/<name>/`.
 ///
-/// Starts one submission batcher task per shard, so it must be called
-/// inside a Tokio runtime; the tasks stop when the router (and every clone
-/// of it) is dropped. Paths outside every shard answer 404.
+/// Starts one submission batcher task and one published-head watcher per
+/// shard, so it must be called inside a Tokio runtime; the tasks stop when
+/// the router (and every clone of it) is dropped. Paths outside every shard answer 404.
 ///
 /// Errors: [`ConfigError`] for an invalid or duplicate shard name, an
-/// invalid limit, or a request timeout not above a shard's submit wait
-/// (add-leaf could then never answer 202). Nothing is started on error.
+/// invalid limit, a request timeout not above a shard's submit wait
+/// (add-leaf could then never answer 202), or, with a token verifier, not
+/// above the token timeout plus the submit wait. Nothing is started on
+/// error.
 pub fn router(shards: Vec<ShardFrontend>, config: FrontendConfig) -> Result<Router, ConfigError> {
     config.validate()?;
     let mut names = HashSet::new();
@@ -96,6 +110,17 @@ pub fn router(shards: Vec<ShardFrontend>, config: FrontendConfig) -> Result<Rout
                 field: "request_timeout",
                 reason: format!(
                     "must exceed shard {:?}'s submit_wait of {:?}",
+                    shard.name, shard.limits.submit_wait
+                ),
+            });
+        }
+        if config.token_verifier.is_some()
+            && config.token_timeout + shard.limits.submit_wait >= config.request_timeout
+        {
+            return Err(ConfigError::BadSetting {
+                field: "token_timeout",
+                reason: format!(
+                    "plus shard {:?}'s submit_wait of {:?} must stay below request_timeout",
                     shard.name, shard.limits.submit_wait
                 ),
             });
@@ -130,7 +155,12 @@ pub fn router(shards: Vec<ShardFrontend>, config: FrontendConfig) -> Result<Rout
         ))
         .layer(middleware::from_fn_with_state(slots, limit_concurrency))
         .layer(middleware::map_response(error::ensure_error_body))
-        .layer(TraceLayer::new_for_http()))
+        // Failures are logged once, by `ApiError` with their reason; the
+        // layer's own report stays at debug.
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        ))
 }
 
 /// Refuses a request at once (503) when every slot is taken, instead of

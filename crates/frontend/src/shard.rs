@@ -17,12 +17,14 @@ use axum::response::Response;
 use cairn_proto::v1::sequencer_client::SequencerClient;
 use cairn_sigsum::PublicKey;
 use cairn_sigsum::api::Endpoint;
+use cairn_sigsum::tree_head::SignedTreeHead;
 use cairn_storage::TileStore;
 use tonic::transport::Channel;
 
 use crate::batcher::Batcher;
 use crate::config::{FrontendConfig, ShardLimits};
 use crate::error::ApiError;
+use crate::published::Published;
 use crate::token::TokenCheck;
 use crate::{api, info, tiles};
 
@@ -42,7 +44,10 @@ pub struct ShardFrontend {
     /// Client of the shard's sequencer (its Raft leader). Cloned per call;
     /// a tonic `Channel` multiplexes and reconnects by itself.
     pub sequencer: SequencerClient<Channel>,
-    /// The shard's objects (tiles, bundles, checkpoint).
+    /// The shard's objects (tiles, bundles, checkpoint). Every tile and
+    /// bundle a read uses is verified against the published head; corrupt
+    /// ones are counted by its `corrupt_reads`, which the server exports as
+    /// `cairn_storage_corrupt_objects_total{shard}`.
     pub tiles: TileStore,
     /// Size, count and time limits of this shard's endpoints.
     pub limits: ShardLimits,
@@ -59,16 +64,22 @@ pub(crate) struct Shard {
     pub(crate) tiles: TileStore,
     pub(crate) limits: ShardLimits,
     pub(crate) batcher: Batcher,
+    /// The published size, for add-leaf's wait.
+    pub(crate) published: Published,
     pub(crate) public_base_url: Option<String>,
     /// Verifies submit tokens; `None`: they are only parsed.
     pub(crate) token_check: Option<TokenCheck>,
+    /// The last published head whose log signature verified (see
+    /// `Shard::trusted`).
+    pub(crate) verified_head: std::sync::Mutex<Option<SignedTreeHead>>,
 }
 
 impl Shard {
-    /// The state for `frontend`; starts its batcher task (so it must run
-    /// inside a Tokio runtime).
+    /// The state for `frontend`; starts its batcher and published-head
+    /// watcher tasks (so it must run inside a Tokio runtime).
     pub(crate) fn start(frontend: ShardFrontend, config: &FrontendConfig) -> Shard {
         let batcher = Batcher::spawn(&frontend.name, frontend.sequencer.clone(), &frontend.limits);
+        let published = Published::spawn(&frontend.name, frontend.sequencer.clone());
         Shard {
             prefix: format!("/{}/", frontend.name),
             name: frontend.name,
@@ -77,8 +88,13 @@ impl Shard {
             tiles: frontend.tiles,
             limits: frontend.limits,
             batcher,
+            published,
             public_base_url: config.public_base_url.clone(),
-            token_check: config.token_verifier.clone().map(TokenCheck::new),
+            token_check: config
+                .token_verifier
+                .clone()
+                .map(|verifier| TokenCheck::new(verifier, config.token_timeout)),
+            verified_head: std::sync::Mutex::new(None),
         }
     }
 }

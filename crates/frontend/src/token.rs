@@ -78,18 +78,21 @@ fn key(header: &SubmitHeader) -> (String, [u8; 64]) {
     (header.domain.clone(), header.token.0)
 }
 
-/// One shard's token check: the shared verifier, and this shard's cache
-/// (a token is only valid for one log key, so caches are not shared).
+/// One shard's token check: the shared verifier, its time limit here, and
+/// this shard's cache (a token is only valid for one log key, so caches are
+/// not shared).
 #[derive(Debug)]
 pub(crate) struct TokenCheck {
     verifier: Arc<TokenVerifier>,
+    timeout: Duration,
     cache: Mutex<TokenCache>,
 }
 
 impl TokenCheck {
-    pub(crate) fn new(verifier: Arc<TokenVerifier>) -> Self {
+    pub(crate) fn new(verifier: Arc<TokenVerifier>, timeout: Duration) -> Self {
         TokenCheck {
             verifier,
+            timeout,
             cache: Mutex::new(TokenCache::new(TOKEN_CACHE_TTL, TOKEN_CACHE_ENTRIES)),
         }
     }
@@ -97,9 +100,10 @@ impl TokenCheck {
     /// Checks `header` for the log `log_key`: a cached success, or a DNS
     /// lookup. A DNS answer that the token is not valid (or a domain that
     /// cannot be looked up) is the submitter's mistake: 400, naming the
-    /// domain and why. A failure to get an answer (timeout, SERVFAIL,
-    /// unreachable name server) says nothing about the token: 503, so the
-    /// client retries rather than giving up on a leaf it may submit.
+    /// domain and why. A failure to get an answer (SERVFAIL, unreachable
+    /// name server, or none within the time limit, whatever the verifier's
+    /// own, longer limit) says nothing about the token: 503, so the client
+    /// retries rather than giving up on a leaf it may submit.
     pub(crate) async fn check(
         &self,
         log_key: &PublicKey,
@@ -108,7 +112,15 @@ impl TokenCheck {
         if self.lock().contains(header, Instant::now()) {
             return Ok(());
         }
-        match self.verifier.verify(log_key, header).await {
+        let verified = tokio::time::timeout(self.timeout, self.verifier.verify(log_key, header))
+            .await
+            .unwrap_or_else(|_| {
+                Err(TokenError::Timeout {
+                    domain: header.domain.clone(),
+                    after: self.timeout,
+                })
+            });
+        match verified {
             Ok(verified) => {
                 tracing::debug!(domain = %header.domain, "{verified}");
                 self.lock().insert(header, Instant::now());

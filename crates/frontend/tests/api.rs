@@ -72,6 +72,58 @@ async fn add_leaf_answers_200_once_the_sequencer_commits_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_leaf_answers_200_only_once_a_published_head_includes_the_leaf() {
+    let h = Harness::start(Options::default()).await;
+    h.log.append(&leaves(1)).await;
+    h.log.set_auto_publish(false).await;
+    let (req, leaf) = request(1);
+    let submit = tokio::spawn({
+        let base = h.base.clone();
+        let body = req.to_ascii();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}add-leaf"))
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    support::eventually("the leaf is sequenced", || async {
+        h.log.leaves().await.contains(&leaf.to_bytes())
+    })
+    .await;
+    // Committed and signed, but get-tree-head still serves size 1: a 200
+    // now would send sigsum-submit to a head that cannot prove the leaf.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!submit.is_finished(), "answered before publication");
+    h.log.publish().await;
+    let response = submit.await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let head = text(h.get("get-tree-head").await).await;
+    assert!(head.contains("size=2\n"), "{head}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_leaf_answers_202_when_publication_takes_longer_than_the_submit_wait() {
+    let h = Harness::start(Options {
+        limits: ShardLimits {
+            submit_wait: Duration::from_millis(200),
+            ..ShardLimits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    h.log.set_auto_publish(false).await;
+    let (req, _) = request(1);
+    let response = h.add_leaf(req.to_ascii()).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    // The client comes back after publication: 200 at once.
+    h.log.publish().await;
+    assert_eq!(h.add_leaf(req.to_ascii()).await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_leaf_answers_202_when_the_sequencer_has_not_committed_it() {
     let h = Harness::start(Options::default()).await;
     h.log.set_mode(AddMode::Pending).await;
@@ -100,6 +152,64 @@ async fn add_leaf_with_a_signature_that_does_not_verify_is_403() {
         "other key",
     )
     .await;
+    assert_eq!(h.log.add_calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_leaf_with_a_small_order_or_non_canonical_key_is_403_naming_the_key() {
+    use cairn_sigsum::api::AddLeafRequest;
+    use cairn_sigsum::{PublicKey, Signature};
+    let h = Harness::start(Options::default()).await;
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    // R = identity, S = 0: with the identity as key, Go's rules accept it
+    // for any message.
+    let mut forged = [0u8; 64];
+    forged[0] = 1;
+    // The identity with its sign bit set: a non-canonical small-order key.
+    let mut signed_identity = identity;
+    signed_identity[31] = 0x80;
+    // An order-8 point.
+    let order_8 = cairn_testvectors::unhex32(
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    );
+    for (what, key) in [
+        ("identity", identity),
+        ("identity, sign bit set", signed_identity),
+        ("order 8", order_8),
+    ] {
+        for message in [[1u8; 32], [2; 32]] {
+            let req = AddLeafRequest {
+                message,
+                signature: Signature(forged),
+                public_key: PublicKey(key),
+            };
+            let body = expect_error(
+                h.add_leaf(req.to_ascii()).await,
+                StatusCode::FORBIDDEN,
+                what,
+            )
+            .await;
+            assert!(body.contains("small-order"), "{what}: {body}");
+        }
+    }
+    // y = p + 3 names the point with y = 3 (on the curve, of large
+    // order), but not in its canonical form.
+    let mut non_canonical = [0xff; 32];
+    non_canonical[0] = 0xed + 3;
+    non_canonical[31] = 0x7f;
+    let req = AddLeafRequest {
+        message: [1; 32],
+        signature: Signature(forged),
+        public_key: PublicKey(non_canonical),
+    };
+    let body = expect_error(
+        h.add_leaf(req.to_ascii()).await,
+        StatusCode::FORBIDDEN,
+        "non-canonical",
+    )
+    .await;
+    assert!(body.contains("non-canonical"), "{body}");
     assert_eq!(h.log.add_calls.load(Ordering::SeqCst), 0);
 }
 
@@ -190,6 +300,27 @@ async fn sigsum_token_header_must_be_well_formed_when_present() {
     {
         let response = post(bad, i as u64).await.unwrap();
         expect_error(response, StatusCode::BAD_REQUEST, bad).await;
+    }
+    // Domains no DNS name can have are refused even though tokens are not
+    // looked up, with the problem named.
+    let token = "ab".repeat(64);
+    for (i, (domain, problem)) in [
+        ("a..org", "label 2 is empty"),
+        (&format!("{}.org", "x".repeat(300)), "300 characters"),
+        ("-a.org", "starts or ends with '-'"),
+        (
+            &format!("{}org", "x.".repeat(125)),
+            "domain is 253 characters",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let response = post(&format!("{domain} {token}"), 20 + i as u64)
+            .await
+            .unwrap();
+        let body = expect_error(response, StatusCode::BAD_REQUEST, domain).await;
+        assert!(body.contains(problem), "{domain}: {body}");
     }
     // Without a token verifier configured, a well-formed token is
     // accepted unchecked.
@@ -477,6 +608,136 @@ async fn malformed_requests_unknown_paths_and_wrong_methods_get_400_404_405() {
     }
 }
 
+/// Requests no HTTP client sends, over a raw socket: every error answer
+/// the router makes (the handlers' and axum's own) is a readable
+/// `text/plain` sentence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_the_router_makes_has_a_readable_text_body() {
+    use support::raw_http::{self, exchange};
+    let h = with_leaves(3, Options::default()).await;
+    let addr = h.root.trim_start_matches("http://");
+    let add_leaf = request(1).0.to_ascii();
+    let chunked_big = {
+        let mut body = Vec::new();
+        for _ in 0..5 {
+            body.extend_from_slice(b"3e8\r\n");
+            body.extend(std::iter::repeat_n(b'x', 1000));
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"0\r\n\r\n");
+        body
+    };
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        (
+            "invalid percent-encoding in an argument",
+            raw_http::request("GET", "/dev/get-leaves/%ZZ/1", &[], b""),
+            400,
+        ),
+        (
+            "percent-encoded argument",
+            raw_http::request("GET", "/dev/get-leaves/%30/1", &[], b""),
+            400,
+        ),
+        (
+            "non-UTF-8 percent-encoding",
+            raw_http::request("GET", "/%ff%fe/get-tree-head", &[], b""),
+            404,
+        ),
+        (
+            "encoded dot segments",
+            raw_http::request("GET", "/dev/%2e%2e/checkpoint", &[], b""),
+            404,
+        ),
+        (
+            "encoded slash in the shard name",
+            raw_http::request("GET", "/d%2Fev/get-tree-head", &[], b""),
+            404,
+        ),
+        (
+            "absolute-form target",
+            raw_http::request("GET", "http://cairn.test/dev/nothing", &[], b""),
+            404,
+        ),
+        (
+            "CONNECT",
+            raw_http::request("CONNECT", "cairn.test:443", &[], b""),
+            404,
+        ),
+        (
+            "unknown method",
+            raw_http::request("BREW", "/dev/add-leaf", &[], b""),
+            405,
+        ),
+        (
+            "OPTIONS",
+            raw_http::request("OPTIONS", "/dev/get-tree-head", &[], b""),
+            405,
+        ),
+        (
+            "DELETE of a tile",
+            raw_http::request("DELETE", "/dev/tile/0/000.p/3", &[], b""),
+            405,
+        ),
+        (
+            "add-leaf as JSON",
+            raw_http::request(
+                "POST",
+                "/dev/add-leaf",
+                &["Content-Type: application/json"],
+                br#"{"message":"00"}"#,
+            ),
+            400,
+        ),
+        (
+            "add-leaf as a form, well-formed body",
+            raw_http::request(
+                "POST",
+                "/dev/add-leaf",
+                &["Content-Type: application/x-www-form-urlencoded"],
+                add_leaf.as_bytes(),
+            ),
+            200,
+        ),
+        (
+            "declared body over the limit, never sent",
+            raw_http::request(
+                "POST",
+                "/dev/add-leaf",
+                &["Content-Length: 1000000"],
+                b"",
+            ),
+            413,
+        ),
+        (
+            "chunked body over the limit",
+            raw_http::request(
+                "POST",
+                "/dev/add-leaf",
+                &["Transfer-Encoding: chunked"],
+                &chunked_big,
+            ),
+            413,
+        ),
+        (
+            "sigsum-token header with non-ASCII bytes",
+            [
+                b"POST /dev/add-leaf HTTP/1.1\r\nHost: x\r\nConnection: close\r\nsigsum-token: r\xc3\xa4ksm\xc3\xb6rg\xc3\xa5s.se ab\r\n"
+                    .as_slice(),
+                format!("Content-Length: {}\r\n\r\n{add_leaf}", add_leaf.len()).as_bytes(),
+            ]
+            .concat(),
+            400,
+        ),
+    ];
+    for (what, bytes, status) in cases {
+        let response = exchange(addr, &bytes).await;
+        assert_eq!(response.status, status, "{what}: {}", response.text());
+        if status >= 400 {
+            response.assert_readable(what);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiles_and_checkpoint_are_served_verbatim_with_their_cache_headers() {
     let h = Harness::start(Options::default()).await;
@@ -691,16 +952,30 @@ async fn deterministic_vectors_are_reproduced_byte_for_byte() {
         log_seed: seed("log"),
         witness_seeds: vec![seed("witness1"), seed("witness2")],
         cosign_time: head["cosignatures"][0]["timestamp"].as_u64().unwrap(),
+        limits: ShardLimits {
+            submit_wait: Duration::from_millis(100),
+            ..ShardLimits::default()
+        },
         ..Options::default()
     })
     .await;
+    // Sequenced but not published: 202, until one publication of size 7.
     h.log.set_auto_publish(false).await;
     let leaves = v["leaves"].as_array().unwrap();
-    for leaf in leaves {
-        let body = leaf["add_leaf_request_body"].as_str().unwrap().to_owned();
-        assert_eq!(h.add_leaf(body).await.status(), StatusCode::OK);
+    let bodies: Vec<String> = leaves
+        .iter()
+        .map(|l| l["add_leaf_request_body"].as_str().unwrap().to_owned())
+        .collect();
+    for body in &bodies {
+        assert_eq!(
+            h.add_leaf(body.clone()).await.status(),
+            StatusCode::ACCEPTED
+        );
     }
     h.log.publish().await;
+    for body in &bodies {
+        assert_eq!(h.add_leaf(body.clone()).await.status(), StatusCode::OK);
+    }
 
     let expected_head = head["get_tree_head_response"].as_str().unwrap();
     assert_eq!(text(h.get("get-tree-head").await).await, expected_head);

@@ -9,11 +9,16 @@ mod fake_dns;
 mod support;
 
 use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use cairn_client::token::TokenVerifier;
-use cairn_frontend::FrontendConfig;
+use cairn_frontend::{
+    ConfigError, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TOKEN_TIMEOUT, FrontendConfig, ShardFrontend,
+    ShardLimits, router,
+};
 use cairn_sigsum::SigningKey;
 use cairn_sigsum::token::{SubmitHeader, sign};
 use fake_dns::{Entry, FakeDns};
@@ -46,16 +51,22 @@ async fn start(zone: Vec<(&str, Entry)>) -> (FakeDns, Harness) {
             .map(|(n, e)| (n.to_owned(), e))
             .collect::<HashMap<_, _>>(),
     );
-    let verifier = TokenVerifier::with_name_server(dns.addr()).unwrap();
-    let h = Harness::start(Options {
+    let h = checking_with(dns.addr()).await;
+    (dns, h)
+}
+
+/// A frontend verifying tokens with the name server at `addr`, with the
+/// default time limits.
+async fn checking_with(addr: SocketAddr) -> Harness {
+    let verifier = TokenVerifier::with_name_server(addr).unwrap();
+    Harness::start(Options {
         config: FrontendConfig {
             token_verifier: Some(Arc::new(verifier)),
             ..FrontendConfig::default()
         },
         ..Options::default()
     })
-    .await;
-    (dns, h)
+    .await
 }
 
 fn publishing_the_submitter_key() -> Vec<(&'static str, Entry)> {
@@ -148,6 +159,76 @@ async fn a_failing_name_server_is_503_so_the_client_retries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_name_server_is_503_with_retry_after_before_the_request_timeout() {
+    // Bound but never read: queries vanish without an answer or an ICMP
+    // error, as with a name server that has died behind a firewall.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let h = checking_with(silent.local_addr().unwrap()).await;
+    // The token timeout is what must answer, not the request timeout
+    // (504) nor the verifier's own, longer limit.
+    assert!(DEFAULT_TOKEN_TIMEOUT < DEFAULT_REQUEST_TIMEOUT);
+    let response = post(&h, &valid_header(), request(1).0.to_ascii()).await;
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body = body_of(response, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(body.contains(DOMAIN), "{body}");
+    assert!(body.contains("timed out"), "{body}");
+    assert!(body.contains("retry later"), "{body}");
+    assert_eq!(h.log.add_calls.load(Ordering::SeqCst), 0);
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_timeout_that_leaves_no_room_for_the_submit_wait_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = || ShardFrontend {
+        name: "dev".to_owned(),
+        log_key: SigningKey::from_seed(&LOG_SEED).public_key(),
+        sequencer: cairn_proto::v1::sequencer_client::SequencerClient::new(
+            tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy(),
+        ),
+        tiles: cairn_storage::TileStore::local(dir.path(), "dev").unwrap(),
+        limits: ShardLimits::default(),
+    };
+    let verifier =
+        Arc::new(TokenVerifier::with_name_server("127.0.0.1:53".parse().unwrap()).unwrap());
+    // 3 s submit wait + 2.5 s token check does not fit in 5 s.
+    let tight = FrontendConfig {
+        request_timeout: Duration::from_secs(5),
+        token_verifier: Some(Arc::clone(&verifier)),
+        ..FrontendConfig::default()
+    };
+    assert!(matches!(
+        router(vec![shard()], tight.clone()),
+        Err(ConfigError::BadSetting {
+            field: "token_timeout",
+            ..
+        })
+    ));
+    // Without a verifier the token timeout is never used.
+    let unchecked = FrontendConfig {
+        token_verifier: None,
+        ..tight.clone()
+    };
+    assert!(router(vec![shard()], unchecked).is_ok());
+    let shorter = FrontendConfig {
+        token_timeout: Duration::from_secs(1),
+        ..tight
+    };
+    assert!(router(vec![shard()], shorter).is_ok());
+    let zero = FrontendConfig {
+        token_timeout: Duration::ZERO,
+        ..FrontendConfig::default()
+    };
+    assert!(router(vec![shard()], zero).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_header_is_400_without_a_lookup() {
     let (dns, h) = start(publishing_the_submitter_key()).await;
     let body = body_of(
@@ -156,6 +237,14 @@ async fn a_malformed_header_is_400_without_a_lookup() {
     )
     .await;
     assert!(body.contains("sigsum-token"), "{body}");
+    // A domain no DNS name can have: the same 400 as without checking.
+    let token = valid_header().split_once(' ').unwrap().1.to_owned();
+    let body = body_of(
+        post(&h, &format!("a..org {token}"), request(2).0.to_ascii()).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(body.contains("label 2 is empty"), "{body}");
     assert!(dns.queries().is_empty());
 }
 

@@ -143,6 +143,24 @@ impl From<StoreError> for IntegrationError {
     }
 }
 
+/// The latest retryable integration failure, cleared by the next success:
+/// while set, the shard is degraded (its object store is failing, e.g. a
+/// full disk), refuses new submissions with a retryable error and reports
+/// itself not ready. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Degraded(Arc<std::sync::Mutex<Option<String>>>);
+
+impl Degraded {
+    /// The current failure, if integration is failing.
+    pub fn reason(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, reason: Option<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = reason;
+    }
+}
+
 /// Everything the loop needs; cloned handles.
 #[derive(Clone)]
 pub(crate) struct Integrator {
@@ -152,6 +170,10 @@ pub(crate) struct Integrator {
     pub(crate) store: TileStore,
     pub(crate) config: IntegratorConfig,
     pub(crate) halt: HaltFlag,
+    pub(crate) degraded: Degraded,
+    /// Turns true once the builders are resumed (storage holds the tiles of
+    /// the integrated size): the checkpoint is only re-written after that.
+    pub(crate) resumed: Arc<watch::Sender<bool>>,
 }
 
 impl Integrator {
@@ -182,6 +204,7 @@ impl Integrator {
                 }
                 Err(IntegrationError::Retryable(reason)) => {
                     tracing::warn!(%reason, backoff_ms = backoff.as_millis() as u64, "integration failed; retrying");
+                    self.degraded.set(Some(reason));
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = stop.wait_for(|s| *s) => break,
@@ -200,6 +223,9 @@ impl Integrator {
         let state = states.borrow_and_update().clone();
         self.check_leader()?;
         let (mut tiles, mut bundles) = self.resume(&state).await?;
+        // Storage answers again: submissions may resume.
+        self.degraded.set(None);
+        self.resumed.send_replace(true);
         loop {
             let state = states.borrow_and_update().clone();
             if tiles.size() >= state.tree_size {
@@ -231,7 +257,17 @@ impl Integrator {
         let (tiles, bundles) = if size == 0 {
             (TileBuilder::new(), BundleBuilder::new())
         } else {
-            self.store.resume(size).await?
+            match self.store.resume(size).await {
+                Ok(builders) => builders,
+                Err(StorageError::NotFound { path }) => {
+                    // Tiles are derived from the committed leaves: storage
+                    // restored from an older copy (or lost) is rebuilt, and
+                    // create-only writes still refuse any tile that differs.
+                    tracing::warn!(size, %path, "tiles of the integrated size are missing from storage; rebuilding them from the committed leaves");
+                    self.rebuild(size).await?
+                }
+                Err(e) => return Err(e.into()),
+            }
         };
         let expected = if size == 0 {
             EMPTY_ROOT
@@ -246,6 +282,33 @@ impl Integrator {
             )));
         }
         tracing::info!(size, tree_size = state.tree_size, "integrator resumed");
+        Ok((tiles, bundles))
+    }
+
+    /// Builders for `size`, made by re-writing every tile and bundle of the
+    /// tree of `size` leaves from the state machine (existing identical
+    /// objects are left alone; different ones are a fork).
+    async fn rebuild(&self, size: u64) -> Result<(TileBuilder, BundleBuilder), IntegrationError> {
+        let step = self.config.max_step_leaves.clamp(1, MAX_READ_LEAVES);
+        let mut tiles = TileBuilder::new();
+        let mut bundles = BundleBuilder::new();
+        let mut start = 0;
+        while start < size {
+            self.check_leader()?;
+            let end = size.min(start + step);
+            let (leaves, hashes) = self.read_leaves(start, end).await?;
+            let bundle_writes = bundles
+                .append(&leaves)
+                .map_err(|e| IntegrationError::Fatal(format!("bundle builder at {start}: {e}")))?;
+            let tile_writes = tiles
+                .append(&hashes)
+                .map_err(|e| IntegrationError::Fatal(format!("tile builder at {start}: {e}")))?;
+            self.store
+                .write_integration(&bundle_writes, &tile_writes)
+                .await?;
+            start = end;
+        }
+        tracing::info!(size, "tiles rebuilt from the committed leaves");
         Ok((tiles, bundles))
     }
 
@@ -278,6 +341,7 @@ impl Integrator {
         self.store
             .write_integration(&bundle_writes, &tile_writes)
             .await?;
+        self.degraded.set(None);
         tracing::debug!(start, end, "tiles written");
 
         let sm = self.state_machine.clone();

@@ -10,6 +10,9 @@
 //!   `Integrated`.
 //! * [`signer`] — the one place that signs tree heads, and only integrated
 //!   sizes derived from committed state.
+//! * [`record`] — the durable record of the largest head a node signed,
+//!   kept outside its database, so a restored old database cannot sign a
+//!   second history.
 //! * [`shard`] — one shard's Raft, state and pipeline tasks.
 //! * [`service`] — the `cairn.v1.Sequencer` gRPC service.
 
@@ -17,6 +20,7 @@ pub mod batcher;
 pub mod integrator;
 pub mod log_store;
 pub mod network;
+pub mod record;
 pub mod service;
 pub mod shard;
 pub mod signer;

@@ -39,7 +39,7 @@ use openraft::{
     AnyError, Entry, LogId, LogState, OptionalSend, RaftLogReader, StorageError, StorageIOError,
     Vote,
 };
-use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
+use rocksdb::{ColumnFamilyDescriptor, DB, DBRecoveryMode, Options, WriteBatch, WriteOptions};
 
 use crate::types::{NodeId, TypeConfig};
 
@@ -150,6 +150,13 @@ pub fn open_shard_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
+    // Fail closed on a damaged database. The default recovery mode
+    // (point-in-time) silently drops everything after a corrupt WAL record,
+    // which rolls the tree back below leaves this node acknowledged; with
+    // every durable write fsynced, a WAL that does not read back whole is
+    // damage, not a torn write, and must stop the node for an operator.
+    opts.set_wal_recovery_mode(DBRecoveryMode::AbsoluteConsistency);
+    opts.set_paranoid_checks(true);
     let cfs = ALL_CFS
         .iter()
         .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));

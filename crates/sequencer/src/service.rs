@@ -12,7 +12,7 @@
 //! | cosigned size below the published one, or rejected by the state machine | `FAILED_PRECONDITION` (no leader metadata) |
 //! | cosigned size not integrated yet, or root not the log's root at that size | `OUT_OF_RANGE` |
 //! | too many leaves pending (pushback) | `RESOURCE_EXHAUSTED` |
-//! | pipeline halted, Raft or object store unavailable, shutting down | `UNAVAILABLE` |
+//! | pipeline halted, leader not yet checked against the published log, state behind a head this node signed, Raft or object store unavailable, shutting down | `UNAVAILABLE` |
 //! | local database or a fatal storage error | `INTERNAL` |
 
 use std::collections::HashMap;
@@ -24,10 +24,13 @@ use cairn_proto::v1::sequencer_server::{Sequencer, SequencerServer};
 use cairn_proto::v1::{
     AddLeavesRequest, AddLeavesResponse, Cosignature, CosignedTreeHead, GetLeafIndexRequest,
     GetLeafIndexResponse, GetTreeHeadsRequest, LeafResult, PublishCosignedRequest,
-    PublishCosignedResponse, SignedTreeHead, TreeHeads,
+    PublishCosignedResponse, ReportWitnessAheadRequest, ReportWitnessAheadResponse, SignedTreeHead,
+    TreeHeads,
 };
 use cairn_tlog::Hash;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
@@ -113,9 +116,12 @@ pub fn status_for(e: &ShardError) -> Status {
             Status::failed_precondition(msg)
         }
         ShardError::NotInTree { .. } => Status::out_of_range(msg),
-        ShardError::Halted(_) | ShardError::Raft(_) | ShardError::ShuttingDown => {
-            Status::unavailable(msg)
-        }
+        ShardError::Halted(_)
+        | ShardError::Raft(_)
+        | ShardError::ShuttingDown
+        | ShardError::Record(_)
+        | ShardError::NotCleared
+        | ShardError::Degraded(_) => Status::unavailable(msg),
         ShardError::Storage(s) if s.is_retryable() => Status::unavailable(msg),
         ShardError::Storage(_)
         | ShardError::Database(_)
@@ -132,6 +138,98 @@ fn not_leader_status(msg: String, hint: &LeaderHint) -> Status {
         status.metadata_mut().insert(LEADER_METADATA_KEY, value);
     }
     status
+}
+
+/// The wire form of a shard's heads.
+fn tree_heads_message(heads: crate::shard::TreeHeads) -> TreeHeads {
+    let signed = SignedTreeHead {
+        size: heads.signed.tree_head.size,
+        root_hash: heads.signed.tree_head.root_hash.to_vec(),
+        signature: heads.signed.signature.0.to_vec(),
+    };
+    let cosigned = heads.cosigned.map(|c| CosignedTreeHead {
+        signed: Some(SignedTreeHead {
+            size: c.size,
+            root_hash: c.root.to_vec(),
+            signature: c.signature,
+        }),
+        cosignatures: c
+            .cosignatures
+            .into_iter()
+            .map(|s| Cosignature {
+                key_hash: s.key_hash.to_vec(),
+                timestamp: s.timestamp,
+                signature: s.signature,
+                note_name: s.note_name,
+            })
+            .collect(),
+    });
+    TreeHeads {
+        tree_size: heads.tree_size,
+        signed: Some(signed),
+        cosigned,
+    }
+}
+
+/// What makes a `WatchTreeHeads` message worth sending: the signed size and
+/// the published head (its size and how many cosignatures it carries, as a
+/// re-publication may add some). The bare tree size alone changes with
+/// every batch and is not worth a message.
+fn watched(heads: &crate::shard::TreeHeads) -> (u64, Option<(u64, usize)>) {
+    (
+        heads.signed.tree_head.size,
+        heads
+            .cosigned
+            .as_ref()
+            .map(|c| (c.size, c.cosignatures.len())),
+    )
+}
+
+/// Feeds one `WatchTreeHeads` stream until the reader goes away or the
+/// shard stops (which must end the stream, or the gRPC server's graceful
+/// shutdown would wait for it forever).
+async fn watch_heads(
+    shard: Arc<Shard>,
+    first: crate::shard::TreeHeads,
+    tx: mpsc::Sender<Result<TreeHeads, Status>>,
+) {
+    let mut states = shard.subscribe();
+    let mut stop = shard.watch_stop();
+    let mut last = watched(&first);
+    if tx.send(Ok(tree_heads_message(first))).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            changed = states.changed() => if changed.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+            () = tx.closed() => return,
+        }
+        // Signing happens only here, for a state that moved: one signature
+        // per new head and stream, not one per poll.
+        let state = states.borrow_and_update().clone();
+        if (
+            state.integrated_size,
+            state
+                .cosigned
+                .as_ref()
+                .map(|c| (c.size, c.cosignatures.len())),
+        ) == last
+        {
+            continue;
+        }
+        let heads = match shard.heads_for(state) {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = tx.send(Err(status_for(&e))).await;
+                return;
+            }
+        };
+        last = watched(&heads);
+        if tx.send(Ok(tree_heads_message(heads))).await.is_err() {
+            return;
+        }
+    }
 }
 
 fn hash(bytes: &[u8], what: &str) -> Result<Hash, Status> {
@@ -212,33 +310,25 @@ impl Sequencer for SequencerService {
         let req = request.into_inner();
         let shard = self.get(&req.shard)?;
         let heads = shard.tree_heads().map_err(|e| status_for(&e))?;
-        let signed = SignedTreeHead {
-            size: heads.signed.tree_head.size,
-            root_hash: heads.signed.tree_head.root_hash.to_vec(),
-            signature: heads.signed.signature.0.to_vec(),
-        };
-        let cosigned = heads.cosigned.map(|c| CosignedTreeHead {
-            signed: Some(SignedTreeHead {
-                size: c.size,
-                root_hash: c.root.to_vec(),
-                signature: c.signature,
-            }),
-            cosignatures: c
-                .cosignatures
-                .into_iter()
-                .map(|s| Cosignature {
-                    key_hash: s.key_hash.to_vec(),
-                    timestamp: s.timestamp,
-                    signature: s.signature,
-                    note_name: s.note_name,
-                })
-                .collect(),
-        });
-        Ok(Response::new(TreeHeads {
-            tree_size: heads.tree_size,
-            signed: Some(signed),
-            cosigned,
-        }))
+        Ok(Response::new(tree_heads_message(heads)))
+    }
+
+    type WatchTreeHeadsStream = ReceiverStream<Result<TreeHeads, Status>>;
+
+    async fn watch_tree_heads(
+        &self,
+        request: Request<GetTreeHeadsRequest>,
+    ) -> Result<Response<Self::WatchTreeHeadsStream>, Status> {
+        let req = request.into_inner();
+        let shard = Arc::clone(self.get(&req.shard)?);
+        // Fails the call itself (rather than the stream) if the shard
+        // cannot sign its current head.
+        let first = shard.tree_heads().map_err(|e| status_for(&e))?;
+        // One slot: the task waits for the reader instead of queueing heads,
+        // and sends whatever is newest when the reader catches up.
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(watch_heads(shard, first, tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     async fn publish_cosigned(
@@ -294,5 +384,15 @@ impl Sequencer for SequencerService {
             .await
             .map_err(|e| status_for(&e))?;
         Ok(Response::new(PublishCosignedResponse {}))
+    }
+
+    async fn report_witness_ahead(
+        &self,
+        request: Request<ReportWitnessAheadRequest>,
+    ) -> Result<Response<ReportWitnessAheadResponse>, Status> {
+        let req = request.into_inner();
+        let shard = self.get(&req.shard)?;
+        let halted = shard.witness_ahead(&req.witness, req.witness_size);
+        Ok(Response::new(ReportWitnessAheadResponse { halted }))
     }
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_sigsum::tree_head::SignedTreeHead;
-use cairn_sigsum::{PublicKey, SigningKey};
+use cairn_sigsum::{KeyHash, PublicKey, SigningKey};
 use cairn_storage::{StorageError, TileStore};
 use cairn_tlog::Hash;
 use openraft::{Raft, ServerState};
@@ -37,11 +37,12 @@ use tokio::time::Instant;
 use crate::batcher::{
     Batcher, BatcherConfig, LeaderHint, LeafStatus, ProposeError, SubmitError, not_leader, propose,
 };
-use crate::integrator::{HaltFlag, Integrator, IntegratorConfig};
+use crate::integrator::{Degraded, HaltFlag, Integrator, IntegratorConfig};
 use crate::log_store::open_shard_db;
 use crate::network::{
     GrpcNetworkFactory, RaftTransportService, initialize_single_node, start_raft,
 };
+use crate::record::{RecordError, SignedRecord};
 use crate::signer::{Signer, SignerError, WitnessKeys};
 use crate::state_machine::StateMachine;
 use crate::types::{
@@ -137,6 +138,11 @@ pub struct ShardConfig {
     /// so peers reach it (and unregisters on shutdown). `None` for a
     /// single-node shard nobody needs to reach.
     pub transport: Option<RaftTransportService>,
+    /// The node's record of the largest tree head it signed
+    /// ([`crate::record`]). Must live outside `data_dir`, so that restoring
+    /// an old copy of the database does not restore an old record with it.
+    /// Default: `data_dir` with `.signed-head` appended.
+    pub signed_record: PathBuf,
     /// On a fresh data dir, make this node a one-member cluster (`cairnd
     /// dev`, or the first node of a new cluster). Ignored on a used data dir.
     pub bootstrap: bool,
@@ -158,10 +164,14 @@ impl ShardConfig {
         tile_store: TileStore,
         raft_addr: impl Into<String>,
     ) -> Self {
+        let data_dir: PathBuf = data_dir.into();
+        let mut signed_record = data_dir.clone().into_os_string();
+        signed_record.push(".signed-head");
         ShardConfig {
             name: name.into(),
             node_id,
-            data_dir: data_dir.into(),
+            signed_record: signed_record.into(),
+            data_dir,
             signing_key,
             witnesses: Vec::new(),
             tile_store,
@@ -249,6 +259,19 @@ pub enum ShardError {
     /// The shard is shutting down.
     #[error("the shard is shutting down")]
     ShuttingDown,
+    /// Signing the applied state would contradict (or fall behind) a head
+    /// this node signed before; see [`RecordError::is_retryable`].
+    #[error("refusing to sign: {0}")]
+    Record(#[from] RecordError),
+    /// Tiles cannot be written right now (object store failing or full).
+    /// Retry later.
+    #[error("the log cannot write its tiles right now ({0}); retry later")]
+    Degraded(String),
+    /// This node leads but has not yet checked its state against what was
+    /// published (the checkpoint object, its signed-head record). Retry
+    /// shortly.
+    #[error("the leader is checking its state against the published log; retry shortly")]
+    NotCleared,
 }
 
 impl ShardError {
@@ -260,8 +283,11 @@ impl ShardError {
             | ShardError::Pushback { .. }
             | ShardError::Database(_)
             | ShardError::Raft(_)
-            | ShardError::NotInTree { .. } => true,
+            | ShardError::NotInTree { .. }
+            | ShardError::NotCleared
+            | ShardError::Degraded(_) => true,
             ShardError::Storage(e) => e.is_retryable(),
+            ShardError::Record(e) => e.is_retryable(),
             _ => false,
         }
     }
@@ -300,6 +326,15 @@ pub struct TreeHeads {
     pub cosigned: Option<CosignedHead>,
 }
 
+/// Why a leader may not act on its applied state yet.
+#[derive(Debug)]
+enum WorldCheck {
+    /// The published log could not be read; try again.
+    Retry(String),
+    /// The state is behind or contradicts what was published: halt.
+    Fatal(String),
+}
+
 /// What the leadership task needs (cloned handles).
 #[derive(Clone)]
 struct Pipeline {
@@ -314,6 +349,13 @@ struct Pipeline {
     halt: HaltFlag,
     /// Serializes checkpoint writes so they happen in applied order.
     publish_lock: Arc<Mutex<()>>,
+    /// The largest head this node signed, kept outside its database.
+    record: Arc<SignedRecord>,
+    /// Set while integration keeps failing (object store down or full).
+    degraded: Degraded,
+    /// True while this node leads and has checked its applied state against
+    /// the published log this term; submissions wait for it.
+    cleared: Arc<watch::Sender<bool>>,
 }
 
 /// One running shard. Share it behind an `Arc`; every method takes `&self`
@@ -351,6 +393,8 @@ impl Shard {
         };
         let signer =
             Signer::new(config.signing_key.clone()).map_err(|e| start_err(e.to_string()))?;
+        let record =
+            SignedRecord::open(&config.signed_record).map_err(|e| start_err(e.to_string()))?;
         let db = open_db(&config.data_dir)
             .await
             .map_err(|e| start_err(format!("opening {}: {e}", config.data_dir.display())))?;
@@ -409,6 +453,9 @@ impl Shard {
             integrator: config.integrator.clone(),
             halt: HaltFlag::new(),
             publish_lock: Arc::new(Mutex::new(())),
+            record: Arc::new(record),
+            degraded: Degraded::default(),
+            cleared: Arc::new(watch::channel(false).0),
         };
         let batcher = Batcher::start(
             config.node_id,
@@ -424,7 +471,8 @@ impl Shard {
             },
         );
         let (stop, stop_rx) = watch::channel(false);
-        let leadership = tokio::spawn(pipeline.clone().lead(stop_rx));
+        let leadership = tokio::spawn(pipeline.clone().lead(stop_rx.clone()));
+        tokio::spawn(pipeline.clone().watch_raft_core(stop_rx));
         tracing::info!(shard = %name, node_id = config.node_id, origin = pipeline.signer.origin(), "shard started");
         Ok(Shard {
             pipeline,
@@ -460,9 +508,37 @@ impl Shard {
         self.pipeline.state_machine.subscribe()
     }
 
+    /// Resolves with the reason once openraft's core has stopped by itself
+    /// (a fatal storage error); never resolves otherwise. A process that
+    /// hosts the shard should then exit non-zero, so that its supervisor
+    /// restarts it: the core does not come back within the process.
+    pub async fn raft_core_stopped(&self) -> String {
+        let mut metrics = self.pipeline.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "the Raft core is gone".to_owned();
+            }
+        }
+    }
+
+    /// A receiver that turns `true` once [`Shard::shutdown`] has begun:
+    /// long-lived calls (head streams) end on it.
+    pub fn watch_stop(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
     /// The Raft handle (metrics, membership changes).
     pub fn raft(&self) -> &Raft<TypeConfig> {
         &self.pipeline.raft
+    }
+
+    /// Why integration is currently failing (object store errors, a full
+    /// disk), if it is; cleared by the next successful write.
+    pub fn degraded(&self) -> Option<String> {
+        self.pipeline.degraded.reason()
     }
 
     /// The reason the pipeline halted, if it did (for readiness checks).
@@ -486,6 +562,17 @@ impl Shard {
         if let Some(reason) = self.pipeline.halt.reason() {
             return Err(ShardError::Halted(reason.to_owned()));
         }
+        // A leader that has not yet compared its state with the published
+        // log could be a restored old copy: sequencing now could put new
+        // leaves at indices the world has already seen with other leaves.
+        if self.is_leader() && !*self.pipeline.cleared.borrow() {
+            return Err(ShardError::NotCleared);
+        }
+        // Accepting more while tiles cannot be written only grows a backlog
+        // nobody can be told about: refuse, retryably, until writes work.
+        if let Some(reason) = self.pipeline.degraded.reason() {
+            return Err(ShardError::Degraded(reason));
+        }
         Ok(self.batcher.submit(leaves, deadline).await?)
     }
 
@@ -503,17 +590,57 @@ impl Shard {
     /// (the signer's only input is the applied state), and the published
     /// cosigned head.
     pub fn tree_heads(&self) -> Result<TreeHeads, ShardError> {
-        let state = self.state();
-        let signed = self
-            .pipeline
-            .signer
-            .sign(&state)
-            .map_err(ShardError::Signing)?;
+        self.heads_for(self.state())
+    }
+
+    /// The heads of an applied `state` of this shard (one from
+    /// [`Shard::state`] or [`Shard::subscribe`]).
+    ///
+    /// The head is signed only if this node's signed-head record admits it
+    /// (the record's head is in the applied history); a contradiction
+    /// halts the shard. While halted nothing is signed or served.
+    pub fn heads_for(&self, state: ShardState) -> Result<TreeHeads, ShardError> {
+        let p = &self.pipeline;
+        if let Some(reason) = p.halt.reason() {
+            return Err(ShardError::Halted(reason.to_owned()));
+        }
+        let signed = p.signer.sign(&state).map_err(ShardError::Signing)?;
+        let sm = &p.state_machine;
+        let admitted = p
+            .record
+            .admit(signed.tree_head.size, signed.tree_head.root_hash, |size| {
+                sm.root_at(size).map_err(|e| e.to_string())
+            });
+        if let Err(e) = admitted {
+            if !e.is_retryable() {
+                p.halt.halt(format!("signer: {e}"));
+            }
+            return Err(ShardError::Record(e));
+        }
         Ok(TreeHeads {
             tree_size: state.tree_size,
             signed,
             cosigned: state.cosigned,
         })
+    }
+
+    /// A witness says it cosigned `witness_size`: if that is beyond this
+    /// node's applied integrated size, the world has seen a tree this node
+    /// does not have, and the shard halts here (nothing more is accepted,
+    /// signed or served). Returns whether it is halted.
+    pub fn witness_ahead(&self, witness: &str, witness_size: u64) -> bool {
+        let applied = self.state().integrated_size;
+        if witness_size > applied {
+            let reason = format!(
+                "HALTED: witness {witness:?} has cosigned tree size {witness_size}, but this \
+                 node's state is at integrated size {applied}: its database is older than \
+                 what was published (a restored backup?) or the log was forked. Restore \
+                 newer state; do not reset the witness."
+            );
+            tracing::error!(shard = %self.pipeline.name, "{reason}");
+            self.pipeline.halt.halt(reason);
+        }
+        self.pipeline.halt.is_halted()
     }
 
     /// Publishes a cosigned tree head: checks it (size not below the
@@ -617,6 +744,36 @@ impl Pipeline {
         not_leader(&self.raft, self.node_id).is_none()
     }
 
+    /// Halts the shard if openraft's core stops by itself (a fatal storage
+    /// error such as a full disk on a Raft log write): the core does not
+    /// restart, so without this the node would look alive and refuse every
+    /// write forever. The process owner sees it through
+    /// [`Shard::halted`] and should restart the node.
+    async fn watch_raft_core(self, mut stop: watch::Receiver<bool>) {
+        let mut metrics = self.raft.metrics();
+        loop {
+            let fatal = match &metrics.borrow_and_update().running_state {
+                Err(fatal) => Some(fatal.to_string()),
+                Ok(()) => None,
+            };
+            if let Some(fatal) = fatal {
+                if !*stop.borrow() {
+                    let reason = format!(
+                        "the Raft core stopped: {fatal}. Nothing was acknowledged that is \
+                         not durable; fix the cause (disk space, I/O errors) and restart the node"
+                    );
+                    tracing::error!(shard = %self.name, "{reason}");
+                    self.halt.halt(reason);
+                }
+                return;
+            }
+            tokio::select! {
+                r = metrics.changed() => if r.is_err() { return },
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
     /// Runs the leader-only tasks for each term this node leads, until
     /// `stop`.
     async fn lead(self, mut stop: watch::Receiver<bool>) {
@@ -645,9 +802,10 @@ impl Pipeline {
                 store: self.store.clone(),
                 config: self.integrator.clone(),
                 halt: self.halt.clone(),
+                degraded: self.degraded.clone(),
+                resumed: Arc::new(watch::channel(false).0),
             };
-            let integrating = tokio::spawn(integrator.run(term_stop_rx.clone()));
-            let recovering = tokio::spawn(self.clone().recover_checkpoint(term_stop_rx));
+            let term = tokio::spawn(self.clone().lead_term(integrator, term_stop_rx));
 
             // Wait for leadership loss or stop.
             let stopped = loop {
@@ -660,10 +818,9 @@ impl Pipeline {
                 }
             };
             term_stop.send_replace(true);
-            for task in [integrating, recovering] {
-                if let Err(e) = task.await {
-                    tracing::error!(shard = %self.name, error = %e, "leader task failed");
-                }
+            self.cleared.send_replace(false);
+            if let Err(e) = term.await {
+                tracing::error!(shard = %self.name, error = %e, "leader task failed");
             }
             if stopped {
                 return;
@@ -672,24 +829,178 @@ impl Pipeline {
         }
     }
 
-    /// On leadership gain: once the local log is applied, re-writes the
-    /// `checkpoint` object for the applied cosigned head (a no-op if it is
-    /// already there; refused by storage if a larger one is).
-    async fn recover_checkpoint(self, mut stop: watch::Receiver<bool>) {
+    /// One term of leadership: apply the whole local log, check the applied
+    /// state against what the world has seen ([`Pipeline::check_world`]),
+    /// and only then accept submissions, integrate, and make sure the
+    /// `checkpoint` object is current.
+    async fn lead_term(self, integrator: Integrator, mut stop: watch::Receiver<bool>) {
         let last_log = self.raft.metrics().borrow().last_log_index;
         let wait = self.raft.wait(Some(RECOVERY_APPLY_TIMEOUT));
         let applied =
             wait.applied_index_at_least(last_log, "local log applied after leadership gain");
         tokio::select! {
             r = applied => if let Err(e) = r {
-                tracing::warn!(shard = %self.name, error = %e, "log not applied in time; checkpoint not re-written");
+                // Not cleared: submissions get 503 until the next term.
+                tracing::warn!(shard = %self.name, error = %e, "log not applied in time; not accepting leaves this term");
                 return;
             },
             _ = stop.wait_for(|s| *s) => return,
         }
-        let Some(head) = self.state_machine.state().cosigned else {
+        let mut backoff = self.integrator.retry_min;
+        loop {
+            match self.check_world().await {
+                Ok(()) => break,
+                Err(WorldCheck::Fatal(reason)) => {
+                    tracing::error!(shard = %self.name, "{reason}");
+                    self.halt.halt(reason);
+                    return;
+                }
+                Err(WorldCheck::Retry(reason)) => {
+                    tracing::warn!(shard = %self.name, %reason, "cannot check the published log yet; retrying");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            backoff = (backoff * 2).min(self.integrator.retry_max);
+        }
+        self.cleared.send_replace(true);
+        tracing::info!(shard = %self.name, node_id = self.node_id, "state checked against the published log; accepting leaves");
+        let mut resumed = integrator.resumed.subscribe();
+        let integrating = tokio::spawn(integrator.run(stop.clone()));
+        // The checkpoint may only point at tiles that exist.
+        let resumed = tokio::select! {
+            r = resumed.wait_for(|r| *r) => r.is_ok(),
+            _ = stop.wait_for(|s| *s) => false,
+        };
+        if resumed {
+            self.recover_checkpoint(stop).await;
+        }
+        if let Err(e) = integrating.await {
+            tracing::error!(shard = %self.name, error = %e, "integrator task failed");
+        }
+    }
+
+    /// Compares the applied state (the whole local log applied) with what
+    /// the world has seen of this log: this node's signed-head record and
+    /// the `checkpoint` object. Being behind either, or holding another
+    /// root at their size, is fatal for a leader: it has every committed
+    /// entry, so nothing will make it catch up, and acting would publish a
+    /// second history.
+    async fn check_world(&self) -> Result<(), WorldCheck> {
+        let state = self.state_machine.state();
+        let applied = state.integrated_size;
+        let recover = "Recover by restoring this node's data from a copy at least as new as \
+             what was published, or (in a cluster) by wiping this node's data directory \
+             so that it rejoins from a peer; do not delete the record or the checkpoint \
+             to make the error go away: that publishes a second history.";
+        if let Some((size, root)) = self.record.largest() {
+            if size > applied {
+                return Err(WorldCheck::Fatal(format!(
+                    "HALTED: this node signed tree size {size} before, but its whole Raft log \
+                     applies only to integrated size {applied} (tree size {}): its database \
+                     is older than what it published. {recover}",
+                    state.tree_size
+                )));
+            }
+            self.same_root(size, &root, "this node's signed-head record", recover)?;
+        }
+        let bytes = match self.store.checkpoint().await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(()),
+            Err(e) if e.is_retryable() => {
+                return Err(WorldCheck::Retry(format!(
+                    "reading the checkpoint object: {e}"
+                )));
+            }
+            Err(e) => {
+                return Err(WorldCheck::Fatal(format!(
+                    "HALTED: the checkpoint object cannot be read: {e}"
+                )));
+            }
+        };
+        let (size, root) = self.signer.verify_checkpoint(&bytes).map_err(|e| {
+            WorldCheck::Fatal(format!(
+                "HALTED: {e}. The object store holds a checkpoint this log did not sign; \
+                 inspect it (and who can write the bucket) before removing it."
+            ))
+        })?;
+        if size > applied {
+            return Err(WorldCheck::Fatal(format!(
+                "HALTED: the published checkpoint has tree size {size}, but this node's whole \
+                 Raft log applies only to integrated size {applied} (tree size {}): its \
+                 database is older than what was published. {recover}",
+                state.tree_size
+            )));
+        }
+        self.same_root(size, &root, "the published checkpoint", recover)
+    }
+
+    /// Fails (fatally) unless the applied history has `root` at `size`.
+    fn same_root(
+        &self,
+        size: u64,
+        root: &Hash,
+        what: &str,
+        recover: &str,
+    ) -> Result<(), WorldCheck> {
+        let ours = self
+            .state_machine
+            .root_at(size)
+            .map_err(|e| WorldCheck::Retry(format!("reading the root at size {size}: {e}")))?;
+        if ours.as_ref() != Some(root) {
+            return Err(WorldCheck::Fatal(format!(
+                "HALTED: {what} has root {} at tree size {size}, but this node's history has {}: \
+                 the database and the published log disagree (a fork). {recover}",
+                hex::encode(root),
+                ours.map_or_else(|| "no root there".to_owned(), hex::encode)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Once per term, after the world check: re-writes the `checkpoint`
+    /// object for the applied cosigned head if a crash between the Raft
+    /// commit and the object write left it behind.
+    async fn recover_checkpoint(&self, mut stop: watch::Receiver<bool>) {
+        let Some(mut head) = self.state_machine.state().cosigned else {
             return;
         };
+        // The usual case: the object was written right after the commit.
+        // Only a crash between the two leaves something to recover, and
+        // only then is the note rebuilt.
+        let stored = self.store.checkpoint().await.map(|bytes| {
+            bytes.and_then(|b| {
+                cairn_tlog::checkpoint::SignedCheckpoint::parse(&b)
+                    .ok()
+                    .map(|c| c.checkpoint().size)
+            })
+        });
+        match stored {
+            Ok(Some(stored)) if stored >= head.size => {
+                tracing::debug!(shard = %self.name, stored, applied = head.size, "checkpoint object is current");
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(shard = %self.name, error = %e, "reading the checkpoint object failed; re-writing it");
+            }
+        }
+        // Witnesses removed from the policy since this head was cosigned
+        // are no longer trusted here: their lines are left out rather than
+        // making the note unwritable.
+        let before = head.cosignatures.len();
+        head.cosignatures
+            .retain(|c| self.witnesses.get(&KeyHash(c.key_hash)).is_some());
+        if head.cosignatures.len() < before {
+            tracing::info!(
+                shard = %self.name,
+                size = head.size,
+                dropped = before - head.cosignatures.len(),
+                "re-writing the checkpoint without the cosignatures of witnesses no longer configured"
+            );
+        }
         let note = match self.signer.checkpoint_note(&head, &self.witnesses) {
             Ok(note) => note,
             Err(e) => {
@@ -729,8 +1040,29 @@ impl Pipeline {
         match self.store.put_checkpoint(size, note).await {
             Ok(()) => Ok(()),
             Err(StorageError::CheckpointShrinks { stored, requested }) => {
-                tracing::info!(shard = %self.name, stored, requested, "a larger checkpoint is already published");
-                Ok(())
+                // Benign only if the larger checkpoint is part of our own
+                // history (a later publication won a race); otherwise the
+                // world has seen a tree this node does not have.
+                let ours = self.state_machine.root_at(stored).ok().flatten();
+                let theirs = match self.store.checkpoint().await {
+                    Ok(Some(b)) => self.signer.verify_checkpoint(&b).ok(),
+                    _ => None,
+                };
+                match theirs {
+                    Some((size, root)) if size == stored && ours == Some(root) => {
+                        tracing::debug!(shard = %self.name, stored, requested, "a larger checkpoint of this history is already published");
+                        Ok(())
+                    }
+                    _ => {
+                        let reason = format!(
+                            "HALTED: the published checkpoint (size {stored}) is ahead of this \
+                             node's publication (size {requested}) and not part of its history"
+                        );
+                        tracing::error!(shard = %self.name, "{reason}");
+                        self.halt.halt(reason.clone());
+                        Err(ShardError::Halted(reason))
+                    }
+                }
             }
             Err(e) => {
                 if e.is_fatal() {

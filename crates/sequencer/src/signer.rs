@@ -25,7 +25,7 @@ use std::collections::HashMap;
 
 use cairn_sigsum::tree_head::{self, SignedTreeHead, TreeHead};
 use cairn_sigsum::{KeyHash, PublicKey, Signature, SigningKey};
-use cairn_tlog::checkpoint::{Checkpoint, MAX_TREE_SIZE};
+use cairn_tlog::checkpoint::{Checkpoint, MAX_TREE_SIZE, SignedCheckpoint};
 use cairn_tlog::cosignature::{self, CosignatureVerifier};
 use cairn_tlog::note::{
     Ed25519NoteVerifier, Note, NoteSignature, NoteVerifier, SIGSUM_MAX_SIGNATURES,
@@ -89,6 +89,11 @@ pub enum SignerError {
         /// What is wrong.
         reason: String,
     },
+    /// A `checkpoint` object that is not a valid signed checkpoint of this
+    /// log (unparsable, another origin, or a log signature that does not
+    /// verify).
+    #[error("the checkpoint object is not this log's: {0}")]
+    BadCheckpoint(String),
     /// The signed note could not be assembled (a limit of the note format).
     #[error("checkpoint note cannot be built: {0}")]
     Note(String),
@@ -217,6 +222,26 @@ impl Signer {
             return Err(bad());
         }
         Ok(Signature(sig))
+    }
+
+    /// The size and root of a `checkpoint` object, once its log signature
+    /// verifies under this log's key and its origin is this log's. A
+    /// checkpoint that fails this is not this log's publication: an alarm,
+    /// never a size to respect. Signs nothing.
+    pub fn verify_checkpoint(&self, bytes: &[u8]) -> Result<(u64, Hash), SignerError> {
+        let parsed = SignedCheckpoint::parse(bytes)
+            .map_err(|e| SignerError::BadCheckpoint(e.to_string()))?;
+        let checkpoint = parsed.checkpoint();
+        if checkpoint.origin != self.origin {
+            return Err(SignerError::BadCheckpoint(format!(
+                "origin {:?} is not this log's {:?}",
+                checkpoint.origin, self.origin
+            )));
+        }
+        parsed
+            .verify(&[&self.note_verifier])
+            .map_err(|e| SignerError::BadCheckpoint(format!("log signature: {e}")))?;
+        Ok((checkpoint.size, checkpoint.root))
     }
 
     /// The `checkpoint` object for `head`: a C2SP signed note whose text is

@@ -22,7 +22,7 @@ use cairn_sequencer::shard::{Shard, ShardConfig};
 use cairn_sigsum::leaf::Leaf;
 use cairn_sigsum::tree_head::{self, SignedTreeHead, TreeHead};
 use cairn_sigsum::{KeyHash, Signature, SigningKey};
-use cairn_storage::TileStore;
+use cairn_storage::{TileStore, TrustedHead};
 use cairn_tlog::checkpoint::{Checkpoint, SignedCheckpoint};
 use cairn_tlog::cosignature::Cosigner;
 use cairn_tlog::note::Ed25519NoteVerifier;
@@ -279,17 +279,26 @@ async fn publish(
 async fn check_tiles(store: &TileStore, head: &SignedTreeHead, leaves: &[[u8; 128]]) {
     let size = head.tree_head.size;
     let root = head.tree_head.root_hash;
-    assert_eq!(store.root(size, size).await.expect("root from tiles"), root);
+    // Every read verifies the tiles it uses against the signed root: the
+    // tiles of `size` hash to it.
+    let trusted = TrustedHead::new(size, root);
+    assert_eq!(
+        store
+            .leaf_hash(size - 1, trusted)
+            .await
+            .expect("tiles verify against the signed head"),
+        leaf_hash(&leaves[size as usize - 1])
+    );
     let mut stored = Vec::new();
     while (stored.len() as u64) < size {
         let start = stored.len() as u64;
-        stored.extend(store.leaves(start, size, size).await.expect("leaves"));
+        stored.extend(store.leaves(start, size, trusted).await.expect("leaves"));
     }
     assert_eq!(stored.as_slice(), &leaves[..size as usize]);
     for (index, leaf) in leaves.iter().take(size as usize).enumerate() {
         let index = index as u64;
         let path = store
-            .inclusion_proof(index, size, size)
+            .inclusion_proof(index, size, trusted)
             .await
             .expect("inclusion proof");
         verify_inclusion(&leaf_hash(leaf), index, size, &path, &root)
@@ -432,7 +441,8 @@ async fn leaves_are_sequenced_integrated_signed_published_and_survive_a_restart(
     );
 
     tracing::info!("a smaller size is refused");
-    let small_root = node.store.root(500, 1000).await.expect("root at 500");
+    let at_1000 = TrustedHead::new(1000, signed.tree_head.root_hash);
+    let small_root = node.store.root(500, at_1000).await.expect("root at 500");
     let small = TreeHead {
         size: 500,
         root_hash: small_root,

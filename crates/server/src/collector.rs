@@ -31,9 +31,6 @@ const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// Most shards one collector process serves.
 const MAX_SHARDS: usize = 1024;
 
-/// How long shutdown waits for the operator listener.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
 /// The collector's configuration file (TOML). Unknown keys are errors.
 /// Relative paths are relative to the directory of the configuration file.
 ///
@@ -228,8 +225,10 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             .connect_lazy(),
     );
     let mut collectors = Vec::with_capacity(shards.len());
+    let mut tile_stores = Vec::with_capacity(shards.len());
     for p in shards {
         let shard = p.config.shard.clone();
+        tile_stores.push((shard.clone(), p.tiles.clone()));
         let c = Collector::new(p.config, p.policy, p.log_key, sequencer.clone(), p.tiles)
             .with_context(|| format!("shard {shard:?}"))?;
         collectors.push(Arc::new(c));
@@ -244,12 +243,15 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             tokio::spawn(async move { c.run(stop).await })
         })
         .collect();
+    let http_server =
+        cairn_http::Server::new(cairn_http::HttpConfig::default()).context("HTTP limits")?;
     let app = ops::router(ops::Ops {
         shards: Vec::new(),
         collectors: collectors.clone(),
+        http: Some(http_server.stats().clone()),
+        tile_stores,
     });
-    let server = axum::serve(http, app).with_graceful_shutdown(stopped(stop_rx.clone()));
-    let serve_task = tokio::spawn(async move { server.await });
+    let serve_task = tokio::spawn(http_server.serve(http, app, stopped(stop_rx.clone())));
     tracing::info!(
         %listen,
         sequencer = %sequencer_url,
@@ -265,10 +267,8 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             tracing::error!(error = %e, "collector task failed");
         }
     }
-    match tokio::time::timeout(SHUTDOWN_GRACE, serve_task).await {
-        Ok(joined) => joined?.context("operator listener")?,
-        Err(_) => tracing::warn!("operator requests still running after {SHUTDOWN_GRACE:?}"),
-    }
+    // Bounded by the listener's shutdown grace.
+    serve_task.await.context("operator listener task")?;
     Ok(())
 }
 

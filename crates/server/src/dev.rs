@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use axum::serve::ListenerExt as _;
 use cairn_client::token::TokenVerifier;
 use cairn_collector::{Collector, CollectorConfig};
 use cairn_frontend::{FrontendConfig, ShardFrontend, ShardLimits};
@@ -48,8 +47,11 @@ const LOG_KEY: &str = "log.key";
 const WITNESS_KEY: &str = "witness.key";
 const POLICY: &str = "policy";
 
-/// How long shutdown waits for in-flight HTTP requests before giving up.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Connections one client address may hold open on the dev listener: the
+/// log's own tools (`cairn submit`, load tests) run on the same machine and
+/// open one HTTP/1.1 connection per request in flight. The other limits are
+/// `cairn_http`'s defaults (slow headers and bodies cut off, 408).
+const DEV_MAX_CONNECTIONS_PER_IP: usize = 256;
 
 /// `DIR/cairn-dev.toml`: what this directory holds, so a start against the
 /// wrong directory or an incompatible layout fails before touching anything.
@@ -301,6 +303,11 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {grpc_listen} (gRPC)"))?;
     let grpc_addr = grpc.local_addr()?;
+    let http_server = cairn_http::Server::new(cairn_http::HttpConfig {
+        max_connections_per_ip: DEV_MAX_CONNECTIONS_PER_IP,
+        ..cairn_http::HttpConfig::default()
+    })
+    .context("HTTP limits")?;
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let tiles = TileStore::local(&root.join("tiles"), SHARD).context("opening the tile store")?;
@@ -317,6 +324,9 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     // into the published checkpoint note.
     config.witnesses = policy.witnesses().iter().map(|w| *w.key()).collect();
     config.transport = Some(transport.clone());
+    // Beside, not inside, the Raft directory: restoring an old copy of
+    // `raft/` must not bring an old record back with it.
+    config.signed_record = root.join(format!("{SHARD}.signed-head"));
     let shard = Arc::new(
         Shard::start(config)
             .await
@@ -380,7 +390,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
                 policy,
                 dir.log_key.public_key(),
                 sequencer,
-                tiles,
+                tiles.clone(),
             )
             .context("starting the collector")?,
         ))
@@ -390,6 +400,9 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         .merge(ops::router(ops::Ops {
             shards: vec![shard.clone()],
             collectors: collector.iter().cloned().collect(),
+            http: Some(http_server.stats().clone()),
+            // One store, shared by the frontend and the collector.
+            tile_stores: vec![(SHARD.to_owned(), tiles)],
         }))
         .merge(frontend);
 
@@ -411,19 +424,19 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     print!("{policy_text}");
     println!();
 
-    let http = http.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(http, app).with_graceful_shutdown(stopped(stop_rx.clone()));
-    let serve_task = tokio::spawn(async move { server.await });
+    let serve_task = tokio::spawn(http_server.serve(http, app, stopped(stop_rx.clone())));
 
-    wait_for_signal().await;
+    let fatal = tokio::select! {
+        () = wait_for_signal() => None,
+        reason = shard.raft_core_stopped() => Some(reason),
+    };
+    if let Some(reason) = &fatal {
+        tracing::error!("stopping: the Raft core stopped ({reason}); fix the cause and restart");
+    }
     tracing::info!("shutting down: no new requests; acknowledged leaves are in the Raft log");
     stop_tx.send_replace(true);
-    match tokio::time::timeout(SHUTDOWN_GRACE, serve_task).await {
-        Ok(joined) => joined?.context("HTTP server")?,
-        Err(_) => tracing::warn!("HTTP requests still running after {SHUTDOWN_GRACE:?}"),
-    }
+    // Bounded by the listener's shutdown grace.
+    serve_task.await.context("HTTP server task")?;
     if let Some(task) = collector_task
         && let Err(e) = task.await
     {
@@ -431,7 +444,11 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     }
     shard.shutdown().await;
     grpc_server.await?.context("gRPC server")?;
-    Ok(())
+    match fatal {
+        // Non-zero, so that a supervisor restarts the node.
+        Some(reason) => bail!("the Raft core stopped: {reason}"),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -116,16 +116,34 @@ enum Command {
     },
 }
 
+/// The log filter without `RUST_LOG`: Cairn's own events at `info`, every
+/// library's at `warn` (openraft dumps its engine state at `info`, hyper and
+/// h2 narrate connections). `RUST_LOG` replaces it whole, e.g.
+/// `RUST_LOG=info,openraft=debug`.
+const DEFAULT_LOG_FILTER: &str = "warn,cairnd=info,cairn_server=info,cairn_sequencer=info,\
+    cairn_frontend=info,cairn_collector=info,cairn_witness=info,cairn_storage=info,\
+    cairn_bastion=info,cairn_client=info";
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .with_writer(std::io::stderr)
         // Colour codes only for people: log files and collectors get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Every listener caps its connections below the descriptor limit; the
+    // soft limit is often 1024 while the hard one is far higher.
+    match cairn_http::raise_nofile_limit() {
+        Ok(l) if l.before < l.soft => {
+            tracing::info!(from = l.before, to = l.soft, "raised the open-file limit");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -2,7 +2,9 @@
 //!
 //! Metrics are read from the shards' applied state at scrape time, so they
 //! can never disagree with what the log serves. Names use the `cairn_` prefix
-//! and a `shard` label (architecture.md §7).
+//! and a `shard` label (architecture.md §7). Besides the sequencer's and the
+//! collector's, `cairn_storage_corrupt_objects_total{shard}` counts reads
+//! (frontend, collector) that found a stored tile or bundle corrupt.
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cairn_collector::Collector;
 use cairn_sequencer::shard::Shard;
+use cairn_storage::TileStore;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -39,6 +42,12 @@ pub struct Ops {
     pub shards: Vec<Arc<Shard>>,
     /// Shards whose cosignature collector runs here.
     pub collectors: Vec<Arc<Collector>>,
+    /// The listener's connection counters (`cairn_http_*`), if this process
+    /// serves through a `cairn_http::Server`.
+    pub http: Option<cairn_http::Stats>,
+    /// The tile stores this process reads, by shard name (a store shared
+    /// by several readers listed once): their corrupt-object counters.
+    pub tile_stores: Vec<(String, TileStore)>,
 }
 
 /// The routes, for what this process runs.
@@ -66,6 +75,11 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
     for shard in &ops.shards {
         if let Some(reason) = shard.halted() {
             problems.push(format!("shard {}: halted: {reason}", shard.name()));
+        } else if let Some(reason) = shard.degraded() {
+            problems.push(format!(
+                "shard {}: integration failing: {reason}",
+                shard.name()
+            ));
         } else if shard.raft().metrics().borrow().current_leader.is_none() {
             problems.push(format!("shard {}: no Raft leader", shard.name()));
         } else if shard.state().cosigned.is_none() {
@@ -81,6 +95,9 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
 
 async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
     let mut registry = Registry::with_prefix("cairn");
+    if let Some(stats) = &ops.http {
+        stats.register(&mut registry);
+    }
     let family = |registry: &mut Registry, name: &str, help: &str| {
         let f = Family::<ShardLabel, Gauge>::default();
         registry.register(name, help, f.clone());
@@ -135,6 +152,7 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
         set(&halted, u64::from(shard.halted().is_some()));
     }
     register_collectors(&mut registry, &ops.collectors);
+    register_tile_stores(&mut registry, &ops.tile_stores);
     openmetrics(&registry)
 }
 
@@ -156,6 +174,24 @@ pub fn openmetrics(registry: &Registry) -> Response {
         body,
     )
         .into_response()
+}
+
+/// The tile stores' counts of reads that found a corrupt object (read at
+/// scrape time).
+fn register_tile_stores(registry: &mut Registry, stores: &[(String, TileStore)]) {
+    let corrupt = Family::<ShardLabel, Counter>::default();
+    registry.register(
+        "storage_corrupt_objects",
+        "Reads that found a stored tile or bundle corrupt or not matching the trusted tree head (it is never served)",
+        corrupt.clone(),
+    );
+    for (shard, store) in stores {
+        corrupt
+            .get_or_create(&ShardLabel {
+                shard: shard.clone(),
+            })
+            .inc_by(store.corrupt_reads());
+    }
 }
 
 /// The collectors' counters (read at scrape time) and latency histograms.

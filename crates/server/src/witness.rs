@@ -81,8 +81,9 @@ pub async fn run(config: PathBuf, generate: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listen {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    let http = cairn_http::Server::new(settings.http.clone()).context("[http]")?;
 
-    let metrics = Metrics::new(settings.logs.len());
+    let metrics = Metrics::new(settings.logs.len(), http.stats());
     let app = cairn_witness::router_with_limits(Arc::clone(&witness), settings.limits)
         .layer(middleware::from_fn_with_state(metrics.clone(), count))
         .merge(ops_router(metrics, settings.state_dir.clone()));
@@ -93,19 +94,18 @@ pub async fn run(config: PathBuf, generate: bool) -> anyhow::Result<()> {
     // The bastion connection serves the very same routes, so requests that
     // arrive through it are limited and counted like direct ones.
     let backend_task = backend.map(|backend| {
-        let app = app.clone();
+        let app = app.clone().layer(cairn_http::BodyTimeoutLayer::new(
+            settings.http.body_limits(),
+        ));
         let stop = stopped(stop_rx.clone());
         tokio::spawn(async move { backend.serve(app, stop).await })
     });
-    let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx));
-    let serve_task = tokio::spawn(async move { server.await });
+    let serve_task = tokio::spawn(http.serve(listener, app, stopped(stop_rx)));
     wait_for_signal().await;
     tracing::info!("shutting down: no new requests; every cosigned state is already on disk");
     stop_tx.send_replace(true);
-    match tokio::time::timeout(SHUTDOWN_GRACE, serve_task).await {
-        Ok(joined) => joined?.context("HTTP server")?,
-        Err(_) => tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}"),
-    }
+    // Bounded by the listener's shutdown grace.
+    serve_task.await.context("HTTP server task")?;
     if let Some(task) = backend_task
         && tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err()
     {
@@ -201,8 +201,9 @@ struct Metrics {
 }
 
 impl Metrics {
-    fn new(logs: usize) -> Metrics {
+    fn new(logs: usize, http: &cairn_http::Stats) -> Metrics {
         let mut registry = Registry::with_prefix("cairn_witness");
+        http.register(&mut registry);
         let requests = Family::<StatusLabel, Counter>::default();
         registry.register(
             "requests",

@@ -172,3 +172,51 @@ async fn the_dev_log_sequences_proves_and_survives_a_restart() {
     );
     cairnd.stop();
 }
+
+/// The targets of the log lines in `text` (tracing's plain format:
+/// `<time> <LEVEL> <target>: <message>`).
+fn log_targets(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_ascii_whitespace();
+            let _time = words.next()?;
+            let level = words.next()?;
+            if !["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level) {
+                return None;
+            }
+            Some(words.next()?.trim_end_matches(':').to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn by_default_the_log_shows_cairns_own_events_and_no_library_chatter() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let log = tmp.path().join("cairnd.log");
+    let listen = free_port();
+    let stderr = std::fs::File::create(&log).expect("log file");
+    let mut cairnd = Cairnd::start_with(&dir, listen, &[], "", std::process::Stdio::from(stderr));
+    cairnd.wait_ready().await;
+    let submitter = Submitter::new(
+        cairnd.policy(),
+        SigningKey::from_seed(&[0x44; 32]),
+        SubmitConfig::default(),
+    )
+    .expect("submitter");
+    for r in submitter.submit_and_prove(&[message(1), message(2)]).await {
+        r.expect("proof");
+    }
+    cairnd.stop();
+    let text = std::fs::read_to_string(&log).expect("log");
+    let targets = log_targets(&text);
+    assert!(
+        targets.iter().any(|t| t.starts_with("cairn")),
+        "no event of Cairn's own at info:\n{text}"
+    );
+    let foreign: Vec<&String> = targets.iter().filter(|t| !t.starts_with("cairn")).collect();
+    assert!(
+        foreign.is_empty(),
+        "library events at the default level: {foreign:?}\n{text}"
+    );
+}

@@ -300,3 +300,74 @@ async fn a_two_of_three_quorum_gates_publication_across_separate_processes() {
 
     log.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dropping_a_witness_from_the_policy_restarts_without_errors_about_its_old_cosignatures() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let data = dir.join("data");
+    let w = TestWitness::new(dir, 1);
+    let witnesses_file = dir.join("witnesses");
+    std::fs::write(
+        &witnesses_file,
+        format!(
+            "{}group both all w1 cairn-dev-witness\nquorum both\n",
+            w.policy_line()
+        ),
+    )
+    .expect("witnesses file");
+    let listen = free_port();
+    let mut log = Cairnd::start_with(
+        &data,
+        listen,
+        &["--witnesses".as_ref(), witnesses_file.as_os_str()],
+        "warn",
+        Stdio::inherit(),
+    );
+    log.wait_for_policy().await;
+    w.write_config(dir, &log.log_key().to_hex());
+    let _w = w.start();
+    log.wait_ready().await;
+    // Heads cosigned by both witnesses are published.
+    let submitter = Submitter::new(
+        log.policy(),
+        SigningKey::from_seed(&[0x34; 32]),
+        SubmitConfig::default(),
+    )
+    .expect("submitter");
+    for r in submitter.submit_and_prove(&[message(1), message(2)]).await {
+        let proof = r.expect("proof");
+        assert_eq!(cosigners(&proof).len(), 2);
+    }
+    log.stop();
+
+    // Restart with the default policy: the embedded witness alone.
+    let stderr = dir.join("restart.log");
+    let mut log = Cairnd::start_with(
+        &data,
+        listen,
+        &[],
+        "info",
+        Stdio::from(std::fs::File::create(&stderr).expect("log file")),
+    );
+    log.wait_ready().await;
+    let submitter = Submitter::new(
+        log.policy(),
+        SigningKey::from_seed(&[0x34; 32]),
+        SubmitConfig::default(),
+    )
+    .expect("submitter");
+    for r in submitter.submit_and_prove(&[message(3)]).await {
+        r.expect("proof under the new policy");
+    }
+    log.stop();
+    let text = std::fs::read_to_string(&stderr).expect("log");
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" ERROR ") || l.contains("unknown witness"))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "errors after dropping a witness: {errors:#?}"
+    );
+}

@@ -11,7 +11,8 @@
 
 use crate::ascii::{self, Line, Value, Writer};
 use crate::crypto::{
-    Hash, KeyHash, NAMESPACE_TREE_LEAF, PublicKey, Signature, SigningKey, hash, namespaced,
+    Hash, KeyHash, NAMESPACE_TREE_LEAF, PublicKey, Signature, SigningKey, WeakKeyError, hash,
+    namespaced,
 };
 
 /// Size of an encoded leaf: checksum, signature and key hash concatenated.
@@ -45,7 +46,13 @@ pub enum LeafError {
         /// Hash of the key used to verify.
         key: KeyHash,
     },
-    /// The signature does not verify.
+    /// The submitter key is refused whatever the signature (small order,
+    /// non-canonical, not a point): stricter than sigsum-go, which accepts
+    /// any point.
+    #[error("submitter public key refused: {0}")]
+    WeakKey(WeakKeyError),
+    /// The signature does not verify, or does so only under Go's rules
+    /// (a small-order `R`).
     #[error("leaf signature does not verify")]
     BadSignature,
 }
@@ -72,7 +79,12 @@ impl Leaf {
     }
 
     /// Checks that the leaf names `key` and carries its valid signature over
-    /// the checksum.
+    /// the checksum, under strict rules ([`PublicKey::verify_strict`]): a
+    /// weak key is refused before the signature is looked at.
+    ///
+    /// Strict on both sides: a log refuses such leaves at add-leaf, and a
+    /// verifier or monitor does not take them as the submitter's word,
+    /// since anyone could have made them.
     pub fn verify(&self, key: &PublicKey) -> Result<(), LeafError> {
         let key_hash = key.key_hash();
         if key_hash != self.key_hash {
@@ -81,7 +93,8 @@ impl Leaf {
                 key: key_hash,
             });
         }
-        if !key.verify_namespaced(NAMESPACE_TREE_LEAF, &self.checksum, &self.signature) {
+        key.check_strong().map_err(LeafError::WeakKey)?;
+        if !key.verify_namespaced_strict(NAMESPACE_TREE_LEAF, &self.checksum, &self.signature) {
             return Err(LeafError::BadSignature);
         }
         Ok(())
@@ -180,6 +193,26 @@ mod tests {
         let (key, mut leaf) = sample();
         leaf.checksum[0] ^= 1;
         assert_eq!(leaf.verify(&key.public_key()), Err(LeafError::BadSignature));
+    }
+
+    #[test]
+    fn a_small_order_key_is_refused_even_with_a_signature_go_accepts() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let key = PublicKey(identity);
+        // R = identity, S = 0: valid for every message under Go's rules.
+        let mut forged = [0u8; 64];
+        forged[0] = 1;
+        let leaf = Leaf {
+            checksum: checksum(&[5; 32]),
+            signature: Signature(forged),
+            key_hash: key.key_hash(),
+        };
+        assert!(key.verify_namespaced(NAMESPACE_TREE_LEAF, &leaf.checksum, &leaf.signature));
+        assert_eq!(
+            leaf.verify(&key),
+            Err(LeafError::WeakKey(WeakKeyError::SmallOrder))
+        );
     }
 
     #[test]

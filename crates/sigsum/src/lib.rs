@@ -1,6 +1,10 @@
 //! Sigsum v1 wire formats, byte-exact with sigsum-go (the interop baseline)
-//! and log-go. See `../shared/docs/sigsum-protocol.md` for the summary these
-//! modules implement, and <https://www.sigsum.org/> for the specifications.
+//! and log-go. The specifications are upstream: the log protocol
+//! (<https://github.com/sigsum/sigsum/blob/main/log.md>), sigsum-go's
+//! `doc/` for policies, proofs and tools, and the C2SP specs for checkpoints,
+//! cosignatures and witnesses (<https://c2sp.org>). The summary these modules
+//! implement, cited as `sigsum-protocol.md` §N, is the repository's
+//! `docs/sigsum-protocol.md`.
 //!
 //! * [`crypto`] — key, key-hash and signature types; Ed25519 with Sigsum's
 //!   namespaces.
@@ -29,4 +33,4 @@ pub mod quorum;
 pub mod token;
 pub mod tree_head;
 
-pub use crypto::{Hash, KeyHash, PublicKey, Signature, SigningKey};
+pub use crypto::{Hash, KeyHash, PublicKey, Signature, SigningKey, WeakKeyError};

@@ -30,7 +30,7 @@ use cairn_tlog::proof::ProofError;
 
 use crate::api::InclusionProof;
 use crate::ascii::{self, Reason, Value, Writer, split_blocks};
-use crate::crypto::{Hash, KeyHash, PublicKey, Signature, hash};
+use crate::crypto::{Hash, KeyHash, PublicKey, Signature, WeakKeyError, hash};
 use crate::leaf::{self, Leaf, LeafError};
 use crate::policy::Policy;
 use crate::tree_head::CosignedTreeHead;
@@ -94,6 +94,15 @@ pub enum VerifyError {
     /// The leaf signature does not verify (typically: other data).
     #[error("leaf: leaf signature not valid for this message and submitter key")]
     BadLeafSignature,
+    /// The trusted submitter key is one whose signatures prove nothing
+    /// (small order, non-canonical): refused, where sigsum-go would accept.
+    #[error("leaf: submitter key {key_hash} refused: {reason}")]
+    WeakSubmitterKey {
+        /// The key's hash.
+        key_hash: KeyHash,
+        /// Why it is refused.
+        reason: WeakKeyError,
+    },
     /// The proof's log is not in the policy.
     #[error("tree head: unknown log {0}")]
     UnknownLog(KeyHash),
@@ -250,6 +259,10 @@ impl SigsumProof {
             .find(|k| k.key_hash() == self.submitter_key_hash)
             .ok_or(VerifyError::UnknownSubmitter(self.submitter_key_hash))?;
         leaf.verify(submitter).map_err(|e| match e {
+            LeafError::WeakKey(reason) => VerifyError::WeakSubmitterKey {
+                key_hash: self.submitter_key_hash,
+                reason,
+            },
             // The key was found by its hash, so only the signature can fail.
             LeafError::BadSignature | LeafError::KeyHashMismatch { .. } | LeafError::Length(_) => {
                 VerifyError::BadLeafSignature

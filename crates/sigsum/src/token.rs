@@ -23,6 +23,18 @@ pub const DNS_LABEL: &str = "_sigsum_v1";
 /// asks logs to support at least 10).
 pub const MAX_TXT_RECORDS: usize = 10;
 
+/// Longest DNS name in its text form (RFC 1035 §2.3.4: 255 octets on the
+/// wire, minus the first length octet and the root label).
+pub const MAX_DNS_NAME_LEN: usize = 253;
+
+/// Longest label of a DNS name (RFC 1035 §2.3.4).
+pub const MAX_DNS_LABEL_LEN: usize = 63;
+
+/// Longest domain a token may name (without a trailing dot): what leaves
+/// room for `_sigsum_v1.` in front within [`MAX_DNS_NAME_LEN`]. A longer
+/// domain's key record cannot exist, so no token for it can ever verify.
+pub const MAX_DOMAIN_LEN: usize = MAX_DNS_NAME_LEN - DNS_LABEL.len() - 1;
+
 /// The 59 bytes a token signs: `sigsum.org/v1/submit-token\0 || log key`.
 pub fn signed_bytes(log_key: &PublicKey) -> Vec<u8> {
     namespaced(NAMESPACE_SUBMIT_TOKEN, &log_key.0)
@@ -97,6 +109,114 @@ pub fn verify_with_txt_records<S: AsRef<str>>(
     })
 }
 
+/// Why a domain cannot be the domain of a submit token.
+///
+/// Positions and label numbers count from 1.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// Nothing but (at most) a trailing dot.
+    #[error("empty domain")]
+    Empty,
+    /// Longer than [`MAX_DOMAIN_LEN`] characters.
+    #[error(
+        "domain is {len} characters long; at most {MAX_DOMAIN_LEN} leave room for \"{DNS_LABEL}.\" in a DNS name of at most {MAX_DNS_NAME_LEN}"
+    )]
+    TooLong {
+        /// The length, without a trailing dot.
+        len: usize,
+    },
+    /// Two dots in a row, or a leading dot.
+    #[error("label {label} is empty (a leading dot or two dots in a row)")]
+    EmptyLabel {
+        /// Which label.
+        label: usize,
+    },
+    /// A label longer than [`MAX_DNS_LABEL_LEN`].
+    #[error("label {label} is {len} characters long; DNS allows at most {MAX_DNS_LABEL_LEN}")]
+    LabelTooLong {
+        /// Which label.
+        label: usize,
+        /// Its length.
+        len: usize,
+    },
+    /// A character other than an ASCII letter, digit, `-`, `_` or `.`.
+    #[error(
+        "character {found:?} at position {position} is not allowed: use ASCII letters, digits, '-', '_' and '.' (a non-ASCII domain in its xn-- form)"
+    )]
+    Character {
+        /// 1-based character position.
+        position: usize,
+        /// The character.
+        found: char,
+    },
+    /// A label starting or ending with `-`.
+    #[error("label {label} starts or ends with '-'")]
+    Hyphen {
+        /// Which label.
+        label: usize,
+    },
+    /// Only digits and dots: an IP address, not a domain.
+    #[error("domain is all digits and dots (an IP address is not a domain)")]
+    Numeric,
+}
+
+/// Checks that `domain` can name a submitter, by the rules sigsum-go's DNS
+/// lookup (Go's resolver) applies to `_sigsum_v1.<domain>`: ASCII letters,
+/// digits, `-` and `_` in dot-separated labels of 1 to
+/// [`MAX_DNS_LABEL_LEN`] characters, no label starting or ending with `-`,
+/// not all digits, and at most [`MAX_DOMAIN_LEN`] characters. One trailing
+/// dot (a fully qualified name) is allowed. Letter case is not judged: DNS
+/// names are case-insensitive.
+///
+/// A log applies this to every `sigsum-token` header, whether or not it
+/// looks tokens up in DNS, so the same header gets the same answer either
+/// way: a domain failing these rules cannot have a key record that Go's
+/// resolver would ever look up.
+pub fn validate_domain(domain: &str) -> Result<(), DomainError> {
+    let bare = domain.strip_suffix('.').unwrap_or(domain);
+    if bare.is_empty() {
+        return Err(DomainError::Empty);
+    }
+    if let Some((i, found)) = bare
+        .chars()
+        .enumerate()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(DomainError::Character {
+            position: i + 1,
+            found,
+        });
+    }
+    // ASCII from here on: bytes are characters. Labels first, so that
+    // one overlong label is named as such rather than as a long domain.
+    for (i, label) in bare.split('.').enumerate() {
+        let label_number = i + 1;
+        if label.is_empty() {
+            return Err(DomainError::EmptyLabel {
+                label: label_number,
+            });
+        }
+        if label.len() > MAX_DNS_LABEL_LEN {
+            return Err(DomainError::LabelTooLong {
+                label: label_number,
+                len: label.len(),
+            });
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(DomainError::Hyphen {
+                label: label_number,
+            });
+        }
+    }
+    if bare.len() > MAX_DOMAIN_LEN {
+        return Err(DomainError::TooLong { len: bare.len() });
+    }
+    if bare.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(DomainError::Numeric);
+    }
+    Ok(())
+}
+
 /// Why a `sigsum-token` header value is malformed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
@@ -106,6 +226,15 @@ pub enum HeaderError {
     /// The domain part is empty.
     #[error("empty domain")]
     EmptyDomain,
+    /// The domain part is not a valid domain ([`validate_domain`]).
+    #[error("invalid domain {domain:?}: {reason}")]
+    Domain {
+        /// The domain, cut to its first 64 characters (error bodies must
+        /// not grow with the request).
+        domain: String,
+        /// What is wrong with it.
+        reason: DomainError,
+    },
     /// The token is not 128 hex characters.
     #[error("token: {0}")]
     Token(ValueError),
@@ -123,7 +252,13 @@ pub struct SubmitHeader {
 
 impl SubmitHeader {
     /// Parses `<domain> <hex token>`: exactly two parts separated by one
-    /// space, a non-empty domain and 128 hex characters (either case).
+    /// space, a domain that [`validate_domain`] accepts and 128 hex
+    /// characters (either case).
+    ///
+    /// Stricter than sigsum-go, which takes any non-empty domain here and
+    /// only fails later if it looks the domain up: the domain is checked
+    /// here so that a log answers the same whether or not it verifies
+    /// tokens.
     pub fn parse(value: &str) -> Result<Self, HeaderError> {
         let parts: Vec<&str> = value.split(' ').collect();
         let [domain, token] = parts.as_slice() else {
@@ -132,6 +267,10 @@ impl SubmitHeader {
         if domain.is_empty() {
             return Err(HeaderError::EmptyDomain);
         }
+        validate_domain(domain).map_err(|reason| HeaderError::Domain {
+            domain: domain.chars().take(64).collect(),
+            reason,
+        })?;
         let token = parse_hex::<64>(token.as_bytes()).map_err(HeaderError::Token)?;
         Ok(SubmitHeader {
             domain: (*domain).to_owned(),
@@ -198,6 +337,91 @@ mod tests {
             SubmitHeader::parse(&format!("a.org {hex}a")),
             Err(HeaderError::Token(_))
         ));
+    }
+
+    #[test]
+    fn domains_follow_dns_lengths_and_go_resolver_characters() {
+        let label63 = "a".repeat(63);
+        let longest = format!("{label63}.{label63}.{label63}.{}", "b".repeat(50));
+        assert_eq!(longest.len(), MAX_DOMAIN_LEN);
+        for good in [
+            "example.org",
+            "example.org.",
+            "EXAMPLE.Org",
+            "localhost",
+            "_under.example.org",
+            "xn--rksmrgs-5wao1o.se",
+            "a-b.1.org",
+            "123.org",
+            label63.as_str(),
+            longest.as_str(),
+        ] {
+            assert_eq!(validate_domain(good), Ok(()), "{good}");
+        }
+        let cases = [
+            ("", DomainError::Empty),
+            (".", DomainError::Empty),
+            ("a..org", DomainError::EmptyLabel { label: 2 }),
+            (".example.org", DomainError::EmptyLabel { label: 1 }),
+            ("example.org..", DomainError::EmptyLabel { label: 3 }),
+            (
+                &format!("{}.org", "x".repeat(300)),
+                DomainError::LabelTooLong { label: 1, len: 300 },
+            ),
+            (
+                &format!("{label63}a.org"),
+                DomainError::LabelTooLong { label: 1, len: 64 },
+            ),
+            (&format!("{longest}b"), DomainError::TooLong { len: 243 }),
+            ("-a.org", DomainError::Hyphen { label: 1 }),
+            ("a.org-", DomainError::Hyphen { label: 2 }),
+            (
+                "ex ample.org",
+                DomainError::Character {
+                    position: 3,
+                    found: ' ',
+                },
+            ),
+            (
+                "räksmörgås.se",
+                DomainError::Character {
+                    position: 2,
+                    found: 'ä',
+                },
+            ),
+            (
+                "a/b.org",
+                DomainError::Character {
+                    position: 2,
+                    found: '/',
+                },
+            ),
+            ("192.0.2.1", DomainError::Numeric),
+        ];
+        for (bad, want) in cases {
+            assert_eq!(validate_domain(bad), Err(want), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn header_domains_are_validated_and_quoted_bounded() {
+        let hex = "ab".repeat(64);
+        let Err(HeaderError::Domain { domain, reason }) =
+            SubmitHeader::parse(&format!("a..org {hex}"))
+        else {
+            panic!("accepted an empty label");
+        };
+        assert_eq!(
+            (domain.as_str(), reason),
+            ("a..org", DomainError::EmptyLabel { label: 2 })
+        );
+        let long = "x".repeat(300);
+        let Err(e) = SubmitHeader::parse(&format!("{long} {hex}")) else {
+            panic!("accepted a 300-character label");
+        };
+        let message = e.to_string();
+        assert!(message.contains("300 characters"), "{message}");
+        assert!(message.len() < 250, "{message}");
     }
 
     #[test]

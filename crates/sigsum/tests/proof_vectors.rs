@@ -1,6 +1,6 @@
 //! Proof files: parsing, byte-exact serialization and offline verification.
 //!
-//! Vectors exercised (paths relative to the shared vectors directory):
+//! Vectors exercised (paths relative to `testdata/vectors`):
 //! * `derived/sigsum-v1-deterministic.json` — all 9 `proof_cases`, with the
 //!   result sigsum-go gives (`expected_under_sigsum_go_semantics`); where
 //!   sigsum-rs 0.3.0 differs, the test name says so.

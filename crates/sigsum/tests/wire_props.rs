@@ -243,7 +243,7 @@ proptest! {
         b in 1..=MAX_INT,
         h in hash(),
         t in signature(),
-        domain in "[a-z0-9.-]{1,30}",
+        domain in "([a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?\\.){0,3}[a-z]([a-z0-9-]{0,10}[a-z0-9])?",
     ) {
         let (lo, hi) = (a.min(b), a.max(b));
         prop_assume!(lo < hi);

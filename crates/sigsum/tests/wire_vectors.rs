@@ -1,6 +1,6 @@
 //! Byte-exact wire-format known answers.
 //!
-//! Vectors exercised (paths relative to the shared vectors directory):
+//! Vectors exercised (paths relative to `testdata/vectors`):
 //! * `derived/sigsum-v1-deterministic.json` — keys (hex, key hash, origin),
 //!   all 7 leaves (message, checksum, signed bytes, signature, leaf bytes,
 //!   leaf hash, add-leaf body, get-leaves line), inclusion proofs at size 7,

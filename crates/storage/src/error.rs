@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use cairn_tlog::Hash;
 use cairn_tlog::checkpoint::SignedCheckpointError;
 use cairn_tlog::proof::ProofError;
 use cairn_tlog::tile::TileError;
@@ -53,8 +54,9 @@ pub enum StorageError {
         new: String,
     },
     /// A stored object does not decode as what its key names (a tile of the
-    /// wrong width, a malformed bundle or checkpoint). FATAL: the store does
-    /// not hold what the log wrote.
+    /// wrong width, a malformed bundle or checkpoint), or does not verify
+    /// against the caller's [`TrustedHead`](crate::TrustedHead) (see
+    /// [`Corruption`]). FATAL: the store does not hold what the log wrote.
     #[error("stored object {path} is corrupt: {reason}")]
     Corrupt {
         /// The object key relative to the shard prefix.
@@ -156,14 +158,36 @@ pub enum StorageError {
         #[source]
         source: TileError,
     },
-    /// A read asked about a tree larger than the size whose tiles the caller
-    /// says are written.
-    #[error("tree size {size} is beyond the stored tree size {stored_size}")]
-    SizeBeyondStored {
+    /// A read asked about a tree larger than the caller's
+    /// [`TrustedHead`](crate::TrustedHead).
+    #[error("tree size {size} is beyond the trusted tree size {trusted_size}")]
+    SizeBeyondTrusted {
         /// The size asked about (or the end of a leaf range).
         size: u64,
-        /// The caller's stored size.
-        stored_size: u64,
+        /// The size of the caller's trusted tree head.
+        trusted_size: u64,
+    },
+    /// The tiles at the size of the caller's [`TrustedHead`](crate::TrustedHead)
+    /// do not hash to its root, and no single object could be blamed. FATAL:
+    /// the store does not hold the tree the log signed (or the head is not
+    /// this log's).
+    ///
+    /// When one object can be blamed the error is [`Corrupt`](Self::Corrupt)
+    /// naming it, with [`Corruption::RootMismatch`].
+    #[error(
+        "the stored tiles of tree size {size} do not hash to the trusted root {}; suspected objects: {}",
+        hex::encode(.root),
+        suspect_list(.suspects)
+    )]
+    TreeMismatch {
+        /// The trusted size.
+        size: u64,
+        /// The trusted root.
+        root: Hash,
+        /// The objects of which at least one is corrupt: the right-edge
+        /// tiles of the tree that disagree with (or could not be checked
+        /// against) the objects below them, or all of them if none do.
+        suspects: Vec<String>,
     },
     /// An empty or reversed leaf range.
     #[error("leaf range [{start}, {end}) is empty")]
@@ -203,11 +227,64 @@ pub enum Corruption {
         len: usize,
     },
     /// A partial entry bundle's entry does not hash to the leaf hash the
-    /// level-0 tile of the same size holds for it.
+    /// level-0 tile of the same size holds for it (found when resuming,
+    /// where neither object is verified; the tile is named).
     #[error("entry {entry} of the partial bundle does not hash to the tile's leaf hash")]
     LeafHashMismatch {
         /// Position within the bundle and the tile.
         entry: usize,
+    },
+    /// A full hash tile's hashes do not hash to the hash its (verified)
+    /// parent tile holds for it.
+    #[error(
+        "it does not hash to {}, the hash {parent} holds for it (it hashes to {})",
+        hex::encode(.expected),
+        hex::encode(.actual)
+    )]
+    TileHashMismatch {
+        /// The parent tile, verified against the trusted head.
+        parent: String,
+        /// The hash the parent holds.
+        expected: Hash,
+        /// The RFC 6962 root of the stored tile's hashes.
+        actual: Hash,
+    },
+    /// An entry of an entry bundle does not hash (RFC 6962 leaf hash) to
+    /// the leaf hash its (verified) level-0 tile holds.
+    #[error(
+        "entry {entry} does not hash to {}, the leaf hash {tile} holds for it",
+        hex::encode(.expected)
+    )]
+    EntryHashMismatch {
+        /// Position within the bundle and the tile.
+        entry: usize,
+        /// The level-0 tile, verified against the trusted head.
+        tile: String,
+        /// The leaf hash the tile holds.
+        expected: Hash,
+    },
+    /// A narrower partial hash tile is not a prefix of the tile of the same
+    /// index at the trusted size, which verifies.
+    #[error("it is not a prefix of {tile}, which verifies against the trusted tree head")]
+    NotPrefix {
+        /// The verified tile at the trusted size.
+        tile: String,
+    },
+    /// A right-edge tile of the trusted size: the edge tiles together do not
+    /// hash to the trusted root, and this one is the only one that
+    /// disagrees with (or could not be checked against) the objects below it.
+    #[error(
+        "the tiles of tree size {size} do not hash to the trusted root {}, and this one disagrees with {below}",
+        hex::encode(.root)
+    )]
+    RootMismatch {
+        /// The trusted size.
+        size: u64,
+        /// The trusted root.
+        root: Hash,
+        /// What it was checked against: the entry bundle or the hash tiles
+        /// below it (or why it could not be checked).
+        below: String,
     },
     /// The object is larger than anything stored under its key can be.
     #[error("object is {len} bytes, more than the {max} its key allows")]
@@ -229,7 +306,16 @@ impl StorageError {
                 | Self::CheckpointFork { .. }
                 | Self::CheckpointOriginMismatch { .. }
                 | Self::Corrupt { .. }
+                | Self::TreeMismatch { .. }
         )
+    }
+
+    /// Whether a stored object was found corrupt or not to verify against
+    /// a trusted head ([`Corrupt`](Self::Corrupt),
+    /// [`TreeMismatch`](Self::TreeMismatch)): what
+    /// [`TileStore::corrupt_reads`](crate::TileStore::corrupt_reads) counts.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Self::Corrupt { .. } | Self::TreeMismatch { .. })
     }
 
     /// Whether the same call may succeed later: the store was unavailable or
@@ -256,7 +342,8 @@ impl StorageError {
             Self::CheckpointSizeMismatch { .. } => "checkpoint_size_mismatch",
             Self::InvalidKey { .. } => "invalid_key",
             Self::InvalidWrite { .. } => "invalid_write",
-            Self::SizeBeyondStored { .. } => "size_beyond_stored",
+            Self::SizeBeyondTrusted { .. } => "size_beyond_trusted",
+            Self::TreeMismatch { .. } => "tree_mismatch",
             Self::EmptyRange { .. } => "empty_range",
             Self::Proof(_) => "proof",
             Self::Tile(_) => "tile",
@@ -285,6 +372,15 @@ impl StorageError {
             path: path.into(),
             reason: reason.into(),
         }
+    }
+}
+
+/// `suspects` for an error message: comma-separated, or `none`.
+fn suspect_list(suspects: &[String]) -> String {
+    if suspects.is_empty() {
+        "none".to_owned()
+    } else {
+        suspects.join(", ")
     }
 }
 

@@ -21,12 +21,21 @@
 //! [`TileStore::resume`] rebuilds the builders after a restart;
 //! [`TileStore::put_checkpoint`] publishes a checkpoint that never shrinks.
 //!
-//! **Read side** (frontend, collector): [`TileStore::get`] serves objects
-//! verbatim; [`TileStore::leaves`], [`TileStore::leaf_hash`],
-//! [`TileStore::inclusion_proof`], [`TileStore::consistency_proof`] and
-//! [`TileStore::root`] compute Merkle data from the tiles of a `stored_size`
-//! known to be fully written, using the plans of `cairn_tlog::proof`. Full
-//! tiles and bundles are cached in memory; partial ones never are.
+//! **Read side** (frontend, collector): [`TileStore::leaves`],
+//! [`TileStore::leaf_hash`], [`TileStore::inclusion_proof`],
+//! [`TileStore::consistency_proof`] and [`TileStore::root`] compute Merkle
+//! data from the tiles of a [`TrustedHead`] (a size whose tiles are written
+//! and its root, which the caller trusts), using the plans of
+//! `cairn_tlog::proof`. Every tile and bundle is **verified** against that
+//! head before use — hash tiles against their parents up to the root, entry
+//! bundles against their level-0 tiles — so a corrupt object is reported as
+//! [`StorageError::Corrupt`] naming it (or [`StorageError::TreeMismatch`]),
+//! never used; [`TileStore::corrupt_reads`] counts such failures.
+//! [`TileStore::get_verified`] serves tiles checked the same way;
+//! [`TileStore::get`] serves objects verbatim, only checked to decode.
+//! Verified full tiles and bundles are cached in memory (so each is verified
+//! once); partial ones never are, but the verified right edge of the last
+//! few heads is kept.
 //!
 //! **Errors** are [`StorageError`]s, classified as fatal (halt the shard),
 //! retryable (the store was unavailable after [`RETRY_ATTEMPTS`] attempts) or
@@ -39,6 +48,7 @@ mod key;
 mod read;
 mod retry;
 mod store;
+mod verify;
 mod write;
 
 pub use cache::DEFAULT_CACHE_BYTES;
@@ -50,3 +60,4 @@ pub use store::{
     CHECKPOINT_KEY, MAX_BUNDLE_BYTES, MAX_CHECKPOINT_BYTES, MAX_IN_FLIGHT, TileStore,
     TileStoreOptions,
 };
+pub use verify::{TileObject, TrustedHead};

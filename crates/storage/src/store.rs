@@ -3,6 +3,7 @@
 
 use std::path::Path as FsPath;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use cairn_tlog::tile::{
@@ -17,6 +18,7 @@ use crate::cache::{DEFAULT_CACHE_BYTES, TileCache};
 use crate::error::StorageError;
 use crate::key::{normalise_prefix, object_path};
 use crate::retry::retry;
+use crate::verify::EdgeCache;
 
 /// Key of the checkpoint object below the shard prefix.
 pub const CHECKPOINT_KEY: &str = "checkpoint";
@@ -35,8 +37,8 @@ pub const MAX_CHECKPOINT_BYTES: usize = cairn_tlog::note::MAX_NOTE_BYTES;
 /// Tunables of a [`TileStore`]; `Default` gives the documented defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TileStoreOptions {
-    /// Budget of the in-memory cache of full hash tiles and full entry
-    /// bundles, in bytes; 0 disables it. Default [`DEFAULT_CACHE_BYTES`]
+    /// Budget of the in-memory cache of verified full hash tiles and full
+    /// entry bundles, in bytes; 0 disables it. Default [`DEFAULT_CACHE_BYTES`]
     /// (64 MiB: ~8000 hash tiles, or ~2000 bundles of Sigsum leaves).
     pub cache_bytes: usize,
 }
@@ -59,8 +61,9 @@ impl Default for TileStoreOptions {
 /// Writers: only the shard's Raft leader writes, through
 /// [`write_integration`](Self::write_integration) (create-only tiles) and
 /// [`put_checkpoint`](Self::put_checkpoint). Readers (frontend, collector)
-/// can share one handle: cloning is cheap, and clones share the cache of full
-/// tiles. Every method takes `&self` and may be called concurrently.
+/// can share one handle: cloning is cheap, and clones share the cache of
+/// verified tiles and the [`corrupt_reads`](Self::corrupt_reads) counter.
+/// Every method takes `&self` and may be called concurrently.
 ///
 /// Generic over any [`ObjectStore`]; [`TileStore::local`] builds the
 /// `LocalFileSystem` one used by `cairnd dev`. An S3 constructor (conditional
@@ -75,7 +78,12 @@ struct Inner {
     store: Arc<dyn ObjectStore>,
     /// Normalised: no leading or trailing `/`; empty for the store root.
     prefix: String,
+    /// Verified full tiles and bundles only.
     cache: TileCache,
+    /// Verified right edges of recent trusted heads.
+    edges: EdgeCache,
+    /// Read calls that failed on a corrupt object (see `corrupt_reads`).
+    corrupt_reads: AtomicU64,
 }
 
 impl TileStore {
@@ -102,6 +110,8 @@ impl TileStore {
                 store,
                 prefix,
                 cache: TileCache::new(options.cache_bytes),
+                edges: EdgeCache::default(),
+                corrupt_reads: AtomicU64::new(0),
             }),
         })
     }
@@ -138,10 +148,49 @@ impl TileStore {
         &self.inner.prefix
     }
 
-    /// Number of objects in the cache of full tiles and bundles, and their
-    /// total size in bytes (for metrics).
+    /// Number of objects in the cache of verified full tiles and bundles,
+    /// and their total size in bytes (for metrics).
     pub fn cache_usage(&self) -> (usize, usize) {
         self.inner.cache.usage()
+    }
+
+    /// The full hash tile or full entry bundle `path` if it is in the cache,
+    /// which holds only objects verified against some trusted head of this
+    /// log (and so correct for every later head); `None` for partial ones,
+    /// which are never cached. No IO: lets a server answer hot full tiles
+    /// without first fetching a head to verify against.
+    pub fn cached(&self, path: TilePath) -> Option<Bytes> {
+        self.inner.cache.get(&path)
+    }
+
+    /// How many read calls on this store (and its clones) failed because a
+    /// stored object is corrupt or does not verify against the caller's
+    /// trusted head ([`StorageError::is_corruption`]): monotone, for the
+    /// `cairn_storage_corrupt_objects_total` metric. Counts failed calls,
+    /// not distinct objects: a corrupt tile that many requests need counts
+    /// once per request, so the rate shows how much traffic it breaks.
+    pub fn corrupt_reads(&self) -> u64 {
+        self.inner.corrupt_reads.load(Ordering::Relaxed)
+    }
+
+    /// Passes `result` through, counting and logging it if it is a
+    /// corruption: every public read ends with this.
+    pub(crate) fn observed<T>(&self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        if let Err(e) = &result
+            && e.is_corruption()
+        {
+            self.inner.corrupt_reads.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(prefix = %self.inner.prefix, error = %e, "corrupt stored object; not used");
+        }
+        result
+    }
+
+    pub(crate) fn cache(&self) -> &TileCache {
+        &self.inner.cache
+    }
+
+    pub(crate) fn edges(&self) -> &EdgeCache {
+        &self.inner.edges
     }
 
     /// The full object path of `key` below the prefix.
@@ -218,7 +267,8 @@ impl TileStore {
 
     /// Reads hash tile `id` exactly as named: `None` if that object does not
     /// exist. The bytes must decode at the id's width, else
-    /// [`StorageError::Corrupt`]. Full tiles come from and go to the cache.
+    /// [`StorageError::Corrupt`]. Not verified: a cached (verified) copy is
+    /// used if there is one, but what is read is never cached.
     pub(crate) async fn fetch_tile(&self, id: TileId) -> Result<Option<Bytes>, StorageError> {
         self.fetch_checked(TilePath::Hash(id), id.is_full(), FULL_TILE_BYTES, |b| {
             id.decode(b).map(drop)
@@ -236,7 +286,8 @@ impl TileStore {
 
     /// Reads the object `key` names (at most `max_len` bytes), rejecting
     /// bytes `check` refuses as corrupt. Full (immutable) objects come from
-    /// and go to the cache; partial ones are always read afresh.
+    /// the cache when verified ones are there; nothing read here goes into
+    /// it, since only verification (`crate::verify`) may put objects there.
     async fn fetch_checked(
         &self,
         key: TilePath,
@@ -252,9 +303,6 @@ impl TileStore {
             return Ok(None);
         };
         check(&bytes).map_err(|e| StorageError::corrupt(&path, e))?;
-        if full {
-            self.inner.cache.insert(key, bytes.clone());
-        }
         Ok(Some(bytes))
     }
 

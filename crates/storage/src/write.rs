@@ -161,6 +161,11 @@ impl TileStore {
     /// [`TileBuilder::root`] with the root Raft recorded for `size` before
     /// appending.
     pub async fn resume(&self, size: u64) -> Result<(TileBuilder, BundleBuilder), StorageError> {
+        let result = self.resume_inner(size).await;
+        self.observed(result)
+    }
+
+    async fn resume_inner(&self, size: u64) -> Result<(TileBuilder, BundleBuilder), StorageError> {
         let edge: Vec<_> = partial_tiles_for_size(size).collect();
         let tiles = futures::future::try_join_all(
             edge.iter()

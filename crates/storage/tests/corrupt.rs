@@ -22,12 +22,18 @@ async fn a_hash_tile_of_garbage_is_corrupt_for_proofs_and_get() {
     overwrite_raw(&store, "tile/0/001.p/44", vec![0xAB; 33]).await;
     let fresh = reopen(&dir);
     assert_corrupt(
-        &fresh.inclusion_proof(299, 300, 300).await.unwrap_err(),
+        &fresh
+            .inclusion_proof(299, 300, tree.head(300))
+            .await
+            .unwrap_err(),
         "tile/0/001.p/44",
     );
-    assert_corrupt(&fresh.root(300, 300).await.unwrap_err(), "tile/0/001.p/44");
     assert_corrupt(
-        &fresh.leaf_hash(260, 300).await.unwrap_err(),
+        &fresh.root(299, tree.head(300)).await.unwrap_err(),
+        "tile/0/001.p/44",
+    );
+    assert_corrupt(
+        &fresh.leaf_hash(260, tree.head(300)).await.unwrap_err(),
         "tile/0/001.p/44",
     );
     assert_corrupt(
@@ -44,7 +50,10 @@ async fn a_full_tile_of_the_wrong_width_is_corrupt_and_not_cached() {
     tree.grow(&store, 300).await;
     overwrite_raw(&store, "tile/0/000", vec![0; 255 * 32]).await;
     let fresh = reopen(&dir);
-    let err = fresh.inclusion_proof(3, 300, 300).await.unwrap_err();
+    let err = fresh
+        .inclusion_proof(3, 300, tree.head(300))
+        .await
+        .unwrap_err();
     assert_corrupt(&err, "tile/0/000");
     assert!(
         matches!(
@@ -79,24 +88,31 @@ async fn a_malformed_bundle_is_corrupt_for_leaves() {
     tree.grow(&store, 300).await;
     // Truncated in the middle of an entry.
     overwrite_raw(&store, "tile/entries/001.p/44", vec![0, 128, 1, 2, 3]).await;
-    let err = reopen(&dir).leaves(256, 260, 300).await.unwrap_err();
+    let err = reopen(&dir)
+        .leaves(256, 260, tree.head(300))
+        .await
+        .unwrap_err();
     assert_corrupt(&err, "tile/entries/001.p/44");
-    // Well-formed, right width, but entries that are not Sigsum leaves.
+    // Well-formed, right width, but entries that are not the log's leaves
+    // (nor even Sigsum leaves): they do not hash to the tile's leaf hashes.
     let short: Vec<Vec<u8>> = (0..44).map(|_| vec![1u8; 5]).collect();
     let bytes = cairn_tlog::tile::encode_bundle(&short).unwrap();
     overwrite_raw(&store, "tile/entries/001.p/44", bytes).await;
-    let err = reopen(&dir).leaves(256, 260, 300).await.unwrap_err();
+    let err = reopen(&dir)
+        .leaves(256, 260, tree.head(300))
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
             StorageError::Corrupt {
-                reason: Corruption::LeafSize { entry: 0, len: 5 },
-                ..
-            }
+                reason: Corruption::EntryHashMismatch { entry: 0, .. },
+                ref path,
+            } if path == "tile/entries/001.p/44"
         ),
         "{err:?}"
     );
     // Leaves from intact bundles are still served.
-    let ok = reopen(&dir).leaves(0, 10, 300).await.unwrap();
+    let ok = reopen(&dir).leaves(0, 10, tree.head(300)).await.unwrap();
     assert_eq!(ok.as_slice(), &tree.leaves[..10]);
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use cairn_storage::{MAX_LEAVES_PER_CALL, StorageError, TileStore};
+use cairn_storage::{MAX_LEAVES_PER_CALL, StorageError, TileObject, TileStore, TrustedHead};
 use cairn_tlog::proof::{ProofError, verify_consistency, verify_inclusion};
 use cairn_tlog::tile::{TilePath, parse_path, partial_tiles_for_size};
 use common::{Rng, Tree, delete_raw, raw_path, reopen, temp_store};
@@ -17,12 +17,15 @@ use futures::TryStreamExt;
 /// reading the tiles at `stored`: the root, the consistency proof to
 /// `stored`, and inclusion proofs for `indices`.
 async fn check_size(store: &TileStore, tree: &Tree, size: u64, stored: u64, indices: &[u64]) {
-    let root = store.root(size, stored).await.unwrap();
+    let root = store.root(size, tree.head(stored)).await.unwrap();
     assert_eq!(
         root, tree.roots[size as usize],
         "root of {size} at {stored}"
     );
-    let proof = store.consistency_proof(size, stored, stored).await.unwrap();
+    let proof = store
+        .consistency_proof(size, stored, tree.head(stored))
+        .await
+        .unwrap();
     verify_consistency(
         size,
         stored,
@@ -32,7 +35,10 @@ async fn check_size(store: &TileStore, tree: &Tree, size: u64, stored: u64, indi
     )
     .unwrap_or_else(|e| panic!("consistency {size} -> {stored}: {e}"));
     for &index in indices {
-        let proof = store.inclusion_proof(index, size, stored).await.unwrap();
+        let proof = store
+            .inclusion_proof(index, size, tree.head(stored))
+            .await
+            .unwrap();
         verify_inclusion(
             &tree.leaf_hash(index),
             index,
@@ -95,7 +101,7 @@ async fn growing_tree_serves_verifiable_proofs_at_every_batch_size() {
         }
         let start = rng.range(0, stored - 1);
         let end = rng.range(start + 1, stored.min(start + 700));
-        let leaves = store.leaves(start, end, stored).await.unwrap();
+        let leaves = store.leaves(start, end, tree.head(stored)).await.unwrap();
         let expected_end = end.min(start + MAX_LEAVES_PER_CALL);
         assert_eq!(
             leaves.as_slice(),
@@ -104,7 +110,7 @@ async fn growing_tree_serves_verifiable_proofs_at_every_batch_size() {
         );
         let index = rng.range(0, stored - 1);
         assert_eq!(
-            store.leaf_hash(index, stored).await.unwrap(),
+            store.leaf_hash(index, tree.head(stored)).await.unwrap(),
             tree.leaf_hash(index)
         );
     }
@@ -131,7 +137,10 @@ async fn growing_tree_serves_verifiable_proofs_at_every_batch_size() {
         check_size(&fresh, &tree, size, stored, &indices).await;
         for &other in &sizes {
             if other <= size {
-                let proof = fresh.consistency_proof(other, size, stored).await.unwrap();
+                let proof = fresh
+                    .consistency_proof(other, size, tree.head(stored))
+                    .await
+                    .unwrap();
                 verify_consistency(
                     other,
                     size,
@@ -144,7 +153,7 @@ async fn growing_tree_serves_verifiable_proofs_at_every_batch_size() {
         }
         let start = size - 1;
         assert_eq!(
-            fresh.leaves(start, size, stored).await.unwrap(),
+            fresh.leaves(start, size, tree.head(stored)).await.unwrap(),
             [tree.leaves[start as usize]]
         );
     }
@@ -162,9 +171,12 @@ async fn every_proof_of_a_small_tree_verifies() {
     let stored = tree.size();
     // Every size, including ones that were never a batch boundary.
     for size in 1..=stored {
-        let root = store.root(size, stored).await.unwrap();
+        let root = store.root(size, tree.head(stored)).await.unwrap();
         assert_eq!(root, tree.roots[size as usize], "root of {size}");
-        let proof = store.consistency_proof(size, stored, stored).await.unwrap();
+        let proof = store
+            .consistency_proof(size, stored, tree.head(stored))
+            .await
+            .unwrap();
         verify_consistency(
             size,
             stored,
@@ -179,7 +191,10 @@ async fn every_proof_of_a_small_tree_verifies() {
         let indices: Vec<u64> = (0..size).collect();
         check_size(&store, &tree, size, stored, &indices).await;
     }
-    assert_eq!(store.root(0, stored).await.unwrap(), cairn_tlog::EMPTY_ROOT);
+    assert_eq!(
+        store.root(0, tree.head(stored)).await.unwrap(),
+        cairn_tlog::EMPTY_ROOT
+    );
 }
 
 #[tokio::test]
@@ -195,7 +210,11 @@ async fn a_partial_tile_gone_after_its_tile_filled_is_read_from_the_full_tile() 
     check_size(&fresh, &tree, 57, 100, &[0, 13, 56]).await;
     check_size(&fresh, &tree, 100, 100, &[99]).await;
     assert_eq!(
-        fresh.leaves(90, 100, 100).await.unwrap().as_slice(),
+        fresh
+            .leaves(90, 100, tree.head(100))
+            .await
+            .unwrap()
+            .as_slice(),
         &tree.leaves[90..100]
     );
     // The exact object is gone, and `get` serves objects verbatim.
@@ -208,11 +227,11 @@ async fn leaves_are_clamped_to_512_and_cross_bundles() {
     let mut tree = Tree::new();
     tree.grow(&store, 1290).await;
     tree.grow(&store, 10).await;
-    let got = store.leaves(10, 1300, 1300).await.unwrap();
+    let got = store.leaves(10, 1300, tree.head(1300)).await.unwrap();
     assert_eq!(got.len() as u64, MAX_LEAVES_PER_CALL);
     assert_eq!(got.as_slice(), &tree.leaves[10..522]);
     // A range within a partial bundle, read at an older stored size.
-    let got = store.leaves(1280, 1290, 1290).await.unwrap();
+    let got = store.leaves(1280, 1290, tree.head(1290)).await.unwrap();
     assert_eq!(got.as_slice(), &tree.leaves[1280..1290]);
 }
 
@@ -221,25 +240,31 @@ async fn reads_outside_the_stored_tree_are_refused() {
     let (_dir, store) = temp_store();
     let mut tree = Tree::new();
     tree.grow(&store, 10).await;
-    let err = store.leaves(5, 11, 10).await.unwrap_err();
+    let err = store.leaves(5, 11, tree.head(10)).await.unwrap_err();
     assert!(
         matches!(
             err,
-            StorageError::SizeBeyondStored {
+            StorageError::SizeBeyondTrusted {
                 size: 11,
-                stored_size: 10
+                trusted_size: 10
             }
         ),
         "{err:?}"
     );
-    let err = store.leaves(5, 5, 10).await.unwrap_err();
+    let err = store.leaves(5, 5, tree.head(10)).await.unwrap_err();
     assert!(matches!(err, StorageError::EmptyRange { .. }), "{err:?}");
-    let err = store.inclusion_proof(0, 11, 10).await.unwrap_err();
+    let err = store
+        .inclusion_proof(0, 11, tree.head(10))
+        .await
+        .unwrap_err();
     assert!(
-        matches!(err, StorageError::SizeBeyondStored { .. }),
+        matches!(err, StorageError::SizeBeyondTrusted { .. }),
         "{err:?}"
     );
-    let err = store.inclusion_proof(10, 10, 10).await.unwrap_err();
+    let err = store
+        .inclusion_proof(10, 10, tree.head(10))
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -250,50 +275,73 @@ async fn reads_outside_the_stored_tree_are_refused() {
         ),
         "{err:?}"
     );
-    let err = store.consistency_proof(6, 5, 10).await.unwrap_err();
+    let err = store
+        .consistency_proof(6, 5, tree.head(10))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StorageError::Proof(_)), "{err:?}");
-    let err = store.root(11, 10).await.unwrap_err();
+    let err = store.root(11, tree.head(10)).await.unwrap_err();
     assert!(
-        matches!(err, StorageError::SizeBeyondStored { .. }),
+        matches!(err, StorageError::SizeBeyondTrusted { .. }),
         "{err:?}"
     );
-    let err = store.leaf_hash(10, 10).await.unwrap_err();
+    let err = store.leaf_hash(10, tree.head(10)).await.unwrap_err();
     assert!(matches!(err, StorageError::Proof(_)), "{err:?}");
     assert!(!err.is_fatal() && !err.is_retryable());
 }
 
 #[tokio::test]
-async fn a_stored_size_whose_tiles_are_missing_is_not_found() {
+async fn a_trusted_size_whose_tiles_are_missing_is_not_found() {
     let (_dir, store) = temp_store();
     let mut tree = Tree::new();
     tree.grow(&store, 10).await;
-    // The caller claims 20 leaves are written; they are not.
-    let err = store.inclusion_proof(3, 10, 20).await.unwrap_err();
+    // The caller trusts a head of 20 leaves; their tiles are not written.
+    let head = TrustedHead::new(20, [7; 32]);
+    let err = store.inclusion_proof(3, 10, head).await.unwrap_err();
     assert!(
         matches!(err, StorageError::NotFound { ref path } if path == "tile/0/000.p/20"),
         "{err:?}"
     );
-    let err = store.leaves(0, 10, 20).await.unwrap_err();
+    let err = store.leaves(0, 10, head).await.unwrap_err();
     assert!(matches!(err, StorageError::NotFound { .. }), "{err:?}");
 }
 
+async fn get_verified(store: &TileStore, key: &str, head: TrustedHead) -> Option<TileObject> {
+    store
+        .get_verified(parse_path(key).unwrap(), head)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
-async fn full_tiles_are_cached_and_served_verbatim() {
+async fn verified_full_tiles_are_cached_and_served_verbatim() {
     let (_dir, store) = temp_store();
     let mut tree = Tree::new();
     tree.grow(&store, 300).await;
-    assert_eq!(store.cache_usage(), (0, 0));
-    let full = store.get("tile/0/000").await.unwrap().unwrap();
-    assert_eq!(full.len(), 256 * 32);
-    assert_eq!(&full[32..64], &tree.leaf_hash(1));
-    let partial = store.get("tile/0/001.p/44").await.unwrap().unwrap();
-    assert_eq!(partial.len(), 44 * 32);
+    let head = tree.head(300);
+    // Unverified reads never fill the cache.
+    store.get("tile/0/000").await.unwrap().unwrap();
     store.get("tile/entries/000").await.unwrap().unwrap();
+    assert_eq!(store.cache_usage(), (0, 0));
+    let full = get_verified(&store, "tile/0/000", head).await.unwrap();
+    assert!(full.is_verified());
+    assert_eq!(full.bytes().len(), 256 * 32);
+    assert_eq!(&full.bytes()[32..64], &tree.leaf_hash(1));
+    let partial = get_verified(&store, "tile/0/001.p/44", head).await.unwrap();
+    assert!(partial.is_verified());
+    assert_eq!(partial.bytes().len(), 44 * 32);
+    let bundle = get_verified(&store, "tile/entries/000", head)
+        .await
+        .unwrap();
+    assert!(bundle.is_verified());
     // Only the two full objects are cached.
     assert_eq!(store.cache_usage().0, 2);
+    let key = parse_path("tile/0/000").unwrap();
+    assert_eq!(store.cached(key).as_ref(), Some(full.bytes()));
+    assert_eq!(store.cached(parse_path("tile/0/001.p/44").unwrap()), None);
     // A cached full tile is served even after the object is gone: full
     // tiles never change, so the cache needs no invalidation.
     delete_raw(&store, "tile/0/000").await;
-    assert_eq!(store.get("tile/0/000").await.unwrap().unwrap(), full);
-    assert_eq!(store.get("tile/0/002").await.unwrap(), None);
+    assert_eq!(get_verified(&store, "tile/0/000", head).await, Some(full));
+    assert_eq!(get_verified(&store, "tile/0/002", head).await, None);
 }

@@ -1,6 +1,6 @@
 //! Known-answer tests for Merkle roots, proof generation and proof
-//! verification. Vector files exercised (paths relative to the shared vectors
-//! directory, see its README):
+//! verification. Vector files exercised (paths relative to
+//! `testdata/vectors`, see its README):
 //!
 //! * `derived/merkle-rfc6962.json`: roots for sizes 0–33; every inclusion and
 //!   consistency path, generated from the leaf hashes byte for byte and

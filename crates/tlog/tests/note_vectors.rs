@@ -1,4 +1,4 @@
-// Vector files exercised (paths relative to the shared vectors directory):
+// Vector files exercised (paths relative to `testdata/vectors`):
 //
 // * c2sp/signed-note-example.note, c2sp/signed-note-example.vkey
 // * tessera/testdata-log/KEYS.txt, checkpoint, checkpoint.0 … checkpoint.15

@@ -1,6 +1,6 @@
-//! Known-answer tests for `cairn_tlog::tile` against the shared vectors.
+//! Known-answer tests for `cairn_tlog::tile` against `testdata/vectors`.
 //!
-//! Vectors exercised (paths relative to the shared vectors directory):
+//! Vectors exercised (paths relative to `testdata/vectors`):
 //! * `c2sp/tlog-tiles-path-examples.tsv` — every row (index paths, tiles for
 //!   sizes 70000 and 256, full tile size, partial width formula).
 //! * `tessera/testdata-log/` — `KEYS.txt` (the 15 leaves), `tile/0/000.p/1..15`,

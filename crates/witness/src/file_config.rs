@@ -22,6 +22,9 @@
 //!
 //! [bastion]                         # optional: also serve through a bastion
 //! address = "bastion.example.org:443"
+//!
+//! [http]                            # optional: connection and timeout limits
+//! max_connections_per_ip = 16
 //! ```
 //!
 //! [`WitnessSettings::load`] reads the file, checks everything that can be
@@ -105,6 +108,16 @@ pub struct WitnessFileConfig {
     /// least one. Origins must be distinct.
     #[serde(default, rename = "log")]
     pub logs: Vec<LogEntry>,
+
+    /// Limits of the HTTP listener against hostile clients: header, idle
+    /// and request-body timeouts (a body that stalls or trickles is
+    /// answered 408), connection caps in total and per client address,
+    /// the shutdown grace. Optional; every key has a default, see
+    /// [`cairn_http::HttpConfig`]. Keep `max_connections_per_ip ×
+    /// http2_max_concurrent_streams` below `max_in_flight`, so that one
+    /// client cannot take every request slot.
+    #[serde(default)]
+    pub http: cairn_http::HttpConfig,
 
     /// Also serve the witness through a C2SP https-bastion: the witness
     /// dials out to it and logs reach it at
@@ -224,6 +237,8 @@ pub struct WitnessSettings {
     pub limits: HttpLimits,
     /// The logs, in file order, with distinct origins.
     pub logs: Vec<KnownLog>,
+    /// The HTTP listener's limits (checked), for `cairn_http::Server`.
+    pub http: cairn_http::HttpConfig,
     /// The bastion to serve through as well, if any (`roots` resolved).
     pub bastion: Option<BastionTable>,
 }
@@ -306,6 +321,12 @@ impl WitnessSettings {
                 format!("must be between 1 and {MAX_REQUEST_TIMEOUT_SECONDS}"),
             ));
         }
+        file.http.validate().map_err(|e| match e {
+            cairn_http::ConfigError::BadSetting { field, reason } => {
+                FileConfigError::invalid(format!("http.{field}"), reason)
+            }
+            other => FileConfigError::invalid("http", other),
+        })?;
         if file.logs.is_empty() {
             return Err(FileConfigError::invalid(
                 "log",
@@ -339,6 +360,7 @@ impl WitnessSettings {
                 request_timeout: Duration::from_secs(file.request_timeout_seconds),
             },
             logs,
+            http: file.http,
             bastion,
         })
     }
@@ -527,6 +549,7 @@ mod tests {
         assert_eq!(s.key_file, dir.path().join("witness.key"));
         assert_eq!(s.state_dir, dir.path().join("state"));
         assert_eq!(s.limits, HttpLimits::default());
+        assert_eq!(s.http, cairn_http::HttpConfig::default());
         assert_eq!(
             s.logs,
             vec![
@@ -556,6 +579,22 @@ mod tests {
             }
         );
         assert_eq!(s.logs[0].origin, "sum.golang.org");
+    }
+
+    #[test]
+    fn the_http_table_sets_listener_limits_and_bad_ones_are_named() {
+        let log = format!("[[log]]\npublic_key = \"{}\"\n", log_key(1).to_hex());
+        let s = parse(&config(&format!(
+            "{log}[http]\nmax_connections_per_ip = 16\nbody_stall_timeout_ms = 2000\n"
+        )))
+        .expect("valid");
+        assert_eq!(s.http.max_connections_per_ip, 16);
+        assert_eq!(s.http.body_stall_timeout_ms, 2000);
+        assert_eq!(s.http.max_connections, cairn_http::DEFAULT_MAX_CONNECTIONS);
+        let err = error(&config(&format!("{log}[http]\nmax_connections = 0\n")));
+        assert!(err.contains("http.max_connections"), "{err}");
+        let err = error(&config(&format!("{log}[http]\nmax_conections = 5\n")));
+        assert!(err.contains("unknown field `max_conections`"), "{err}");
     }
 
     #[test]

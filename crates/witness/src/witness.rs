@@ -7,13 +7,19 @@
 //! | check | status |
 //! |---|---|
 //! | body larger than [`MAX_BODY_BYTES`] | 413 |
-//! | malformed framing, note or checkpoint | 400 |
+//! | malformed framing, note or checkpoint; extension lines in a Sigsum checkpoint | 400 |
 //! | origin not on the allow-list | 404 |
 //! | no valid signature by the log's key (or a bad one under its name and key ID) | 403 |
 //! | old size above the checkpoint size | 400 |
 //! | old size ≠ the size last cosigned | 409, body `<size>\n`, `text/x.tlog.size` |
 //! | proof lines with old 0 or old = size; size 0 with root ≠ SHA-256(""); same size, other root; proof does not verify | 422 |
 //! | otherwise: persist (size, root), then cosign | 200 |
+//!
+//! A checkpoint whose origin is a Sigsum log's (`sigsum.org/v1/tree/…`)
+//! must have no extension lines: Sigsum logs never write them, and
+//! sigsum-go's witness refuses them while parsing, with 400, before it
+//! looks at the origin (so an unknown Sigsum origin with extension lines is
+//! a 400 here too, not a 404). Other logs' checkpoints may carry them.
 //!
 //! Proof lines where the proof must be empty are a 422 as in the current
 //! C2SP spec (sigsum-go answers 400), checked after the old size: a client
@@ -24,6 +30,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use cairn_sigsum::PublicKey;
+use cairn_sigsum::tree_head::ORIGIN_PREFIX;
 use cairn_tlog::EMPTY_ROOT;
 use cairn_tlog::checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
 use cairn_tlog::cosignature::{CosignatureError, Cosigner};
@@ -79,6 +86,14 @@ pub enum AddCheckpointError {
     /// 400: the note text is not a checkpoint.
     #[error("malformed checkpoint: {0}")]
     Checkpoint(#[from] CheckpointError),
+    /// 400: a checkpoint with a Sigsum origin has extension lines.
+    #[error(
+        "malformed checkpoint: a Sigsum checkpoint (origin {ORIGIN_PREFIX}…) has no extension lines between the root hash and the empty line, got {count}"
+    )]
+    SigsumExtensionLines {
+        /// How many extension lines there are.
+        count: usize,
+    },
     /// 404: no log with this origin is configured.
     #[error("unknown log: origin {0:?} is not on this witness's list")]
     UnknownLog(String),
@@ -129,9 +144,11 @@ impl AddCheckpointError {
         use AddCheckpointError as E;
         match self {
             E::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            E::Request(_) | E::Note(_) | E::Checkpoint(_) | E::OldSizeAboveSize { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            E::Request(_)
+            | E::Note(_)
+            | E::Checkpoint(_)
+            | E::SigsumExtensionLines { .. }
+            | E::OldSizeAboveSize { .. } => StatusCode::BAD_REQUEST,
             E::UnknownLog(_) => StatusCode::NOT_FOUND,
             E::InvalidSignature(_) => StatusCode::FORBIDDEN,
             E::Conflict { .. } => StatusCode::CONFLICT,
@@ -294,16 +311,18 @@ impl Witness {
                 // signature (Go decodes non-canonical base64 and then fails
                 // to verify, so interop peers answer 403 too) — but an
                 // unknown origin still comes first.
-                let origin = checkpoint_text(note)
-                    .and_then(|t| Checkpoint::parse(t).ok())
-                    .map(|c| c.origin);
-                return Err(match origin {
+                let checkpoint = checkpoint_text(note).and_then(|t| Checkpoint::parse(t).ok());
+                if let Some(cp) = &checkpoint {
+                    check_sigsum_rules(cp)?;
+                }
+                return Err(match checkpoint.map(|c| c.origin) {
                     Some(o) if !self.logs.contains_key(&o) => AddCheckpointError::UnknownLog(o),
                     _ => AddCheckpointError::InvalidSignature(e.to_string()),
                 });
             }
             Err(e) => return Err(AddCheckpointError::Note(e)),
         };
+        check_sigsum_rules(signed.checkpoint())?;
         let origin = &signed.checkpoint().origin;
         let verifier = self
             .logs
@@ -320,6 +339,17 @@ impl Witness {
             })?;
         Ok(signed)
     }
+}
+
+/// What a checkpoint with a Sigsum origin must be beyond a checkpoint:
+/// without extension lines (sigsum-go's witness refuses them with 400).
+fn check_sigsum_rules(cp: &Checkpoint) -> Result<(), AddCheckpointError> {
+    if cp.origin.starts_with(ORIGIN_PREFIX) && !cp.extensions.is_empty() {
+        return Err(AddCheckpointError::SigsumExtensionLines {
+            count: cp.extensions.len(),
+        });
+    }
+    Ok(())
 }
 
 /// The text of a note (up to and including the newline before the last
@@ -471,6 +501,97 @@ mod tests {
             status(w.add_checkpoint(&body).await),
             StatusCode::UNPROCESSABLE_ENTITY
         );
+    }
+
+    /// `cp` with `extensions`, signed by `signer`, as an add-checkpoint
+    /// body from old size 0.
+    fn with_extensions(
+        signer: &Ed25519NoteSigner,
+        mut cp: Checkpoint,
+        extensions: &[&str],
+    ) -> Vec<u8> {
+        cp.extensions = extensions.iter().map(|&e| e.to_owned()).collect();
+        let note = signer.sign_note(&cp.to_body()).expect("note").to_bytes();
+        AddCheckpointRequest {
+            old_size: 0,
+            proof: Vec::new(),
+            note: &note,
+        }
+        .encode()
+    }
+
+    #[tokio::test]
+    async fn a_sigsum_checkpoint_with_extension_lines_is_400_even_for_an_unknown_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = witness(dir.path());
+        let (signer, origin) = log();
+        let cp = Checkpoint::new(origin.as_str(), 1, leaf(0));
+        let body = with_extensions(&signer, cp.clone(), &["ext"]);
+        let err = w.add_checkpoint(&body).await.expect_err("extension line");
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert!(err.to_string().contains("got 1"), "{err}");
+        // Nothing was remembered: the same checkpoint without the line is
+        // cosigned from old size 0.
+        let body = with_extensions(&signer, cp, &[]);
+        w.add_checkpoint(&body).await.expect("200");
+
+        // A Sigsum origin the witness does not know: the extension lines
+        // are judged first, as sigsum-go parses before it looks up logs.
+        let other_key = SigningKey::from_seed(&[0x33; 32]).public_key();
+        let other_origin = cairn_sigsum::tree_head::origin_for_key(&other_key);
+        let other = Ed25519NoteSigner::new(&other_origin, &[0x33; 32]).expect("name");
+        let cp = Checkpoint::new(other_origin.as_str(), 1, leaf(0));
+        let err = w
+            .add_checkpoint(&with_extensions(&other, cp.clone(), &["a", "b"]))
+            .await
+            .expect_err("extension lines");
+        assert!(
+            matches!(err, AddCheckpointError::SigsumExtensionLines { count: 2 }),
+            "{err}"
+        );
+        let err = w
+            .add_checkpoint(&with_extensions(&other, cp, &[]))
+            .await
+            .expect_err("unknown log");
+        assert_eq!(err.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_sigsum_checkpoint_with_extension_lines_and_a_bad_signature_line_is_400() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = witness(dir.path());
+        let (_, origin) = log();
+        let body = format!(
+            "old 0\n\n{origin}\n1\n{}\next\n\n\u{2014} {origin} not!base64\n",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, leaf(0))
+        );
+        let err = w.add_checkpoint(body.as_bytes()).await.expect_err("400");
+        assert!(
+            matches!(err, AddCheckpointError::SigsumExtensionLines { count: 1 }),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_logs_checkpoints_may_have_extension_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let seed = [0x44; 32];
+        let signer = Ed25519NoteSigner::new("example.org/log", &seed).expect("name");
+        let key = SigningKey::from_seed(&seed).public_key();
+        let config = WitnessConfig {
+            name: "example.org/w".to_owned(),
+            key: SigningKey::from_seed(&[0x57; 32]),
+            logs: vec![crate::config::KnownLog::new("example.org/log", key.0)],
+        };
+        let w = Witness::new(
+            config,
+            WitnessState::open(dir.path()).expect("state"),
+            || 1u64,
+        )
+        .expect("setup");
+        let cp = Checkpoint::new("example.org/log", 1, leaf(0));
+        let body = with_extensions(&signer, cp, &["ext one", "ext two"]);
+        w.add_checkpoint(&body).await.expect("200");
     }
 
     #[test]

@@ -381,6 +381,19 @@ async fn http_errors_are_plain_text_with_a_reason() {
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(r.body.contains("must be empty"), "{}", r.body);
 
+    // An extension line in a Sigsum checkpoint: 400 as sigsum-go's
+    // witness, before the (now broken) log signature is looked at.
+    let request = v.request(0);
+    let (old_line, note) = request.split_at("old 0\n\n".len());
+    assert_eq!(old_line, "old 0\n\n");
+    let extended = format!(
+        "{old_line}{}",
+        note.replacen("\n\n", "\nan extension\n\n", 1)
+    );
+    let r = post(&client, &server.url, extended).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("no extension lines"), "{}", r.body);
+
     // Old size above the checkpoint size: 400.
     let r = post(
         &client,

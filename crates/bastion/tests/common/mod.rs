@@ -56,7 +56,7 @@ impl Pki {
     }
 }
 
-/// The derived deterministic Sigsum scenario (shared/vectors).
+/// The derived deterministic Sigsum scenario (testdata/vectors/derived).
 pub struct Scenario {
     json: Value,
 }

@@ -9,6 +9,8 @@
 
 #![allow(dead_code)] // Not every test uses every helper.
 
+pub mod raw_http;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -83,6 +85,8 @@ pub struct FakeLog {
     hang_reads: bool,
     /// `AddLeaves` calls received (counted before any gate).
     pub add_calls: AtomicUsize,
+    /// Bumped whenever the heads change, for `WatchTreeHeads` streams.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl FakeLog {
@@ -116,6 +120,7 @@ impl FakeLog {
                 root_hash: state.tile_builder.root(),
             };
             state.signed = Some(head.sign(&self.log_key));
+            self.changes.send_modify(|n| *n += 1);
             if state.auto_publish {
                 self.publish_locked(&mut state).await;
             }
@@ -141,6 +146,7 @@ impl FakeLog {
             })
             .collect();
         state.cosigned = Some(CosignedTreeHead::new(signed, cosignatures).unwrap());
+        self.changes.send_modify(|n| *n += 1);
         let signer = Ed25519NoteSigner::new(&origin(&log_key_hash), &self.log_key.seed()).unwrap();
         let body = signed.tree_head.checkpoint_body(&log_key_hash);
         let note = signer.sign_note(&body).unwrap().to_bytes();
@@ -195,6 +201,47 @@ fn signed_pb(s: &SignedTreeHead) -> pb::SignedTreeHead {
         root_hash: s.tree_head.root_hash.to_vec(),
         signature: s.signature.0.to_vec(),
     }
+}
+
+/// The heads as the sequencer reports them.
+fn heads_message(state: &State) -> pb::TreeHeads {
+    let cosigned = state.cosigned.as_ref().map(|c| pb::CosignedTreeHead {
+        signed: Some(signed_pb(&c.signed)),
+        cosignatures: c
+            .cosignatures()
+            .iter()
+            .map(|cs| pb::Cosignature {
+                key_hash: cs.key_hash.0.to_vec(),
+                timestamp: cs.timestamp,
+                signature: cs.signature.0.to_vec(),
+                note_name: "example.org/witness".into(),
+            })
+            .collect(),
+    });
+    pb::TreeHeads {
+        tree_size: state.leaves.len() as u64,
+        signed: state.signed.as_ref().map(signed_pb),
+        cosigned,
+    }
+}
+
+/// The current heads, then the heads after every change, until the log is
+/// dropped.
+fn async_stream_heads(
+    log: Arc<FakeLog>,
+    changes: tokio::sync::watch::Receiver<u64>,
+) -> impl futures::Stream<Item = Result<pb::TreeHeads, Status>> + Send {
+    futures::stream::unfold(
+        (log, changes, true),
+        |(log, mut changes, first)| async move {
+            if !first && changes.changed().await.is_err() {
+                return None;
+            }
+            changes.borrow_and_update();
+            let message = heads_message(&*log.state.lock().await);
+            Some((Ok(message), (log, changes, false)))
+        },
+    )
 }
 
 /// The gRPC face of a [`FakeLog`].
@@ -277,24 +324,23 @@ impl Sequencer for FakeSequencer {
             std::future::pending::<()>().await;
         }
         let state = self.0.state.lock().await;
-        let cosigned = state.cosigned.as_ref().map(|c| pb::CosignedTreeHead {
-            signed: Some(signed_pb(&c.signed)),
-            cosignatures: c
-                .cosignatures()
-                .iter()
-                .map(|cs| pb::Cosignature {
-                    key_hash: cs.key_hash.0.to_vec(),
-                    timestamp: cs.timestamp,
-                    signature: cs.signature.0.to_vec(),
-                    note_name: "example.org/witness".into(),
-                })
-                .collect(),
-        });
-        Ok(Response::new(pb::TreeHeads {
-            tree_size: state.leaves.len() as u64,
-            signed: state.signed.as_ref().map(signed_pb),
-            cosigned,
-        }))
+        Ok(Response::new(heads_message(&state)))
+    }
+
+    type WatchTreeHeadsStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::TreeHeads, Status>> + Send>>;
+
+    async fn watch_tree_heads(
+        &self,
+        request: Request<pb::GetTreeHeadsRequest>,
+    ) -> Result<Response<Self::WatchTreeHeadsStream>, Status> {
+        check_shard(&request.get_ref().shard)?;
+        if self.0.hang_reads {
+            std::future::pending::<()>().await;
+        }
+        let log = Arc::clone(&self.0);
+        let changes = log.changes.subscribe();
+        Ok(Response::new(Box::pin(async_stream_heads(log, changes))))
     }
 
     async fn publish_cosigned(
@@ -302,6 +348,15 @@ impl Sequencer for FakeSequencer {
         _request: Request<pb::PublishCosignedRequest>,
     ) -> Result<Response<pb::PublishCosignedResponse>, Status> {
         Err(Status::unimplemented("the frontend never publishes"))
+    }
+
+    async fn report_witness_ahead(
+        &self,
+        _: Request<pb::ReportWitnessAheadRequest>,
+    ) -> Result<Response<pb::ReportWitnessAheadResponse>, Status> {
+        Ok(Response::new(pb::ReportWitnessAheadResponse {
+            halted: false,
+        }))
     }
 }
 
@@ -346,7 +401,13 @@ pub struct Harness {
     pub base: String,
     pub http: reqwest::Client,
     pub log: Arc<FakeLog>,
-    _dir: tempfile::TempDir,
+    /// The tile store the (latest) frontend reads: at first the one the
+    /// fake sequencer writes with (they share a cache), after
+    /// [`Harness::restart_frontend`] a fresh one on the same directory.
+    pub frontend_tiles: TileStore,
+    grpc_addr: SocketAddr,
+    options: Options,
+    dir: tempfile::TempDir,
 }
 
 impl Harness {
@@ -362,6 +423,7 @@ impl Harness {
                 .collect(),
             cosign_time: options.cosign_time,
             tiles: tiles.clone(),
+            changes: tokio::sync::watch::channel(0).0,
             state: Mutex::new(State {
                 leaves: Vec::new(),
                 index: HashMap::new(),
@@ -396,27 +458,8 @@ impl Harness {
                     })),
             );
         }
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
-            .unwrap()
-            .connect_timeout(Duration::from_secs(2))
-            .connect_lazy();
 
-        let shard = ShardFrontend {
-            name: SHARD.to_owned(),
-            log_key: log.log_key.public_key(),
-            sequencer: SequencerClient::new(channel),
-            tiles,
-            limits: options.limits,
-        };
-        let app = router(vec![shard], options.config).unwrap();
-        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http_addr = http.local_addr().unwrap();
-        let http = http.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        tokio::spawn(async move { axum::serve(http, app).await });
-
-        let root = format!("http://{http_addr}");
+        let root = serve_frontend(&log, tiles.clone(), grpc_addr, &options).await;
         Harness {
             base: format!("{root}/{SHARD}/"),
             root,
@@ -425,8 +468,39 @@ impl Harness {
                 .build()
                 .unwrap(),
             log,
-            _dir: dir,
+            frontend_tiles: tiles,
+            grpc_addr,
+            options,
+            dir,
         }
+    }
+
+    /// Starts a new frontend process, as after a restart: a fresh tile
+    /// store (empty cache) on the same directory, the same sequencer, a new
+    /// port. The old one keeps running but is no longer used.
+    pub async fn restart_frontend(&mut self) {
+        let tiles = TileStore::local(&self.dir.path().join("tiles"), SHARD).unwrap();
+        self.root = serve_frontend(&self.log, tiles.clone(), self.grpc_addr, &self.options).await;
+        self.base = format!("{}/{SHARD}/", self.root);
+        self.frontend_tiles = tiles;
+    }
+
+    /// Flips the lowest bit of byte `at` of the stored object `key` (e.g.
+    /// `tile/0/001`), behind the tile store's back: bit rot.
+    pub async fn flip_byte(&self, key: &str, at: usize) {
+        use object_store::ObjectStoreExt as _;
+        let path = object_store::path::Path::from(format!("{SHARD}/{key}"));
+        let store = self.log.tiles.object_store();
+        let mut bytes = store
+            .get(&path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        bytes[at] ^= 1;
+        store.put(&path, bytes.into()).await.unwrap();
     }
 
     /// GET `base + path`.
@@ -447,6 +521,35 @@ impl Harness {
             .await
             .unwrap()
     }
+}
+
+/// Serves a frontend for the fake log's shard reading `tiles`, talking to
+/// the sequencer at `grpc_addr`; returns its `http://127.0.0.1:PORT`.
+async fn serve_frontend(
+    log: &FakeLog,
+    tiles: TileStore,
+    grpc_addr: SocketAddr,
+    options: &Options,
+) -> String {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(2))
+        .connect_lazy();
+    let shard = ShardFrontend {
+        name: SHARD.to_owned(),
+        log_key: log.log_key.public_key(),
+        sequencer: SequencerClient::new(channel),
+        tiles,
+        limits: options.limits.clone(),
+    };
+    let app = router(vec![shard], options.config.clone()).unwrap();
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http_addr = http.local_addr().unwrap();
+    let http = http.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move { axum::serve(http, app).await });
+    format!("http://{http_addr}")
 }
 
 /// The submitter key of the tests (the vectors' submitter seed).

@@ -26,8 +26,9 @@ impl Cairnd {
         Self::start_with(dir, listen, &[], "warn", Stdio::inherit())
     }
 
-    /// `cairnd dev` with `extra` arguments, `RUST_LOG=log_filter`, and its
-    /// standard error going to `stderr`.
+    /// `cairnd dev` with `extra` arguments, `RUST_LOG=log_filter` (unset if
+    /// empty: cairnd's default filter), and its standard error going to
+    /// `stderr`.
     pub fn start_with(
         dir: &Path,
         listen: SocketAddr,
@@ -35,16 +36,20 @@ impl Cairnd {
         log_filter: &str,
         stderr: Stdio,
     ) -> Cairnd {
-        let child = Command::new(env!("CARGO_BIN_EXE_cairnd"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cairnd"));
+        command
             .args(["dev", "--data-dir"])
             .arg(dir)
             .args(["--listen", &listen.to_string()])
             .args(extra)
-            .env("RUST_LOG", log_filter)
             .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn cairnd");
+            .stderr(stderr);
+        if log_filter.is_empty() {
+            command.env_remove("RUST_LOG");
+        } else {
+            command.env("RUST_LOG", log_filter);
+        }
+        let child = command.spawn().expect("spawn cairnd");
         Cairnd {
             child,
             listen,

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different subset.
 
-use cairn_storage::TileStore;
+use cairn_storage::{TileStore, TrustedHead};
 use cairn_tlog::compact::CompactRange;
 use cairn_tlog::tile::{BundleBuilder, TileBuilder};
 use cairn_tlog::{Hash, leaf_hash};
@@ -107,6 +107,11 @@ impl Tree {
         self.leaves.extend_from_slice(&batch);
     }
 
+    /// The trusted head of the first `size` leaves (a size this tree had).
+    pub fn head(&self, size: u64) -> TrustedHead {
+        TrustedHead::new(size, self.roots[size as usize])
+    }
+
     pub fn leaf_hash(&self, i: u64) -> Hash {
         leaf_hash(&self.leaves[i as usize])
     }
@@ -125,6 +130,16 @@ pub async fn overwrite_raw(store: &TileStore, key: &str, bytes: Vec<u8>) {
         .put(&raw_path(key), bytes.into())
         .await
         .expect("raw put");
+}
+
+/// Flips the lowest bit of byte `at` of `key`, bypassing the tile store
+/// (simulates bit rot); returns the original bytes.
+pub async fn flip_byte(store: &TileStore, key: &str, at: usize) -> Vec<u8> {
+    let original = read_raw(store, key).await.expect("object to corrupt");
+    let mut bytes = original.clone();
+    bytes[at] ^= 1;
+    overwrite_raw(store, key, bytes).await;
+    original
 }
 
 /// Reads `key` bypassing the tile store.
