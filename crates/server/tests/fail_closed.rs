@@ -387,10 +387,18 @@ async fn a_full_disk_stops_acknowledging_and_nothing_acknowledged_is_lost() {
     );
 
     std::fs::remove_file(&ballast).expect("free space");
-    // Either it resumes by itself, or it exited and a restart resumes it.
-    drop(cairnd);
-    let mut cairnd = Cairnd::start(&data, listen);
-    cairnd.wait_ready().await;
+    // Either it resumes by itself, or it exited non-zero (the Raft log could
+    // not be written) for a supervisor to restart it.
+    let mut cairnd = match cairnd.wait_ready_or_exit().await {
+        None => cairnd,
+        Some(status) => {
+            assert!(!status.success(), "cairnd exited 0 on a full disk");
+            eprintln!("disk full: cairnd exited ({status}); restarting it");
+            let mut restarted = Cairnd::start(&data, listen);
+            restarted.wait_ready().await;
+            restarted
+        }
+    };
     submit(&policy, "after", 3).await;
     // Every leaf acknowledged before or during the outage is in the tree,
     // without being submitted again.

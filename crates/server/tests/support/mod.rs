@@ -129,6 +129,28 @@ impl Cairnd {
         }
     }
 
+    /// Waits until `/readyz` answers 200 (`None`) or the process exits
+    /// (`Some(status)`).
+    pub async fn wait_ready_or_exit(&mut self) -> Option<std::process::ExitStatus> {
+        let url = format!("http://{}/readyz", self.listen);
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if let Ok(r) = reqwest::get(&url).await
+                && r.status() == reqwest::StatusCode::OK
+            {
+                return None;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cairnd neither ready nor exited within {START_DEADLINE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub fn stop(mut self) {
         terminate(&mut self.child, "cairnd dev");
