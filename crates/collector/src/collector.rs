@@ -63,6 +63,10 @@ pub const SEQUENCER_TIMEOUT: Duration = Duration::from_secs(10);
 const WATCH_RECONNECT_MIN: Duration = Duration::from_millis(50);
 const WATCH_RECONNECT_MAX: Duration = Duration::from_secs(2);
 
+/// How often a witness-ahead report is sent before giving up (about 30 s
+/// with the back-off above); publishing stays halted either way.
+const REPORT_ATTEMPTS: u32 = 20;
+
 /// Latest acceptable cosignature timestamp, relative to local time: a
 /// witness clock further ahead than this is broken (or lying).
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(600);
@@ -563,19 +567,30 @@ impl Collector {
     /// publishing stays halted either way).
     async fn halt_for(&self, t: &Target, witness_size: u64) {
         self.halted.send_replace(true);
-        let req = pb::ReportWitnessAheadRequest {
-            shard: self.config.shard.clone(),
-            witness: t.name.clone(),
-            witness_size,
-        };
-        let mut seq = self.sequencer.clone();
-        match tokio::time::timeout(SEQUENCER_TIMEOUT, seq.report_witness_ahead(req)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(status)) => {
-                tracing::warn!(shard = %self.config.shard, %status, "ReportWitnessAhead failed");
+        // The sequencer acts only once its leader has applied its whole log
+        // (just after a start it may not have); ask again for a while.
+        let mut backoff = WATCH_RECONNECT_MIN;
+        for _ in 0..REPORT_ATTEMPTS {
+            let req = pb::ReportWitnessAheadRequest {
+                shard: self.config.shard.clone(),
+                witness: t.name.clone(),
+                witness_size,
+            };
+            let mut seq = self.sequencer.clone();
+            match tokio::time::timeout(SEQUENCER_TIMEOUT, seq.report_witness_ahead(req)).await {
+                Ok(Ok(r)) if r.get_ref().halted => return,
+                Ok(Ok(_)) => {}
+                Ok(Err(status)) => {
+                    tracing::warn!(shard = %self.config.shard, %status, "ReportWitnessAhead failed");
+                }
+                Err(_) => {
+                    tracing::warn!(shard = %self.config.shard, "ReportWitnessAhead timed out")
+                }
             }
-            Err(_) => tracing::warn!(shard = %self.config.shard, "ReportWitnessAhead timed out"),
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(WATCH_RECONNECT_MAX);
         }
+        tracing::error!(shard = %self.config.shard, "the sequencer did not halt on a witness ahead of it; publishing stays halted here");
     }
 
     /// When to stop collecting if the quorum holds now: `None` if it does not.

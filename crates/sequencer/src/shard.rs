@@ -629,6 +629,12 @@ impl Shard {
     /// does not have, and the shard halts here (nothing more is accepted,
     /// signed or served). Returns whether it is halted.
     pub fn witness_ahead(&self, witness: &str, witness_size: u64) -> bool {
+        // Only a leader that has applied its whole log this term can tell:
+        // elsewhere the applied state may simply lag what was committed.
+        if !self.is_leader() || !*self.pipeline.cleared.borrow() {
+            tracing::warn!(shard = %self.pipeline.name, witness, witness_size, "a witness is reported ahead, but this node is not a checked leader; ignored here");
+            return self.pipeline.halt.is_halted();
+        }
         let applied = self.state().integrated_size;
         if witness_size > applied {
             let reason = format!(

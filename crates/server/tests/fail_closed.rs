@@ -389,7 +389,7 @@ async fn a_full_disk_stops_acknowledging_and_nothing_acknowledged_is_lost() {
     std::fs::remove_file(&ballast).expect("free space");
     // Either it resumes by itself, or it exited non-zero (the Raft log could
     // not be written) for a supervisor to restart it.
-    let mut cairnd = match cairnd.wait_ready_or_exit().await {
+    let cairnd = match cairnd.wait_ready_or_exit().await {
         None => cairnd,
         Some(status) => {
             assert!(!status.success(), "cairnd exited 0 on a full disk");

@@ -56,10 +56,17 @@ pub fn resolve(env_override: Option<&OsStr>, in_repo: &Path) -> Result<PathBuf, 
 
 /// The repository root (the directory holding the workspace `Cargo.toml`).
 pub fn repo_root() -> PathBuf {
-    // crates/testvectors -> repository root.
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("..")
+    // Prefer the crate under test, which cargo names at run time: a path
+    // baked in at compile time may name another checkout whose build was
+    // reused from a shared target dir. The workspace root is the nearest
+    // ancestor holding `Cargo.lock`.
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    start
+        .ancestors()
+        .find(|d| d.join("Cargo.lock").is_file())
+        .unwrap_or(&start)
         .canonicalize()
         .expect("repository root exists")
 }
