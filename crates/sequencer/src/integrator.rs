@@ -296,20 +296,36 @@ impl Integrator {
         while start < size {
             self.check_leader()?;
             let end = size.min(start + step);
-            let (leaves, hashes) = self.read_leaves(start, end).await?;
-            let bundle_writes = bundles
-                .append(&leaves)
-                .map_err(|e| IntegrationError::Fatal(format!("bundle builder at {start}: {e}")))?;
-            let tile_writes = tiles
-                .append(&hashes)
-                .map_err(|e| IntegrationError::Fatal(format!("tile builder at {start}: {e}")))?;
-            self.store
-                .write_integration(&bundle_writes, &tile_writes)
+            self.append_and_write(start, end, &mut tiles, &mut bundles)
                 .await?;
             start = end;
         }
         tracing::info!(size, "tiles rebuilt from the committed leaves");
         Ok((tiles, bundles))
+    }
+
+    /// Reads leaves `[start, end)`, appends them to the builders and writes
+    /// the new bundles and tiles create-only. The builders move on before
+    /// the write; if it fails, the caller discards them and resumes from
+    /// storage (see `TileBuilder`).
+    async fn append_and_write(
+        &self,
+        start: u64,
+        end: u64,
+        tiles: &mut TileBuilder,
+        bundles: &mut BundleBuilder,
+    ) -> Result<(), IntegrationError> {
+        let (leaves, hashes) = self.read_leaves(start, end).await?;
+        let bundle_writes = bundles
+            .append(&leaves)
+            .map_err(|e| IntegrationError::Fatal(format!("bundle builder at {start}: {e}")))?;
+        let tile_writes = tiles
+            .append(&hashes)
+            .map_err(|e| IntegrationError::Fatal(format!("tile builder at {start}: {e}")))?;
+        self.store
+            .write_integration(&bundle_writes, &tile_writes)
+            .await?;
+        Ok(())
     }
 
     /// Integrates the next at most `max_step` leaves, and proposes
@@ -329,18 +345,7 @@ impl Integrator {
             )));
         }
         let end = state.tree_size.min(start.saturating_add(max_step));
-        let (leaves, hashes) = self.read_leaves(start, end).await?;
-        let bundle_writes = bundles
-            .append(&leaves)
-            .map_err(|e| IntegrationError::Fatal(format!("bundle builder at {start}: {e}")))?;
-        let tile_writes = tiles
-            .append(&hashes)
-            .map_err(|e| IntegrationError::Fatal(format!("tile builder at {start}: {e}")))?;
-        // The builders moved on; if the write fails, the caller discards
-        // them and resumes from storage (see `TileBuilder`).
-        self.store
-            .write_integration(&bundle_writes, &tile_writes)
-            .await?;
+        self.append_and_write(start, end, tiles, bundles).await?;
         self.degraded.set(None);
         tracing::debug!(start, end, "tiles written");
 
