@@ -5,7 +5,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // in one checkout and reused from a shared target dir by another must
     // read the other checkout's protos.
     let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = ["cairn/v1/sequencer.proto", "cairn/v1/raft.proto"];
+    let files = [
+        "cairn/v1/sequencer.proto",
+        "cairn/v1/raft.proto",
+        "cairn/v1/admin.proto",
+    ];
     let fds = protox::compile(files, [&root])?;
     tonic_prost_build::configure()
         .build_server(true)

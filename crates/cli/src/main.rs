@@ -15,6 +15,8 @@
 //!   root), warn about missing quorum, stale cosignatures and unreachable
 //!   logs, and print the leaves of watched keys in `sigsum-monitor`'s
 //!   format, which names each leaf's log by its key hash.
+//! * `cairn cluster` — create a shard's Raft group on sequencer nodes,
+//!   add and remove nodes, show each node's view, move leadership.
 //!
 //! Keys, policies and proof files are those of sigsum-go's tools, so the two
 //! tool sets can be mixed freely. As in sigsum-go, a signing key given as
@@ -24,6 +26,7 @@
 //! counterpart is silent or terse stay so unless `-v` is given
 //! (`docs/compatibility.md` lists the comparisons).
 
+mod cluster;
 mod files;
 mod key_files;
 mod keys;
@@ -95,6 +98,10 @@ enum Command {
     /// errors. Warnings count as alerts only with --fail-on-warning.
     #[command(verbatim_doc_comment)]
     Monitor(monitor::MonitorArgs),
+    /// Operate a Cairn cluster: create shards' Raft groups, change their
+    /// membership, show every node's view.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
 fn main() -> ExitCode {
@@ -113,6 +120,25 @@ fn main() -> ExitCode {
         Command::Token(cmd) => token::run(cmd, cli.verbose),
         Command::Policy(cmd) => policy_cmd::run(cmd, cli.verbose),
         Command::Monitor(args) => monitor::run(&args),
+        Command::Cluster(cmd) => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("cairn cluster: error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match runtime.block_on(cluster::run(cmd)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cairn cluster: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

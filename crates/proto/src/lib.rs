@@ -2,6 +2,7 @@
 //!
 //! * `sequencer` — frontend/collector → sequencer.
 //! * `raft` — sequencer ↔ sequencer (Raft transport).
+//! * `admin` — operator tools → sequencer (cluster membership, status).
 
 #![allow(missing_docs, missing_debug_implementations, clippy::all)]
 

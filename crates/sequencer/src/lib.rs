@@ -15,7 +15,10 @@
 //!   second history.
 //! * [`shard`] — one shard's Raft, state and pipeline tasks.
 //! * [`service`] — the `cairn.v1.Sequencer` gRPC service.
+//! * [`admin`] — the `cairn.v1.Admin` gRPC service: create a shard's group,
+//!   change its membership, report each node's view.
 
+pub mod admin;
 pub mod batcher;
 pub mod integrator;
 pub mod log_store;

@@ -93,14 +93,15 @@ impl SequencerService {
     }
 }
 
-/// A router serving the sequencer service and the Raft transport on one
-/// address; serve it with `serve`/`serve_with_incoming_shutdown`.
+/// A router serving the sequencer, admin and Raft transport services on
+/// one address; serve it with `serve`/`serve_with_incoming_shutdown`.
 pub fn grpc_router(
     sequencer: SequencerService,
     transport: RaftTransportService,
 ) -> tonic::transport::server::Router {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .add_service(crate::admin::AdminService::new(sequencer.clone()).into_server())
         .add_service(sequencer.into_server())
         .add_service(transport.into_server())
 }
@@ -112,7 +113,10 @@ pub fn status_for(e: &ShardError) -> Status {
         ShardError::NotLeader(hint) => not_leader_status(msg, hint),
         ShardError::Pushback { .. } => Status::resource_exhausted(msg),
         ShardError::InvalidHead(_) => Status::invalid_argument(msg),
-        ShardError::Stale { .. } | ShardError::Rejected(_) | ShardError::WrongKey { .. } => {
+        ShardError::Stale { .. }
+        | ShardError::Rejected(_)
+        | ShardError::WrongKey { .. }
+        | ShardError::Refused(_) => {
             Status::failed_precondition(msg)
         }
         ShardError::NotInTree { .. } => Status::out_of_range(msg),

@@ -267,6 +267,10 @@ pub enum ShardError {
     /// Retry later.
     #[error("the log cannot write its tiles right now ({0}); retry later")]
     Degraded(String),
+    /// An operator request that cannot be done in this state (e.g. creating
+    /// a group over existing state). Not retryable as is.
+    #[error("refused: {0}")]
+    Refused(String),
     /// This node leads but has not yet checked its state against what was
     /// published (the checkpoint object, its signed-head record). Retry
     /// shortly.
@@ -544,6 +548,155 @@ impl Shard {
     /// The reason the pipeline halted, if it did (for readiness checks).
     pub fn halted(&self) -> Option<String> {
         self.pipeline.halt.reason().map(str::to_owned)
+    }
+
+    /// Whether this node leads and has checked its applied state against
+    /// the published log this term (it accepts leaves).
+    pub fn cleared(&self) -> bool {
+        *self.pipeline.cleared.borrow()
+    }
+
+    /// The shard's object store.
+    pub fn tile_store(&self) -> &TileStore {
+        &self.pipeline.store
+    }
+
+    /// Whether this node holds no Raft state at all for the shard: no
+    /// membership, no vote, no log entry, nothing applied. Only such nodes
+    /// may be named when a group is created.
+    pub async fn is_empty(&self) -> Result<bool, ShardError> {
+        let raft = &self.pipeline.raft;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| ShardError::Raft(e.to_string()))?;
+        let metrics = raft.metrics().borrow().clone();
+        let state = self.state();
+        Ok(!initialized
+            && metrics.vote.leader_id().term == 0
+            && metrics.last_log_index.is_none()
+            && state.last_applied.is_none()
+            && state.tree_size == 0)
+    }
+
+    /// Creates the shard's Raft group with `voters` (node id → gRPC URL),
+    /// which must include this node. Refused with [`ShardError::Refused`]
+    /// if this node holds any state for the shard ([`Shard::is_empty`]) or
+    /// the object store already holds a `checkpoint` for it: a group is
+    /// created once, never over an existing log (architecture.md §8).
+    pub async fn init_group(
+        &self,
+        voters: std::collections::BTreeMap<NodeId, String>,
+    ) -> Result<(), ShardError> {
+        let p = &self.pipeline;
+        if !voters.contains_key(&p.node_id) {
+            return Err(ShardError::Refused(format!(
+                "node {} is not among the voters {:?}; send the call to one of them",
+                p.node_id,
+                voters.keys().collect::<Vec<_>>()
+            )));
+        }
+        if !self.is_empty().await? {
+            return Err(ShardError::Refused(format!(
+                "node {} already holds Raft state for shard {:?}: a group is created once; \
+                 use `cairn cluster add-node` to grow an existing group",
+                p.node_id, p.name
+            )));
+        }
+        if p.store.checkpoint().await?.is_some() {
+            return Err(ShardError::Refused(format!(
+                "the object store already holds a checkpoint for shard {:?}: this log exists; \
+                 creating a new group over it would sign a second history",
+                p.name
+            )));
+        }
+        let members = voters
+            .into_iter()
+            .map(|(id, addr)| (id, openraft::BasicNode { addr }))
+            .collect::<std::collections::BTreeMap<_, _>>();
+        p.raft.initialize(members).await.map_err(|e| match e {
+            openraft::error::RaftError::APIError(e) => ShardError::Refused(e.to_string()),
+            e => ShardError::Raft(e.to_string()),
+        })?;
+        tracing::info!(shard = %p.name, node_id = p.node_id, "created the shard's Raft group");
+        Ok(())
+    }
+
+    /// Hands leadership to voter `to` (maintenance), waiting until `to`
+    /// leads or `deadline`; returns the leader then known. Sent to the
+    /// leader: it stops heartbeats and elections of its own, asks `to`
+    /// (through `to`'s admin service) to start an election once the
+    /// followers' leader lease has run out, and resumes both afterwards,
+    /// whatever happened. On `to` itself: waits out the lease, then starts
+    /// an election. Best effort under load: appending entries also renews
+    /// the lease, so a busy leader may keep leading.
+    pub async fn transfer_leadership(
+        &self,
+        to: NodeId,
+        deadline: Instant,
+    ) -> Result<NodeId, ShardError> {
+        let p = &self.pipeline;
+        let raft = &p.raft;
+        let metrics = raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let Some(target) = membership.get_node(&to).cloned() else {
+            return Err(ShardError::Refused(format!("node {to} is not a member")));
+        };
+        if !membership.voter_ids().any(|id| id == to) {
+            return Err(ShardError::Refused(format!("node {to} is not a voter")));
+        }
+        let lease = Duration::from_millis(raft.config().election_timeout_max);
+        let wait_leader = |deadline: Instant| async move {
+            let mut m = raft.metrics();
+            let _ = tokio::time::timeout_at(
+                deadline,
+                m.wait_for(|m| m.current_leader == Some(to) && m.state != ServerState::Candidate),
+            )
+            .await;
+            raft.metrics().borrow().current_leader
+        };
+        if to == p.node_id {
+            if self.is_leader() {
+                return Ok(to);
+            }
+            tokio::time::sleep_until((Instant::now() + lease).min(deadline)).await;
+            raft.trigger()
+                .elect()
+                .await
+                .map_err(|e| ShardError::Raft(e.to_string()))?;
+            let leader = wait_leader(deadline).await;
+            return leader.ok_or_else(|| ShardError::Raft("no leader after the election".into()));
+        }
+        if let Some(hint) = not_leader(raft, p.node_id) {
+            return Err(ShardError::NotLeader(hint));
+        }
+        tracing::info!(shard = %p.name, to, "transferring leadership");
+        raft.runtime_config().heartbeat(false);
+        raft.runtime_config().elect(false);
+        let asked = async {
+            let channel = tonic::transport::Endpoint::from_shared(target.addr.clone())
+                .map_err(|e| ShardError::Raft(format!("node {to} address: {e}")))?
+                .connect_timeout(crate::network::CONNECT_TIMEOUT)
+                .connect_lazy();
+            let mut client = cairn_proto::v1::admin_client::AdminClient::new(channel);
+            let mut request = tonic::Request::new(cairn_proto::v1::TransferLeaderRequest {
+                shard: p.name.clone(),
+                to,
+            });
+            request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+            client
+                .transfer_leader(request)
+                .await
+                .map_err(|s| ShardError::Raft(format!("node {to}: {}", s.message())))
+        };
+        let result = tokio::time::timeout_at(deadline, asked).await;
+        raft.runtime_config().heartbeat(true);
+        raft.runtime_config().elect(true);
+        match result {
+            Ok(Ok(answer)) => Ok(answer.into_inner().leader_id),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Ok(raft.metrics().borrow().current_leader.unwrap_or(p.node_id)),
+        }
     }
 
     /// Whether this node currently believes it is the shard's leader.

@@ -1,0 +1,414 @@
+//! `cairn cluster`: create a shard's Raft group on sequencer nodes, change
+//! its membership and show each node's view, over the nodes' Admin gRPC
+//! service (`proto/cairn/v1/admin.proto`).
+//!
+//! Membership changes go to the shard's leader: the command asks the nodes
+//! given with `--via` in turn and follows a follower's `cairn-leader` hint.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use cairn_proto::LEADER_METADATA_KEY;
+use cairn_proto::v1::admin_client::AdminClient;
+use cairn_proto::v1::{
+    AddNodeRequest, InitShardRequest, Member, MembershipResponse, RemoveNodeRequest,
+    StatusRequest, StatusResponse, TransferLeaderRequest,
+};
+use clap::{Args, Subcommand};
+use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
+
+/// How long one node may take to answer a Status call.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long `init` waits for the new group to elect a leader.
+const ELECTION_WAIT: Duration = Duration::from_secs(20);
+
+/// Most leader hints followed before giving up on a call.
+const MAX_HOPS: usize = 8;
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Create a shard's Raft group with the given nodes as voters.
+    ///
+    /// Every node must run `cairnd sequencer` with the shard in its
+    /// configuration and hold no state for it, and the object store must
+    /// hold no checkpoint for it; otherwise nothing is created. Waits until
+    /// the group has elected a leader.
+    Init(InitArgs),
+    /// Add a node to a shard's group: as a learner first, caught up by log
+    /// or snapshot, then as a voter.
+    AddNode(AddNodeArgs),
+    /// Remove a node (voter or learner) from a shard's group.
+    RemoveNode(RemoveNodeArgs),
+    /// Show every node's view of a shard: role, term, leader, sizes, lag.
+    Status(StatusArgs),
+    /// Hand a shard's leadership to another voter (maintenance). Best
+    /// effort under heavy load; prints the leader afterwards.
+    TransferLeader(TransferArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The shard's name.
+    #[arg(long)]
+    shard: String,
+    /// A voter as ID=URL (its node_id and gRPC URL), e.g.
+    /// 1=http://10.0.0.1:6970; repeat for each voter.
+    #[arg(long = "node", value_name = "ID=URL", required = true, value_parser = parse_member)]
+    nodes: Vec<Member>,
+}
+
+#[derive(Args, Debug)]
+pub struct AddNodeArgs {
+    /// The shard's name.
+    #[arg(long)]
+    shard: String,
+    /// gRPC URL of any current member (repeatable); the leader is found
+    /// from there.
+    #[arg(long, value_name = "URL", required = true)]
+    via: Vec<String>,
+    /// The node to add, as ID=URL.
+    #[arg(long, value_name = "ID=URL", value_parser = parse_member)]
+    node: Member,
+    /// Seconds to wait for the node to catch up and become a voter.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct RemoveNodeArgs {
+    /// The shard's name.
+    #[arg(long)]
+    shard: String,
+    /// gRPC URL of any current member (repeatable).
+    #[arg(long, value_name = "URL", required = true)]
+    via: Vec<String>,
+    /// The node id to remove.
+    #[arg(long)]
+    id: u64,
+    /// Seconds to wait for the change to commit.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The shard's name.
+    #[arg(long)]
+    shard: String,
+    /// gRPC URL of a node (repeatable); the members they report are asked
+    /// too.
+    #[arg(long, value_name = "URL", required = true)]
+    via: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TransferArgs {
+    /// The shard's name.
+    #[arg(long)]
+    shard: String,
+    /// gRPC URL of any current member (repeatable).
+    #[arg(long, value_name = "URL", required = true)]
+    via: Vec<String>,
+    /// The voter to hand leadership to.
+    #[arg(long)]
+    to: u64,
+}
+
+/// Parses `ID=URL`.
+fn parse_member(s: &str) -> Result<Member, String> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not ID=URL"))?;
+    let id: u64 = id
+        .parse()
+        .map_err(|_| format!("node id {id:?} is not a number"))?;
+    if id == 0 {
+        return Err("node id 0 is not allowed".into());
+    }
+    if !(addr.starts_with("http://") || addr.starts_with("https://")) {
+        return Err(format!("{addr:?} is not an http(s):// URL"));
+    }
+    Ok(Member {
+        id,
+        addr: addr.to_owned(),
+    })
+}
+
+fn client(url: &str) -> anyhow::Result<AdminClient<Channel>> {
+    let channel = Endpoint::from_shared(url.to_owned())
+        .with_context(|| format!("{url:?} is not a URL"))?
+        .connect_timeout(Duration::from_secs(3))
+        .connect_lazy();
+    Ok(AdminClient::new(channel))
+}
+
+/// One node's Status, bounded by [`STATUS_TIMEOUT`].
+pub async fn status_of(url: &str, shard: &str) -> anyhow::Result<StatusResponse> {
+    let mut request = tonic::Request::new(StatusRequest {
+        shard: shard.to_owned(),
+    });
+    request.set_timeout(STATUS_TIMEOUT);
+    let answer = tokio::time::timeout(STATUS_TIMEOUT, client(url)?.status(request))
+        .await
+        .map_err(|_| anyhow::anyhow!("{url}: no answer within {STATUS_TIMEOUT:?}"))?
+        .map_err(|s| anyhow::anyhow!("{url}: {}: {}", s.code(), s.message()))?;
+    Ok(answer.into_inner())
+}
+
+/// Calls `f` on the shard's leader: tries each of `via` in turn and follows
+/// `cairn-leader` hints, until `deadline`.
+async fn on_leader<T, F, Fut>(via: &[String], deadline: Instant, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut(AdminClient<Channel>, Duration) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let mut last = None;
+    let mut queue: Vec<String> = via.to_vec();
+    let mut hops = 0;
+    while let Some(url) = queue.first().cloned() {
+        queue.remove(0);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(remaining, f(client(&url)?, remaining)).await {
+            Ok(Ok(answer)) => return Ok(answer.into_inner()),
+            Ok(Err(status)) => {
+                let hint = status
+                    .metadata()
+                    .get(LEADER_METADATA_KEY)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                match (status.code(), hint) {
+                    (tonic::Code::FailedPrecondition, Some(leader)) if hops < MAX_HOPS => {
+                        hops += 1;
+                        queue.insert(0, leader);
+                    }
+                    (tonic::Code::Unavailable | tonic::Code::FailedPrecondition, _) => {}
+                    _ => bail!("{url}: {}: {}", status.code(), status.message()),
+                }
+                last = Some(format!("{url}: {}: {}", status.code(), status.message()));
+            }
+            Err(_) => last = Some(format!("{url}: no answer in time")),
+        }
+    }
+    bail!(
+        "no leader accepted the call ({})",
+        last.unwrap_or_else(|| "out of time".into())
+    )
+}
+
+fn print_membership(m: &MembershipResponse) {
+    let list = |v: &[Member]| {
+        v.iter()
+            .map(|m| format!("{}={}", m.id, m.addr))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("voters:   {}", list(&m.voters));
+    println!("learners: {}", list(&m.learners));
+}
+
+/// Runs a `cairn cluster` command.
+pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
+    match cmd {
+        ClusterCommand::Init(args) => init(&args.shard, &args.nodes).await,
+        ClusterCommand::AddNode(args) => {
+            let deadline = Instant::now() + Duration::from_secs(args.timeout);
+            let node = args.node.clone();
+            let m = on_leader(&args.via, deadline, |mut c, remaining| {
+                let mut request = tonic::Request::new(AddNodeRequest {
+                    shard: args.shard.clone(),
+                    node: Some(node.clone()),
+                });
+                request.set_timeout(remaining);
+                async move { c.add_node(request).await }
+            })
+            .await?;
+            println!("node {} is a voter of shard {}", args.node.id, args.shard);
+            print_membership(&m);
+            Ok(())
+        }
+        ClusterCommand::RemoveNode(args) => {
+            let deadline = Instant::now() + Duration::from_secs(args.timeout);
+            let m = on_leader(&args.via, deadline, |mut c, remaining| {
+                let mut request = tonic::Request::new(RemoveNodeRequest {
+                    shard: args.shard.clone(),
+                    id: args.id,
+                });
+                request.set_timeout(remaining);
+                async move { c.remove_node(request).await }
+            })
+            .await?;
+            println!("node {} removed from shard {}", args.id, args.shard);
+            print_membership(&m);
+            Ok(())
+        }
+        ClusterCommand::Status(args) => status(&args.shard, &args.via).await,
+        ClusterCommand::TransferLeader(args) => {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let answer = on_leader(&args.via, deadline, |mut c, remaining| {
+                let mut request = tonic::Request::new(TransferLeaderRequest {
+                    shard: args.shard.clone(),
+                    to: args.to,
+                });
+                request.set_timeout(remaining.min(Duration::from_secs(15)));
+                async move { c.transfer_leader(request).await }
+            })
+            .await?;
+            println!("shard {}: node {} leads", args.shard, answer.leader_id);
+            if answer.leader_id != args.to {
+                bail!("leadership did not move to node {}", args.to);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `cairn cluster init`: checks every named node, then creates the group on
+/// the first and waits for a leader.
+pub async fn init(shard: &str, nodes: &[Member]) -> anyhow::Result<()> {
+    let mut ids = std::collections::BTreeSet::new();
+    for n in nodes {
+        if !ids.insert(n.id) {
+            bail!("node id {} is named twice", n.id);
+        }
+    }
+    for n in nodes {
+        let s = status_of(&n.addr, shard)
+            .await
+            .with_context(|| format!("checking node {} before creating the group", n.id))?;
+        if s.node_id != n.id {
+            bail!(
+                "{} is node {}, not node {}: check the node ids",
+                n.addr,
+                s.node_id,
+                n.id
+            );
+        }
+        if s.initialized || !s.empty {
+            bail!(
+                "node {} ({}) already holds state for shard {shard:?} (role {}, term {}, tree \
+                 size {}): a group is created once; use add-node to grow an existing group",
+                n.id,
+                n.addr,
+                s.role,
+                s.term,
+                s.tree_size
+            );
+        }
+    }
+    let first = &nodes[0];
+    let mut c = client(&first.addr)?;
+    c.init_shard(InitShardRequest {
+        shard: shard.to_owned(),
+        voters: nodes.to_vec(),
+    })
+    .await
+    .map_err(|s| anyhow::anyhow!("{}: {}: {}", first.addr, s.code(), s.message()))?;
+    let deadline = Instant::now() + ELECTION_WAIT;
+    loop {
+        if let Ok(s) = status_of(&first.addr, shard).await
+            && let Some(leader) = s.leader_id
+        {
+            println!(
+                "shard {shard}: group created with {} voters; node {leader} leads (term {})",
+                nodes.len(),
+                s.term
+            );
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("the group was created but elected no leader within {ELECTION_WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `cairn cluster status`: one line per node.
+async fn status(shard: &str, via: &[String]) -> anyhow::Result<()> {
+    let mut urls: Vec<String> = via.to_vec();
+    let mut seen = std::collections::BTreeMap::new();
+    let mut i = 0;
+    while i < urls.len() {
+        let url = urls[i].clone();
+        i += 1;
+        let s = status_of(&url, shard).await;
+        if let Ok(s) = &s {
+            for m in s.voters.iter().chain(&s.learners) {
+                if !urls.contains(&m.addr) {
+                    urls.push(m.addr.clone());
+                }
+            }
+        }
+        seen.insert(url, s);
+    }
+    println!(
+        "{:<28} {:>4} {:<9} {:>5} {:>6} {:>10} {:>10} {:>10} {:>10}  notes",
+        "node", "id", "role", "term", "leader", "applied", "tree", "signed", "published"
+    );
+    let mut failed = false;
+    for (url, s) in &seen {
+        match s {
+            Ok(s) => {
+                let mut notes = Vec::new();
+                if !s.initialized {
+                    notes.push("no group".to_owned());
+                }
+                if !s.halted.is_empty() {
+                    notes.push(format!("HALTED: {}", s.halted));
+                }
+                if !s.degraded.is_empty() {
+                    notes.push(format!("degraded: {}", s.degraded));
+                }
+                for r in &s.replication {
+                    if r.id != s.node_id {
+                        let lag = r
+                            .matched
+                            .map_or("unknown".to_owned(), |m| {
+                                s.last_log_index.saturating_sub(m).to_string()
+                            });
+                        notes.push(format!("node {} lag {lag}", r.id));
+                    }
+                }
+                println!(
+                    "{:<28} {:>4} {:<9} {:>5} {:>6} {:>10} {:>10} {:>10} {:>10}  {}",
+                    url,
+                    s.node_id,
+                    s.role,
+                    s.term,
+                    s.leader_id.map_or("-".to_owned(), |l| l.to_string()),
+                    s.applied_index,
+                    s.tree_size,
+                    s.integrated_size,
+                    s.published_size,
+                    notes.join("; ")
+                );
+            }
+            Err(e) => {
+                failed = true;
+                println!("{url:<28} unreachable: {e:#}");
+            }
+        }
+    }
+    if failed {
+        bail!("some nodes did not answer");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_parse_as_id_equals_url() {
+        let m = parse_member("3=http://10.0.0.3:6970").unwrap();
+        assert_eq!((m.id, m.addr.as_str()), (3, "http://10.0.0.3:6970"));
+        for bad in ["3", "0=http://x:1", "x=http://x:1", "3=10.0.0.3:6970"] {
+            assert!(parse_member(bad).is_err(), "{bad}");
+        }
+    }
+}

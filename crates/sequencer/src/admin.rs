@@ -1,0 +1,384 @@
+//! The `cairn.v1.Admin` gRPC service (`proto/cairn/v1/admin.proto`): create a
+//! shard's Raft group, change its membership, and report each node's view.
+//!
+//! Status codes follow the Sequencer service ([`crate::service::status_for`]):
+//! a follower refuses membership changes with `FAILED_PRECONDITION` and the
+//! leader's URL in `cairn-leader`; creating a group over existing state is
+//! `FAILED_PRECONDITION` without it; malformed requests `INVALID_ARGUMENT`;
+//! a call that outlives its deadline `DEADLINE_EXCEEDED`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_proto::v1::admin_server::{Admin, AdminServer};
+use cairn_proto::v1::{
+    AddNodeRequest, InitShardRequest, InitShardResponse, Member, MembershipResponse,
+    RemoveNodeRequest, Replication, StatusRequest, StatusResponse, TransferLeaderRequest,
+    TransferLeaderResponse,
+};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Raft, ServerState};
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+
+use crate::batcher::{LeaderHint, not_leader};
+use crate::service::{SequencerService, status_for};
+use crate::shard::{Shard, ShardError};
+use crate::types::{NodeId, TypeConfig};
+
+/// Most voters a group may be created with or grow to. Raft groups larger
+/// than this only slow commits down.
+pub const MAX_VOTERS: usize = 7;
+
+/// Deadline of a membership change when the caller sets none: a learner
+/// may need a snapshot of the whole shard.
+pub const DEFAULT_CHANGE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Deadline of a leadership transfer when the caller sets none.
+pub const DEFAULT_TRANSFER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The admin service over the shards of one node. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AdminService {
+    shards: SequencerService,
+}
+
+impl AdminService {
+    /// The admin service for the shards `sequencer` serves.
+    pub fn new(sequencer: SequencerService) -> Self {
+        AdminService { shards: sequencer }
+    }
+
+    /// The tonic server.
+    pub fn into_server(self) -> AdminServer<Self> {
+        AdminServer::new(self)
+    }
+
+    fn get(&self, name: &str) -> Result<&Arc<Shard>, Status> {
+        self.shards
+            .shard(name)
+            .ok_or_else(|| Status::not_found(format!("this node hosts no shard {name:?}")))
+    }
+}
+
+/// The deadline the client asked for (`grpc-timeout`), else `default`.
+fn deadline_of<T>(request: &Request<T>, default: Duration) -> Instant {
+    let timeout = request
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout)
+        .unwrap_or(default);
+    Instant::now() + timeout
+}
+
+/// Parses a `grpc-timeout` header value (`<digits><unit>`).
+fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn check_member(m: &Member) -> Result<(), Status> {
+    if m.id == 0 {
+        return Err(Status::invalid_argument("node id 0 is not allowed"));
+    }
+    if !(m.addr.starts_with("http://") || m.addr.starts_with("https://"))
+        || m.addr.parse::<tonic::transport::Uri>().is_err()
+    {
+        return Err(Status::invalid_argument(format!(
+            "node {} address {:?} is not an http(s)://host:port URL",
+            m.id, m.addr
+        )));
+    }
+    Ok(())
+}
+
+fn members<'a>(nodes: impl Iterator<Item = (&'a NodeId, &'a BasicNode)>) -> Vec<Member> {
+    nodes
+        .map(|(id, n)| Member {
+            id: *id,
+            addr: n.addr.clone(),
+        })
+        .collect()
+}
+
+/// The current voters and learners of `raft`.
+fn membership(raft: &Raft<TypeConfig>) -> MembershipResponse {
+    let metrics = raft.metrics().borrow().clone();
+    let membership = metrics.membership_config.membership();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    MembershipResponse {
+        voters: members(membership.nodes().filter(|(id, _)| voters.contains(id))),
+        learners: members(membership.nodes().filter(|(id, _)| !voters.contains(id))),
+    }
+}
+
+/// Maps a failed membership change.
+fn change_error(
+    e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
+    shard: &Shard,
+) -> Status {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+            status_for(&ShardError::NotLeader(LeaderHint {
+                leader_id: f.leader_id,
+                leader_addr: f.leader_node.map(|n| n.addr),
+            }))
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            Status::failed_precondition(format!("shard {}: {e}", shard.name()))
+        }
+        e => Status::unavailable(format!("shard {}: raft: {e}", shard.name())),
+    }
+}
+
+fn leader_only(shard: &Shard) -> Result<(), Status> {
+    match not_leader(shard.raft(), shard.node_id()) {
+        None => Ok(()),
+        Some(hint) => Err(status_for(&ShardError::NotLeader(hint))),
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn init_shard(
+        &self,
+        request: Request<InitShardRequest>,
+    ) -> Result<Response<InitShardResponse>, Status> {
+        let req = request.into_inner();
+        let shard = self.get(&req.shard)?;
+        if req.voters.is_empty() || req.voters.len() > MAX_VOTERS {
+            return Err(Status::invalid_argument(format!(
+                "a group needs 1 to {MAX_VOTERS} voters, got {}",
+                req.voters.len()
+            )));
+        }
+        let mut voters = BTreeMap::new();
+        for m in &req.voters {
+            check_member(m)?;
+            if voters.insert(m.id, m.addr.clone()).is_some() {
+                return Err(Status::invalid_argument(format!(
+                    "node id {} is named twice",
+                    m.id
+                )));
+            }
+        }
+        shard
+            .init_group(voters)
+            .await
+            .map_err(|e| status_for(&e))?;
+        Ok(Response::new(InitShardResponse {}))
+    }
+
+    async fn add_node(
+        &self,
+        request: Request<AddNodeRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        let deadline = deadline_of(&request, DEFAULT_CHANGE_TIMEOUT);
+        let req = request.into_inner();
+        let shard = self.get(&req.shard)?;
+        let node = req
+            .node
+            .ok_or_else(|| Status::invalid_argument("the node to add is missing"))?;
+        check_member(&node)?;
+        leader_only(shard)?;
+        let raft = shard.raft();
+        let current = membership(raft);
+        if current.voters.iter().any(|m| m.id == node.id) {
+            return Ok(Response::new(current));
+        }
+        if current.voters.len() >= MAX_VOTERS {
+            return Err(Status::failed_precondition(format!(
+                "the group already has {MAX_VOTERS} voters"
+            )));
+        }
+        let work = async {
+            // Blocking: returns once the learner has caught up with the log
+            // as it was when it was added (by replication or a snapshot).
+            raft.add_learner(
+                node.id,
+                BasicNode {
+                    addr: node.addr.clone(),
+                },
+                true,
+            )
+            .await
+            .map_err(|e| change_error(e, shard))?;
+            tracing::info!(shard = %shard.name(), node = node.id, addr = %node.addr, "learner caught up; promoting to voter");
+            raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node.id])), false)
+                .await
+                .map_err(|e| change_error(e, shard))?;
+            Ok::<_, Status>(())
+        };
+        tokio::time::timeout_at(deadline, work).await.map_err(|_| {
+            Status::deadline_exceeded(format!(
+                "node {} did not catch up in time; it may remain a learner: repeat the call \
+                 to finish",
+                node.id
+            ))
+        })??;
+        tracing::info!(shard = %shard.name(), node = node.id, "node added as a voter");
+        Ok(Response::new(membership(raft)))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<RemoveNodeRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        let deadline = deadline_of(&request, DEFAULT_CHANGE_TIMEOUT);
+        let req = request.into_inner();
+        let shard = self.get(&req.shard)?;
+        leader_only(shard)?;
+        let raft = shard.raft();
+        let current = membership(raft);
+        let is_voter = current.voters.iter().any(|m| m.id == req.id);
+        let is_learner = current.learners.iter().any(|m| m.id == req.id);
+        let ids = BTreeSet::from([req.id]);
+        let change = if is_voter {
+            if current.voters.len() == 1 {
+                return Err(Status::failed_precondition(
+                    "refusing to remove the last voter of the group",
+                ));
+            }
+            ChangeMembers::RemoveVoters(ids)
+        } else if is_learner {
+            ChangeMembers::RemoveNodes(ids)
+        } else {
+            return Ok(Response::new(current));
+        };
+        tokio::time::timeout_at(deadline, raft.change_membership(change, false))
+            .await
+            .map_err(|_| Status::deadline_exceeded("the membership change did not commit in time"))?
+            .map_err(|e| change_error(e, shard))?;
+        tracing::info!(shard = %shard.name(), node = req.id, "node removed from the group");
+        Ok(Response::new(membership(raft)))
+    }
+
+    async fn status(
+        &self,
+        request: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        let req = request.into_inner();
+        let shard = self.get(&req.shard)?;
+        let raft = shard.raft();
+        let empty = shard.is_empty().await.map_err(|e| status_for(&e))?;
+        let m = raft.metrics().borrow().clone();
+        let state = shard.state();
+        let membership = m.membership_config.membership();
+        let voter_ids: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let initialized = membership.nodes().next().is_some();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower if voter_ids.contains(&shard.node_id()) => "follower",
+            ServerState::Follower | ServerState::Learner => "learner",
+            ServerState::Candidate => "candidate",
+            ServerState::Shutdown => "shutdown",
+        };
+        let leader_addr = m
+            .current_leader
+            .and_then(|id| membership.get_node(&id).map(|n| n.addr.clone()))
+            .unwrap_or_default();
+        let replication = m
+            .replication
+            .as_ref()
+            .map(|r| {
+                r.iter()
+                    .map(|(id, log)| Replication {
+                        id: *id,
+                        matched: log.map(|l| l.index),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Response::new(StatusResponse {
+            shard: shard.name().to_owned(),
+            node_id: shard.node_id(),
+            role: role.to_owned(),
+            term: m.current_term,
+            leader_id: m.current_leader,
+            leader_addr,
+            initialized,
+            empty,
+            voters: members(membership.nodes().filter(|(id, _)| voter_ids.contains(id))),
+            learners: members(membership.nodes().filter(|(id, _)| !voter_ids.contains(id))),
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: m.last_applied.map_or(0, |l| l.index),
+            tree_size: state.tree_size,
+            integrated_size: state.integrated_size,
+            published_size: state.cosigned.as_ref().map_or(0, |c| c.size),
+            replication,
+            halted: shard.halted().unwrap_or_default(),
+            degraded: shard.degraded().unwrap_or_default(),
+            cleared: shard.cleared(),
+            tree_root: state.tree_root.to_vec(),
+        }))
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<TransferLeaderRequest>,
+    ) -> Result<Response<TransferLeaderResponse>, Status> {
+        let deadline = deadline_of(&request, DEFAULT_TRANSFER_TIMEOUT);
+        let req = request.into_inner();
+        let shard = self.get(&req.shard)?;
+        let leader = shard
+            .transfer_leadership(req.to, deadline)
+            .await
+            .map_err(|e| status_for(&e))?;
+        Ok(Response::new(TransferLeaderResponse { leader_id: leader }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit() {
+        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(parse_grpc_timeout("S"), None);
+        assert_eq!(parse_grpc_timeout(""), None);
+        assert_eq!(parse_grpc_timeout("5x"), None);
+    }
+
+    #[test]
+    fn members_need_an_id_and_a_url() {
+        let ok = Member {
+            id: 1,
+            addr: "http://127.0.0.1:7001".into(),
+        };
+        assert!(check_member(&ok).is_ok());
+        for bad in [
+            Member {
+                id: 0,
+                addr: ok.addr.clone(),
+            },
+            Member {
+                id: 2,
+                addr: "127.0.0.1:7001".into(),
+            },
+            Member {
+                id: 3,
+                addr: "http://bad host".into(),
+            },
+        ] {
+            assert_eq!(
+                check_member(&bad).unwrap_err().code(),
+                tonic::Code::InvalidArgument
+            );
+        }
+    }
+}
