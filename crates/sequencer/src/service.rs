@@ -8,7 +8,7 @@
 //! |---|---|
 //! | malformed request (leaf not 128 bytes, more than [`MAX_LEAVES_PER_CALL`] leaves, leaf hash not 32 bytes, missing or malformed head, invalid signatures, unknown witness) | `INVALID_ARGUMENT` |
 //! | unknown shard | `NOT_FOUND` |
-//! | not the leader | `FAILED_PRECONDITION`, leader URL in metadata [`LEADER_METADATA_KEY`] when known |
+//! | not the leader | `FAILED_PRECONDITION`, metadata [`NOT_LEADER_METADATA_KEY`] `1`, leader URL in metadata [`LEADER_METADATA_KEY`] when known |
 //! | cosigned size below the published one, or rejected by the state machine | `FAILED_PRECONDITION` (no leader metadata) |
 //! | cosigned size not integrated yet, or root not the log's root at that size | `OUT_OF_RANGE` |
 //! | too many leaves pending (pushback) | `RESOURCE_EXHAUSTED` |
@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_proto::LEADER_METADATA_KEY;
 use cairn_proto::v1::sequencer_server::{Sequencer, SequencerServer};
 use cairn_proto::v1::{
     AddLeavesRequest, AddLeavesResponse, Cosignature, CosignedTreeHead, GetLeafIndexRequest,
@@ -27,6 +26,7 @@ use cairn_proto::v1::{
     PublishCosignedResponse, ReportWitnessAheadRequest, ReportWitnessAheadResponse, SignedTreeHead,
     TreeHeads,
 };
+use cairn_proto::{LEADER_METADATA_KEY, NOT_LEADER_METADATA_KEY};
 use cairn_tlog::Hash;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -136,6 +136,9 @@ pub fn status_for(e: &ShardError) -> Status {
 
 fn not_leader_status(msg: String, hint: &LeaderHint) -> Status {
     let mut status = Status::failed_precondition(msg);
+    status
+        .metadata_mut()
+        .insert(NOT_LEADER_METADATA_KEY, MetadataValue::from_static("1"));
     if let Some(addr) = &hint.leader_addr
         && let Ok(value) = MetadataValue::try_from(addr.as_str())
     {
