@@ -21,9 +21,11 @@ use cairn_tlog::tile::TileError;
 ///   shard and page an operator: retrying cannot help and carrying on could
 ///   publish a tree the tiles contradict. A reader answers 500.
 /// * **retryable** ([`is_retryable`](Self::is_retryable)): the store was
-///   unreachable, failed or timed out. The store already retried
-///   [`RETRY_ATTEMPTS`](crate::RETRY_ATTEMPTS) times; the caller may retry the
-///   whole operation later (all writes are idempotent).
+///   unreachable, failed or timed out, or other writers kept the checkpoint
+///   busy ([`CheckpointBusy`](Self::CheckpointBusy),
+///   [`CheckpointContended`](Self::CheckpointContended)). The store already
+///   retried [`RETRY_ATTEMPTS`](crate::RETRY_ATTEMPTS) times; the caller may
+///   retry the whole operation later (all writes are idempotent).
 /// * everything else: the request cannot be served as asked (bad argument,
 ///   missing object, stale checkpoint, a store misconfiguration); retrying
 ///   the same request gives the same answer.
@@ -127,6 +129,39 @@ pub enum StorageError {
         stored: u64,
         /// Tree size of the rejected checkpoint.
         requested: u64,
+    },
+    /// Another writer held the local checkpoint lock for the whole bounded
+    /// wait ([`TileStoreOptions::checkpoint_lock_wait`](crate::TileStoreOptions::checkpoint_lock_wait));
+    /// nothing was written. Retryable: the holder is normally done within
+    /// milliseconds; a holder that stays longer is stuck (e.g. a stopped
+    /// process) and the checkpoint cannot move until it resumes or dies.
+    #[error(
+        "the checkpoint lock {lock_file} was held by another writer for {waited:?}; nothing written"
+    )]
+    CheckpointBusy {
+        /// The lock file.
+        lock_file: String,
+        /// How long this call waited for it.
+        waited: Duration,
+    },
+    /// The checkpoint object changed between every read and the conditional
+    /// write that followed it, [`CHECKPOINT_ROUNDS`](crate::CHECKPOINT_ROUNDS)
+    /// times in a row; nothing was written. Retryable: other writers are
+    /// publishing right now.
+    #[error("the checkpoint changed under {rounds} conditional writes in a row; nothing written")]
+    CheckpointContended {
+        /// Read-check-write rounds tried.
+        rounds: u32,
+    },
+    /// The local checkpoint lock file could not be opened or locked (not a
+    /// wait: an IO error such as a read-only or unwritable directory).
+    #[error("cannot use the checkpoint lock file {path}: {source}")]
+    LockFile {
+        /// The lock file.
+        path: String,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
     },
     /// The bytes given to publish are not a signed checkpoint note.
     #[error("not a signed checkpoint: {0}")]
@@ -321,7 +356,13 @@ impl StorageError {
     /// Whether the same call may succeed later: the store was unavailable or
     /// slow. The store has already retried internally.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::Timeout { .. })
+        matches!(
+            self,
+            Self::Unavailable { .. }
+                | Self::Timeout { .. }
+                | Self::CheckpointBusy { .. }
+                | Self::CheckpointContended { .. }
+        )
     }
 
     /// A short, fixed name for the error's kind, for metric labels and
@@ -338,6 +379,9 @@ impl StorageError {
             Self::LocalDir { .. } => "local_dir",
             Self::NotFound { .. } => "not_found",
             Self::CheckpointShrinks { .. } => "checkpoint_shrinks",
+            Self::CheckpointBusy { .. } => "checkpoint_busy",
+            Self::CheckpointContended { .. } => "checkpoint_contended",
+            Self::LockFile { .. } => "lock_file",
             Self::InvalidCheckpoint(_) => "invalid_checkpoint",
             Self::CheckpointSizeMismatch { .. } => "checkpoint_size_mismatch",
             Self::InvalidKey { .. } => "invalid_key",
@@ -436,5 +480,25 @@ mod tests {
             requested: 4,
         };
         assert!(!stale.is_fatal() && !stale.is_retryable());
+    }
+
+    #[test]
+    fn a_busy_or_contended_checkpoint_is_retryable_not_fatal() {
+        let errors = [
+            StorageError::CheckpointBusy {
+                lock_file: "/srv/tiles/.dev.checkpoint.lock".into(),
+                waited: Duration::from_secs(10),
+            },
+            StorageError::CheckpointContended { rounds: 16 },
+        ];
+        for e in errors {
+            assert!(e.is_retryable() && !e.is_fatal(), "{e:?}");
+        }
+        let unusable = StorageError::LockFile {
+            path: "/srv/tiles/.dev.checkpoint.lock".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert!(!unusable.is_retryable() && !unusable.is_fatal());
+        assert_eq!(unusable.label(), "lock_file");
     }
 }

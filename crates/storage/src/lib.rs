@@ -19,7 +19,9 @@
 //! same bytes again is success (a new leader re-running integration),
 //! different bytes is a fatal [`StorageError::Fork`].
 //! [`TileStore::resume`] rebuilds the builders after a restart;
-//! [`TileStore::put_checkpoint`] publishes a checkpoint that never shrinks.
+//! [`TileStore::put_checkpoint`] publishes a checkpoint that never shrinks,
+//! with a fenced write (a compare-and-swap, or an OS file lock for a local
+//! directory), so a deposed leader writing late cannot move it back.
 //!
 //! **Read side** (frontend, collector): [`TileStore::leaves`],
 //! [`TileStore::leaf_hash`], [`TileStore::inclusion_proof`],
@@ -45,6 +47,7 @@
 mod cache;
 mod error;
 mod key;
+mod lock;
 mod read;
 mod retry;
 mod store;
@@ -57,7 +60,7 @@ pub use key::MAX_KEY_LEN;
 pub use read::{LEAF_SIZE, MAX_LEAVES_PER_CALL};
 pub use retry::{ATTEMPT_TIMEOUT, RETRY_ATTEMPTS, RETRY_BASE_DELAY};
 pub use store::{
-    CHECKPOINT_KEY, MAX_BUNDLE_BYTES, MAX_CHECKPOINT_BYTES, MAX_IN_FLIGHT, TileStore,
-    TileStoreOptions,
+    CHECKPOINT_KEY, CHECKPOINT_LOCK_WAIT, CHECKPOINT_ROUNDS, MAX_BUNDLE_BYTES,
+    MAX_CHECKPOINT_BYTES, MAX_IN_FLIGHT, TileStore, TileStoreOptions,
 };
 pub use verify::{TileObject, TrustedHead};

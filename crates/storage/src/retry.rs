@@ -27,6 +27,38 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) async fn retry<T, F, Fut>(
     op: &'static str,
     key: &str,
+    attempt: F,
+) -> Result<T, StorageError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StorageError>>,
+{
+    retry_with_limit(op, key, Some(ATTEMPT_TIMEOUT), attempt).await
+}
+
+/// [`retry`] without the per-attempt time limit: each attempt runs to
+/// completion before the next one starts. For a write made under the local
+/// checkpoint lock: an attempt cut off by a timeout is not necessarily
+/// stopped (`LocalFileSystem` writes on a blocking thread that carries on),
+/// and such an orphaned write could land after the lock is released — a
+/// late write the lock exists to rule out. The caller bounds the wait
+/// instead, without cancelling the attempts.
+pub(crate) async fn retry_to_completion<T, F, Fut>(
+    op: &'static str,
+    key: &str,
+    attempt: F,
+) -> Result<T, StorageError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StorageError>>,
+{
+    retry_with_limit(op, key, None, attempt).await
+}
+
+async fn retry_with_limit<T, F, Fut>(
+    op: &'static str,
+    key: &str,
+    limit: Option<Duration>,
     mut attempt: F,
 ) -> Result<T, StorageError>
 where
@@ -36,13 +68,16 @@ where
     let mut delay = RETRY_BASE_DELAY;
     let mut tries = 1;
     loop {
-        let result = match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt()).await {
-            Ok(result) => result,
-            Err(_elapsed) => Err(StorageError::Timeout {
-                op,
-                path: key.to_owned(),
-                after: ATTEMPT_TIMEOUT,
-            }),
+        let result = match limit {
+            None => attempt().await,
+            Some(limit) => match tokio::time::timeout(limit, attempt()).await {
+                Ok(result) => result,
+                Err(_elapsed) => Err(StorageError::Timeout {
+                    op,
+                    path: key.to_owned(),
+                    after: limit,
+                }),
+            },
         };
         match result {
             Err(e) if e.is_retryable() && tries < RETRY_ATTEMPTS => {

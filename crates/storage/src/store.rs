@@ -1,9 +1,10 @@
 //! [`TileStore`]: the handle, its constructors, and the object reads and
 //! writes the write and read sides are built from.
 
-use std::path::Path as FsPath;
+use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_tlog::tile::{
@@ -12,7 +13,7 @@ use cairn_tlog::tile::{
 };
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode};
 
 use crate::cache::{DEFAULT_CACHE_BYTES, TileCache};
 use crate::error::StorageError;
@@ -34,6 +35,19 @@ pub const MAX_BUNDLE_BYTES: usize = TILE_WIDTH as usize * (2 + MAX_ENTRY_SIZE);
 /// Largest checkpoint object accepted: the signed-note size limit.
 pub const MAX_CHECKPOINT_BYTES: usize = cairn_tlog::note::MAX_NOTE_BYTES;
 
+/// Default longest wait for the checkpoint lock of a local store
+/// ([`TileStoreOptions::checkpoint_lock_wait`]). A holder keeps it for one
+/// small read and one fsynced write, milliseconds; ten seconds means the
+/// holder is stuck, and the caller is better told (retryably) than blocked.
+pub const CHECKPOINT_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Most read-check-write rounds of one conditional checkpoint write before
+/// it gives up with [`StorageError::CheckpointContended`]: each lost round
+/// means another writer published in between, and two leaders overlap only
+/// briefly, so sixteen lost rounds in a row mean something keeps rewriting
+/// the object.
+pub const CHECKPOINT_ROUNDS: u32 = 16;
+
 /// Tunables of a [`TileStore`]; `Default` gives the documented defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TileStoreOptions {
@@ -41,14 +55,66 @@ pub struct TileStoreOptions {
     /// entry bundles, in bytes; 0 disables it. Default [`DEFAULT_CACHE_BYTES`]
     /// (64 MiB: ~8000 hash tiles, or ~2000 bundles of Sigsum leaves).
     pub cache_bytes: usize,
+    /// Longest wait for the checkpoint lock of a local store
+    /// ([`TileStore::local`]) before [`put_checkpoint`](TileStore::put_checkpoint)
+    /// fails with the retryable [`StorageError::CheckpointBusy`]. Unused by
+    /// other stores. Default [`CHECKPOINT_LOCK_WAIT`].
+    pub checkpoint_lock_wait: Duration,
 }
 
 impl Default for TileStoreOptions {
     fn default() -> Self {
         Self {
             cache_bytes: DEFAULT_CACHE_BYTES,
+            checkpoint_lock_wait: CHECKPOINT_LOCK_WAIT,
         }
     }
+}
+
+/// How [`TileStore::put_checkpoint`] makes its write conditional on what it
+/// read; fixed when the store is built.
+#[derive(Debug)]
+pub(crate) enum CheckpointFence {
+    /// The store's own compare-and-swap: `PutMode::Create` when no object
+    /// was read, else `PutMode::Update` on the version read.
+    Conditional,
+    /// A local directory, whose `LocalFileSystem` has no `PutMode::Update`:
+    /// an exclusive OS lock on `lock_file`, held across read-check-write.
+    LockFile {
+        /// Outside the served prefix (see [`lock_file_for`]).
+        lock_file: PathBuf,
+        /// Longest wait for the lock.
+        wait: Duration,
+    },
+}
+
+/// The checkpoint lock file of the shard `prefix` (normalised) in the local
+/// store at `dir`: `<dir>/.<prefix>.checkpoint.lock`, with each `/` of the
+/// prefix written `%2F` (which no prefix contains, so two prefixes never share
+/// a lock file).
+///
+/// It lies outside the prefix directory because that directory is served as
+/// static files: a lock file inside it would be published next to the tiles.
+/// With the empty prefix the log is the whole directory and there is no
+/// outside within it; the file is then `<dir>/.checkpoint.lock`, a hidden
+/// empty file (which listings of the store root see).
+pub(crate) fn lock_file_for(dir: &FsPath, prefix: &str) -> PathBuf {
+    let name = if prefix.is_empty() {
+        ".checkpoint.lock".to_owned()
+    } else {
+        format!(".{}.checkpoint.lock", prefix.replace('/', "%2F"))
+    };
+    dir.join(name)
+}
+
+/// The outcome of a conditional write ([`TileStore::write`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// The object was written and is durable.
+    Done,
+    /// The condition did not hold: for `PutMode::Create` an object exists,
+    /// for `PutMode::Update` the object is no longer the version read.
+    Conflict,
 }
 
 /// One shard's C2SP tlog-tiles in an object store, under a key prefix.
@@ -58,16 +124,26 @@ impl Default for TileStoreOptions {
 /// `<prefix>/tile/entries/<N>[.p/<W>]`), so the prefix can be served as is by
 /// any static HTTP server or CDN.
 ///
-/// Writers: only the shard's Raft leader writes, through
+/// Writers: the shard's Raft leader writes, through
 /// [`write_integration`](Self::write_integration) (create-only tiles) and
-/// [`put_checkpoint`](Self::put_checkpoint). Readers (frontend, collector)
-/// can share one handle: cloning is cheap, and clones share the cache of
-/// verified tiles and the [`corrupt_reads`](Self::corrupt_reads) counter.
-/// Every method takes `&self` and may be called concurrently.
+/// [`put_checkpoint`](Self::put_checkpoint) (a fenced compare-and-swap).
+/// Both are safe with several writers at once — a deposed leader that wakes
+/// up late next to the new one, in this process or another: tiles are
+/// create-only, and the checkpoint write is conditional on exactly the
+/// object it was checked against, so it can never move back or sideways.
+/// Readers (frontend, collector) can share one handle: cloning is cheap,
+/// and clones share the cache of verified tiles and the
+/// [`corrupt_reads`](Self::corrupt_reads) counter. Every method takes
+/// `&self` and may be called concurrently.
 ///
-/// Generic over any [`ObjectStore`]; [`TileStore::local`] builds the
-/// `LocalFileSystem` one used by `cairnd dev`. An S3 constructor (conditional
-/// checkpoint writes with `PutMode::Update`) is left for later.
+/// Generic over any [`ObjectStore`]. [`TileStore::new`] needs a store with
+/// conditional writes (`PutMode::Create` and `PutMode::Update` on the ETag
+/// or version read: `InMemory`, S3 with conditional put enabled, GCS,
+/// Azure). [`TileStore::local`] builds the `LocalFileSystem` one used by
+/// `cairnd dev`, which has no `PutMode::Update`; there the checkpoint write
+/// is fenced by an OS file lock instead (see
+/// [`checkpoint_lock_file`](Self::checkpoint_lock_file)). Which of the two a
+/// store uses is fixed by its constructor.
 #[derive(Clone, Debug)]
 pub struct TileStore {
     inner: Arc<Inner>,
@@ -84,12 +160,20 @@ struct Inner {
     edges: EdgeCache,
     /// Read calls that failed on a corrupt object (see `corrupt_reads`).
     corrupt_reads: AtomicU64,
+    /// How checkpoint writes are made conditional.
+    fence: CheckpointFence,
 }
 
 impl TileStore {
     /// A store for the shard whose objects live in `store` under `prefix`
     /// (`dev`, `dev/` and `/dev` are the same prefix; `""` is the store
     /// root), with default options.
+    ///
+    /// Checkpoint writes are compare-and-swaps with `PutMode::Create` and
+    /// `PutMode::Update`, which `store` must implement: with a store that
+    /// does not (`LocalFileSystem`; use [`TileStore::local`]) every
+    /// checkpoint update fails with [`StorageError::Backend`] and nothing is
+    /// written.
     ///
     /// Fails with [`StorageError::InvalidKey`] unless the prefix is made of
     /// `/`-separated `[A-Za-z0-9._-]` segments (no empty, `.` or `..` ones).
@@ -105,15 +189,30 @@ impl TileStore {
         options: TileStoreOptions,
     ) -> Result<Self, StorageError> {
         let prefix = normalise_prefix(prefix)?;
-        Ok(Self {
+        Ok(Self::build(
+            store,
+            prefix,
+            &options,
+            CheckpointFence::Conditional,
+        ))
+    }
+
+    fn build(
+        store: Arc<dyn ObjectStore>,
+        prefix: String,
+        options: &TileStoreOptions,
+        fence: CheckpointFence,
+    ) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 store,
                 prefix,
                 cache: TileCache::new(options.cache_bytes),
                 edges: EdgeCache::default(),
                 corrupt_reads: AtomicU64::new(0),
+                fence,
             }),
-        })
+        }
     }
 
     /// A store on the local filesystem: objects are files below `dir`
@@ -122,7 +221,24 @@ impl TileStore {
     /// Writes are fsynced (file and directory) before they return, so "Ok"
     /// means durable, as with a remote object store; `PutMode::Create` is an
     /// atomic hard link, so create-only holds between processes too.
+    ///
+    /// Checkpoint writes are fenced by an exclusive OS lock (`flock` on
+    /// Unix) on [`checkpoint_lock_file`](Self::checkpoint_lock_file), created
+    /// on the first checkpoint write: every handle on `dir` and `prefix`, in
+    /// this process or another on the same host, takes it around its
+    /// read-check-write. (Not across hosts: a directory shared over a network
+    /// filesystem needs a store with conditional writes instead.)
     pub fn local(dir: &FsPath, prefix: &str) -> Result<Self, StorageError> {
+        Self::local_with_options(dir, prefix, TileStoreOptions::default())
+    }
+
+    /// [`TileStore::local`] with explicit options.
+    pub fn local_with_options(
+        dir: &FsPath,
+        prefix: &str,
+        options: TileStoreOptions,
+    ) -> Result<Self, StorageError> {
+        let prefix = normalise_prefix(prefix)?;
         std::fs::create_dir_all(dir).map_err(|source| StorageError::LocalDir {
             dir: dir.display().to_string(),
             source,
@@ -134,7 +250,27 @@ impl TileStore {
                 source,
             })?
             .with_fsync(true);
-        Self::new(Arc::new(fs), prefix)
+        let fence = CheckpointFence::LockFile {
+            lock_file: lock_file_for(dir, &prefix),
+            wait: options.checkpoint_lock_wait,
+        };
+        Ok(Self::build(Arc::new(fs), prefix, &options, fence))
+    }
+
+    /// The file whose OS lock fences checkpoint writes, for a store made by
+    /// [`TileStore::local`]: `<dir>/.<prefix>.checkpoint.lock` (each `/` of
+    /// the prefix written `%2F`), beside the prefix directory rather than in
+    /// it, because the prefix directory is served as static files. `None`
+    /// for other stores, whose writes are conditional puts.
+    pub fn checkpoint_lock_file(&self) -> Option<&FsPath> {
+        match &self.inner.fence {
+            CheckpointFence::LockFile { lock_file, .. } => Some(lock_file),
+            CheckpointFence::Conditional => None,
+        }
+    }
+
+    pub(crate) fn fence(&self) -> &CheckpointFence {
+        &self.inner.fence
     }
 
     /// The underlying object store (for tools such as GC or fsck that list
@@ -194,7 +330,7 @@ impl TileStore {
     }
 
     /// The full object path of `key` below the prefix.
-    fn path(&self, key: &str) -> Result<Path, StorageError> {
+    pub(crate) fn path(&self, key: &str) -> Result<Path, StorageError> {
         object_path(&self.inner.prefix, key)
     }
 
@@ -206,6 +342,21 @@ impl TileStore {
         key: &str,
         max_len: usize,
     ) -> Result<Option<Bytes>, StorageError> {
+        Ok(self
+            .read_with_meta(key, max_len)
+            .await?
+            .map(|(bytes, _)| bytes))
+    }
+
+    /// [`read`](Self::read), with the metadata of the same GET response: its
+    /// `e_tag` and `version` name exactly the bytes returned, so a later
+    /// `PutMode::Update` on them succeeds only if the object is still these
+    /// bytes.
+    pub(crate) async fn read_with_meta(
+        &self,
+        key: &str,
+        max_len: usize,
+    ) -> Result<Option<(Bytes, ObjectMeta)>, StorageError> {
         let path = self.path(key)?;
         let max = u64::try_from(max_len).unwrap_or(u64::MAX);
         retry("get", key, || async {
@@ -223,6 +374,7 @@ impl TileStore {
             if result.meta.size > max {
                 return Err(too_large(result.meta.size));
             }
+            let meta = result.meta.clone();
             let bytes = result
                 .bytes()
                 .await
@@ -231,36 +383,29 @@ impl TileStore {
             if bytes.len() > max_len {
                 return Err(too_large(u64::try_from(bytes.len()).unwrap_or(u64::MAX)));
             }
-            Ok(Some(bytes))
+            Ok(Some((bytes, meta)))
         })
         .await
     }
 
     /// Writes `bytes` to `key` with `mode`, retried. Maps every store error
-    /// with [`StorageError::from_store`] except `AlreadyExists`, which is
-    /// returned as `Ok(false)` for the create-only logic to inspect.
+    /// with [`StorageError::from_store`] except a failed condition, which is
+    /// [`Written::Conflict`] for the caller to inspect: `AlreadyExists` or
+    /// `Precondition` (stores differ in which they report), and for
+    /// `PutMode::Update` also `NotFound` (the object read was deleted).
+    ///
+    /// A retried conditional write whose first attempt took effect unseen
+    /// (e.g. timed out after the store applied it) reports `Conflict`; the
+    /// caller re-reads and finds its own bytes.
     pub(crate) async fn write(
         &self,
         key: &str,
         bytes: &Bytes,
-        mode: object_store::PutMode,
-    ) -> Result<bool, StorageError> {
+        mode: PutMode,
+    ) -> Result<Written, StorageError> {
         let path = self.path(key)?;
         retry("put", key, || async {
-            let opts = object_store::PutOptions {
-                mode: mode.clone(),
-                ..Default::default()
-            };
-            match self
-                .inner
-                .store
-                .put_opts(&path, bytes.clone().into(), opts)
-                .await
-            {
-                Ok(_) => Ok(true),
-                Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-                Err(e) => Err(StorageError::from_store("put", key, e)),
-            }
+            put_classified(self.inner.store.as_ref(), &path, key, bytes, mode.clone()).await
         })
         .await
     }
@@ -353,5 +498,30 @@ impl TileStore {
         let encoded = encode_bundle(prefix).map_err(|e| StorageError::corrupt(&path, e))?;
         tracing::debug!(bundle = %id, "partial bundle gone; serving it from the full bundle");
         Ok(Bytes::from(encoded))
+    }
+}
+
+/// One `put_opts` of `bytes` to `path` (the store path of `key`) with `mode`,
+/// classified as [`TileStore::write`] describes. Free of `&TileStore` so that
+/// a write can run in a task of its own.
+pub(crate) async fn put_classified(
+    store: &dyn ObjectStore,
+    path: &Path,
+    key: &str,
+    bytes: &Bytes,
+    mode: PutMode,
+) -> Result<Written, StorageError> {
+    let update = matches!(mode, PutMode::Update(_));
+    let opts = object_store::PutOptions {
+        mode,
+        ..Default::default()
+    };
+    match store.put_opts(path, bytes.clone().into(), opts).await {
+        Ok(_) => Ok(Written::Done),
+        Err(
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+        ) => Ok(Written::Conflict),
+        Err(object_store::Error::NotFound { .. }) if update => Ok(Written::Conflict),
+        Err(e) => Err(StorageError::from_store("put", key, e)),
     }
 }

@@ -1,27 +1,47 @@
 //! The write side, used by the integrator and publisher on the shard's Raft
 //! leader: create-only tiles, resuming the tile builders, the checkpoint.
 //!
-//! Single writer: only the Raft leader writes, and a leader change can leave
-//! two leaders writing for a short while. Create-only writes make that safe
-//! for tiles (the same committed leaves give the same bytes; different bytes
-//! are a fork and halt the shard). The checkpoint is a read-check-overwrite
-//! that is only safe with one writer at a time; a later S3 version will make
-//! it a conditional `PutMode::Update` on the ETag it read.
+//! Several writers: only the Raft leader should write, but a leader change
+//! can leave two leaders writing for a while — a deposed leader may wake up
+//! late (a GC pause, a stopped process) and finish a write it prepared
+//! long ago. Every write is safe against that:
+//!
+//! * Tiles and bundles are create-only: the same committed leaves give the
+//!   same bytes, and different bytes are a fork that halts the shard.
+//! * The checkpoint is read, checked against the new one (never smaller,
+//!   never another root at the same size), and written **only if it is still
+//!   exactly the object that was checked** — fenced, so no writer can move it
+//!   back or sideways:
+//!   - on stores with conditional writes, `PutMode::Create` when there was
+//!     no object and `PutMode::Update` on the ETag/version read otherwise;
+//!     when the condition fails (someone wrote in between) the round starts
+//!     again from the read, at most [`CHECKPOINT_ROUNDS`] times;
+//!   - on a local directory (`LocalFileSystem` has no `PutMode::Update`),
+//!     under an exclusive OS lock on a lock file beside the prefix directory
+//!     (see [`crate::lock`]), held from before the read until the write has
+//!     finished — also when the caller stops waiting, so a write cannot land
+//!     after the lock is released.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_tlog::checkpoint::SignedCheckpoint;
+use cairn_tlog::checkpoint::{Checkpoint, SignedCheckpoint};
 use cairn_tlog::leaf_hash;
 use cairn_tlog::tile::{
     BundleBuilder, BundleWrite, TileBuilder, TileWrite, decode_bundle, decode_hash_tile,
     partial_bundle_for_size, partial_tiles_for_size,
 };
 use futures::{StreamExt, TryStreamExt};
-use object_store::PutMode;
+use object_store::{PutMode, UpdateVersion};
 
 use crate::error::{Corruption, StorageError};
-use crate::store::{CHECKPOINT_KEY, MAX_IN_FLIGHT, TileStore};
+use crate::retry::retry_to_completion;
+use crate::store::{
+    CHECKPOINT_KEY, CHECKPOINT_ROUNDS, CheckpointFence, MAX_CHECKPOINT_BYTES, MAX_IN_FLIGHT,
+    TileStore, Written, put_classified,
+};
+use crate::{ATTEMPT_TIMEOUT, RETRY_ATTEMPTS, RETRY_BASE_DELAY, lock};
 
 impl TileStore {
     /// Writes `bytes` to `key` (relative to the prefix, e.g. `tile/0/000`)
@@ -45,7 +65,7 @@ impl TileStore {
         bytes: impl Into<Bytes>,
     ) -> Result<(), StorageError> {
         let bytes = bytes.into();
-        if self.write(key, &bytes, PutMode::Create).await? {
+        if self.write(key, &bytes, PutMode::Create).await? == Written::Done {
             return Ok(());
         }
         // Something is there: it must be exactly what we meant to write. A
@@ -204,7 +224,8 @@ impl TileStore {
     }
 
     /// Publishes `note`, a signed checkpoint note for tree size `size`, as
-    /// the `checkpoint` object — never replacing a larger tree's checkpoint.
+    /// the `checkpoint` object — never replacing a larger tree's checkpoint,
+    /// even with other writers (a deposed leader) publishing at the same time.
     ///
     /// Checks, in order: `note` parses as a signed checkpoint
     /// ([`StorageError::InvalidCheckpoint`]) whose size is `size`
@@ -217,54 +238,204 @@ impl TileStore {
     /// identical bytes are left alone. Signatures are not verified here: the
     /// caller publishes only heads it signed and whose cosignatures it checked.
     ///
-    /// Single-writer assumption: the read-check-overwrite is not atomic, so
-    /// only the shard's Raft leader may call this (see the module docs). The
-    /// overwrite is retried like [`put_create_only`](Self::put_create_only)
-    /// and is durable when this returns `Ok`.
+    /// Fenced: the write happens only if the object is still exactly the one
+    /// checked (see the module docs for how, per store kind). If another
+    /// writer got in between, the checks run again against what it wrote, so
+    /// the answer is the one the final object deserves: a larger checkpoint
+    /// written meanwhile gives [`StorageError::CheckpointShrinks`], the same
+    /// note gives `Ok`. Retryable failures: the store was unavailable
+    /// (retried as for [`put_create_only`](Self::put_create_only)); the
+    /// object changed under [`CHECKPOINT_ROUNDS`] conditional writes in a
+    /// row ([`StorageError::CheckpointContended`]); a local store's lock was
+    /// held by another writer for the whole bounded wait
+    /// ([`StorageError::CheckpointBusy`]). The write is durable when this
+    /// returns `Ok`; the call is idempotent.
     pub async fn put_checkpoint(
         &self,
         size: u64,
         note: impl Into<Bytes>,
     ) -> Result<(), StorageError> {
         let note = note.into();
-        let new = SignedCheckpoint::parse(&note).map_err(StorageError::InvalidCheckpoint)?;
-        let new = new.checkpoint();
+        let parsed = SignedCheckpoint::parse(&note).map_err(StorageError::InvalidCheckpoint)?;
+        let new = parsed.checkpoint();
         if new.size != size {
             return Err(StorageError::CheckpointSizeMismatch {
                 size,
                 note_size: new.size,
             });
         }
-        if let Some(stored_bytes) = self.checkpoint().await? {
-            let stored = SignedCheckpoint::parse(&stored_bytes)
-                .map_err(|e| StorageError::corrupt(CHECKPOINT_KEY, e))?;
-            let stored = stored.checkpoint();
-            if stored.origin != new.origin {
-                return Err(StorageError::CheckpointOriginMismatch {
-                    stored: stored.origin.clone(),
-                    new: new.origin.clone(),
-                });
-            }
-            if stored.size > size {
-                return Err(StorageError::CheckpointShrinks {
-                    stored: stored.size,
-                    requested: size,
-                });
-            }
-            if stored.size == size && stored.root != new.root {
-                tracing::error!(
-                    size,
-                    "FORK: stored checkpoint has another root for this size"
-                );
-                return Err(StorageError::CheckpointFork { size });
-            }
-            if stored_bytes == note {
-                return Ok(());
+        match self.fence() {
+            CheckpointFence::Conditional => self.put_checkpoint_conditional(&note, new).await,
+            CheckpointFence::LockFile { lock_file, wait } => {
+                let guard = lock::acquire(lock_file, *wait).await?;
+                self.put_checkpoint_locked(guard, &note, new).await
             }
         }
-        self.write(CHECKPOINT_KEY, &note, PutMode::Overwrite)
-            .await?;
-        tracing::info!(size, "checkpoint published");
-        Ok(())
     }
+
+    /// The compare-and-swap loop: read with version, check, write on that
+    /// version; a lost race starts a new round.
+    async fn put_checkpoint_conditional(
+        &self,
+        note: &Bytes,
+        new: &Checkpoint,
+    ) -> Result<(), StorageError> {
+        for round in 1..=CHECKPOINT_ROUNDS {
+            let stored = self
+                .read_with_meta(CHECKPOINT_KEY, MAX_CHECKPOINT_BYTES)
+                .await?;
+            let mode = match &stored {
+                None => PutMode::Create,
+                Some((_, meta)) => {
+                    if meta.e_tag.is_none() && meta.version.is_none() {
+                        // Without either, `Update` cannot name what was
+                        // checked; refuse rather than overwrite blindly.
+                        return Err(StorageError::Backend {
+                            op: "put",
+                            path: CHECKPOINT_KEY.to_owned(),
+                            source: object_store::Error::NotImplemented {
+                                operation: "conditional checkpoint update: the store gave the \
+                                            object neither an ETag nor a version"
+                                    .into(),
+                                implementer: self.object_store().to_string(),
+                            },
+                        });
+                    }
+                    PutMode::Update(UpdateVersion {
+                        e_tag: meta.e_tag.clone(),
+                        version: meta.version.clone(),
+                    })
+                }
+            };
+            if check_checkpoint(stored.as_ref().map(|(bytes, _)| bytes), note, new)?
+                == Publish::Unchanged
+            {
+                return Ok(());
+            }
+            match self.write(CHECKPOINT_KEY, note, mode).await? {
+                Written::Done => {
+                    tracing::info!(size = new.size, "checkpoint published");
+                    return Ok(());
+                }
+                Written::Conflict => {
+                    tracing::debug!(
+                        size = new.size,
+                        round,
+                        "checkpoint changed between read and write; checking again"
+                    );
+                }
+            }
+        }
+        tracing::warn!(
+            size = new.size,
+            rounds = CHECKPOINT_ROUNDS,
+            "checkpoint kept changing under conditional writes"
+        );
+        Err(StorageError::CheckpointContended {
+            rounds: CHECKPOINT_ROUNDS,
+        })
+    }
+
+    /// Read-check-write under the local lock `guard`. The overwrite runs in
+    /// a task of its own that owns the guard and runs every attempt to
+    /// completion, so the lock is released only once no write of this call
+    /// can still land — even if the caller stops waiting (cancellation, or
+    /// the bound below), when the task carries on detached. The critical
+    /// section is just the read, the check and the write.
+    async fn put_checkpoint_locked(
+        &self,
+        guard: lock::LockGuard,
+        note: &Bytes,
+        new: &Checkpoint,
+    ) -> Result<(), StorageError> {
+        let stored = self.read(CHECKPOINT_KEY, MAX_CHECKPOINT_BYTES).await?;
+        if check_checkpoint(stored.as_ref(), note, new)? == Publish::Unchanged {
+            return Ok(());
+        }
+        let store = Arc::clone(self.object_store());
+        let path = self.path(CHECKPOINT_KEY)?;
+        let bytes = note.clone();
+        let write = tokio::spawn(async move {
+            let result = retry_to_completion("put", CHECKPOINT_KEY, || {
+                put_classified(
+                    store.as_ref(),
+                    &path,
+                    CHECKPOINT_KEY,
+                    &bytes,
+                    PutMode::Overwrite,
+                )
+            })
+            .await;
+            drop(guard);
+            result
+        });
+        // As long as `retry` would take for the same attempts; past that the
+        // write is stuck, and the caller hears so while the task keeps the
+        // lock until the write ends.
+        let bound = ATTEMPT_TIMEOUT * RETRY_ATTEMPTS + RETRY_BASE_DELAY * (1 << RETRY_ATTEMPTS);
+        match tokio::time::timeout(bound, write).await {
+            Ok(Ok(Ok(_))) => {
+                tracing::info!(size = new.size, "checkpoint published");
+                Ok(())
+            }
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(join)) => Err(StorageError::Unavailable {
+                op: "put",
+                path: CHECKPOINT_KEY.to_owned(),
+                source: object_store::Error::JoinError { source: join },
+            }),
+            Err(_elapsed) => Err(StorageError::Timeout {
+                op: "put",
+                path: CHECKPOINT_KEY.to_owned(),
+                after: bound,
+            }),
+        }
+    }
+}
+
+/// What [`TileStore::put_checkpoint`] should do about the stored checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Publish {
+    /// The stored object is already `note`, byte for byte.
+    Unchanged,
+    /// Replace the stored object (or create it) with `note`.
+    Write,
+}
+
+/// The checks of [`TileStore::put_checkpoint`] of `note` (which parses as
+/// `new`) against the `stored` checkpoint object, if any.
+fn check_checkpoint(
+    stored: Option<&Bytes>,
+    note: &Bytes,
+    new: &Checkpoint,
+) -> Result<Publish, StorageError> {
+    let Some(stored_bytes) = stored else {
+        return Ok(Publish::Write);
+    };
+    let parsed = SignedCheckpoint::parse(stored_bytes)
+        .map_err(|e| StorageError::corrupt(CHECKPOINT_KEY, e))?;
+    let stored = parsed.checkpoint();
+    if stored.origin != new.origin {
+        return Err(StorageError::CheckpointOriginMismatch {
+            stored: stored.origin.clone(),
+            new: new.origin.clone(),
+        });
+    }
+    if stored.size > new.size {
+        return Err(StorageError::CheckpointShrinks {
+            stored: stored.size,
+            requested: new.size,
+        });
+    }
+    if stored.size == new.size && stored.root != new.root {
+        tracing::error!(
+            size = new.size,
+            "FORK: stored checkpoint has another root for this size"
+        );
+        return Err(StorageError::CheckpointFork { size: new.size });
+    }
+    if stored_bytes == note {
+        return Ok(Publish::Unchanged);
+    }
+    Ok(Publish::Write)
 }

@@ -4,26 +4,7 @@
 mod common;
 
 use cairn_storage::{CHECKPOINT_KEY, StorageError};
-use cairn_tlog::checkpoint::Checkpoint;
-use cairn_tlog::cosignature::Cosigner;
-use cairn_tlog::note::Ed25519NoteSigner;
-use common::{overwrite_raw, read_raw, temp_store};
-
-const ORIGIN: &str = "example.org/cairn-test";
-
-/// A checkpoint note for `size`/`root`, signed by the log and by
-/// `cosigners` witnesses (so the same head can come with more signatures).
-fn note(origin: &str, size: u64, root: [u8; 32], cosigners: usize) -> Vec<u8> {
-    let cp = Checkpoint::new(origin, size, root);
-    let signer = Ed25519NoteSigner::new(origin, &[7; 32]).unwrap();
-    let mut note = signer.sign_note(&cp.to_body()).unwrap();
-    for w in 0..cosigners {
-        let witness = Cosigner::new(&format!("witness-{w}.example"), &[w as u8 + 1; 32]).unwrap();
-        note.add_signature(witness.note_signature(&cp, 1_700_000_000).unwrap())
-            .unwrap();
-    }
-    note.to_bytes()
-}
+use common::{ORIGIN, note, overwrite_raw, read_raw, temp_store};
 
 #[tokio::test]
 async fn first_checkpoint_is_written_and_served_verbatim() {

@@ -4,7 +4,10 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use cairn_storage::{TileStore, TrustedHead};
+use cairn_tlog::checkpoint::Checkpoint;
 use cairn_tlog::compact::CompactRange;
+use cairn_tlog::cosignature::Cosigner;
+use cairn_tlog::note::Ed25519NoteSigner;
 use cairn_tlog::tile::{BundleBuilder, TileBuilder};
 use cairn_tlog::{Hash, leaf_hash};
 use object_store::ObjectStoreExt;
@@ -158,4 +161,33 @@ pub async fn delete_raw(store: &TileStore, key: &str) {
         .delete(&raw_path(key))
         .await
         .expect("raw delete");
+}
+
+/// The origin of the test log's checkpoints.
+pub const ORIGIN: &str = "example.org/cairn-test";
+
+/// A checkpoint note for `size`/`root`, signed by the log and by
+/// `cosigners` witnesses (so the same head can come with more signatures).
+pub fn note(origin: &str, size: u64, root: [u8; 32], cosigners: usize) -> Vec<u8> {
+    let cp = Checkpoint::new(origin, size, root);
+    let signer = Ed25519NoteSigner::new(origin, &[7; 32]).unwrap();
+    let mut note = signer.sign_note(&cp.to_body()).unwrap();
+    for w in 0..cosigners {
+        let witness = Cosigner::new(&format!("witness-{w}.example"), &[w as u8 + 1; 32]).unwrap();
+        note.add_signature(witness.note_signature(&cp, 1_700_000_000).unwrap())
+            .unwrap();
+    }
+    note.to_bytes()
+}
+
+/// The roots of the first `0..=n` leaves (`leaf(i)`) of the test tree:
+/// `roots(n)[s]` is the root of size `s`.
+pub fn roots(n: u64) -> Vec<Hash> {
+    let mut compact = CompactRange::new();
+    let mut roots = vec![compact.root()];
+    for i in 0..n {
+        compact.append(leaf_hash(&leaf(i))).unwrap();
+        roots.push(compact.root());
+    }
+    roots
 }
