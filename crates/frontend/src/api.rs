@@ -32,6 +32,7 @@ use cairn_sigsum::tree_head::CosignedTreeHead;
 use cairn_storage::TrustedHead;
 use cairn_tlog::proof::{verify_consistency, verify_inclusion};
 use futures::StreamExt as _;
+use tokio::time::Instant;
 
 use crate::batcher::Outcome;
 use crate::convert;
@@ -41,7 +42,8 @@ use crate::shard::Shard;
 /// The tree head a read is answered against.
 #[derive(Debug)]
 pub(crate) struct Heads {
-    /// The latest published cosigned tree head, if any.
+    /// The newest published cosigned tree head this frontend knows, its
+    /// log signature verified; `None` before the first publication.
     published: Option<CosignedTreeHead>,
 }
 
@@ -51,6 +53,25 @@ impl Heads {
     fn published_size(&self) -> u64 {
         self.published.as_ref().map_or(0, |h| h.tree_head().size)
     }
+
+    /// The head the tile store verifies reads against: the published one,
+    /// [`TrustedHead::EMPTY`] before the first publication.
+    pub(crate) fn trusted(&self) -> TrustedHead {
+        self.published.as_ref().map_or(TrustedHead::EMPTY, |head| {
+            TrustedHead::new(head.tree_head().size, head.tree_head().root_hash)
+        })
+    }
+}
+
+/// Whether `fetched` should replace `newest` as the head served: it is
+/// larger, or the same head with more cosignatures (a re-publication). A
+/// smaller head comes from a follower that lags and is never served once
+/// a larger one was.
+fn supersedes(fetched: &CosignedTreeHead, newest: &CosignedTreeHead) -> bool {
+    let (f, n) = (fetched.tree_head(), newest.tree_head());
+    f.size > n.size
+        || (fetched.signed == newest.signed
+            && fetched.cosignatures().len() > newest.cosignatures().len())
 }
 
 /// A successful `text/plain` response.
@@ -67,65 +88,65 @@ fn bad_arguments(e: RequestError) -> ApiError {
 }
 
 impl Shard {
-    /// Asks the sequencer for the shard's heads.
+    /// The shard's heads: asks the sequencer (whichever node the pool
+    /// reaches; a follower may lag) and answers with the newest published
+    /// head seen so far, so that what this frontend serves never goes
+    /// back. A fetched head newer than that one must verify with the log
+    /// key (500 otherwise: a head this frontend cannot vouch for must
+    /// neither be served nor anchor reads); the signature is checked once
+    /// per new head.
     pub(crate) async fn heads(&self) -> Result<Heads, ApiError> {
-        let mut request = tonic::Request::new(GetTreeHeadsRequest {
-            shard: self.name.clone(),
-        });
-        request.set_timeout(self.limits.sequencer_timeout);
-        let mut client = self.sequencer.clone();
-        let heads = tokio::time::timeout(
-            self.limits.sequencer_timeout,
-            client.get_tree_heads(request),
-        )
-        .await
-        .map_err(|_| {
-            ApiError::Unavailable("GetTreeHeads: the sequencer did not answer in time".into())
-        })?
-        .map_err(|s| ApiError::from_status("GetTreeHeads", &s))?
-        .into_inner();
+        let deadline = Instant::now() + self.limits.sequencer_timeout;
+        let heads = self
+            .sequencer
+            .call("GetTreeHeads", deadline, |mut client| {
+                let request = GetTreeHeadsRequest {
+                    shard: self.name.clone(),
+                };
+                async move { client.get_tree_heads(request).await }
+            })
+            .await
+            .map_err(|s| ApiError::from_status("GetTreeHeads", &s))?;
         let malformed = |e: convert::ConvertError| {
             ApiError::Internal(format!("GetTreeHeads returned a malformed tree head: {e}"))
         };
-        let published = heads
+        let fetched = heads
             .cosigned
             .as_ref()
             .map(convert::cosigned_tree_head)
             .transpose()
             .map_err(malformed)?;
+        let published = self.newest_published(fetched)?;
         if let Some(head) = &published {
             self.published.observe(head.tree_head().size);
         }
         Ok(Heads { published })
     }
 
-    /// The head the tile store verifies reads against: the published one
-    /// ([`TrustedHead::EMPTY`] before the first publication), after checking
-    /// its log signature (500 if it does not verify: a head this frontend
-    /// cannot vouch for must not anchor what it serves). The last verified
-    /// head is remembered, so the signature is checked once per head.
-    pub(crate) fn trusted(&self, heads: &Heads) -> Result<TrustedHead, ApiError> {
-        let Some(head) = &heads.published else {
-            return Ok(TrustedHead::EMPTY);
-        };
-        let signed = head.signed;
-        let mut verified = self
-            .verified_head
+    /// The head to serve given a `fetched` one: the newest verified head
+    /// (see [`Shard::heads`]).
+    fn newest_published(
+        &self,
+        fetched: Option<CosignedTreeHead>,
+    ) -> Result<Option<CosignedTreeHead>, ApiError> {
+        let mut newest = self
+            .newest_head
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if *verified != Some(signed) {
-            if !signed.verify(&self.log_key) {
-                return Err(ApiError::Internal(format!(
-                    "the published tree head of size {} does not verify with the log key",
-                    signed.tree_head.size
-                )));
+        match (fetched, &*newest) {
+            (Some(fetched), Some(known)) if !supersedes(&fetched, known) => Ok(Some(known.clone())),
+            (Some(fetched), _) => {
+                if !fetched.signed.verify(&self.log_key) {
+                    return Err(ApiError::Internal(format!(
+                        "the published tree head of size {} does not verify with the log key",
+                        fetched.tree_head().size
+                    )));
+                }
+                *newest = Some(fetched.clone());
+                Ok(Some(fetched))
             }
-            *verified = Some(signed);
+            (None, known) => Ok(known.clone()),
         }
-        Ok(TrustedHead::new(
-            signed.tree_head.size,
-            signed.tree_head.root_hash,
-        ))
     }
 
     /// The root of the tree of `size` leaves (at most `trusted.size`),
@@ -153,22 +174,18 @@ impl Shard {
 
     /// The index of the leaf with `leaf_hash`, if the sequencer has it.
     async fn leaf_index(&self, leaf_hash: &Hash) -> Result<Option<u64>, ApiError> {
-        let mut request = tonic::Request::new(GetLeafIndexRequest {
-            shard: self.name.clone(),
-            leaf_hash: leaf_hash.to_vec(),
-        });
-        request.set_timeout(self.limits.sequencer_timeout);
-        let mut client = self.sequencer.clone();
-        let answer = tokio::time::timeout(
-            self.limits.sequencer_timeout,
-            client.get_leaf_index(request),
-        )
-        .await
-        .map_err(|_| {
-            ApiError::Unavailable("GetLeafIndex: the sequencer did not answer in time".into())
-        })?
-        .map_err(|s| ApiError::from_status("GetLeafIndex", &s))?
-        .into_inner();
+        let deadline = Instant::now() + self.limits.sequencer_timeout;
+        let answer = self
+            .sequencer
+            .call("GetLeafIndex", deadline, |mut client| {
+                let request = GetLeafIndexRequest {
+                    shard: self.name.clone(),
+                    leaf_hash: leaf_hash.to_vec(),
+                };
+                async move { client.get_leaf_index(request).await }
+            })
+            .await
+            .map_err(|s| ApiError::from_status("GetLeafIndex", &s))?;
         Ok(answer.found.then_some(answer.index))
     }
 }
@@ -184,20 +201,14 @@ fn within_published(what: &str, size: u64, heads: &Heads) -> Result<(), ApiError
     Ok(())
 }
 
-/// `GET get-tree-head`: the latest published cosigned tree head, after
-/// checking the log signature with the shard's key (a head that does not
-/// verify means a misconfigured shard and is never served).
+/// `GET get-tree-head`: the newest published cosigned tree head, its log
+/// signature checked with the shard's key by [`Shard::heads`] (a head that
+/// does not verify means a misconfigured shard and is never served).
 pub(crate) async fn get_tree_head(shard: &Shard) -> Result<Response, ApiError> {
     let heads = shard.heads().await?;
     let head = heads
         .published
         .ok_or_else(|| ApiError::Unavailable("no cosigned tree head yet".to_owned()))?;
-    if !head.signed.verify(&shard.log_key) {
-        return Err(ApiError::Internal(format!(
-            "the published tree head of size {} does not verify with the log key",
-            head.tree_head().size
-        )));
-    }
     Ok(text_ok(head.to_ascii()))
 }
 
@@ -220,7 +231,7 @@ pub(crate) async fn get_inclusion_proof(shard: &Shard, args: &str) -> Result<Res
     if index >= request.size {
         return Err(not_in_tree());
     }
-    let trusted = shard.trusted(&heads)?;
+    let trusted = heads.trusted();
     let path = shard
         .tiles
         .inclusion_proof(index, request.size, trusted)
@@ -246,7 +257,7 @@ pub(crate) async fn get_consistency_proof(shard: &Shard, args: &str) -> Result<R
     let request = ConsistencyProofRequest::parse_args(args).map_err(bad_arguments)?;
     let heads = shard.heads().await?;
     within_published("new size", request.new_size, &heads)?;
-    let trusted = shard.trusted(&heads)?;
+    let trusted = heads.trusted();
     let (old, new) = (request.old_size, request.new_size);
     let (path, old_root) = futures::try_join!(
         shard.tiles.consistency_proof(old, new, trusted),
@@ -283,7 +294,7 @@ pub(crate) async fn get_leaves(shard: &Shard, args: &str) -> Result<Response, Ap
     let end = request
         .end
         .min(request.start.saturating_add(shard.limits.max_get_leaves));
-    let trusted = shard.trusted(&heads)?;
+    let trusted = heads.trusted();
     let raw = shard
         .tiles
         .leaves(request.start, end, trusted)
@@ -416,6 +427,34 @@ mod tests {
             Ok(Bytes::from_static(b"old")),
             Err(error),
         ]))
+    }
+
+    fn head(size: u64, witnesses: &[u8]) -> CosignedTreeHead {
+        let log = cairn_sigsum::SigningKey::from_seed(&[1; 32]);
+        let tree_head = cairn_sigsum::tree_head::TreeHead {
+            size,
+            root_hash: [size as u8; 32],
+        };
+        let cosignatures = witnesses
+            .iter()
+            .map(|&w| {
+                let witness = cairn_sigsum::SigningKey::from_seed(&[w; 32]);
+                let log_key_hash = log.public_key().key_hash();
+                cairn_sigsum::tree_head::Cosignature::sign(&witness, &tree_head, &log_key_hash, 1)
+                    .unwrap()
+            })
+            .collect();
+        CosignedTreeHead::new(tree_head.sign(&log), cosignatures).unwrap()
+    }
+
+    #[test]
+    fn a_lagging_head_never_replaces_a_newer_one() {
+        assert!(supersedes(&head(5, &[2]), &head(4, &[2, 3])));
+        assert!(!supersedes(&head(4, &[2, 3]), &head(5, &[2])));
+        assert!(!supersedes(&head(5, &[2]), &head(5, &[2])));
+        // A re-publication of the same head with more cosignatures.
+        assert!(supersedes(&head(5, &[2, 3]), &head(5, &[2])));
+        assert!(!supersedes(&head(5, &[2]), &head(5, &[2, 3])));
     }
 
     #[tokio::test]

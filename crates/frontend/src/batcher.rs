@@ -16,18 +16,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_proto::SequencerPool;
 use cairn_proto::v1::AddLeavesRequest;
-use cairn_proto::v1::sequencer_client::SequencerClient;
 use cairn_sigsum::leaf::LEAF_SIZE;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
 use crate::config::ShardLimits;
 use crate::error::ApiError;
 
 /// Extra time an `AddLeaves` call gets beyond the `wait_ms` it asks for:
 /// the sequencer answers at `wait_ms` at the latest, plus one round trip.
+/// Also the room left for finding the leader: an attempt on another node
+/// asks for what is left of the wait minus this.
 const CALL_GRACE: Duration = Duration::from_secs(2);
 
 /// What became of a submitted leaf.
@@ -75,11 +76,7 @@ struct BatchConfig {
 impl Batcher {
     /// Starts the batcher task for `shard` on the current Tokio runtime.
     /// Must be called from within a runtime.
-    pub(crate) fn spawn(
-        shard: &str,
-        client: SequencerClient<Channel>,
-        limits: &ShardLimits,
-    ) -> Batcher {
+    pub(crate) fn spawn(shard: &str, client: SequencerPool, limits: &ShardLimits) -> Batcher {
         let (queue, rx) = mpsc::channel(limits.submit_queue);
         let config = BatchConfig {
             shard: shard.to_owned(),
@@ -131,11 +128,7 @@ impl Batcher {
 }
 
 /// The batcher task: collects batches and sends each on its own task.
-async fn run(
-    mut rx: mpsc::Receiver<Submission>,
-    client: SequencerClient<Channel>,
-    config: BatchConfig,
-) {
+async fn run(mut rx: mpsc::Receiver<Submission>, client: SequencerPool, config: BatchConfig) {
     let slots = Arc::new(Semaphore::new(config.max_in_flight));
     let mut batch = Vec::with_capacity(config.max_leaves);
     while rx.recv_many(&mut batch, config.max_leaves).await > 0 {
@@ -163,8 +156,9 @@ async fn run(
     tracing::debug!(shard = %config.shard, "submission batcher stopped");
 }
 
-/// Sends one batch and delivers each leaf's outcome to its submitter.
-async fn send(mut client: SequencerClient<Channel>, config: &BatchConfig, batch: Vec<Submission>) {
+/// Sends one batch (to the shard's leader, wherever the pool finds it)
+/// and delivers each leaf's outcome to its submitter.
+async fn send(pool: SequencerPool, config: &BatchConfig, batch: Vec<Submission>) {
     // Submitters' deadlines run from when they queued: ask the sequencer
     // to wait only for what is left of the oldest one's.
     let oldest = batch
@@ -173,22 +167,30 @@ async fn send(mut client: SequencerClient<Channel>, config: &BatchConfig, batch:
         .min()
         .unwrap_or_else(Instant::now);
     let wait = config.wait.saturating_sub(oldest.elapsed());
-    let request = AddLeavesRequest {
-        shard: config.shard.clone(),
-        leaves: batch.iter().map(|s| s.leaf.to_vec()).collect(),
-        wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
-    };
-    let mut request = tonic::Request::new(request);
-    request.set_timeout(wait + CALL_GRACE);
-    let answer = tokio::time::timeout(wait + CALL_GRACE, client.add_leaves(request)).await;
+    let deadline = Instant::now() + wait + CALL_GRACE;
+    let leaves: Vec<Vec<u8>> = batch.iter().map(|s| s.leaf.to_vec()).collect();
+    // An attempt may wait as long as the whole call: the leader holds it
+    // until the leaves commit. A node that stopped answering is still left
+    // early, by the pool's keep-alive.
+    let answer = pool
+        .call_with("AddLeaves", deadline, wait + CALL_GRACE, |mut client| {
+            // A retry (on the leader a follower named) waits for what is
+            // left; with nothing left it still hands the leaves over.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let wait = left.saturating_sub(CALL_GRACE);
+            let mut request = tonic::Request::new(AddLeavesRequest {
+                shard: config.shard.clone(),
+                leaves: leaves.clone(),
+                wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
+            });
+            request.set_timeout(left);
+            async move { client.add_leaves(request).await }
+        })
+        .await;
     let results = match answer {
-        Err(_) => Err(ApiError::Unavailable(format!(
-            "AddLeaves: no answer from the sequencer within {:?}",
-            wait + CALL_GRACE
-        ))),
-        Ok(Err(status)) => Err(ApiError::from_status("AddLeaves", &status)),
-        Ok(Ok(response)) => {
-            let results = response.into_inner().results;
+        Err(status) => Err(ApiError::from_status("AddLeaves", &status)),
+        Ok(response) => {
+            let results = response.results;
             if results.len() == batch.len() {
                 Ok(results)
             } else {
@@ -305,7 +307,7 @@ mod tests {
         }
     }
 
-    async fn start() -> (Arc<Gated>, SequencerClient<Channel>) {
+    async fn start() -> (Arc<Gated>, SequencerPool) {
         let gated = Arc::new(Gated {
             gate: Semaphore::new(0),
             calls: Mutex::new(Vec::new()),
@@ -317,10 +319,8 @@ mod tests {
                 .add_service(SequencerServer::new(Service(Arc::clone(&gated))))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_lazy();
-        (gated, SequencerClient::new(channel))
+        let pool = SequencerPool::new([format!("http://{addr}")], Default::default()).unwrap();
+        (gated, pool)
     }
 
     type Answer = oneshot::Receiver<Result<Outcome, ApiError>>;

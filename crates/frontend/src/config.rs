@@ -37,7 +37,9 @@ pub const DEFAULT_MAX_BATCHES_IN_FLIGHT: usize = 16;
 pub const DEFAULT_MAX_GET_LEAVES: u64 = 512;
 
 /// Time limit for the sequencer's read calls (`GetTreeHeads`,
-/// `GetLeafIndex`), which answer from memory and RocksDB.
+/// `GetLeafIndex`), which answer from memory and RocksDB: the deadline
+/// within which the sequencer pool tries node after node (each attempt is
+/// bounded by the pool's own attempt limit).
 pub const DEFAULT_SEQUENCER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Default time limit for a whole HTTP request, body upload included.
@@ -84,7 +86,8 @@ pub struct ShardLimits {
     pub max_batches_in_flight: usize,
     /// Most leaves per get-leaves response, 1..=65536.
     pub max_get_leaves: u64,
-    /// Time limit of the sequencer's read calls.
+    /// Time limit of the sequencer's read calls, retries on other nodes
+    /// included.
     pub sequencer_timeout: Duration,
 }
 

@@ -81,10 +81,12 @@ impl ApiError {
         }
     }
 
-    /// The error for a failed sequencer call `call`. Transport failures,
-    /// a missing leader (`FAILED_PRECONDITION`), overload
-    /// (`RESOURCE_EXHAUSTED`) and timeouts are transient (503); anything
-    /// else means the frontend and sequencer disagree (500).
+    /// The error for a failed sequencer call `call` (as the sequencer pool
+    /// returns it, after following the leader until the call's deadline).
+    /// No reachable node or leader (`UNAVAILABLE`, `DEADLINE_EXCEEDED`),
+    /// a refusal (`FAILED_PRECONDITION`), overload (`RESOURCE_EXHAUSTED`)
+    /// and cancellation are transient (503); anything else means the
+    /// frontend and sequencer disagree (500).
     pub(crate) fn from_status(call: &str, status: &tonic::Status) -> ApiError {
         let detail = format!("{call}: {}: {}", status.code(), status.message());
         match status.code() {
@@ -93,11 +95,14 @@ impl ApiError {
             Code::ResourceExhausted => {
                 ApiError::Unavailable(format!("the log is overloaded, retry later ({detail})"))
             }
-            // Following the leader named in the `cairn-leader` metadata
-            // needs a channel per sequencer replica; until the frontend
-            // has one, a follower's refusal (FAILED_PRECONDITION) is
-            // reported as transient. NOT_FOUND means the sequencer does not
-            // host the shard (yet), e.g. while it starts or moves.
+            // The pool has followed every leader hint and passed over
+            // every unavailable node until the deadline: during an
+            // election a submitter must be told to come back (503), never
+            // that the log failed (500). A FAILED_PRECONDITION that reaches
+            // here is a follower of a sequencer that does not mark its
+            // refusals, or a state-machine refusal: both pass. NOT_FOUND
+            // means the sequencer does not host the shard (yet), e.g.
+            // while it starts or moves.
             Code::Unavailable
             | Code::DeadlineExceeded
             | Code::FailedPrecondition

@@ -46,9 +46,16 @@
 //! cached for [`TOKEN_CACHE_TTL`]. Without it the header is only parsed
 //! (and its domain checked, as in both modes).
 //!
-//! Not yet done (later issues): per-domain rate limits (429), following a
-//! sequencer leader change (a follower's refusal is a 503), a short-lived
-//! cache of the sequencer's tree heads.
+//! Sequencer: each shard talks to its Raft group through a
+//! [`cairn_proto::SequencerPool`], which follows the leader (redirects,
+//! elections, down or hanging nodes) within each request's sequencer
+//! deadline; a request that finds no leader in time is a 503 with
+//! `Retry-After`. Reads may be answered by a lagging follower, so the
+//! frontend keeps the newest published head it has verified and never
+//! serves (or anchors reads on) a smaller one.
+//!
+//! Not yet done (later issues): per-domain rate limits (429), a
+//! short-lived cache of the sequencer's tree heads.
 
 mod api;
 mod batcher;

@@ -12,12 +12,18 @@
 //! serves from then on.
 //!
 //! The size is monotone: a smaller size from a lagging source is ignored.
-//! The watcher task reconnects with backoff while the stream is down (add-leaf
-//! then answers 202 after its wait, and the client comes back), and ends
-//! when the [`Published`] handle is dropped.
+//! The stream is opened on the sequencer pool's leader guess (any replica
+//! serves it, from its own applied state) and moved to the new guess as
+//! soon as calls find another leader, so that add-leaf hears of a
+//! publication from the node that made it. A stream that fails or ends
+//! reports its node to the pool (the guess moves on) and is reopened with
+//! backoff (add-leaf meanwhile answers 202 after its wait, and the client
+//! comes back). The watcher task ends when the [`Published`] handle is
+//! dropped.
 
 use std::time::Duration;
 
+use cairn_proto::SequencerPool;
 use cairn_proto::v1::GetTreeHeadsRequest;
 use cairn_proto::v1::sequencer_client::SequencerClient;
 use futures::StreamExt as _;
@@ -41,7 +47,7 @@ pub(crate) struct Published {
 impl Published {
     /// Starts watching `shard`'s heads through `sequencer` (on the current
     /// Tokio runtime).
-    pub(crate) fn spawn(shard: &str, sequencer: SequencerClient<Channel>) -> Published {
+    pub(crate) fn spawn(shard: &str, sequencer: SequencerPool) -> Published {
         let (size, _) = watch::channel(0);
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(watch_stream(
@@ -80,28 +86,33 @@ fn raise(size: &watch::Sender<u64>, published: u64) {
     });
 }
 
-/// The watcher task: follows the stream, reconnecting with backoff, until
-/// `stopped` resolves (the handle was dropped).
+/// The watcher task: follows the stream on the pool's leader guess,
+/// moving with the guess and reconnecting with backoff, until `stopped`
+/// resolves (the handle was dropped).
 async fn watch_stream(
     shard: String,
-    sequencer: SequencerClient<Channel>,
+    sequencer: SequencerPool,
     size: watch::Sender<u64>,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let mut backoff = RECONNECT_MIN;
     loop {
+        let (node, client) = sequencer.current();
         let followed = tokio::select! {
             _ = &mut stopped => return,
-            r = follow(&shard, sequencer.clone(), &size) => r,
+            r = follow(&shard, client, &size) => r,
+            // Calls found another leader: follow it instead, at once.
+            () = sequencer.moved_from(&node) => continue,
         };
         match followed {
             // Messages arrived, so the connection was good: retry soon.
             Ok(true) => backoff = RECONNECT_MIN,
             Ok(false) => {}
             Err(status) => {
-                tracing::debug!(shard, %status, "WatchTreeHeads failed; reconnecting");
+                tracing::debug!(shard, node, %status, "WatchTreeHeads failed; reconnecting");
             }
         }
+        sequencer.suspect(&node);
         tokio::select! {
             _ = &mut stopped => return,
             () = tokio::time::sleep(backoff) => {}

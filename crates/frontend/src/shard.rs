@@ -14,12 +14,11 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::response::Response;
-use cairn_proto::v1::sequencer_client::SequencerClient;
+use cairn_proto::SequencerPool;
 use cairn_sigsum::PublicKey;
 use cairn_sigsum::api::Endpoint;
-use cairn_sigsum::tree_head::SignedTreeHead;
+use cairn_sigsum::tree_head::CosignedTreeHead;
 use cairn_storage::TileStore;
-use tonic::transport::Channel;
 
 use crate::batcher::Batcher;
 use crate::config::{FrontendConfig, ShardLimits};
@@ -41,9 +40,10 @@ pub struct ShardFrontend {
     /// The log's public key: tree heads that do not verify with it are
     /// never served.
     pub log_key: PublicKey,
-    /// Client of the shard's sequencer (its Raft leader). Cloned per call;
-    /// a tonic `Channel` multiplexes and reconnects by itself.
-    pub sequencer: SequencerClient<Channel>,
+    /// The shard's sequencer nodes (its Raft group). Calls follow the
+    /// leader, and reads may be answered by a lagging follower: the
+    /// frontend never serves a published head smaller than one it served.
+    pub sequencer: SequencerPool,
     /// The shard's objects (tiles, bundles, checkpoint). Every tile and
     /// bundle a read uses is verified against the published head; corrupt
     /// ones are counted by its `corrupt_reads`, which the server exports as
@@ -60,7 +60,7 @@ pub(crate) struct Shard {
     /// `/<name>/`: what the router strips from request paths.
     pub(crate) prefix: String,
     pub(crate) log_key: PublicKey,
-    pub(crate) sequencer: SequencerClient<Channel>,
+    pub(crate) sequencer: SequencerPool,
     pub(crate) tiles: TileStore,
     pub(crate) limits: ShardLimits,
     pub(crate) batcher: Batcher,
@@ -69,9 +69,10 @@ pub(crate) struct Shard {
     pub(crate) public_base_url: Option<String>,
     /// Verifies submit tokens; `None`: they are only parsed.
     pub(crate) token_check: Option<TokenCheck>,
-    /// The last published head whose log signature verified (see
-    /// `Shard::trusted`).
-    pub(crate) verified_head: std::sync::Mutex<Option<SignedTreeHead>>,
+    /// The newest published head this frontend has seen, its log
+    /// signature verified: served (and trusted for reads) whenever the
+    /// sequencer node asked is behind it (see `Shard::heads`).
+    pub(crate) newest_head: std::sync::Mutex<Option<CosignedTreeHead>>,
 }
 
 impl Shard {
@@ -94,7 +95,7 @@ impl Shard {
                 .token_verifier
                 .clone()
                 .map(|verifier| TokenCheck::new(verifier, config.token_timeout)),
-            verified_head: std::sync::Mutex::new(None),
+            newest_head: std::sync::Mutex::new(None),
         }
     }
 }

@@ -85,7 +85,7 @@ pub(crate) async fn tile(shard: &Shard, path: &str) -> Result<Response, ApiError
         ));
     }
     let heads = shard.heads().await?;
-    let trusted = shard.trusted(&heads)?;
+    let trusted = heads.trusted();
     let object = shard
         .tiles
         .get_verified(parsed, trusted)

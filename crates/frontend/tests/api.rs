@@ -961,9 +961,8 @@ fn invalid_configurations_are_refused() {
     let shard = |name: &str| cairn_frontend::ShardFrontend {
         name: name.to_owned(),
         log_key: SigningKey::from_seed(&[1; 32]).public_key(),
-        sequencer: cairn_proto::v1::sequencer_client::SequencerClient::new(
-            tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy(),
-        ),
+        sequencer: cairn_proto::SequencerPool::new(["http://127.0.0.1:1"], Default::default())
+            .unwrap(),
         tiles: cairn_storage::TileStore::new(std::sync::Arc::new(object_store_memory()), "x")
             .unwrap(),
         limits: ShardLimits::default(),

@@ -189,9 +189,8 @@ async fn a_token_timeout_that_leaves_no_room_for_the_submit_wait_is_refused() {
     let shard = || ShardFrontend {
         name: "dev".to_owned(),
         log_key: SigningKey::from_seed(&LOG_SEED).public_key(),
-        sequencer: cairn_proto::v1::sequencer_client::SequencerClient::new(
-            tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy(),
-        ),
+        sequencer: cairn_proto::SequencerPool::new(["http://127.0.0.1:1"], Default::default())
+            .unwrap(),
         tiles: cairn_storage::TileStore::local(dir.path(), "dev").unwrap(),
         limits: ShardLimits::default(),
     };

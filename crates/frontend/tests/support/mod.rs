@@ -20,8 +20,8 @@ use std::time::Duration;
 use axum::serve::ListenerExt as _;
 use cairn_frontend::{FrontendConfig, ShardFrontend, ShardLimits, router};
 use cairn_proto::v1 as pb;
-use cairn_proto::v1::sequencer_client::SequencerClient;
 use cairn_proto::v1::sequencer_server::{Sequencer, SequencerServer};
+use cairn_proto::{PoolOptions, SequencerPool};
 use cairn_sigsum::api::AddLeafRequest;
 use cairn_sigsum::crypto::hash;
 use cairn_sigsum::leaf::{LEAF_SIZE, Leaf};
@@ -55,6 +55,20 @@ pub enum AddMode {
     Pending,
     /// Fail the call with this status code.
     Fail(Code),
+    /// Refuse as a follower that knows no leader (an election is on).
+    NotLeader,
+}
+
+/// The refusal of a sequencer node that is not the leader, naming the
+/// leader's URL if given (as the real sequencer's is).
+pub fn not_leader(leader: Option<&str>) -> Status {
+    let mut status = Status::failed_precondition("not the leader");
+    let metadata = status.metadata_mut();
+    metadata.insert(cairn_proto::NOT_LEADER_METADATA_KEY, "1".parse().unwrap());
+    if let Some(leader) = leader {
+        metadata.insert(cairn_proto::LEADER_METADATA_KEY, leader.parse().unwrap());
+    }
+    status
 }
 
 #[derive(Debug)]
@@ -83,6 +97,9 @@ pub struct FakeLog {
     add_gate: Option<Arc<Semaphore>>,
     /// When set, `GetTreeHeads` never answers.
     hang_reads: bool,
+    /// When set, `GetTreeHeads` fails `UNAVAILABLE` (see
+    /// [`FakeLog::set_reads_unavailable`]).
+    reads_unavailable: std::sync::atomic::AtomicBool,
     /// `AddLeaves` calls received (counted before any gate).
     pub add_calls: AtomicUsize,
     /// Bumped whenever the heads change, for `WatchTreeHeads` streams.
@@ -159,6 +176,12 @@ impl FakeLog {
 
     pub async fn set_mode(&self, mode: AddMode) {
         self.state.lock().await.mode = mode;
+    }
+
+    /// Makes `GetTreeHeads` fail `UNAVAILABLE` (as a halted or stopping
+    /// node does) while `on`.
+    pub fn set_reads_unavailable(&self, on: bool) {
+        self.reads_unavailable.store(on, Ordering::SeqCst);
     }
 
     pub async fn set_auto_publish(&self, on: bool) {
@@ -275,6 +298,7 @@ impl Sequencer for FakeSequencer {
         };
         let results = match mode {
             AddMode::Fail(code) => return Err(Status::new(code, "fake sequencer failure")),
+            AddMode::NotLeader => return Err(not_leader(None)),
             AddMode::Pending => leaves
                 .iter()
                 .map(|_| pb::LeafResult {
@@ -322,6 +346,9 @@ impl Sequencer for FakeSequencer {
         check_shard(&request.get_ref().shard)?;
         if self.0.hang_reads {
             std::future::pending::<()>().await;
+        }
+        if self.0.reads_unavailable.load(Ordering::SeqCst) {
+            return Err(Status::unavailable("fake sequencer: reads are off"));
         }
         let state = self.0.state.lock().await;
         Ok(Response::new(heads_message(&state)))
@@ -374,6 +401,9 @@ pub struct Options {
     pub hang_reads: bool,
     /// Point the frontend at a port nobody listens on.
     pub sequencer_down: bool,
+    /// Sequencer URLs the frontend's pool lists before the fake log's (so
+    /// its first guess), e.g. fake followers.
+    pub sequencers_before: Vec<String>,
 }
 
 impl Default for Options {
@@ -387,6 +417,7 @@ impl Default for Options {
             gate_adds: false,
             hang_reads: false,
             sequencer_down: false,
+            sequencers_before: Vec::new(),
         }
     }
 }
@@ -438,6 +469,7 @@ impl Harness {
             }),
             add_gate: options.gate_adds.then(|| Arc::new(Semaphore::new(0))),
             hang_reads: options.hang_reads,
+            reads_unavailable: std::sync::atomic::AtomicBool::new(false),
             add_calls: AtomicUsize::new(0),
         });
 
@@ -473,6 +505,11 @@ impl Harness {
             options,
             dir,
         }
+    }
+
+    /// The fake sequencer's gRPC URL, `http://127.0.0.1:PORT`.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
     }
 
     /// Starts a new frontend process, as after a restart: a fresh tile
@@ -531,14 +568,12 @@ async fn serve_frontend(
     grpc_addr: SocketAddr,
     options: &Options,
 ) -> String {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
-        .unwrap()
-        .connect_timeout(Duration::from_secs(2))
-        .connect_lazy();
+    let mut urls = options.sequencers_before.clone();
+    urls.push(format!("http://{grpc_addr}"));
     let shard = ShardFrontend {
         name: SHARD.to_owned(),
         log_key: log.log_key.public_key(),
-        sequencer: SequencerClient::new(channel),
+        sequencer: SequencerPool::new(urls, PoolOptions::default()).unwrap(),
         tiles,
         limits: options.limits.clone(),
     };
