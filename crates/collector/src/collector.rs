@@ -24,6 +24,15 @@
 //! cosigned a tree this log never showed us: a possible fork or split view.
 //! The collector then halts the shard's publishing until restart and logs
 //! an error; [`Collector::halted`] exposes it.
+//!
+//! The sequencer is a Raft group, reached through a [`SequencerPool`]:
+//! `PublishCosigned` and `ReportWitnessAhead` follow its leader. Tree heads
+//! are read from every node at once and the freshest answer is used: any
+//! replica answers from its own applied state, and one that lags (or is cut
+//! off from the leader and never catches up) must neither stall publication
+//! nor pass for a log that is behind a witness. For the same reason a
+//! witness ahead of the head a round read halts publishing only once it is
+//! also ahead of every node that answers, a majority at least.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -31,8 +40,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use cairn_proto::SequencerPool;
 use cairn_proto::v1 as pb;
-use cairn_proto::v1::sequencer_client::SequencerClient;
 use cairn_sigsum::policy::Policy;
 use cairn_sigsum::tree_head::{SignedTreeHead, TreeHead};
 use cairn_sigsum::{KeyHash, PublicKey, Signature};
@@ -49,14 +58,25 @@ use futures::stream::FuturesUnordered;
 use reqwest::Url;
 use tokio::sync::{Notify, OnceCell, watch};
 use tokio::time::{Instant, MissedTickBehavior};
-use tonic::transport::Channel;
 
 use crate::client::{WitnessClient, WitnessError, add_checkpoint_url};
 use crate::config::{CollectorConfig, InvalidRoots};
 use crate::metrics::CollectorMetrics;
 
-/// Limit on each sequencer call (`GetTreeHeads`, `PublishCosigned`).
+/// Limit on each sequencer call (`GetTreeHeads`, `PublishCosigned`,
+/// `ReportWitnessAhead`), retries on other nodes included.
 pub const SEQUENCER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Limit on one `PublishCosigned` attempt on one node: it commits through
+/// Raft and writes the checkpoint object, which may take longer than the
+/// pool's default attempt limit allows a read. (A node that stopped
+/// answering is still left early, by the pool's keep-alive.)
+const PUBLISH_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a tree-head read waits for the other nodes once one has
+/// answered: a node that hangs must not hold every round up, and one that
+/// answers this much later than another is no fresher than it by much.
+const READ_SETTLE: Duration = Duration::from_millis(100);
 
 /// First delay before re-opening a broken `WatchTreeHeads` stream; doubled
 /// per failure up to [`WATCH_RECONNECT_MAX`] (polling goes on meanwhile).
@@ -135,7 +155,7 @@ pub struct Collector {
     policy: Policy,
     log_key: PublicKey,
     origin: String,
-    sequencer: SequencerClient<Channel>,
+    sequencer: SequencerPool,
     tiles: TileStore,
     client: WitnessClient,
     witnesses: Vec<Target>,
@@ -149,13 +169,13 @@ pub struct Collector {
 impl Collector {
     /// A collector for `config.shard`, whose log has key `log_key`, cosigned
     /// per `policy` by its witnesses that have URLs, reading tree heads from
-    /// and publishing to `sequencer`, and reading consistency proofs from
-    /// `tiles`. Performs no IO.
+    /// and publishing to the sequencer nodes of `sequencer` (following their
+    /// leader), and reading consistency proofs from `tiles`. Performs no IO.
     pub fn new(
         config: CollectorConfig,
         policy: Policy,
         log_key: PublicKey,
-        sequencer: SequencerClient<Channel>,
+        sequencer: SequencerPool,
         tiles: TileStore,
     ) -> Result<Self, CollectorError> {
         if config.poll_interval.is_zero() {
@@ -268,37 +288,53 @@ impl Collector {
     }
 
     /// Wakes `signed` each time the `WatchTreeHeads` stream reports a
-    /// signed size above the published one; reconnects with backoff. Never
-    /// returns.
+    /// signed size above the published one. The stream runs on the pool's
+    /// leader guess and moves with it; a stream that fails or ends reports
+    /// its node to the pool and is reopened with backoff. Never returns.
     async fn follow_heads(&self, signed: &Notify) {
         let mut backoff = WATCH_RECONNECT_MIN;
         loop {
-            let request = pb::GetTreeHeadsRequest {
-                shard: self.config.shard.clone(),
-            };
-            let mut seq = self.sequencer.clone();
-            match seq.watch_tree_heads(request).await {
-                Ok(stream) => {
-                    let mut stream = stream.into_inner();
-                    while let Some(Ok(heads)) = stream.next().await {
-                        backoff = WATCH_RECONNECT_MIN;
-                        let published = heads.cosigned.and_then(|c| c.signed).map(|s| s.size);
-                        if heads
-                            .signed
-                            .is_some_and(|s| published.is_none_or(|p| s.size > p))
-                        {
-                            // A permit is stored if a round is running:
-                            // the next one starts right after it.
-                            signed.notify_one();
-                        }
-                    }
-                }
-                Err(status) => {
-                    tracing::debug!(shard = %self.config.shard, %status, "WatchTreeHeads failed");
-                }
+            let (node, client) = self.sequencer.current();
+            tokio::select! {
+                () = self.follow_stream(&node, client, signed, &mut backoff) => {}
+                // Calls found another leader: follow it instead, at once.
+                () = self.sequencer.moved_from(&node) => continue,
             }
+            self.sequencer.suspect(&node);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(WATCH_RECONNECT_MAX);
+        }
+    }
+
+    /// Follows one `WatchTreeHeads` stream on `node` until it fails or ends.
+    async fn follow_stream(
+        &self,
+        node: &str,
+        mut client: pb::sequencer_client::SequencerClient<tonic::transport::Channel>,
+        signed: &Notify,
+        backoff: &mut Duration,
+    ) {
+        let request = pb::GetTreeHeadsRequest {
+            shard: self.config.shard.clone(),
+        };
+        let mut stream = match client.watch_tree_heads(request).await {
+            Ok(stream) => stream.into_inner(),
+            Err(status) => {
+                tracing::debug!(shard = %self.config.shard, node, %status, "WatchTreeHeads failed");
+                return;
+            }
+        };
+        while let Some(Ok(heads)) = stream.next().await {
+            *backoff = WATCH_RECONNECT_MIN;
+            let published = heads.cosigned.and_then(|c| c.signed).map(|s| s.size);
+            if heads
+                .signed
+                .is_some_and(|s| published.is_none_or(|p| s.size > p))
+            {
+                // A permit is stored if a round is running: the next one
+                // starts right after it.
+                signed.notify_one();
+            }
         }
     }
 
@@ -361,15 +397,71 @@ impl Collector {
         self.publish(signed_pb, collected, started).await;
     }
 
+    /// The freshest heads of the sequencer nodes (largest signed size,
+    /// then largest published size): every node is asked at once, and
+    /// answers are taken until all have come or [`READ_SETTLE`] after the
+    /// first. Fails only if no node answers.
     async fn tree_heads(&self) -> Result<pb::TreeHeads, tonic::Status> {
-        let req = pb::GetTreeHeadsRequest {
-            shard: self.config.shard.clone(),
-        };
-        let mut seq = self.sequencer.clone();
-        match tokio::time::timeout(SEQUENCER_TIMEOUT, seq.get_tree_heads(req)).await {
-            Ok(r) => r.map(tonic::Response::into_inner),
-            Err(_) => Err(tonic::Status::deadline_exceeded("GetTreeHeads timed out")),
+        let deadline = Instant::now() + SEQUENCER_TIMEOUT;
+        let mut answers = std::pin::pin!(self.each_tree_heads(deadline));
+        let mut freshest: Option<pb::TreeHeads> = None;
+        let mut failures = Vec::new();
+        let mut settle_at = deadline;
+        while let Ok(Some((node, answer))) =
+            tokio::time::timeout_at(settle_at, answers.next()).await
+        {
+            match answer {
+                Ok(heads) => {
+                    if freshest
+                        .as_ref()
+                        .is_none_or(|f| freshness(&heads) > freshness(f))
+                    {
+                        freshest = Some(heads);
+                    }
+                    settle_at = settle_at.min(Instant::now() + READ_SETTLE);
+                }
+                Err(status) => failures.push(format!("{node}: {status}")),
+            }
         }
+        freshest.ok_or_else(|| {
+            tonic::Status::unavailable(format!(
+                "GetTreeHeads: no sequencer node answered: {}",
+                failures.join("; ")
+            ))
+        })
+    }
+
+    /// Every node's `GetTreeHeads` answer, as it arrives.
+    fn each_tree_heads(
+        &self,
+        deadline: Instant,
+    ) -> impl futures::Stream<Item = (String, Result<pb::TreeHeads, tonic::Status>)> + use<> {
+        let shard = self.config.shard.clone();
+        self.sequencer.call_each(deadline, move |mut client| {
+            let request = pb::GetTreeHeadsRequest {
+                shard: shard.clone(),
+            };
+            async move { client.get_tree_heads(request).await }
+        })
+    }
+
+    /// Whether the log really is behind a witness that has cosigned
+    /// `witness_size`: every sequencer node that answers (a majority of
+    /// them at least) has signed a smaller tree. A node read earlier may
+    /// just have lagged; a log restored from an old backup is behind on
+    /// every node.
+    async fn behind_witness(&self, witness_size: u64) -> bool {
+        let nodes = self.sequencer.addrs().len();
+        let answers: Vec<_> = self
+            .each_tree_heads(Instant::now() + SEQUENCER_TIMEOUT)
+            .collect()
+            .await;
+        let sizes: Vec<u64> = answers
+            .iter()
+            .filter_map(|(_, a)| a.as_ref().ok())
+            .map(|h| h.signed.as_ref().map_or(0, |s| s.size))
+            .collect();
+        sizes.len() * 2 > nodes && sizes.iter().all(|&s| s < witness_size)
     }
 
     /// The signed tree head, if well-formed and signed by the log's key:
@@ -455,12 +547,21 @@ impl Collector {
                     witness_size,
                     signed_size,
                 }) => {
+                    self.metrics.witness_error(&t.name);
+                    if !self.behind_witness(witness_size).await {
+                        tracing::warn!(
+                            shard, witness = %t.name, witness_size, signed_size,
+                            "witness has cosigned a larger tree than the head this round read, \
+                             but not larger than every sequencer node's: a lagging node; \
+                             abandoning the round"
+                        );
+                        return None;
+                    }
                     tracing::error!(
                         shard, witness = %t.name, witness_size, signed_size,
                         "ALARM: witness has cosigned a larger tree than this log has signed \
                          (fork or split view?); publishing halted until restart"
                     );
-                    self.metrics.witness_error(&t.name);
                     self.halt_for(t, witness_size).await;
                     return None;
                 }
@@ -510,7 +611,8 @@ impl Collector {
     /// log has signed — the sign that this log's state is older than what
     /// it published (a restored backup): that halts publication at once,
     /// before anything contradicting the witness is signed for it.
-    /// Returns whether it halted.
+    /// Returns whether the round must stop: it halted, or a witness is
+    /// ahead of the head read but not of every node (a node lagged).
     async fn probe(&self, published: &pb::SignedTreeHead, signed_size: u64) -> bool {
         let shard = self.config.shard.as_str();
         let Some(sth) = self.check_signed(published) else {
@@ -548,13 +650,22 @@ impl Collector {
             t.known.store(true, Ordering::Relaxed);
             t.size.store(size, Ordering::Relaxed);
             if size > signed_size {
+                self.metrics.witness_error(&t.name);
+                if !self.behind_witness(size).await {
+                    tracing::warn!(
+                        shard, witness = %t.name, witness_size = size, signed_size,
+                        "witness has cosigned a larger tree than the head this round read, \
+                         but not larger than every sequencer node's: a lagging node; \
+                         abandoning the round"
+                    );
+                    return true;
+                }
                 tracing::error!(
                     shard, witness = %t.name, witness_size = size, signed_size,
                     "ALARM: witness has cosigned a larger tree than this log has signed \
                      (the log's state is older than what it published, or a split view); \
                      publishing halted until restart"
                 );
-                self.metrics.witness_error(&t.name);
                 self.halt_for(t, size).await;
                 return true;
             }
@@ -576,15 +687,22 @@ impl Collector {
                 witness: t.name.clone(),
                 witness_size,
             };
-            let mut seq = self.sequencer.clone();
-            match tokio::time::timeout(SEQUENCER_TIMEOUT, seq.report_witness_ahead(req)).await {
-                Ok(Ok(r)) if r.get_ref().halted => return,
-                Ok(Ok(_)) => {}
-                Ok(Err(status)) => {
+            let answer = self
+                .sequencer
+                .call(
+                    "ReportWitnessAhead",
+                    Instant::now() + SEQUENCER_TIMEOUT,
+                    |mut client| {
+                        let req = req.clone();
+                        async move { client.report_witness_ahead(req).await }
+                    },
+                )
+                .await;
+            match answer {
+                Ok(r) if r.halted => return,
+                Ok(_) => {}
+                Err(status) => {
                     tracing::warn!(shard = %self.config.shard, %status, "ReportWitnessAhead failed");
-                }
-                Err(_) => {
-                    tracing::warn!(shard = %self.config.shard, "ReportWitnessAhead timed out")
                 }
             }
             tokio::time::sleep(backoff).await;
@@ -673,13 +791,18 @@ impl Collector {
                 cosignatures,
             }),
         };
-        let mut seq = self.sequencer.clone();
-        let r = match tokio::time::timeout(SEQUENCER_TIMEOUT, seq.publish_cosigned(req)).await {
-            Ok(r) => r,
-            Err(_) => Err(tonic::Status::deadline_exceeded(
-                "PublishCosigned timed out",
-            )),
-        };
+        let r = self
+            .sequencer
+            .call_with(
+                "PublishCosigned",
+                Instant::now() + SEQUENCER_TIMEOUT,
+                PUBLISH_ATTEMPT_TIMEOUT,
+                |mut client| {
+                    let req = req.clone();
+                    async move { client.publish_cosigned(req).await }
+                },
+            )
+            .await;
         match r {
             Ok(_) => {
                 let after = started.elapsed();
@@ -742,6 +865,18 @@ struct Collected {
     cosignatures: Vec<pb::Cosignature>,
     /// Whether they satisfy the policy quorum (false only when fail-open).
     with_quorum: bool,
+}
+
+/// How fresh a node's heads are: its signed size, then its published size.
+fn freshness(heads: &pb::TreeHeads) -> (u64, u64) {
+    (
+        heads.signed.as_ref().map_or(0, |s| s.size),
+        heads
+            .cosigned
+            .as_ref()
+            .and_then(|c| c.signed.as_ref())
+            .map_or(0, |s| s.size),
+    )
 }
 
 /// The next finished witness, or `None` when all are done or `stop_at` has

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use cairn_collector::{Collector, CollectorConfig, MetricsSnapshot};
 use cairn_proto::v1 as pb;
-use cairn_proto::v1::sequencer_client::SequencerClient;
 use cairn_proto::v1::sequencer_server::{Sequencer, SequencerServer};
+use cairn_proto::{PoolOptions, SequencerPool};
 use cairn_sigsum::policy::Policy;
 use cairn_sigsum::tree_head::{Cosignature, TreeHead};
 use cairn_sigsum::{KeyHash, PublicKey, Signature, SigningKey};
@@ -35,11 +35,18 @@ struct SeqState {
 }
 
 /// Serves a signed tree head set by the test and records publications;
-/// `WatchTreeHeads` sends the heads again after each `set_signed`.
+/// `WatchTreeHeads` sends the heads again after each `set_signed`. As a
+/// follower (`leader` set) it refuses publications and reports naming the
+/// leader, as the real sequencer does.
 #[derive(Clone, Debug)]
 struct FakeSequencer {
     state: Arc<Mutex<SeqState>>,
     changes: Arc<tokio::sync::watch::Sender<u64>>,
+    leader: Arc<Mutex<Option<String>>>,
+    /// How long `GetTreeHeads` takes.
+    read_delay: Arc<Mutex<Duration>>,
+    /// Publications refused as a follower.
+    refused: Arc<Mutex<u64>>,
 }
 
 impl Default for FakeSequencer {
@@ -47,11 +54,46 @@ impl Default for FakeSequencer {
         FakeSequencer {
             state: Arc::default(),
             changes: Arc::new(tokio::sync::watch::channel(0).0),
+            leader: Arc::default(),
+            read_delay: Arc::default(),
+            refused: Arc::default(),
         }
     }
 }
 
+/// A follower's refusal of a leader-only call, naming the leader.
+fn not_leader(leader: &str) -> Status {
+    let mut status = Status::failed_precondition("not the leader");
+    let metadata = status.metadata_mut();
+    metadata.insert(
+        cairn_proto::NOT_LEADER_METADATA_KEY,
+        "1".parse().expect("value"),
+    );
+    metadata.insert(
+        cairn_proto::LEADER_METADATA_KEY,
+        leader.parse().expect("value"),
+    );
+    status
+}
+
 impl FakeSequencer {
+    /// Makes this node a follower of the node at `leader`.
+    fn follow(&self, leader: &str) {
+        *self.leader.lock().expect("lock") = Some(leader.to_owned());
+    }
+    fn leader(&self) -> Option<String> {
+        self.leader.lock().expect("lock").clone()
+    }
+    fn set_read_delay(&self, delay: Duration) {
+        *self.read_delay.lock().expect("lock") = delay;
+    }
+    fn refused(&self) -> u64 {
+        *self.refused.lock().expect("lock")
+    }
+    /// Sets the published head this node serves (a follower's stale one).
+    fn set_cosigned(&self, head: pb::CosignedTreeHead) {
+        self.state.lock().expect("lock").cosigned = Some(head);
+    }
     fn set_signed(&self, s: pb::SignedTreeHead) {
         self.state.lock().expect("lock").signed = Some(s);
         self.changes.send_modify(|n| *n += 1);
@@ -92,6 +134,8 @@ impl Sequencer for FakeSequencer {
         if req.get_ref().shard != SHARD {
             return Err(Status::not_found("unknown shard"));
         }
+        let delay = *self.read_delay.lock().expect("lock");
+        tokio::time::sleep(delay).await;
         Ok(Response::new(self.heads()))
     }
 
@@ -124,6 +168,10 @@ impl Sequencer for FakeSequencer {
         &self,
         req: Request<pb::PublishCosignedRequest>,
     ) -> Result<Response<pb::PublishCosignedResponse>, Status> {
+        if let Some(leader) = self.leader() {
+            *self.refused.lock().expect("lock") += 1;
+            return Err(not_leader(&leader));
+        }
         let req = req.into_inner();
         let head = req
             .head
@@ -147,15 +195,17 @@ impl Sequencer for FakeSequencer {
         &self,
         _: Request<pb::ReportWitnessAheadRequest>,
     ) -> Result<Response<pb::ReportWitnessAheadResponse>, Status> {
+        if let Some(leader) = self.leader() {
+            return Err(not_leader(&leader));
+        }
         Ok(Response::new(pb::ReportWitnessAheadResponse {
             halted: false,
         }))
     }
 }
 
-async fn start_sequencer(
-    fake: FakeSequencer,
-) -> (SequencerClient<tonic::transport::Channel>, JoinHandle<()>) {
+/// Serves `fake` on a fresh port; returns its URL and server task.
+async fn start_sequencer(fake: FakeSequencer) -> (String, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let task = tokio::spawn(async move {
@@ -165,10 +215,7 @@ async fn start_sequencer(
             .await
             .expect("grpc serve");
     });
-    let client = SequencerClient::connect(format!("http://{addr}"))
-        .await
-        .expect("connect");
-    (client, task)
+    (format!("http://{addr}"), task)
 }
 
 // --- the log's tree, written as tiles ----------------------------------------
@@ -381,19 +428,35 @@ struct Harness {
     collector: Arc<Collector>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
-    _seq: JoinHandle<()>,
+    _seq: Vec<JoinHandle<()>>,
 }
 
 impl Harness {
+    /// A collector of `fake` alone.
     async fn start(
         fake: &FakeSequencer,
         config: CollectorConfig,
         policy: Policy,
         log: &TestLog,
     ) -> Harness {
-        let (client, seq) = start_sequencer(fake.clone()).await;
+        let (url, seq) = start_sequencer(fake.clone()).await;
+        Harness::with_nodes(fake, &[url], vec![seq], config, policy, log)
+    }
+
+    /// A collector of the sequencer nodes at `urls` (served by `tasks`),
+    /// one of which is `fake`, the leader, whose publications the harness
+    /// watches.
+    fn with_nodes(
+        fake: &FakeSequencer,
+        urls: &[String],
+        tasks: Vec<JoinHandle<()>>,
+        config: CollectorConfig,
+        policy: Policy,
+        log: &TestLog,
+    ) -> Harness {
+        let pool = SequencerPool::new(urls.to_vec(), PoolOptions::default()).expect("pool");
         let collector = Arc::new(
-            Collector::new(config, policy, log.public_key(), client, log.tiles.clone())
+            Collector::new(config, policy, log.public_key(), pool, log.tiles.clone())
                 .expect("collector"),
         );
         let (stop, stopped) = oneshot::channel::<()>();
@@ -409,7 +472,7 @@ impl Harness {
             collector,
             stop: Some(stop),
             task: Some(task),
-            _seq: seq,
+            _seq: tasks,
         }
     }
 
@@ -452,7 +515,9 @@ impl Harness {
         if let Some(t) = self.task.take() {
             t.await.expect("collector task");
         }
-        self._seq.abort();
+        for t in &self._seq {
+            t.abort();
+        }
     }
 }
 
@@ -744,4 +809,73 @@ fn histogram_count(h: &prometheus_client::metrics::histogram::Histogram) -> u64 
         .trim()
         .parse()
         .expect("count")
+}
+
+#[tokio::test]
+async fn a_lagging_follower_neither_stalls_publication_nor_passes_for_a_log_behind_a_witness() {
+    let tiles = tempfile::tempdir().expect("tempdir");
+    let mut log = TestLog::new(tiles.path());
+    let key = log.public_key();
+    let ws = [
+        start_witness(1, Kind::Honest, &key).await,
+        start_witness(2, Kind::Honest, &key).await,
+        start_witness(3, Kind::Honest, &key).await,
+    ];
+    let refs: Vec<&TestWitness> = ws.iter().collect();
+    let leader = FakeSequencer::default();
+    let follower = FakeSequencer::default();
+    let (leader_url, leader_task) = start_sequencer(leader.clone()).await;
+    let (follower_url, follower_task) = start_sequencer(follower.clone()).await;
+    follower.follow(&leader_url);
+    let head = log.grow_to(3).await;
+    leader.set_signed(head.clone());
+    follower.set_signed(head);
+    // The follower is the pool's first guess.
+    let urls = [follower_url, leader_url];
+    let cfg = config(Duration::from_secs(60), false);
+    let h = Harness::with_nodes(
+        &leader,
+        &urls,
+        Vec::new(),
+        cfg.clone(),
+        policy(&key, &refs, "2"),
+        &log,
+    );
+    // Published through the follower's redirect.
+    let published = h.wait_published(3).await;
+    assert!(follower.refused() >= 1);
+    assert!(follower.published().is_empty());
+    // The follower falls behind: the leader's head is the one cosigned.
+    leader.set_signed(log.grow_to(5).await);
+    h.wait_published(5).await;
+    h.shut_down().await;
+
+    // A new collector, which probes the witnesses (it knows none of their
+    // sizes), while the leader is slow to answer reads: its rounds read
+    // the follower's head (published and signed 3), and the witnesses,
+    // at 5, are ahead of it. The leader has signed 5, so that is a lagging
+    // node, not a log behind its witnesses: no halt.
+    follower.set_cosigned(published);
+    leader.set_read_delay(Duration::from_millis(500));
+    let h = Harness::with_nodes(
+        &leader,
+        &urls,
+        vec![leader_task, follower_task],
+        cfg,
+        policy(&key, &refs, "2"),
+        &log,
+    );
+    h.wait_for(
+        "two rounds that met a witness ahead of the head read",
+        |h| h.metrics().witness_errors.values().sum::<u64>() >= 2,
+    )
+    .await;
+    assert!(!h.collector.halted());
+    // The leader answers in time again and signs 7: the collector reads
+    // it although its guess may still be the follower, and publishes.
+    leader.set_read_delay(Duration::ZERO);
+    leader.set_signed(log.grow_to(7).await);
+    h.wait_published(7).await;
+    assert!(!h.collector.halted());
+    h.shut_down().await;
 }

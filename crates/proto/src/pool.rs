@@ -26,6 +26,12 @@
 //! connection whose peer stopped answering, so even a long call or a
 //! stream notices within two keep-alive periods.
 //!
+//! Streams (`WatchTreeHeads`) are opened by the caller on
+//! [`SequencerPool::current`]; [`SequencerPool::suspect`] reports a failed
+//! one (the guess moves on) and [`SequencerPool::moved_from`] tells when
+//! calls have found another leader. [`SequencerPool::call_each`] asks every
+//! node at once, for a caller that wants the freshest replica's answer.
+//!
 //! Every call the pool makes must be safe to repeat: a call whose answer
 //! was lost may have taken effect. The sequencer's calls are (resubmitted
 //! leaves are found again, a head is published once, a report repeats).
@@ -377,6 +383,41 @@ impl SequencerPool {
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
+    }
+
+    /// Sends the call built by `f` to every node the pool knows at once,
+    /// without retries or redirects, and yields each node's URL and outcome
+    /// as it arrives; a node that does not answer within
+    /// [`PoolOptions::attempt_timeout`] (or by `deadline`) yields
+    /// `DEADLINE_EXCEEDED`. For reads that want the freshest state any
+    /// replica has, or every replica's view; leaves the leader guess alone.
+    pub fn call_each<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        mut f: F,
+    ) -> impl futures::Stream<Item = (String, Result<T, Status>)> + use<T, F, Fut>
+    where
+        F: FnMut(SequencerClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let until = (Instant::now() + self.inner.options.attempt_timeout).min(deadline);
+        let nodes = self.nodes().clone();
+        nodes
+            .into_iter()
+            .map(|node| {
+                let call = f(node.client);
+                let addr = node.addr.to_string();
+                async move {
+                    let outcome = match tokio::time::timeout_at(until, call).await {
+                        Ok(answer) => answer.map(tonic::Response::into_inner),
+                        Err(_) => Err(Status::deadline_exceeded(format!(
+                            "no answer from {addr} in time"
+                        ))),
+                    };
+                    (addr, outcome)
+                }
+            })
+            .collect::<futures::stream::FuturesUnordered<_>>()
     }
 
     fn nodes(&self) -> std::sync::RwLockReadGuard<'_, Vec<Node>> {

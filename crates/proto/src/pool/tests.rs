@@ -416,3 +416,40 @@ async fn unusable_url_lists_are_refused_naming_the_url() {
     ));
     SequencerPool::check_url("http://sequencer-1.internal:6970/").unwrap();
 }
+
+#[tokio::test]
+async fn asking_every_node_yields_each_answer_and_bounds_a_hanging_one() {
+    let a = Fake::new(Answer::Serve(1));
+    let b = Fake::new(Answer::Serve(2));
+    let (_hung, hung_url) = hanging_port();
+    let closed = closed_port();
+    let urls = [
+        serve(&a).await,
+        closed.clone(),
+        hung_url.clone(),
+        serve(&b).await,
+    ];
+    let options = PoolOptions {
+        keep_alive: None,
+        ..options()
+    };
+    let pool = SequencerPool::new(urls.clone(), options).unwrap();
+    let answers: Vec<(String, Result<pb::TreeHeads, Status>)> = tokio::time::timeout(
+        Duration::from_secs(60),
+        futures::StreamExt::collect(pool.call_each(deadline(), |mut c| async move {
+            c.get_tree_heads(pb::GetTreeHeadsRequest::default()).await
+        })),
+    )
+    .await
+    .expect("every node yields by the attempt limit");
+    let mut by_node: std::collections::HashMap<_, _> = answers.into_iter().collect();
+    assert_eq!(by_node.len(), 4);
+    assert_eq!(by_node.remove(&urls[0]).unwrap().unwrap().tree_size, 1);
+    assert_eq!(by_node.remove(&urls[3]).unwrap().unwrap().tree_size, 2);
+    let refused = by_node.remove(&closed).unwrap().unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    let hung = by_node.remove(&hung_url).unwrap().unwrap_err();
+    assert_eq!(hung.code(), Code::DeadlineExceeded, "{hung:?}");
+    // Asking everyone is no evidence about the leader.
+    assert_eq!(pool.current().0, urls[0]);
+}
