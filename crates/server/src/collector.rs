@@ -7,6 +7,9 @@
 //! The collector keeps no state: witness sizes are relearned from 409
 //! answers after a restart, and the sequencer never publishes a head smaller
 //! than the last one.
+//!
+//! The sequencer may be a Raft group: list its nodes in `sequencers`, and
+//! the collector follows the leader (see `cairn_proto::SequencerPool`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cairn_collector::{Collector, CollectorConfig, DEFAULT_POLL_INTERVAL, DEFAULT_WITNESS_TIMEOUT};
-use cairn_proto::v1::sequencer_client::SequencerClient;
+use cairn_proto::{PoolOptions, SequencerPool};
 use cairn_sigsum::PublicKey;
 use cairn_sigsum::policy::Policy;
 use cairn_storage::TileStore;
@@ -31,12 +34,16 @@ const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// Most shards one collector process serves.
 const MAX_SHARDS: usize = 1024;
 
+/// Most sequencer nodes one collector is configured with (a Raft group has
+/// 3 to 5).
+const MAX_SEQUENCERS: usize = 16;
+
 /// The collector's configuration file (TOML). Unknown keys are errors.
 /// Relative paths are relative to the directory of the configuration file.
 ///
 /// ```toml
 /// listen = "127.0.0.1:6967"
-/// sequencer = "http://127.0.0.1:6970"
+/// sequencers = ["http://10.0.0.1:6970", "http://10.0.0.2:6970", "http://10.0.0.3:6970"]
 ///
 /// [[shard]]
 /// name = "dev"
@@ -51,9 +58,17 @@ pub struct CollectorFile {
     /// Default `127.0.0.1:6967`.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// gRPC URL of the sequencer serving the shards, e.g.
-    /// `http://127.0.0.1:6970`.
-    pub sequencer: String,
+    /// gRPC URLs of the sequencer nodes serving the shards (the nodes of
+    /// its Raft group), `http://HOST:PORT` each, e.g.
+    /// `["http://10.0.0.1:6970", "http://10.0.0.2:6970"]`: at least one, at
+    /// most 16, no duplicates. Calls follow the group's leader; the order
+    /// only says which node is asked first. Give this or `sequencer`.
+    #[serde(default)]
+    pub sequencers: Vec<String>,
+    /// The one sequencer's gRPC URL, e.g. `http://127.0.0.1:6970`: the same
+    /// as `sequencers = [URL]` (the older form). Give this or `sequencers`,
+    /// not both.
+    pub sequencer: Option<String>,
     /// The shards to collect for (at least one, at most 1024).
     #[serde(rename = "shard")]
     pub shards: Vec<ShardFile>,
@@ -117,7 +132,30 @@ struct Prepared {
 impl CollectorFile {
     /// Parses and checks a configuration file's text.
     pub fn parse(text: &str) -> anyhow::Result<CollectorFile> {
-        let file: CollectorFile = toml::from_str(text)?;
+        let mut file: CollectorFile = toml::from_str(text)?;
+        match (file.sequencer.take(), file.sequencers.is_empty()) {
+            (Some(_), false) => {
+                bail!("both `sequencer` and `sequencers` are set; give the list `sequencers` only")
+            }
+            (None, true) => {
+                bail!("no sequencer: set `sequencers = [\"http://HOST:PORT\", ...]`")
+            }
+            (Some(one), true) => file.sequencers = vec![one],
+            (None, false) => {}
+        }
+        if file.sequencers.len() > MAX_SEQUENCERS {
+            bail!(
+                "{} sequencers; the limit is {MAX_SEQUENCERS}",
+                file.sequencers.len()
+            );
+        }
+        let mut urls = std::collections::HashSet::new();
+        for url in &file.sequencers {
+            SequencerPool::check_url(url).context("sequencers")?;
+            if !urls.insert(url.trim_end_matches('/')) {
+                bail!("sequencer URL {url:?} is listed twice");
+            }
+        }
         if file.shards.is_empty() {
             bail!("no [[shard]]: a collector needs at least one shard");
         }
@@ -142,7 +180,7 @@ impl CollectorFile {
     }
 
     /// Reads every shard's key, policy and tile store.
-    fn prepare(self, base: &Path) -> anyhow::Result<(SocketAddr, String, Vec<Prepared>)> {
+    fn prepare(self, base: &Path) -> anyhow::Result<(SocketAddr, Vec<String>, Vec<Prepared>)> {
         let mut shards = Vec::with_capacity(self.shards.len());
         for s in self.shards {
             let context = || format!("shard {:?}", s.name);
@@ -185,7 +223,7 @@ impl CollectorFile {
                 tiles,
             });
         }
-        Ok((self.listen, self.sequencer, shards))
+        Ok((self.listen, self.sequencers, shards))
     }
 }
 
@@ -210,20 +248,15 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let file = CollectorFile::parse(&text)
         .with_context(|| format!("collector configuration {}", config_path.display()))?;
     let base = config_path.parent().unwrap_or(Path::new("."));
-    let (listen, sequencer_url, shards) = file
+    let (listen, sequencer_urls, shards) = file
         .prepare(base)
         .with_context(|| format!("collector configuration {}", config_path.display()))?;
 
     let http = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    let sequencer = SequencerClient::new(
-        tonic::transport::Endpoint::from_shared(sequencer_url.clone())
-            .with_context(|| format!("sequencer URL {sequencer_url:?}"))?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
-            .connect_lazy(),
-    );
+    let sequencer =
+        SequencerPool::new(sequencer_urls.clone(), PoolOptions::default()).context("sequencers")?;
     let mut collectors = Vec::with_capacity(shards.len());
     let mut tile_stores = Vec::with_capacity(shards.len());
     for p in shards {
@@ -254,7 +287,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let serve_task = tokio::spawn(http_server.serve(http, app, stopped(stop_rx.clone())));
     tracing::info!(
         %listen,
-        sequencer = %sequencer_url,
+        sequencers = %sequencer_urls.join(","),
         shards = collectors.len(),
         "cairnd collector running"
     );
@@ -314,6 +347,49 @@ tiles = "tiles"
         let none = "sequencer = \"http://x\"\nshard = []\n";
         let e = CollectorFile::parse(none).unwrap_err().to_string();
         assert!(e.contains("at least one shard"), "{e}");
+    }
+
+    #[test]
+    fn one_sequencer_or_a_list_of_them_is_accepted() {
+        let f = CollectorFile::parse(MINIMAL).unwrap();
+        assert_eq!(f.sequencers, ["http://127.0.0.1:1"]);
+        let list = MINIMAL.replace(
+            "sequencer = \"http://127.0.0.1:1\"",
+            "sequencers = [\"http://10.0.0.1:6970\", \"http://10.0.0.2:6970/\"]",
+        );
+        let f = CollectorFile::parse(&list).unwrap();
+        assert_eq!(
+            f.sequencers,
+            ["http://10.0.0.1:6970", "http://10.0.0.2:6970/"]
+        );
+    }
+
+    #[test]
+    fn sequencer_lists_that_are_missing_doubled_too_long_or_malformed_are_refused() {
+        let shard = &MINIMAL[MINIMAL.find("[[shard]]").unwrap()..];
+        let with = |head: &str| format!("{head}\n{shard}");
+        let cases = [
+            (with(""), "no sequencer"),
+            (with("sequencers = []"), "no sequencer"),
+            (
+                with("sequencer = \"http://a:1\"\nsequencers = [\"http://b:1\"]"),
+                "both",
+            ),
+            (
+                with("sequencers = [\"http://a:1\", \"http://a:1/\"]"),
+                "listed twice",
+            ),
+            (with("sequencers = [\"a:1\"]"), "\"a:1\""),
+            (with("sequencer = \"https://a:1\""), "https://a:1"),
+        ];
+        for (text, expected) in cases {
+            let e = format!("{:#}", CollectorFile::parse(&text).unwrap_err());
+            assert!(e.contains(expected), "{text}: {e}");
+        }
+        let many: Vec<String> = (1..=17).map(|i| format!("\"http://a:{i}\"")).collect();
+        let text = with(&format!("sequencers = [{}]", many.join(", ")));
+        let e = CollectorFile::parse(&text).unwrap_err().to_string();
+        assert!(e.contains("17 sequencers"), "{e}");
     }
 
     #[test]

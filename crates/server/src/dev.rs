@@ -9,13 +9,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cairn_client::token::TokenVerifier;
 use cairn_collector::{Collector, CollectorConfig};
 use cairn_frontend::{FrontendConfig, ShardFrontend, ShardLimits};
-use cairn_proto::v1::sequencer_client::SequencerClient;
+use cairn_proto::{PoolOptions, SequencerPool};
 use cairn_sequencer::RaftTransportService;
 use cairn_sequencer::service::{SequencerService, grpc_router};
 use cairn_sequencer::shard::{Shard, ShardConfig};
@@ -352,11 +351,10 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
                 .await
         }
     });
-    let sequencer = SequencerClient::new(
-        tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))?
-            .connect_timeout(Duration::from_secs(2))
-            .connect_lazy(),
-    );
+    // One node: the pool has no other to move to, but keeps the same
+    // retry-until-deadline behaviour as a Raft group's clients.
+    let sequencer = SequencerPool::new([format!("http://{grpc_addr}")], PoolOptions::default())
+        .context("the sequencer client")?;
 
     let witness = Witness::with_system_clock(
         WitnessConfig::for_sigsum_logs(
