@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use cairn_proto::LEADER_METADATA_KEY;
 use cairn_proto::v1::admin_client::AdminClient;
 use cairn_proto::v1::{
-    AddNodeRequest, InitShardRequest, Member, MembershipResponse, RemoveNodeRequest,
-    StatusRequest, StatusResponse, TransferLeaderRequest,
+    AddNodeRequest, InitShardRequest, Member, MembershipResponse, RemoveNodeRequest, StatusRequest,
+    StatusResponse, TransferLeaderRequest,
 };
 use clap::{Args, Subcommand};
 use tokio::time::Instant;
@@ -365,11 +365,9 @@ async fn status(shard: &str, via: &[String]) -> anyhow::Result<()> {
                 }
                 for r in &s.replication {
                     if r.id != s.node_id {
-                        let lag = r
-                            .matched
-                            .map_or("unknown".to_owned(), |m| {
-                                s.last_log_index.saturating_sub(m).to_string()
-                            });
+                        let lag = r.matched.map_or("unknown".to_owned(), |m| {
+                            s.last_log_index.saturating_sub(m).to_string()
+                        });
                         notes.push(format!("node {} lag {lag}", r.id));
                     }
                 }

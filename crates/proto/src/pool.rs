@@ -78,6 +78,9 @@ pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default [`PoolOptions::keep_alive`].
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(1);
 
+/// Default [`PoolOptions::silent_for`].
+pub const DEFAULT_SILENT_FOR: Duration = Duration::from_secs(2);
+
 /// How a [`SequencerPool`] connects and how long it gives one attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolOptions {
@@ -92,6 +95,15 @@ pub struct PoolOptions {
     /// calls fail `UNAVAILABLE`) when a ping is not answered within this
     /// long. `None` sends no pings. Default 1 s.
     pub keep_alive: Option<Duration>,
+    /// How long a node that did not answer at all (an attempt ran out of
+    /// time, or its connection could not be made or broke) is not taken
+    /// for the leader on other nodes' word: followers keep naming a frozen
+    /// or dead leader until they have elected another, and following their
+    /// hint back to it would cost an attempt each time. During this time
+    /// such a hint counts as "no leader known". Any answer from the node
+    /// ends it early. Default 2 s (longer than a Raft election with
+    /// `cairnd sequencer`'s default timing).
+    pub silent_for: Duration,
 }
 
 impl Default for PoolOptions {
@@ -100,6 +112,7 @@ impl Default for PoolOptions {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
             keep_alive: Some(DEFAULT_KEEP_ALIVE),
+            silent_for: DEFAULT_SILENT_FOR,
         }
     }
 }
@@ -144,6 +157,9 @@ struct Inner {
     /// Index into `nodes` of the leader guess; a watch so that stream
     /// followers learn when it moves.
     current: watch::Sender<usize>,
+    /// Nodes that gave no answer at all, by index, until when their hints
+    /// are not followed (see [`PoolOptions::silent_for`]).
+    silent: std::sync::Mutex<std::collections::HashMap<usize, Instant>>,
 }
 
 /// A client of one sequencer Raft group that follows its leader (see the
@@ -161,8 +177,10 @@ enum Retry {
     Redirect(String),
     /// A follower that knows no leader.
     NoLeader,
-    /// The node is unavailable or unreachable.
+    /// The node answered that it is unavailable.
     Down,
+    /// The node could not be reached, or its connection broke.
+    Unreachable,
     /// No answer within the attempt's time.
     Timeout,
 }
@@ -224,6 +242,9 @@ impl SequencerPool {
         if options.keep_alive.is_some_and(|k| k.is_zero()) {
             return Err(PoolError::ZeroDuration("keep_alive"));
         }
+        if options.silent_for.is_zero() {
+            return Err(PoolError::ZeroDuration("silent_for"));
+        }
         let addrs: Vec<String> = addrs.into_iter().map(Into::into).collect();
         if addrs.is_empty() {
             return Err(PoolError::Empty);
@@ -244,6 +265,7 @@ impl SequencerPool {
                 options,
                 nodes: RwLock::new(nodes),
                 current: watch::Sender::new(0),
+                silent: std::sync::Mutex::default(),
             }),
         })
     }
@@ -338,15 +360,27 @@ impl SequencerPool {
             let node = self.node(index);
             let budget = attempt_timeout.min(deadline - now);
             let retry = match tokio::time::timeout(budget, f(node.client.clone())).await {
-                Ok(Ok(response)) => return Ok(response.into_inner()),
+                Ok(Ok(response)) => {
+                    self.heard_from(index);
+                    return Ok(response.into_inner());
+                }
                 Ok(Err(status)) => match retry_for(&status) {
                     Some(retry) => {
                         note(&mut tried, &node.addr, describe(&status));
+                        if matches!(retry, Retry::Unreachable) {
+                            self.mark_silent(index);
+                        } else {
+                            self.heard_from(index);
+                        }
                         retry
                     }
-                    None => return Err(status),
+                    None => {
+                        self.heard_from(index);
+                        return Err(status);
+                    }
                 },
                 Err(_) => {
+                    self.mark_silent(index);
                     note(
                         &mut tried,
                         &node.addr,
@@ -357,6 +391,13 @@ impl SequencerPool {
             };
             tracing::debug!(call = what, node = %node.addr, ?retry, "sequencer call failed; retrying");
             let wait = match &retry {
+                // Followers still name the leader that stopped answering:
+                // as good as "no leader known" until they elect another.
+                Retry::Redirect(leader) if self.is_silent(leader) => {
+                    hops = 0;
+                    index = self.rotate_from(index);
+                    true
+                }
                 Retry::Redirect(leader) => match self.learn(leader) {
                     Some(next) if next != index => {
                         index = next;
@@ -371,7 +412,7 @@ impl SequencerPool {
                         true
                     }
                 },
-                Retry::NoLeader | Retry::Down | Retry::Timeout => {
+                Retry::NoLeader | Retry::Down | Retry::Unreachable | Retry::Timeout => {
                     hops = 0;
                     index = self.rotate_from(index);
                     true
@@ -431,6 +472,40 @@ impl SequencerPool {
 
     fn node(&self, index: usize) -> Node {
         self.nodes()[index].clone()
+    }
+
+    fn silent(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<usize, Instant>> {
+        self.inner
+            .silent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Node `index` gave no answer: its hints are not followed for a while.
+    fn mark_silent(&self, index: usize) {
+        let until = Instant::now() + self.inner.options.silent_for;
+        self.silent().insert(index, until);
+    }
+
+    /// Node `index` answered.
+    fn heard_from(&self, index: usize) {
+        self.silent().remove(&index);
+    }
+
+    /// Whether the node at `addr` is known and gave no answer lately.
+    fn is_silent(&self, addr: &str) -> bool {
+        let Some(index) = self.index_of(addr) else {
+            return false;
+        };
+        let mut silent = self.silent();
+        match silent.get(&index) {
+            Some(until) if Instant::now() < *until => true,
+            Some(_) => {
+                silent.remove(&index);
+                false
+            }
+            None => false,
+        }
     }
 
     fn index_of(&self, addr: &str) -> Option<usize> {
@@ -546,11 +621,11 @@ fn retry_for(status: &Status) -> Option<Retry> {
                 None
             }
         }
+        // A status made on this side from a transport error (no
+        // connection, or it broke mid-call) carries that error as its
+        // source; a status the node sent never does.
+        _ if std::error::Error::source(status).is_some() => Some(Retry::Unreachable),
         Code::Unavailable => Some(Retry::Down),
-        // A status made on this side from a transport error (the node's
-        // connection broke mid-call) carries that error as its source; a
-        // status the node sent never does.
-        _ if std::error::Error::source(status).is_some() => Some(Retry::Down),
         _ => None,
     }
 }

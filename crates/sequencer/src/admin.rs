@@ -173,10 +173,7 @@ impl Admin for AdminService {
                 )));
             }
         }
-        shard
-            .init_group(voters)
-            .await
-            .map_err(|e| status_for(&e))?;
+        shard.init_group(voters).await.map_err(|e| status_for(&e))?;
         Ok(Response::new(InitShardResponse {}))
     }
 
@@ -220,13 +217,15 @@ impl Admin for AdminService {
                 .map_err(|e| change_error(e, shard))?;
             Ok::<_, Status>(())
         };
-        tokio::time::timeout_at(deadline, work).await.map_err(|_| {
-            Status::deadline_exceeded(format!(
-                "node {} did not catch up in time; it may remain a learner: repeat the call \
+        tokio::time::timeout_at(deadline, work)
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "node {} did not catch up in time; it may remain a learner: repeat the call \
                  to finish",
-                node.id
-            ))
-        })??;
+                    node.id
+                ))
+            })??;
         tracing::info!(shard = %shard.name(), node = node.id, "node added as a voter");
         Ok(Response::new(membership(raft)))
     }

@@ -116,9 +116,7 @@ pub fn status_for(e: &ShardError) -> Status {
         ShardError::Stale { .. }
         | ShardError::Rejected(_)
         | ShardError::WrongKey { .. }
-        | ShardError::Refused(_) => {
-            Status::failed_precondition(msg)
-        }
+        | ShardError::Refused(_) => Status::failed_precondition(msg),
         ShardError::NotInTree { .. } => Status::out_of_range(msg),
         ShardError::Halted(_)
         | ShardError::Raft(_)

@@ -339,6 +339,16 @@ enum WorldCheck {
     Fatal(String),
 }
 
+/// The outcome of [`Pipeline::confirm_leadership`].
+enum Confirmed {
+    /// A quorum confirmed it; everything committed is applied.
+    Yes,
+    /// A newer term exists, or the local view no longer says leader.
+    NotLeader(String),
+    /// The shard is stopping.
+    Stopped,
+}
+
 /// What the leadership task needs (cloned handles).
 #[derive(Clone)]
 struct Pipeline {
@@ -993,26 +1003,44 @@ impl Pipeline {
     /// and only then accept submissions, integrate, and make sure the
     /// `checkpoint` object is current.
     async fn lead_term(self, integrator: Integrator, mut stop: watch::Receiver<bool>) {
-        let last_log = self.raft.metrics().borrow().last_log_index;
-        let wait = self.raft.wait(Some(RECOVERY_APPLY_TIMEOUT));
-        let applied =
-            wait.applied_index_at_least(last_log, "local log applied after leadership gain");
-        tokio::select! {
-            r = applied => if let Err(e) = r {
-                // Not cleared: submissions get 503 until the next term.
-                tracing::warn!(shard = %self.name, error = %e, "log not applied in time; not accepting leaves this term");
-                return;
-            },
-            _ = stop.wait_for(|s| *s) => return,
-        }
         let mut backoff = self.integrator.retry_min;
         loop {
+            // Leadership as the local metrics show it is not enough: openraft
+            // 0.9 restarts a node that led before its crash as the leader of
+            // its old term, before it has heard of any newer one. Only a
+            // quorum's confirmation, with every entry committed so far
+            // applied here, makes the applied state "everything the log has
+            // ever acknowledged" — what the world check compares.
+            match self.confirm_leadership(&mut stop).await {
+                Confirmed::Yes => {}
+                Confirmed::Stopped => return,
+                Confirmed::NotLeader(reason) => {
+                    tracing::info!(shard = %self.name, %reason, "leadership not confirmed by a quorum; not acting as leader this term");
+                    return;
+                }
+            }
             match self.check_world().await {
                 Ok(()) => break,
                 Err(WorldCheck::Fatal(reason)) => {
-                    tracing::error!(shard = %self.name, "{reason}");
-                    self.halt.halt(reason);
-                    return;
+                    // The world may have moved on because this node was
+                    // deposed (frozen, cut off) after it confirmed its
+                    // leadership: a successor published more. Halt only if
+                    // the fault survives a second confirmation.
+                    match self.confirm_leadership(&mut stop).await {
+                        Confirmed::Yes => {}
+                        Confirmed::Stopped => return,
+                        Confirmed::NotLeader(why) => {
+                            tracing::info!(shard = %self.name, %why, "deposed while checking the published log; not halting");
+                            return;
+                        }
+                    }
+                    if let Err(WorldCheck::Fatal(reason)) = self.check_world().await {
+                        tracing::error!(shard = %self.name, "{reason}");
+                        self.halt.halt(reason);
+                        return;
+                    }
+                    tracing::info!(shard = %self.name, first = %reason, "the published log check passed on a second look");
+                    continue;
                 }
                 Err(WorldCheck::Retry(reason)) => {
                     tracing::warn!(shard = %self.name, %reason, "cannot check the published log yet; retrying");
@@ -1038,6 +1066,39 @@ impl Pipeline {
         }
         if let Err(e) = integrating.await {
             tracing::error!(shard = %self.name, error = %e, "integrator task failed");
+        }
+    }
+
+    /// Confirms with a quorum that this node leads and waits until every
+    /// entry committed so far is applied (openraft's linearizable read).
+    /// Retries transient failures (no quorum reachable yet) until `stop`;
+    /// a newer term elsewhere is [`Confirmed::NotLeader`].
+    async fn confirm_leadership(&self, stop: &mut watch::Receiver<bool>) -> Confirmed {
+        let mut backoff = self.integrator.retry_min;
+        loop {
+            if !self.is_leader() {
+                return Confirmed::NotLeader("no longer leader in the local view".into());
+            }
+            let confirmed =
+                tokio::time::timeout(RECOVERY_APPLY_TIMEOUT, self.raft.ensure_linearizable());
+            tokio::select! {
+                r = confirmed => match r {
+                    Ok(Ok(_)) => return Confirmed::Yes,
+                    Ok(Err(openraft::error::RaftError::APIError(e))) => {
+                        return Confirmed::NotLeader(e.to_string());
+                    }
+                    Ok(Err(e)) => return Confirmed::NotLeader(e.to_string()),
+                    Err(_) => {
+                        tracing::warn!(shard = %self.name, "no quorum confirmed this node's leadership in time; retrying");
+                    }
+                },
+                _ = stop.wait_for(|s| *s) => return Confirmed::Stopped,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.wait_for(|s| *s) => return Confirmed::Stopped,
+            }
+            backoff = (backoff * 2).min(self.integrator.retry_max);
         }
     }
 

@@ -25,11 +25,9 @@ use cairn_storage::TileStore;
 use serde::Deserialize;
 use tokio::sync::watch;
 
+use crate::files::read_limited;
 use crate::ops;
 use crate::shutdown::{stopped, wait_for_signal};
-
-/// Largest configuration, policy or key file read, in bytes.
-const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Most shards one collector process serves.
 const MAX_SHARDS: usize = 1024;
@@ -225,19 +223,6 @@ impl CollectorFile {
         }
         Ok((self.listen, self.sequencers, shards))
     }
-}
-
-fn read_limited(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let len = std::fs::metadata(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .len();
-    if len > MAX_FILE_BYTES {
-        bail!(
-            "{} is {len} bytes; the limit is {MAX_FILE_BYTES}",
-            path.display()
-        );
-    }
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Runs the collectors configured in `config_path` until Ctrl-C or SIGTERM.

@@ -156,6 +156,17 @@ impl DevDir {
         })
     }
 
+    /// The log's public key.
+    pub fn log_public_key(&self) -> cairn_sigsum::PublicKey {
+        self.log_key.public_key()
+    }
+
+    /// The embedded (or, in a local cluster, the standalone) witness's
+    /// public key.
+    pub fn witness_public_key(&self) -> cairn_sigsum::PublicKey {
+        self.witness_key.public_key()
+    }
+
     /// The policy file for a log served at `listen`: the log with its base
     /// URL, then either the embedded witness and a quorum of it or, with
     /// `witnesses`, the operator's witness, group and quorum lines (see

@@ -83,6 +83,23 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Largest configuration, policy or key file the roles read, in bytes.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads a configuration-sized file, refusing one above [`MAX_FILE_BYTES`].
+pub fn read_limited(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if len > MAX_FILE_BYTES {
+        bail!(
+            "{} is {len} bytes; the limit is {MAX_FILE_BYTES}",
+            path.display()
+        );
+    }
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,9 +9,13 @@ use tracing_subscriber::EnvFilter;
 
 mod bastion;
 mod collector;
+mod config_check;
 mod dev;
 mod files;
+mod frontend;
+mod local_cluster;
 mod ops;
+mod sequencer;
 mod shutdown;
 mod witness;
 
@@ -63,6 +67,24 @@ enum Command {
         /// of the system resolver.
         #[arg(long, value_name = "HOST:PORT")]
         token_dns_server: Option<SocketAddr>,
+        /// Run a local cluster instead: N sequencer nodes (one Raft group),
+        /// a frontend on --listen, the collector and a witness, each its
+        /// own process, sharing DIR/tiles. The configuration of every
+        /// process is written under DIR (DIR/cluster.toml lists the ports),
+        /// so each can be stopped and started by hand; logs go to
+        /// DIR/logs/. Ctrl-C stops them all.
+        #[arg(
+            long,
+            value_name = "N",
+            value_parser = clap::value_parser!(u8).range(1..=i64::from(local_cluster::MAX_NODES)),
+            conflicts_with_all = ["witnesses", "grpc_listen", "external_collector", "verify_tokens", "token_dns_server"]
+        )]
+        nodes: Option<u8>,
+        /// With --nodes: only write the configuration files (and keys,
+        /// policy, DIR/cluster.toml), print the command of each process,
+        /// and exit.
+        #[arg(long, requires = "nodes")]
+        configure_only: bool,
     },
     /// Run the cosignature collector for one or more shards: send each new
     /// signed tree head to the witnesses of the shard's policy and publish
@@ -102,6 +124,47 @@ enum Command {
         #[arg(long)]
         generate_key: bool,
     },
+    /// Check configuration files without starting anything.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Run a frontend: the Sigsum v1 HTTP API and tile reads of a
+    /// cluster's shards, following each shard's Raft leader among the
+    /// listed sequencer nodes. Stateless; run as many as needed.
+    ///
+    /// FILE is TOML: `sequencers` (list of gRPC URLs), optional `listen`
+    /// (127.0.0.1:6965), `public_base_url`, `verify_tokens` (false),
+    /// `token_dns_server`, an `[http]` table of connection limits, and one
+    /// `[[shard]]` table per shard with `name`, `log_key` (OpenSSH public
+    /// key file) and `tiles` (local object store root). Relative paths are
+    /// relative to FILE's directory; unknown keys are errors.
+    Frontend {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Run one sequencer node of a cluster: a replica of each shard its
+    /// file lists (RocksDB, Raft, tiles, signing), serving the Sequencer,
+    /// Admin and Raft gRPC services on `listen`, and /metrics, /livez,
+    /// /readyz on `ops_listen`.
+    ///
+    /// A fresh node never creates a shard's group by itself: `cairn
+    /// cluster init` creates it on named nodes, `cairn cluster add-node`
+    /// adds this node to an existing one.
+    ///
+    /// FILE is TOML: `node_id`, `data_dir`, optional `listen`
+    /// (127.0.0.1:6970), `advertise` (http://LISTEN), `ops_listen`
+    /// (127.0.0.1:6971), a `[raft]` table (`heartbeat_ms` 100,
+    /// `election_timeout_min_ms` 500, `election_timeout_max_ms` 1000,
+    /// `install_snapshot_timeout_ms` 30000, `snapshot_logs` 10000) and one
+    /// `[[shard]]` table per shard with `name`, `log_key` (private key
+    /// file), `policy` (Sigsum policy file) and `tiles` (local object
+    /// store root). Relative paths are relative to FILE's directory;
+    /// unknown keys are errors.
+    Sequencer {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Run a C2SP https-bastion: witnesses dial out to it and logs reach
     /// each at `https://<bastion>/<hex SHA-256 of the witness key>`.
     ///
@@ -113,6 +176,20 @@ enum Command {
         /// The configuration file.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a role's configuration file: its fields, and the key and
+    /// policy files it names. Writes nothing. Exit status 0 if valid; the
+    /// error names the bad field otherwise.
+    Check {
+        /// The configuration file.
+        file: PathBuf,
+        /// The role the file is for (default: recognised from its keys).
+        #[arg(long, value_enum)]
+        role: Option<config_check::Role>,
     },
 }
 
@@ -151,11 +228,20 @@ fn main() -> anyhow::Result<()> {
         Command::Dev {
             data_dir,
             listen,
+            nodes: Some(nodes),
+            configure_only,
+            ..
+        } => runtime.block_on(local_cluster::run(data_dir, listen, nodes, configure_only)),
+        Command::Dev {
+            data_dir,
+            listen,
             witnesses,
             grpc_listen,
             external_collector,
             verify_tokens,
             token_dns_server,
+            nodes: None,
+            configure_only: _,
         } => runtime.block_on(dev::run(dev::DevOptions {
             root: data_dir,
             listen,
@@ -174,5 +260,8 @@ fn main() -> anyhow::Result<()> {
             generate_key,
         } => runtime.block_on(witness::run(config, generate_key)),
         Command::Bastion { config } => runtime.block_on(bastion::run(config)),
+        Command::Sequencer { config } => runtime.block_on(sequencer::run(config)),
+        Command::Frontend { config } => runtime.block_on(frontend::run(config)),
+        Command::Config(ConfigCommand::Check { file, role }) => config_check::run(&file, role),
     }
 }

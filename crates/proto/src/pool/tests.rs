@@ -453,3 +453,50 @@ async fn asking_every_node_yields_each_answer_and_bounds_a_hanging_one() {
     // Asking everyone is no evidence about the leader.
     assert_eq!(pool.current().0, urls[0]);
 }
+
+#[tokio::test]
+async fn followers_naming_a_leader_that_stopped_answering_are_not_followed_back_to_it() {
+    // A frozen leader (never answers), a follower that still names it, and
+    // the node that took over.
+    let (_hung, hung_url) = hanging_port();
+    let follower = Fake::new(Answer::Redirect(hung_url.clone()));
+    let follower_url = serve(&follower).await;
+    let successor = Fake::new(Answer::Serve(9));
+    let successor_url = serve(&successor).await;
+    let options = PoolOptions {
+        keep_alive: None,
+        ..options()
+    };
+    let pool = SequencerPool::new(
+        [hung_url.clone(), follower_url, successor_url.clone()],
+        options,
+    )
+    .unwrap();
+    // Following the stale hint back to the frozen node would bounce
+    // between it and the follower until the deadline.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    assert_eq!(tree_size(&pool, deadline).await.unwrap(), 9);
+    assert_eq!(pool.current().0, successor_url);
+    assert_eq!(follower.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_silent_node_is_followed_again_once_it_answers_or_its_time_is_up() {
+    let (hung, hung_url) = hanging_port();
+    let follower = Fake::new(Answer::Redirect(hung_url.clone()));
+    let follower_url = serve(&follower).await;
+    let options = PoolOptions {
+        keep_alive: None,
+        silent_for: Duration::from_millis(400),
+        ..options()
+    };
+    let pool = SequencerPool::new([hung_url.clone(), follower_url], options).unwrap();
+    // Only the silent node and a follower naming it: nothing can serve.
+    let short = Instant::now() + Duration::from_millis(900);
+    assert!(tree_size(&pool, short).await.is_err());
+    // The frozen node comes back (a live server on its address would do;
+    // here the hint is followed again once the quarantine is over).
+    drop(hung);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!pool.is_silent(&hung_url));
+}

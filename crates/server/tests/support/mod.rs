@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part.
 
+pub mod cluster;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

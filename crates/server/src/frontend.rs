@@ -1,0 +1,243 @@
+//! `cairnd frontend --config FILE`: the stateless Sigsum v1 HTTP API of a
+//! cluster's shards (architecture.md §1).
+//!
+//! The frontend holds no state: it verifies submissions and batches them to
+//! the shard's Raft leader, follows the leader across elections (a list of
+//! sequencer nodes, the `cairn-leader` hint), serves tree heads from the
+//! sequencers and proofs and leaves from the shared object store. Run as
+//! many as the load needs, behind any HTTP load balancer.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use cairn_client::token::TokenVerifier;
+use cairn_frontend::{FrontendConfig, ShardFrontend, ShardLimits};
+use cairn_proto::{PoolOptions, SequencerPool};
+use cairn_storage::TileStore;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::files::read_limited;
+use crate::ops;
+use crate::shutdown::{stopped, wait_for_signal};
+
+/// Most sequencer URLs one frontend follows.
+const MAX_SEQUENCERS: usize = 16;
+
+/// Most shards one frontend serves.
+const MAX_SHARDS: usize = 1024;
+
+/// The frontend's configuration file (TOML). Unknown keys are errors;
+/// relative paths are relative to the file's directory.
+///
+/// ```toml
+/// listen = "0.0.0.0:6965"
+/// sequencers = ["http://10.0.0.1:6970", "http://10.0.0.2:6970", "http://10.0.0.3:6970"]
+/// public_base_url = "https://log.example.org"
+///
+/// [[shard]]
+/// name = "dev"
+/// log_key = "log.key.pub"
+/// tiles = "/var/lib/cairn/tiles"
+/// ```
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendFile {
+    /// HTTP listener: the Sigsum API under `/<shard>/`, tile reads, and
+    /// `/metrics`, `/livez`, `/readyz`. Default `127.0.0.1:6965`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// gRPC URLs of the sequencer nodes hosting the shards (1 to 16); the
+    /// frontend finds each shard's leader among them and follows it.
+    pub sequencers: Vec<String>,
+    /// The externally visible URL the shards are mounted under, without a
+    /// trailing slash, shown on the info pages. Default: `http://` and the
+    /// request's `Host`.
+    pub public_base_url: Option<String>,
+    /// Verify `sigsum-token` headers against the submitter domain's
+    /// `_sigsum_v1` TXT records (system resolver unless
+    /// `token_dns_server`). Default false: tokens are only parsed.
+    #[serde(default)]
+    pub verify_tokens: bool,
+    /// A DNS server (`HOST:PORT`) to ask instead of the system resolver;
+    /// implies `verify_tokens`.
+    pub token_dns_server: Option<SocketAddr>,
+    /// Connection and timeout limits of the listener (see `cairn_http`'s
+    /// `HttpConfig`; every key optional).
+    #[serde(default)]
+    pub http: cairn_http::HttpConfig,
+    /// The shards served (at least one).
+    #[serde(rename = "shard")]
+    pub shards: Vec<FrontendShardFile>,
+}
+
+/// One shard of [`FrontendFile`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendShardFile {
+    /// The shard's name: URL prefix `/<name>/` and the sequencers' shard.
+    pub name: String,
+    /// The log's public key (OpenSSH public key file): heads that do not
+    /// verify with it are never served.
+    pub log_key: PathBuf,
+    /// Root of the local object store holding the shard's tiles (the shard
+    /// name is the prefix inside it).
+    pub tiles: PathBuf,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 6965))
+}
+
+impl FrontendFile {
+    /// Parses and checks the file's contents (no file IO).
+    pub fn parse(text: &str) -> anyhow::Result<FrontendFile> {
+        let file: FrontendFile = toml::from_str(text)?;
+        if file.sequencers.is_empty() || file.sequencers.len() > MAX_SEQUENCERS {
+            bail!(
+                "sequencers lists 1 to {MAX_SEQUENCERS} URLs, found {}",
+                file.sequencers.len()
+            );
+        }
+        for url in &file.sequencers {
+            SequencerPool::check_url(url).context("sequencers")?;
+        }
+        if file.shards.is_empty() || file.shards.len() > MAX_SHARDS {
+            bail!(
+                "a frontend serves 1 to {MAX_SHARDS} shards ([[shard]] tables), found {}",
+                file.shards.len()
+            );
+        }
+        Ok(file)
+    }
+}
+
+impl FrontendFile {
+    /// Reads every shard's log key file (and writes nothing), in the order
+    /// of the file.
+    pub fn check_files(&self, base: &Path) -> anyhow::Result<Vec<cairn_sigsum::PublicKey>> {
+        self.shards
+            .iter()
+            .map(|s| {
+                let context = || format!("shard {:?}: log_key {}", s.name, s.log_key.display());
+                let key_text = read_limited(&base.join(&s.log_key)).with_context(context)?;
+                let keys = cairn_sigsum::key::parse_public_key_file(&key_text)
+                    .map_err(anyhow::Error::from)
+                    .with_context(context)?;
+                match keys.first() {
+                    Some(k) => Ok(k.0),
+                    None => Err(anyhow::anyhow!("no key in the file")).with_context(context),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Runs the frontend until Ctrl-C or SIGTERM.
+pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
+    let text = String::from_utf8(read_limited(&config_path)?)
+        .with_context(|| format!("{} is not UTF-8", config_path.display()))?;
+    let file =
+        FrontendFile::parse(&text).with_context(|| format!("in {}", config_path.display()))?;
+    let base = config_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let token_verifier = match (file.token_dns_server, file.verify_tokens) {
+        (Some(addr), _) => Some(TokenVerifier::with_name_server(addr)),
+        (None, true) => Some(TokenVerifier::from_system_config()),
+        (None, false) => None,
+    }
+    .transpose()
+    .context("setting up submit-token verification")?
+    .map(Arc::new);
+    let pool = SequencerPool::new(file.sequencers.clone(), PoolOptions::default())?;
+    let mut shards = Vec::new();
+    let mut stores = Vec::new();
+    for (s, log_key) in file.shards.iter().zip(file.check_files(&base)?) {
+        let context = || format!("shard {:?}", s.name);
+        let tiles = TileStore::local(&base.join(&s.tiles), &s.name).with_context(context)?;
+        stores.push((s.name.clone(), tiles.clone()));
+        shards.push(ShardFrontend {
+            name: s.name.clone(),
+            log_key,
+            sequencer: pool.clone(),
+            tiles,
+            limits: ShardLimits::default(),
+        });
+    }
+    let listener = tokio::net::TcpListener::bind(file.listen)
+        .await
+        .with_context(|| format!("listening on {}", file.listen))?;
+    let http_server = cairn_http::Server::new(file.http.clone()).context("[http]")?;
+    let frontend = cairn_frontend::router(
+        shards,
+        FrontendConfig {
+            public_base_url: file.public_base_url.clone(),
+            token_verifier,
+            ..FrontendConfig::default()
+        },
+    )?;
+    let app = axum::Router::new()
+        .merge(ops::router(ops::Ops {
+            shards: Vec::new(),
+            collectors: Vec::new(),
+            http: Some(http_server.stats().clone()),
+            tile_stores: stores,
+        }))
+        .merge(frontend);
+    println!(
+        "cairnd frontend: serving {} shard(s) on http://{} from sequencers {}",
+        file.shards.len(),
+        file.listen,
+        file.sequencers.join(", ")
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let serve = tokio::spawn(http_server.serve(listener, app, stopped(stop_rx)));
+    wait_for_signal().await;
+    stop_tx.send_replace(true);
+    serve.await.context("HTTP server task")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+sequencers = ["http://127.0.0.1:7001", "http://127.0.0.1:7002"]
+[[shard]]
+name = "dev"
+log_key = "log.key.pub"
+tiles = "tiles"
+"#;
+
+    #[test]
+    fn a_minimal_file_takes_the_documented_defaults() {
+        let f = FrontendFile::parse(MINIMAL).unwrap();
+        assert_eq!(f.listen, default_listen());
+        assert!(!f.verify_tokens);
+        assert_eq!(f.sequencers.len(), 2);
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        for (text, expect) in [
+            (MINIMAL.replace("sequencers", "sequencer"), "sequencer"),
+            (
+                MINIMAL.replace(
+                    r#"["http://127.0.0.1:7001", "http://127.0.0.1:7002"]"#,
+                    "[]",
+                ),
+                "1 to 16",
+            ),
+            (MINIMAL.replace("tiles = ", "tile = "), "tile"),
+            (format!("bogus = 1\n{MINIMAL}"), "bogus"),
+        ] {
+            let err = format!("{:#}", FrontendFile::parse(&text).unwrap_err());
+            assert!(err.contains(expect), "{expect:?} not in {err}");
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! `cairnd dev --nodes N`: a whole cluster on this machine, each role its
+//! own process — N sequencer nodes (one Raft group for the `dev` shard), a
+//! frontend, the collector and a witness — sharing one local object store.
+//!
+//! The launcher writes every role's configuration file under the data
+//! directory (so the same files can be started by hand, and are by the
+//! failover tests), starts the processes as children, creates the shard's
+//! group on the first start, prints the base URL and the policy as `cairnd
+//! dev` does, and stops the children on Ctrl-C or SIGTERM. It does not
+//! restart a child that dies: killing nodes is what the cluster is for.
+//!
+//! Layout of DIR: `cluster.toml` (ports; written once, reused), the log and
+//! witness keys and `policy` (as `cairnd dev`), `tiles/` (the shared object
+//! store), `node<i>/sequencer.toml` and its state, `witness/witness.toml`,
+//! `collector.toml`, `frontend.toml`, and `logs/<process>.log`.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use cairn_proto::v1::admin_client::AdminClient;
+use cairn_proto::v1::{InitShardRequest, Member, StatusRequest};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::dev::{DevDir, SHARD, WITNESS_NAME};
+use crate::files::write_atomic;
+use crate::shutdown::wait_for_signal;
+
+/// Most sequencer nodes `--nodes` starts.
+pub const MAX_NODES: u8 = 7;
+
+/// The layout file: which ports each process of the cluster uses.
+pub const LAYOUT: &str = "cluster.toml";
+
+/// How long the launcher waits for every node to answer before creating
+/// the group, and for the group to elect a leader.
+const START_WAIT: Duration = Duration::from_secs(60);
+
+/// How long children get to stop after SIGTERM before they are killed.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// `DIR/cluster.toml`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layout {
+    /// The frontend's HTTP address (the log's base URL is under it).
+    pub frontend: SocketAddr,
+    /// The witness's HTTP address.
+    pub witness: SocketAddr,
+    /// The collector's operator listener.
+    pub collector_ops: SocketAddr,
+    /// The sequencer nodes.
+    #[serde(rename = "node")]
+    pub nodes: Vec<NodeLayout>,
+}
+
+/// One sequencer node in [`Layout`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeLayout {
+    /// Raft node id.
+    pub id: u64,
+    /// gRPC listener.
+    pub grpc: SocketAddr,
+    /// Operator listener.
+    pub ops: SocketAddr,
+}
+
+impl Layout {
+    /// The nodes' gRPC URLs.
+    pub fn sequencer_urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("http://{}", n.grpc))
+            .collect()
+    }
+}
+
+/// A free loopback port (bound and released: another process may take it
+/// before the child binds it, which then fails to start loudly).
+fn free_port() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+fn toml_str(s: &Path) -> String {
+    toml::Value::String(s.display().to_string()).to_string()
+}
+
+fn toml_list(items: &[String]) -> String {
+    toml::Value::Array(items.iter().cloned().map(toml::Value::String).collect()).to_string()
+}
+
+/// Writes (or reuses) the layout and every configuration file; returns the
+/// layout. `listen` is the frontend's address.
+pub fn configure(root: &Path, listen: SocketAddr, nodes: u8) -> anyhow::Result<Layout> {
+    if nodes == 0 || nodes > MAX_NODES {
+        bail!("--nodes takes 1 to {MAX_NODES}");
+    }
+    let root = std::path::absolute(root).context("data directory")?;
+    if root.join("raft").exists() {
+        bail!(
+            "{} holds a single-node `cairnd dev` log (raft/): use another directory for a \
+             cluster",
+            root.display()
+        );
+    }
+    let dir = DevDir::prepare(&root)?;
+    let layout_path = root.join(LAYOUT);
+    let layout = if layout_path.exists() {
+        let text = std::fs::read_to_string(&layout_path)
+            .with_context(|| format!("reading {}", layout_path.display()))?;
+        let layout: Layout =
+            toml::from_str(&text).with_context(|| format!("in {}", layout_path.display()))?;
+        if layout.nodes.len() != usize::from(nodes) || layout.frontend != listen {
+            bail!(
+                "{} was made for {} nodes with the frontend on {}; start with those \
+                 (--nodes {} --listen {}) or use another directory",
+                root.display(),
+                layout.nodes.len(),
+                layout.frontend,
+                layout.nodes.len(),
+                layout.frontend
+            );
+        }
+        layout
+    } else {
+        let layout = Layout {
+            frontend: listen,
+            witness: free_port()?,
+            collector_ops: free_port()?,
+            nodes: (1..=u64::from(nodes))
+                .map(|id| {
+                    Ok(NodeLayout {
+                        id,
+                        grpc: free_port()?,
+                        ops: free_port()?,
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?,
+        };
+        write_atomic(&layout_path, toml::to_string(&layout)?.as_bytes(), 0o644)?;
+        layout
+    };
+
+    let base_url = format!("http://{listen}/{SHARD}");
+    let policy = format!(
+        "# Sigsum policy for the local Cairn cluster (written by cairnd at every start).\n\
+         log {} {base_url}\n\
+         witness cairn-dev-witness {} http://{}\n\
+         quorum cairn-dev-witness\n",
+        dir.log_public_key().to_hex(),
+        dir.witness_public_key().to_hex(),
+        layout.witness,
+    );
+    write_atomic(&root.join("policy"), policy.as_bytes(), 0o644)?;
+    let log_key = root.join("log.key");
+    let log_pub = root.join("log.key.pub");
+    let tiles = root.join("tiles");
+    let policy_path = root.join("policy");
+    std::fs::create_dir_all(root.join("logs"))?;
+
+    for n in &layout.nodes {
+        let node_dir = root.join(format!("node{}", n.id));
+        std::fs::create_dir_all(&node_dir)?;
+        let text = format!(
+            "# Sequencer node {id} of the local cluster (written by cairnd dev --nodes).\n\
+             node_id = {id}\nlisten = \"{grpc}\"\nops_listen = \"{ops}\"\ndata_dir = \"data\"\n\n\
+             [[shard]]\nname = \"{SHARD}\"\nlog_key = {key}\npolicy = {policy}\ntiles = {tiles}\n",
+            id = n.id,
+            grpc = n.grpc,
+            ops = n.ops,
+            key = toml_str(&log_key),
+            policy = toml_str(&policy_path),
+            tiles = toml_str(&tiles),
+        );
+        write_atomic(&node_dir.join("sequencer.toml"), text.as_bytes(), 0o644)?;
+    }
+    let sequencers = toml_list(&layout.sequencer_urls());
+    std::fs::create_dir_all(root.join("witness"))?;
+    let witness = format!(
+        "# The local cluster's witness (written by cairnd dev --nodes).\n\
+         listen = \"{}\"\nkey_name = \"{WITNESS_NAME}\"\nkey_file = {}\nstate_dir = \"state\"\n\n\
+         [[log]]\npublic_key_file = {}\n",
+        layout.witness,
+        toml_str(&root.join("witness.key")),
+        toml_str(&log_pub),
+    );
+    write_atomic(
+        &root.join("witness").join("witness.toml"),
+        witness.as_bytes(),
+        0o644,
+    )?;
+    let collector = format!(
+        "# The local cluster's collector (written by cairnd dev --nodes).\n\
+         listen = \"{}\"\nsequencers = {sequencers}\n\n\
+         [[shard]]\nname = \"{SHARD}\"\nlog_key = {}\npolicy = {}\ntiles = {}\n",
+        layout.collector_ops,
+        toml_str(&log_pub),
+        toml_str(&policy_path),
+        toml_str(&tiles),
+    );
+    write_atomic(&root.join("collector.toml"), collector.as_bytes(), 0o644)?;
+    let frontend = format!(
+        "# The local cluster's frontend (written by cairnd dev --nodes).\n\
+         listen = \"{listen}\"\nsequencers = {sequencers}\n\n\
+         [[shard]]\nname = \"{SHARD}\"\nlog_key = {}\ntiles = {}\n",
+        toml_str(&log_pub),
+        toml_str(&tiles),
+    );
+    write_atomic(&root.join("frontend.toml"), frontend.as_bytes(), 0o644)?;
+    Ok(layout)
+}
+
+/// The `cairnd` arguments of each process of the cluster, by name.
+pub fn processes(root: &Path, layout: &Layout) -> Vec<(String, Vec<PathBuf>)> {
+    let mut out = Vec::new();
+    for n in &layout.nodes {
+        out.push((
+            format!("node{}", n.id),
+            vec![
+                "sequencer".into(),
+                "--config".into(),
+                root.join(format!("node{}", n.id)).join("sequencer.toml"),
+            ],
+        ));
+    }
+    out.push((
+        "witness".into(),
+        vec![
+            "witness".into(),
+            "--config".into(),
+            root.join("witness").join("witness.toml"),
+        ],
+    ));
+    out.push((
+        "collector".into(),
+        vec![
+            "collector".into(),
+            "--config".into(),
+            root.join("collector.toml"),
+        ],
+    ));
+    out.push((
+        "frontend".into(),
+        vec![
+            "frontend".into(),
+            "--config".into(),
+            root.join("frontend.toml"),
+        ],
+    ));
+    out
+}
+
+/// Creates the shard's group on every node of `layout` unless it exists:
+/// waits until each node answers, then (if none holds a group) asks the
+/// first to create it, and waits for a leader.
+pub async fn ensure_group(layout: &Layout) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + START_WAIT;
+    let urls = layout.sequencer_urls();
+    let mut initialized = false;
+    for url in &urls {
+        let status = loop {
+            match status(url).await {
+                Ok(s) => break s,
+                Err(e) if Instant::now() >= deadline => {
+                    bail!("sequencer {url} did not answer: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        initialized |= status.initialized;
+    }
+    if !initialized {
+        let channel = tonic::transport::Endpoint::from_shared(urls[0].clone())?.connect_lazy();
+        AdminClient::new(channel)
+            .init_shard(InitShardRequest {
+                shard: SHARD.to_owned(),
+                voters: layout
+                    .nodes
+                    .iter()
+                    .map(|n| Member {
+                        id: n.id,
+                        addr: format!("http://{}", n.grpc),
+                    })
+                    .collect(),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("creating the group: {}", s.message()))?;
+    }
+    loop {
+        for url in &urls {
+            if let Ok(s) = status(url).await
+                && let Some(leader) = s.leader_id
+            {
+                return Ok(leader);
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!("the group elected no leader within {START_WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn status(url: &str) -> anyhow::Result<cairn_proto::v1::StatusResponse> {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(1))
+        .connect_lazy();
+    let mut request = tonic::Request::new(StatusRequest {
+        shard: SHARD.to_owned(),
+    });
+    request.set_timeout(Duration::from_secs(2));
+    Ok(AdminClient::new(channel)
+        .status(request)
+        .await?
+        .into_inner())
+}
+
+/// Stops `children`: SIGTERM, then a kill after [`STOP_GRACE`].
+fn stop_all(children: &mut [(String, Child)]) {
+    for (_, child) in children.iter() {
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+    let deadline = std::time::Instant::now() + STOP_GRACE;
+    for (name, child) in children.iter_mut() {
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if std::time::Instant::now() >= deadline => {
+                    eprintln!("cairnd dev: {name} did not stop in time; killing it");
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+/// Runs the cluster until Ctrl-C or SIGTERM (or only writes its files, with
+/// `configure_only`).
+pub async fn run(
+    root: PathBuf,
+    listen: SocketAddr,
+    nodes: u8,
+    configure_only: bool,
+) -> anyhow::Result<()> {
+    let layout = configure(&root, listen, nodes)?;
+    let root = std::path::absolute(&root)?;
+    if configure_only {
+        println!(
+            "cairnd dev: wrote the configuration of a {nodes}-node cluster to {}",
+            root.display()
+        );
+        for (name, args) in processes(&root, &layout) {
+            let args: Vec<String> = args.iter().map(|a| a.display().to_string()).collect();
+            println!("  {name}: cairnd {}", args.join(" "));
+        }
+        return Ok(());
+    }
+    let exe = std::env::current_exe().context("finding the cairnd binary")?;
+    let mut children: Vec<(String, Child)> = Vec::new();
+    for (name, args) in processes(&root, &layout) {
+        let log = std::fs::File::create(root.join("logs").join(format!("{name}.log")))?;
+        let spawned = Command::new(&exe)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn();
+        match spawned {
+            Ok(child) => children.push((name, child)),
+            Err(e) => {
+                stop_all(&mut children);
+                return Err(e).with_context(|| format!("starting {name}"));
+            }
+        }
+    }
+    let leader = match ensure_group(&layout).await {
+        Ok(l) => l,
+        Err(e) => {
+            stop_all(&mut children);
+            return Err(e.context(format!("see the logs in {}", root.join("logs").display())));
+        }
+    };
+    println!("cairnd dev: a {nodes}-node Cairn cluster with a witness, on this machine");
+    println!("  data directory: {}", root.display());
+    println!("  log base URL:   http://{listen}/{SHARD}/");
+    println!("  policy file:    {}", root.join("policy").display());
+    for n in &layout.nodes {
+        println!(
+            "  node {}:         grpc http://{}  ops http://{}{}",
+            n.id,
+            n.grpc,
+            n.ops,
+            if n.id == leader { "  (leader)" } else { "" }
+        );
+    }
+    println!("  logs:           {}", root.join("logs").display());
+    println!();
+    print!(
+        "{}",
+        std::fs::read_to_string(root.join("policy")).unwrap_or_default()
+    );
+    println!();
+    let result = tokio::select! {
+        () = wait_for_signal() => Ok(()),
+        r = watch_children(&mut children) => r,
+    };
+    tokio::task::block_in_place(|| stop_all(&mut children));
+    result
+}
+
+/// Reports children that exit; returns only if every child has exited.
+async fn watch_children(children: &mut [(String, Child)]) -> anyhow::Result<()> {
+    let mut reported = vec![false; children.len()];
+    loop {
+        for (i, (name, child)) in children.iter_mut().enumerate() {
+            if !reported[i]
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                eprintln!("cairnd dev: {name} exited ({status}); not restarting it");
+                reported[i] = true;
+            }
+        }
+        if reported.iter().all(|r| *r) {
+            bail!("every process of the cluster has exited");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

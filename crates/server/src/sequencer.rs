@@ -1,0 +1,527 @@
+//! `cairnd sequencer --config FILE`: one sequencer node of a cluster.
+//!
+//! The node hosts a replica of every shard its file lists (RocksDB, Raft,
+//! the pipeline) and serves the Sequencer, Admin and RaftTransport gRPC
+//! services on one address, plus `/metrics`, `/livez` and `/readyz` on the
+//! operator listener. A node never creates a shard's group by itself: a
+//! fresh node waits, serving Status, until `cairn cluster init` names it
+//! (or `cairn cluster add-node` adds it to an existing group);
+//! architecture.md §8.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use cairn_sequencer::RaftTransportService;
+use cairn_sequencer::service::{SequencerService, grpc_router};
+use cairn_sequencer::shard::{Shard, ShardConfig};
+use cairn_sigsum::policy::Policy;
+use cairn_storage::TileStore;
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::files::{read_limited, read_private_key, write_atomic};
+use crate::ops;
+use crate::shutdown::{stopped, wait_for_signal};
+
+/// Most shards one node hosts (each is a RocksDB and a Raft group today).
+const MAX_SHARDS: usize = 64;
+
+/// A sequencer node's configuration file (TOML). Unknown keys are errors;
+/// relative paths are relative to the file's directory.
+///
+/// ```toml
+/// node_id = 1
+/// listen = "127.0.0.1:7001"
+/// ops_listen = "127.0.0.1:7101"
+/// data_dir = "node1"
+///
+/// [[shard]]
+/// name = "dev"
+/// log_key = "log.key"
+/// policy = "policy"
+/// tiles = "tiles"
+/// ```
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequencerFile {
+    /// This node's Raft id, > 0, unique in the cluster and never reused for
+    /// another machine or data directory (Raft identifies voters by it).
+    pub node_id: u64,
+    /// gRPC listener: the Sequencer, Admin and RaftTransport services.
+    /// Keep it on a private network: the Admin service changes membership.
+    /// Default `127.0.0.1:6970`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The URL other nodes, frontends and collectors reach `listen` at,
+    /// recorded in the Raft membership. Default `http://<listen>`.
+    pub advertise: Option<String>,
+    /// Operator listener: `/metrics`, `/livez`, `/readyz`. Default
+    /// `127.0.0.1:6971`.
+    #[serde(default = "default_ops_listen")]
+    pub ops_listen: SocketAddr,
+    /// The node's state: `raft/<shard>/` (RocksDB) and, beside it,
+    /// `<shard>.signed-head` (the record of the largest head signed) and
+    /// `<shard>.log-key` (the key hash the shard's state belongs to).
+    pub data_dir: PathBuf,
+    /// Raft timing; see [`RaftFile`].
+    #[serde(default)]
+    pub raft: RaftFile,
+    /// The shards this node may host (at least one).
+    #[serde(rename = "shard")]
+    pub shards: Vec<SequencerShardFile>,
+}
+
+/// Raft timing of every shard on the node. The defaults are for a LAN or
+/// one region (round trips and fsyncs of a few milliseconds): followers
+/// refuse to elect anyone for `election_timeout_max_ms` after the last
+/// heartbeat (the leader lease), then the first to time out wins within a
+/// round trip, so the log accepts leaves again 1–2 s after its leader
+/// died. Raise all three together for slow disks or long distances. Use
+/// the same values on every node.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaftFile {
+    /// Milliseconds between leader heartbeats. openraft 0.9 also bounds
+    /// every AppendEntries call by it, *including the follower's fsync*,
+    /// so it must exceed the disk's worst fsync plus a network round trip
+    /// (a timed-out call is retried, slowing commits). Default 100.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_ms: u64,
+    /// Smallest election timeout in milliseconds: how long a follower waits
+    /// without hearing from a leader before it runs for election. At least
+    /// 3× `heartbeat_ms`. Default 500.
+    #[serde(default = "default_election_min_ms")]
+    pub election_timeout_min_ms: u64,
+    /// Largest election timeout in milliseconds (each wait is random in
+    /// between, so elections rarely collide); also the followers' leader
+    /// lease, during which they refuse to vote for anyone else. Default
+    /// 1000.
+    #[serde(default = "default_election_max_ms")]
+    pub election_timeout_max_ms: u64,
+    /// Milliseconds allowed for sending one snapshot chunk to a follower.
+    /// Default 30000.
+    #[serde(default = "default_snapshot_timeout_ms")]
+    pub install_snapshot_timeout_ms: u64,
+    /// Applied entries between snapshots. Default 10000.
+    #[serde(default = "default_snapshot_logs")]
+    pub snapshot_logs: u64,
+}
+
+impl Default for RaftFile {
+    fn default() -> Self {
+        RaftFile {
+            heartbeat_ms: default_heartbeat_ms(),
+            election_timeout_min_ms: default_election_min_ms(),
+            election_timeout_max_ms: default_election_max_ms(),
+            install_snapshot_timeout_ms: default_snapshot_timeout_ms(),
+            snapshot_logs: default_snapshot_logs(),
+        }
+    }
+}
+
+impl RaftFile {
+    /// The openraft configuration, validated.
+    pub fn openraft(&self) -> anyhow::Result<openraft::Config> {
+        if self.election_timeout_min_ms < 3 * self.heartbeat_ms {
+            bail!(
+                "raft.election_timeout_min_ms ({}) must be at least 3 × raft.heartbeat_ms ({})",
+                self.election_timeout_min_ms,
+                self.heartbeat_ms
+            );
+        }
+        let config = openraft::Config {
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            install_snapshot_timeout: self.install_snapshot_timeout_ms,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs),
+            ..cairn_sequencer::shard::default_raft_config()
+        };
+        config.validate().context("raft settings")
+    }
+}
+
+/// One shard of [`SequencerFile`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequencerShardFile {
+    /// The shard's name: its Raft group, gRPC `shard` field, URL prefix and
+    /// object-store prefix.
+    pub name: String,
+    /// The log's private key (OpenSSH, as `sigsum-key generate` writes it);
+    /// every replica of the shard holds the same key.
+    pub log_key: PathBuf,
+    /// The shard's Sigsum policy file: its witnesses' keys are the ones
+    /// whose cosignatures the published checkpoint may carry.
+    pub policy: PathBuf,
+    /// Root of the local object store shared by every replica (the shard
+    /// name is the prefix inside it).
+    pub tiles: PathBuf,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 6970))
+}
+fn default_ops_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 6971))
+}
+fn default_heartbeat_ms() -> u64 {
+    100
+}
+fn default_election_min_ms() -> u64 {
+    500
+}
+fn default_election_max_ms() -> u64 {
+    1000
+}
+fn default_snapshot_timeout_ms() -> u64 {
+    30_000
+}
+fn default_snapshot_logs() -> u64 {
+    cairn_sequencer::shard::DEFAULT_SNAPSHOT_LOGS
+}
+
+/// A shard's configuration with its files read.
+struct PreparedShard {
+    config: ShardConfig,
+}
+
+impl SequencerFile {
+    /// Parses and checks the file's contents (no file IO).
+    pub fn parse(text: &str) -> anyhow::Result<SequencerFile> {
+        let file: SequencerFile = toml::from_str(text)?;
+        if file.node_id == 0 {
+            bail!("node_id must be > 0");
+        }
+        if file.shards.is_empty() || file.shards.len() > MAX_SHARDS {
+            bail!(
+                "a node hosts 1 to {MAX_SHARDS} shards ([[shard]] tables), found {}",
+                file.shards.len()
+            );
+        }
+        let mut names = std::collections::HashSet::new();
+        for s in &file.shards {
+            if !valid_shard_name(&s.name) {
+                bail!(
+                    "shard name {:?} must be one path segment of 1 to 64 characters \
+                     [A-Za-z0-9._-], not . or ..",
+                    s.name
+                );
+            }
+            if !names.insert(&s.name) {
+                bail!("shard {:?} is listed twice", s.name);
+            }
+        }
+        file.raft.openraft()?;
+        if let Some(url) = &file.advertise
+            && (!(url.starts_with("http://") || url.starts_with("https://"))
+                || url.parse::<tonic::transport::Uri>().is_err())
+        {
+            bail!("advertise {url:?} is not an http(s)://host:port URL");
+        }
+        Ok(file)
+    }
+
+    /// The URL this node is reached at.
+    pub fn advertised(&self) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// Reads every shard's key and policy file (and writes nothing), in
+    /// the order of the file.
+    pub fn check_files(
+        &self,
+        base: &Path,
+    ) -> anyhow::Result<Vec<(cairn_sigsum::SigningKey, Policy)>> {
+        self.shards
+            .iter()
+            .map(|s| {
+                let context = || format!("shard {:?}", s.name);
+                let key = read_private_key(&base.join(&s.log_key)).with_context(context)?;
+                let policy_text = read_limited(&base.join(&s.policy)).with_context(context)?;
+                let policy = Policy::parse(&policy_text).with_context(|| {
+                    format!("shard {:?}: policy {}", s.name, s.policy.display())
+                })?;
+                Ok((key, policy))
+            })
+            .collect()
+    }
+
+    /// Reads the key and policy files and builds each shard's
+    /// configuration.
+    fn prepare(
+        &self,
+        base: &Path,
+        transport: &RaftTransportService,
+    ) -> anyhow::Result<Vec<PreparedShard>> {
+        let files = self.check_files(base)?;
+        let data_dir = base.join(&self.data_dir);
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating data_dir {}", data_dir.display()))?;
+        let raft_config = self.raft.openraft()?;
+        let mut out = Vec::new();
+        for (s, (key, policy)) in self.shards.iter().zip(files) {
+            let context = || format!("shard {:?}", s.name);
+            bind_key(&data_dir, &s.name, &key)?;
+            let tiles = TileStore::local(&base.join(&s.tiles), &s.name).with_context(context)?;
+            let mut config = ShardConfig::new(
+                s.name.as_str(),
+                self.node_id,
+                data_dir.join("raft").join(&s.name),
+                key,
+                tiles,
+                self.advertised(),
+            );
+            config.bootstrap = false;
+            config.raft_config = raft_config.clone();
+            config.witnesses = policy.witnesses().iter().map(|w| *w.key()).collect();
+            config.transport = Some(transport.clone());
+            config.signed_record = data_dir.join(format!("{}.signed-head", s.name));
+            out.push(PreparedShard { config });
+        }
+        Ok(out)
+    }
+}
+
+/// Whether `name` can be a shard name: one URL path segment and one
+/// object-store prefix segment.
+fn valid_shard_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Records which log key a shard's state on this node belongs to, and
+/// refuses another one: a replica must never sign one log's tree with
+/// another log's key (or continue another log's tree).
+fn bind_key(data_dir: &Path, shard: &str, key: &cairn_sigsum::SigningKey) -> anyhow::Result<()> {
+    let path = data_dir.join(format!("{shard}.log-key"));
+    let hash = key.public_key().key_hash().to_hex();
+    match std::fs::read_to_string(&path) {
+        Ok(found) if found.trim() == hash => Ok(()),
+        Ok(found) => bail!(
+            "shard {shard:?}: {} says this node's state belongs to the log with key hash {}, \
+             but the configured key has key hash {hash}: refusing to start",
+            path.display(),
+            found.trim()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            write_atomic(&path, format!("{hash}\n").as_bytes(), 0o644)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Runs the node until Ctrl-C or SIGTERM, or until a shard's Raft core
+/// stops by itself (then it exits non-zero so a supervisor restarts it).
+pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
+    let text = String::from_utf8(read_limited(&config_path)?)
+        .with_context(|| format!("{} is not UTF-8", config_path.display()))?;
+    let file =
+        SequencerFile::parse(&text).with_context(|| format!("in {}", config_path.display()))?;
+    let base = config_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+
+    // Bind first: a busy port fails before any state is opened.
+    let grpc = tokio::net::TcpListener::bind(file.listen)
+        .await
+        .with_context(|| format!("listening on {} (gRPC)", file.listen))?;
+    let ops_listener = tokio::net::TcpListener::bind(file.ops_listen)
+        .await
+        .with_context(|| format!("listening on {} (operator endpoints)", file.ops_listen))?;
+
+    let transport = RaftTransportService::new();
+    let prepared = file.prepare(&base, &transport)?;
+    let mut shards = Vec::new();
+    for p in prepared {
+        let name = p.config.name.clone();
+        let store = p.config.tile_store.clone();
+        match Shard::start(p.config).await {
+            Ok(shard) => shards.push((Arc::new(shard), store)),
+            Err(e) => {
+                for (s, _) in &shards {
+                    let s: &Arc<Shard> = s;
+                    s.shutdown().await;
+                }
+                return Err(e).with_context(|| format!("starting shard {name:?}"));
+            }
+        }
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let service = SequencerService::new(shards.iter().map(|(s, _)| s.clone()));
+    let grpc_server = tokio::spawn({
+        let router = grpc_router(service, transport);
+        let stop = stopped(stop_rx.clone());
+        async move {
+            router
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(grpc).map(|conn| {
+                        if let Ok(c) = &conn {
+                            let _ = c.set_nodelay(true);
+                        }
+                        conn
+                    }),
+                    stop,
+                )
+                .await
+        }
+    });
+    let ops_app = ops::router(ops::Ops {
+        shards: shards.iter().map(|(s, _)| s.clone()).collect(),
+        collectors: Vec::new(),
+        http: None,
+        tile_stores: shards
+            .iter()
+            .map(|(s, store)| (s.name().to_owned(), store.clone()))
+            .collect(),
+    });
+    let ops_task = tokio::spawn({
+        let stop = stopped(stop_rx.clone());
+        async move {
+            axum::serve(ops_listener, ops_app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+    });
+    println!(
+        "cairnd sequencer: node {} at {} (operator endpoints on http://{})",
+        file.node_id,
+        file.advertised(),
+        file.ops_listen
+    );
+    for (s, _) in &shards {
+        let initialized = s.raft().is_initialized().await.unwrap_or(false);
+        println!(
+            "  shard {}: {}",
+            s.name(),
+            if initialized {
+                "member of its group"
+            } else {
+                "no group yet (waiting for `cairn cluster init` or `add-node`)"
+            }
+        );
+    }
+
+    let fatal = {
+        let cores = futures_any(shards.iter().map(|(s, _)| s.clone()).collect());
+        tokio::select! {
+            () = wait_for_signal() => None,
+            reason = cores => Some(reason),
+        }
+    };
+    if let Some(reason) = &fatal {
+        tracing::error!("stopping: {reason}; fix the cause and restart");
+    }
+    stop_tx.send_replace(true);
+    for (s, _) in &shards {
+        s.shutdown().await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), ops_task).await;
+    grpc_server.await?.context("gRPC server")?;
+    match fatal {
+        Some(reason) => bail!("{reason}"),
+        None => Ok(()),
+    }
+}
+
+/// Resolves once any shard's Raft core has stopped by itself.
+async fn futures_any(shards: Vec<Arc<Shard>>) -> String {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    for s in shards {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let reason = s.raft_core_stopped().await;
+            let _ = tx
+                .send(format!(
+                    "shard {}: the Raft core stopped: {reason}",
+                    s.name()
+                ))
+                .await;
+        });
+    }
+    drop(tx);
+    rx.recv()
+        .await
+        .unwrap_or_else(|| "every shard's Raft core is gone".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+node_id = 3
+data_dir = "n3"
+[[shard]]
+name = "dev"
+log_key = "log.key"
+policy = "policy"
+tiles = "tiles"
+"#;
+
+    #[test]
+    fn a_minimal_file_takes_the_documented_defaults() {
+        let f = SequencerFile::parse(MINIMAL).unwrap();
+        assert_eq!(f.listen, default_listen());
+        assert_eq!(f.ops_listen, default_ops_listen());
+        assert_eq!(f.advertised(), "http://127.0.0.1:6970");
+        let raft = f.raft.openraft().unwrap();
+        assert_eq!(raft.heartbeat_interval, 100);
+        assert_eq!(raft.election_timeout_min, 500);
+        assert_eq!(raft.election_timeout_max, 1000);
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        for (text, expect) in [
+            (MINIMAL.replace("node_id = 3", "node_id = 0"), "node_id"),
+            (MINIMAL.replace("data_dir", "datadir"), "datadir"),
+            (
+                format!("{MINIMAL}\n[raft]\nheartbeat_ms = 200\n"),
+                "3 × raft.heartbeat_ms",
+            ),
+            (format!("{MINIMAL}\n[raft]\nbeat = 5\n"), "beat"),
+            (
+                format!("advertise = \"127.0.0.1:1\"\n{MINIMAL}"),
+                "advertise",
+            ),
+            (
+                MINIMAL.replace("name = \"dev\"", "name = \"a/b\""),
+                "one path segment",
+            ),
+            (
+                format!(
+                    "{MINIMAL}[[shard]]\nname = \"dev\"\nlog_key = \"k\"\npolicy = \"p\"\ntiles = \"t\"\n"
+                ),
+                "listed twice",
+            ),
+        ] {
+            let err = format!("{:#}", SequencerFile::parse(&text).unwrap_err());
+            assert!(err.contains(expect), "{expect:?} not in {err}");
+        }
+    }
+
+    #[test]
+    fn a_data_dir_bound_to_one_log_key_refuses_another() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = cairn_sigsum::SigningKey::from_seed(&[1; 32]);
+        let b = cairn_sigsum::SigningKey::from_seed(&[2; 32]);
+        bind_key(tmp.path(), "dev", &a).unwrap();
+        bind_key(tmp.path(), "dev", &a).unwrap();
+        let err = bind_key(tmp.path(), "dev", &b).unwrap_err().to_string();
+        assert!(err.contains("refusing to start"), "{err}");
+        bind_key(tmp.path(), "other", &b).unwrap();
+    }
+}

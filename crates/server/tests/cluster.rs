@@ -1,0 +1,450 @@
+//! A three-node cluster of real processes (3 `cairnd sequencer`, a
+//! frontend, the collector, a witness) under continuous submissions while
+//! leaders are killed and frozen. Afterwards, checked only from what
+//! clients see (the HTTP API and the `checkpoint` object):
+//!
+//! * every leaf that got 200 has an inclusion proof in the latest head;
+//! * no tree size was ever served with two roots, and every pair of heads
+//!   seen is consistent (consecutive consistency proofs verify);
+//! * the published size never went backwards, from the frontend or in the
+//!   `checkpoint` object, and a frozen old leader published nothing after
+//!   it woke up;
+//! * every replica's state machine ends at the same size and root, and the
+//!   leaves served rebuild to the latest head's root.
+//!
+//! Failover times (kill → next 200, kill → next published head) are
+//! printed, never asserted. `CAIRN_FAILOVER_ROUNDS` sets the number of
+//! leader kills (default 3).
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use cairn_client::LogClient;
+use cairn_sigsum::leaf::Leaf;
+use cairn_sigsum::{Hash, SigningKey};
+use parking::Mutex;
+use support::cluster::LocalCluster;
+use support::free_port;
+
+mod parking {
+    /// A std mutex that shrugs off poisoning (a failed task already failed
+    /// the test).
+    #[derive(Debug, Default)]
+    pub struct Mutex<T>(std::sync::Mutex<T>);
+    impl<T> Mutex<T> {
+        pub fn lock(&self) -> std::sync::MutexGuard<'_, T> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+    }
+}
+
+const SUBMITTERS: usize = 4;
+
+/// Everything clients observed.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Leaves that got 200: when first posted, when answered 200.
+    acked: Mutex<Vec<(Instant, Instant, Leaf)>>,
+    /// Every head served by get-tree-head: (when, size, root).
+    heads: Mutex<Vec<(Instant, u64, Hash)>>,
+    /// Every distinct `checkpoint` object: (when, size, root).
+    checkpoints: Mutex<Vec<(Instant, u64, Hash)>>,
+    /// Anything a client must never see.
+    violations: Mutex<Vec<String>>,
+}
+
+impl Seen {
+    fn violation(&self, what: String) {
+        eprintln!("VIOLATION: {what}");
+        self.violations.lock().push(what);
+    }
+    /// When the first leaf first posted after `t0` got its 200.
+    fn first_ack_posted_after(&self, t0: Instant) -> Option<Instant> {
+        self.acked
+            .lock()
+            .iter()
+            .filter(|(posted, _, _)| *posted > t0)
+            .map(|(_, acked, _)| *acked)
+            .min()
+    }
+    fn largest_head(&self) -> u64 {
+        self.heads.lock().iter().map(|h| h.1).max().unwrap_or(0)
+    }
+}
+
+fn message(task: usize, i: usize) -> Hash {
+    cairn_sigsum::crypto::hash(format!("cairn cluster test {task} {i}\n").as_bytes())
+}
+
+/// Submits leaves one after another until `stop`, each until it gets 200.
+async fn submitter(task: usize, base: String, seen: Arc<Seen>, stop: Arc<AtomicBool>) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let key = SigningKey::from_seed(&[task as u8 + 1; 32]);
+    let mut i = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let leaf = Leaf::sign(&key, &message(task, i));
+        let body = cairn_sigsum::api::AddLeafRequest::sign(&key, &message(task, i)).to_ascii();
+        let posted = Instant::now();
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            match http
+                .post(format!("{base}add-leaf"))
+                .body(body.clone())
+                .send()
+                .await
+            {
+                Ok(r) if r.status() == reqwest::StatusCode::OK => {
+                    seen.acked.lock().push((posted, Instant::now(), leaf));
+                    break;
+                }
+                Ok(r)
+                    if r.status() == reqwest::StatusCode::ACCEPTED
+                        || r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE =>
+                {
+                    if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                        && r.headers().get("retry-after").is_none()
+                    {
+                        seen.violation("a 503 without Retry-After".into());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(r) => {
+                    let status = r.status();
+                    let text = r.text().await.unwrap_or_default();
+                    seen.violation(format!("add-leaf answered {status}: {text}"));
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    seen.violation(format!("add-leaf failed: {e}"));
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        i += 1;
+    }
+}
+
+/// Polls get-tree-head and the `checkpoint` object until `stop`.
+async fn watcher(
+    client: LogClient,
+    checkpoint: std::path::PathBuf,
+    log_key: cairn_sigsum::PublicKey,
+    seen: Arc<Seen>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut last_object = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(head) = client.get_tree_head().await {
+            let th = *head.tree_head();
+            if !head.signed.verify(&log_key) {
+                seen.violation(format!("a head of size {} does not verify", th.size));
+            }
+            let largest = seen.largest_head();
+            if th.size < largest {
+                seen.violation(format!(
+                    "get-tree-head went back from {largest} to {}",
+                    th.size
+                ));
+            }
+            seen.heads
+                .lock()
+                .push((Instant::now(), th.size, th.root_hash));
+        }
+        if let Ok(bytes) = std::fs::read(&checkpoint)
+            && bytes != last_object
+        {
+            match cairn_tlog::checkpoint::SignedCheckpoint::parse(&bytes) {
+                Ok(c) => {
+                    let c = c.checkpoint();
+                    let prev = seen.checkpoints.lock().last().map(|p| (p.1, p.2));
+                    if let Some((size, root)) = prev
+                        && (c.size < size || (c.size == size && c.root != root))
+                    {
+                        seen.violation(format!(
+                            "the checkpoint object moved from size {size} to {}",
+                            c.size
+                        ));
+                    }
+                    seen.checkpoints
+                        .lock()
+                        .push((Instant::now(), c.size, c.root));
+                }
+                Err(e) => seen.violation(format!("unparsable checkpoint object: {e}")),
+            }
+            last_object = bytes;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until a new leader has confirmed itself and a leaf first posted
+/// after `t0` got its 200 (which means a published, cosigned head holds
+/// it); returns both delays from `t0`.
+async fn wait_recovered(
+    cluster: &mut LocalCluster,
+    seen: &Seen,
+    t0: Instant,
+    old_leader: u64,
+) -> (Duration, Duration) {
+    let deadline = t0 + Duration::from_secs(60);
+    let mut leader = None;
+    let mut ack = None;
+    while leader.is_none() || ack.is_none() {
+        if leader.is_none()
+            && cluster
+                .statuses()
+                .await
+                .iter()
+                .any(|s| s.role == "leader" && s.cleared && s.node_id != old_leader)
+        {
+            leader = Some(t0.elapsed());
+        }
+        if ack.is_none()
+            && let Some(t) = seen.first_ack_posted_after(t0)
+        {
+            ack = Some(t - t0);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the log did not recover within 60 s of losing its leader\n{}",
+            cluster.log_tails()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (leader.unwrap(), ack.unwrap())
+}
+
+/// Waits until every node has applied the same log and reports the same
+/// sizes; returns the agreed tree size.
+async fn wait_replicas_agree(cluster: &mut LocalCluster) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = cluster.statuses().await;
+        if s.len() == cluster.nodes.len()
+            && s.windows(2).all(|w| {
+                w[0].applied_index == w[1].applied_index
+                    && w[0].tree_size == w[1].tree_size
+                    && w[0].tree_root == w[1].tree_root
+                    && w[0].integrated_size == w[1].integrated_size
+                    && w[0].published_size == w[1].published_size
+            })
+        {
+            return s[0].tree_size;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas never agreed: {s:#?}\n{}",
+            cluster.log_tails()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_kills_and_freezes_lose_nothing_and_show_one_history() {
+    // Kept when the test fails, for the processes' logs; removed at the end.
+    let tmp = tempfile::Builder::new()
+        .prefix("cairn-cluster-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    eprintln!("cluster directory: {}", tmp.display());
+    let mut cluster = LocalCluster::configure(&tmp, free_port(), 3);
+    cluster.start_all().await;
+    let base = cluster.base_url();
+    let client = LogClient::new(&base).unwrap();
+    let seen = Arc::new(Seen::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for task in 0..SUBMITTERS {
+        tasks.push(tokio::spawn(submitter(
+            task,
+            base.clone(),
+            seen.clone(),
+            stop.clone(),
+        )));
+    }
+    let watch = tokio::spawn(watcher(
+        client.clone(),
+        tmp.join("tiles").join("dev").join("checkpoint"),
+        cluster.log_key(),
+        seen.clone(),
+        stop.clone(),
+    ));
+    let rounds: usize = std::env::var("CAIRN_FAILOVER_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+
+    // Warm up: the log takes leaves before anything is killed.
+    cluster.wait_published(20).await;
+    let mut to_ack = Vec::new();
+    let mut to_leader = Vec::new();
+    for round in 0..rounds {
+        let leader = cluster.leader().await;
+        // Kill at varying points of the pipeline.
+        tokio::time::sleep(Duration::from_millis(150 + 97 * (round as u64 % 7))).await;
+        let t0 = Instant::now();
+        cluster.kill(&format!("node{leader}"));
+        let (elected, ack) = wait_recovered(&mut cluster, &seen, t0, leader).await;
+        eprintln!(
+            "round {round}: killed leader node {leader}: new leader after {elected:?}, next 200 after {ack:?}"
+        );
+        to_leader.push(elected);
+        to_ack.push(ack);
+        cluster.start(&format!("node{leader}"));
+        wait_replicas_agree_under_load(&mut cluster, leader).await;
+    }
+
+    // Freeze the leader past the election timeout, then let it resume: it
+    // must step down and publish nothing of its own.
+    let leader = cluster.leader().await;
+    let frozen = format!("node{leader}");
+    cluster.freeze(&frozen);
+    let t0 = Instant::now();
+    let (elected, ack) = wait_recovered(&mut cluster, &seen, t0, leader).await;
+    eprintln!("froze leader node {leader}: new leader after {elected:?}, next 200 after {ack:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.thaw(&frozen);
+    let new_leader = cluster.leader().await;
+    assert_ne!(new_leader, leader, "the frozen leader still leads");
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    watch.await.unwrap();
+    cluster.assert_all_running();
+
+    // Nothing acknowledged is lost: the latest head proves every 200.
+    let final_size = wait_replicas_agree(&mut cluster).await;
+    let head = client.get_tree_head().await.expect("final head");
+    let th = *head.tree_head();
+    let acked: Vec<Leaf> = seen.acked.lock().iter().map(|(_, _, l)| *l).collect();
+    assert!(
+        acked.len() > 20,
+        "too few leaves acknowledged: {}",
+        acked.len()
+    );
+    for leaf in &acked {
+        let proof = client
+            .get_inclusion_proof(th.size, &leaf.leaf_hash())
+            .await
+            .unwrap_or_else(|e| panic!("a 200'd leaf is not in the head of size {}: {e}", th.size));
+        proof
+            .verify(&leaf.leaf_hash(), &th)
+            .expect("inclusion proof");
+    }
+
+    // One history: one root per size, consecutive heads consistent.
+    let mut by_size = std::collections::BTreeMap::new();
+    for (_, size, root) in seen.heads.lock().iter() {
+        if let Some(other) = by_size.insert(*size, *root)
+            && other != *root
+        {
+            panic!("tree size {size} was served with two roots");
+        }
+    }
+    for (_, size, root) in seen.checkpoints.lock().iter() {
+        if let Some(other) = by_size.get(size) {
+            assert_eq!(other, root, "checkpoint and API disagree at size {size}");
+        }
+    }
+    let sizes: Vec<(u64, Hash)> = by_size.into_iter().collect();
+    for pair in sizes.windows(2) {
+        let (old, new) = (pair[0], pair[1]);
+        if old.0 == 0 {
+            continue;
+        }
+        let proof = client
+            .get_consistency_proof(old.0, new.0)
+            .await
+            .expect("consistency proof");
+        let old_th = cairn_sigsum::tree_head::TreeHead {
+            size: old.0,
+            root_hash: old.1,
+        };
+        let new_th = cairn_sigsum::tree_head::TreeHead {
+            size: new.0,
+            root_hash: new.1,
+        };
+        proof
+            .verify(&old_th, &new_th)
+            .unwrap_or_else(|e| panic!("heads {} and {} are inconsistent: {e}", old.0, new.0));
+    }
+
+    // The leaves served rebuild to the latest head's root.
+    let mut range = cairn_tlog::compact::CompactRange::new();
+    let mut start = 0;
+    while start < th.size {
+        let end = (start + 512).min(th.size);
+        let leaves = client.get_leaves(start, end).await.expect("get-leaves");
+        assert!(!leaves.is_empty());
+        for l in &leaves {
+            range.append(l.leaf_hash()).unwrap();
+        }
+        start += leaves.len() as u64;
+    }
+    assert_eq!(
+        range.root(),
+        th.root_hash,
+        "the leaves do not rebuild the root"
+    );
+    assert!(final_size >= th.size);
+
+    let violations = seen.violations.lock().clone();
+    assert!(violations.is_empty(), "clients saw: {violations:#?}");
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&tmp);
+    if !to_ack.is_empty() {
+        eprintln!(
+            "FAILOVER over {} leader kills: kill → new leader confirmed median {:?} max {:?}; kill → 200 for a leaf posted after the kill (so in a published cosigned head) median {:?} max {:?}; {} leaves acknowledged, final size {}",
+            to_ack.len(),
+            median(&mut to_leader),
+            to_leader.iter().max().unwrap(),
+            median(&mut to_ack),
+            to_ack.iter().max().unwrap(),
+            acked.len(),
+            th.size
+        );
+    }
+}
+
+/// Waits (under load) until node `id` is back as a follower that applied
+/// what the leader has.
+async fn wait_replicas_agree_under_load(cluster: &mut LocalCluster, id: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = cluster.statuses().await;
+        let leader = s.iter().find(|s| s.role == "leader");
+        let node = s.iter().find(|s| s.node_id == id);
+        if let (Some(l), Some(n)) = (leader, node)
+            && (n.role == "follower" || n.node_id == l.node_id)
+            && n.applied_index + 50 >= l.applied_index
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {id} did not catch up: {s:#?}\n{}",
+            cluster.log_tails()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,310 @@
+//! A local cluster of real `cairnd` processes for failover tests: the files
+//! `cairnd dev --nodes N --configure-only` writes, each role started as its
+//! own process, and the means to kill, freeze, resume and restart them.
+
+#![allow(dead_code)] // Each test binary uses a different part.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_proto::v1::admin_client::AdminClient;
+use cairn_proto::v1::{StatusRequest, StatusResponse};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Generous: first starts create RocksDB and elect.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// One node of `DIR/cluster.toml`.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub id: u64,
+    pub grpc: String,
+    pub ops: String,
+}
+
+/// The processes of a local cluster, killed on drop.
+pub struct LocalCluster {
+    pub root: PathBuf,
+    pub frontend: String,
+    pub nodes: Vec<Node>,
+    procs: BTreeMap<String, Child>,
+}
+
+impl LocalCluster {
+    /// Writes the configuration of an `n`-node cluster under `root` (with
+    /// the frontend on `listen`) and starts nothing.
+    pub fn configure(root: &Path, listen: std::net::SocketAddr, n: u8) -> LocalCluster {
+        let out = Command::new(env!("CARGO_BIN_EXE_cairnd"))
+            .args(["dev", "--configure-only", "--nodes", &n.to_string()])
+            .arg("--data-dir")
+            .arg(root)
+            .args(["--listen", &listen.to_string()])
+            .output()
+            .expect("cairnd dev --configure-only");
+        assert!(
+            out.status.success(),
+            "configure failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(root.join("cluster.toml")).expect("cluster.toml");
+        let layout: toml::Table = text.parse().expect("cluster.toml parses");
+        let nodes = layout["node"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| Node {
+                id: n["id"].as_integer().expect("id") as u64,
+                grpc: format!("http://{}", n["grpc"].as_str().expect("grpc")),
+                ops: format!("http://{}", n["ops"].as_str().expect("ops")),
+            })
+            .collect();
+        std::fs::create_dir_all(root.join("logs")).expect("logs dir");
+        LocalCluster {
+            root: root.to_owned(),
+            frontend: listen.to_string(),
+            nodes,
+            procs: BTreeMap::new(),
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/dev/", self.frontend)
+    }
+
+    pub fn policy(&self) -> cairn_sigsum::policy::Policy {
+        let text = std::fs::read(self.root.join("policy")).expect("policy");
+        cairn_sigsum::policy::Policy::parse(&text).expect("policy parses")
+    }
+
+    pub fn log_key(&self) -> cairn_sigsum::PublicKey {
+        let text = std::fs::read(self.root.join("log.key.pub")).expect("log.key.pub");
+        cairn_sigsum::key::parse_public_key_file(&text).expect("public key")[0].0
+    }
+
+    /// The configuration file of process `name` (`node<i>`, `witness`,
+    /// `collector`, `frontend`).
+    fn config(&self, name: &str) -> (String, PathBuf) {
+        match name {
+            "witness" => (
+                "witness".into(),
+                self.root.join("witness").join("witness.toml"),
+            ),
+            "collector" => ("collector".into(), self.root.join("collector.toml")),
+            "frontend" => ("frontend".into(), self.root.join("frontend.toml")),
+            node => (
+                "sequencer".into(),
+                self.root.join(node).join("sequencer.toml"),
+            ),
+        }
+    }
+
+    /// Starts process `name` (its output appended to `logs/<name>.log`).
+    pub fn start(&mut self, name: &str) {
+        assert!(!self.procs.contains_key(name), "{name} is running");
+        let (role, config) = self.config(name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("logs").join(format!("{name}.log")))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_cairnd"))
+            .args([role.as_str(), "--config"])
+            .arg(&config)
+            .env(
+                "RUST_LOG",
+                std::env::var("CAIRN_TEST_LOG")
+                    .unwrap_or_else(|_| "info,openraft=warn,openraft::replication=error".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        self.procs.insert(name.to_owned(), child);
+    }
+
+    /// Starts every process and creates the group; waits until the
+    /// frontend serves a cosigned tree head.
+    pub async fn start_all(&mut self) {
+        let names: Vec<String> = self.nodes.iter().map(|n| format!("node{}", n.id)).collect();
+        for n in &names {
+            self.start(n);
+        }
+        for n in ["witness", "collector", "frontend"] {
+            self.start(n);
+        }
+        self.init_group().await;
+        self.wait_published(1).await;
+    }
+
+    /// Creates the group on all nodes (InitShard on the first).
+    pub async fn init_group(&mut self) {
+        let deadline = Instant::now() + START_DEADLINE;
+        for n in self.nodes.clone() {
+            while status(&n.grpc).await.is_err() {
+                self.assert_all_running();
+                assert!(Instant::now() < deadline, "node {} never answered", n.id);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let mut admin = admin(&self.nodes[0].grpc);
+        admin
+            .init_shard(cairn_proto::v1::InitShardRequest {
+                shard: "dev".into(),
+                voters: self
+                    .nodes
+                    .iter()
+                    .map(|n| cairn_proto::v1::Member {
+                        id: n.id,
+                        addr: n.grpc.clone(),
+                    })
+                    .collect(),
+            })
+            .await
+            .expect("InitShard");
+    }
+
+    /// Waits until the frontend's get-tree-head serves a head of at least
+    /// `size` leaves... or any head at all for size 1 on a fresh log (the
+    /// empty tree is published first).
+    pub async fn wait_published(&mut self, min_size: u64) -> u64 {
+        let client = cairn_client::LogClient::new(&self.base_url()).expect("client");
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Ok(head) = client.get_tree_head().await
+                && (head.tree_head().size >= min_size || min_size <= 1)
+            {
+                return head.tree_head().size;
+            }
+            self.assert_all_running();
+            assert!(
+                Instant::now() < deadline,
+                "no published head of size >= {min_size} within {START_DEADLINE:?}\n{}",
+                self.log_tails()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn assert_all_running(&mut self) {
+        let mut dead = Vec::new();
+        for (name, child) in &mut self.procs {
+            if let Ok(Some(status)) = child.try_wait() {
+                dead.push(format!("{name} exited: {status}"));
+            }
+        }
+        assert!(dead.is_empty(), "{}\n{}", dead.join("\n"), self.log_tails());
+    }
+
+    /// The last lines of every process's log.
+    pub fn log_tails(&self) -> String {
+        let mut out = String::new();
+        let Ok(dir) = std::fs::read_dir(self.root.join("logs")) else {
+            return out;
+        };
+        let mut files: Vec<_> = dir.filter_map(Result::ok).map(|e| e.path()).collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(25)..];
+            out.push_str(&format!("--- {} ---\n{}\n", f.display(), tail.join("\n")));
+        }
+        out
+    }
+
+    fn pid(&self, name: &str) -> Pid {
+        let child = self
+            .procs
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} not running"));
+        Pid::from_raw(child.id() as i32)
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self, name: &str) {
+        let mut child = self
+            .procs
+            .remove(name)
+            .unwrap_or_else(|| panic!("{name} not running"));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// SIGSTOP: the process stays, frozen.
+    pub fn freeze(&self, name: &str) {
+        kill(self.pid(name), Signal::SIGSTOP).expect("SIGSTOP");
+    }
+
+    /// SIGCONT.
+    pub fn thaw(&self, name: &str) {
+        kill(self.pid(name), Signal::SIGCONT).expect("SIGCONT");
+    }
+
+    /// Every node's Status (unreachable nodes left out).
+    pub async fn statuses(&self) -> Vec<StatusResponse> {
+        let asks = self.nodes.iter().map(|n| status(&n.grpc));
+        futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect()
+    }
+
+    /// The leader as the reachable nodes agree on it (highest term),
+    /// waiting for one.
+    pub async fn leader(&mut self) -> u64 {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            let statuses = self.statuses().await;
+            if let Some(s) = statuses
+                .iter()
+                .filter(|s| s.role == "leader" && s.cleared)
+                .max_by_key(|s| s.term)
+            {
+                return s.node_id;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no leader within {START_DEADLINE:?}\n{}",
+                self.log_tails()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for (_, child) in self.procs.iter_mut() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn admin(url: &str) -> AdminClient<tonic::transport::Channel> {
+    AdminClient::new(
+        tonic::transport::Endpoint::from_shared(url.to_owned())
+            .expect("url")
+            .connect_timeout(Duration::from_secs(1))
+            .connect_lazy(),
+    )
+}
+
+/// One node's Status, bounded by 0.7 s.
+pub async fn status(url: &str) -> Result<StatusResponse, tonic::Status> {
+    // Short: a frozen node must not slow down polling the others.
+    let mut request = tonic::Request::new(StatusRequest {
+        shard: "dev".into(),
+    });
+    request.set_timeout(Duration::from_millis(500));
+    match tokio::time::timeout(Duration::from_millis(700), admin(url).status(request)).await {
+        Ok(r) => r.map(tonic::Response::into_inner),
+        Err(_) => Err(tonic::Status::deadline_exceeded("no answer")),
+    }
+}
