@@ -2,8 +2,10 @@
 //!
 //! * [`types`] — the Raft type configuration and replicated commands.
 //! * [`log_store`] — the Raft log on RocksDB.
-//! * [`state_machine`] — applied state on RocksDB: leaves, leaf-hash index,
-//!   tree size and roots, integrated and published tree heads.
+//! * [`state_machine`] — applied state on RocksDB: leaves not yet in full
+//!   entry bundles, leaf-hash index, tree size and roots, integrated and
+//!   published tree heads; file-backed, streamed snapshots.
+//! * [`snapshot`] — the snapshot file format.
 //! * [`network`] — Raft transport over tonic (one service for every shard).
 //! * [`batcher`] — the leader's pool: many submissions, one Raft entry.
 //! * [`integrator`] — writes tiles for committed leaves, then commits
@@ -27,6 +29,7 @@ pub mod record;
 pub mod service;
 pub mod shard;
 pub mod signer;
+pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 

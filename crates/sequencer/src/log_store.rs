@@ -56,7 +56,8 @@ pub(crate) const CF_ROOTS: &str = "roots";
 /// State machine: the applied-state record (see `state_machine`).
 pub(crate) const CF_SM_META: &str = "sm_meta";
 
-/// The state machine's column families, in snapshot order.
+/// The state machine's column families (snapshot files order them by
+/// [`crate::snapshot::SECTION_ORDER`]).
 pub(crate) const SM_CFS: [&str; 4] = [CF_LEAVES, CF_LEAF_INDEX, CF_ROOTS, CF_SM_META];
 
 /// Every column family of a shard database.
@@ -85,10 +86,12 @@ pub(crate) const KEY_UPPER_BOUND: [u8; 33] = [0xff; 33];
 /// Errors of the shard database outside openraft's own storage traits (open,
 /// state-machine reads for the pipeline).
 ///
-/// Retry semantics: [`StoreError::InvalidArgument`] is the caller's fault and
-/// retrying the same call fails again; every other variant means the local
-/// database is unusable or corrupt and is fatal for this replica (restart,
-/// or rebuild it from a snapshot of the other replicas).
+/// Retry semantics: [`StoreError::InvalidArgument`] and
+/// [`StoreError::Pruned`] are the caller's fault and retrying the same call
+/// fails again; [`StoreError::Installing`] passes once a snapshot install
+/// completes; every other variant means the local database (or a snapshot
+/// being installed into it) is unusable or corrupt and is fatal for this
+/// replica (restart, or rebuild it from a snapshot of the other replicas).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// RocksDB reported an error (IO error, corruption, lock held by another
@@ -121,16 +124,49 @@ pub enum StoreError {
     /// The request itself is invalid (e.g. a range too large or reversed).
     #[error("invalid request: {0}")]
     InvalidArgument(String),
+    /// Leaves asked for were integrated into tiles and pruned from the state
+    /// machine: read them from the entry bundles instead.
+    #[error(
+        "leaves {start}..{end} asked for, but leaves below {pruned_below} are pruned from the state machine (read them from the entry bundles)"
+    )]
+    Pruned {
+        /// First leaf asked for.
+        start: u64,
+        /// End (exclusive) of the range asked for.
+        end: u64,
+        /// Every leaf below this index is pruned (a multiple of 256).
+        pruned_below: u64,
+    },
+    /// A snapshot is being installed (or an install failed and the state
+    /// machine is empty until the next one): the state is not readable.
+    #[error("a snapshot is being installed; the state machine is not readable")]
+    Installing,
+    /// A snapshot file is malformed, truncated, or disagrees with its
+    /// metadata; it was not installed.
+    #[error("invalid snapshot: {0}")]
+    InvalidSnapshot(String),
+    /// Reading or writing a snapshot file or its directory failed.
+    #[error("snapshot file {path}: {source}")]
+    SnapshotIo {
+        /// The file or directory.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
     /// A blocking task panicked or was cancelled.
     #[error("blocking database task failed: {0}")]
     Task(String),
 }
 
 impl StoreError {
-    /// Whether this replica's database is unusable. `false` only for errors
-    /// caused by the request, which the caller must not retry unchanged.
+    /// Whether this replica's database is unusable. `false` for errors
+    /// caused by the request, which the caller must not retry unchanged, and
+    /// for [`StoreError::Installing`], which passes.
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, StoreError::InvalidArgument(_))
+        !matches!(
+            self,
+            StoreError::InvalidArgument(_) | StoreError::Pruned { .. } | StoreError::Installing
+        )
     }
 }
 

@@ -5,10 +5,11 @@
 //!
 //! | CF | key | value |
 //! |---|---|---|
-//! | `leaves` | big-endian u64 leaf index | the 128-byte leaf |
-//! | `leaf_index` | 32-byte leaf hash | big-endian u64 leaf index |
+//! | `leaves` | big-endian u64 leaf index | the 128-byte leaf; only leaves not yet in a full entry bundle (see *Pruning*) |
+//! | `leaf_index` | 32-byte leaf hash | big-endian u64 leaf index; every sequenced leaf, never pruned (dedup) |
 //! | `roots` | big-endian u64 tree size after an `Append` | 32-byte root |
 //! | `sm_meta` | `state` | postcard [`StoredState`]: last applied log id, last membership, tree size and right edge, integrated size and root, cosigned head |
+//! | `sm_meta` | `installing` | postcard `SnapshotMeta`; present only while a snapshot install replaces the column families (see *Snapshots*) |
 //!
 //! # Applying
 //!
@@ -25,26 +26,81 @@
 //! Invalid commands never panic and never fail the node: they are answered
 //! with [`CommandResponse::Rejected`] and change nothing but `last_applied`.
 //!
+//! # Pruning
+//!
+//! Applying `Integrated{size}` deletes (in the same batch, with one range
+//! delete) every leaf below [`prune_point`]`(size)`: `size` rounded down to
+//! a multiple of 256, i.e. the leaves of the full entry bundles below it.
+//! Those bundles are immutable objects the integrator wrote before it
+//! proposed `Integrated`. The at most 255 leaves of the partial bundle stay,
+//! because partial bundles are replaced as the tree grows (and an old copy
+//! of the tiles put back in storage lacks them): the integrator can always
+//! rebuild the tiles of the integrated size from full bundles plus the
+//! state machine. [`StateMachine::leaves`] refuses pruned ranges with
+//! [`StoreError::Pruned`]; `leaf_index` and `roots` are never pruned, so
+//! deduplication and inclusion lookups are unaffected. The prune point is a
+//! function of the applied integrated size, so it needs no record of its
+//! own and every replica prunes identically.
+//!
 //! # Snapshots
 //!
-//! A snapshot is a consistent RocksDB read (one RocksDB snapshot) of every
-//! state-machine column family, serialized with postcard into the
-//! `Cursor<Vec<u8>>` openraft transfers; installing one replaces the column
-//! families' contents in one synced `WriteBatch`. This holds the whole state
-//! in memory while it is built or received, which is fine for the dev slice;
-//! a RocksDB-checkpoint-based snapshot streamed from files is later work. No
-//! snapshot is kept: once one was built or installed,
-//! `get_current_snapshot` builds a fresh one from the current state, which is
-//! as valid (it covers more applied entries) and saves holding a copy of the
-//! whole log in memory between transfers.
+//! Snapshot files live in their own directory, by default *beside* the
+//! database directory (`raft/<shard>.snapshots/` next to `raft/<shard>/`,
+//! see [`SnapshotOptions::beside`]), never inside RocksDB's. The format is
+//! in [`crate::snapshot`] (magic, version, one section per column family,
+//! length-prefixed records, record count and SHA-256 at the end).
+//!
+//! * **Build**: under one RocksDB snapshot (a consistent view, while applies
+//!   go on), each column family is iterated and written to `build-<n>.tmp`
+//!   through a buffer of [`SnapshotOptions::write_chunk_bytes`]; the file is
+//!   then renamed to `current.snap`, replacing the previous build. Memory is
+//!   bounded by the chunk and one record, whatever the state's size. Builds
+//!   and installs are serialised. openraft sends the file to followers in
+//!   `Config::snapshot_max_chunk_size` chunks.
+//! * **Receive**: `begin_receiving_snapshot` creates `recv-<n>.tmp` (and
+//!   deletes an abandoned earlier one); openraft writes the chunks into it.
+//! * **Install** (crash-safe although it takes many batches):
+//!   1. The received file is fsynced and renamed to `install.snap` (a file
+//!      that is not ours is copied there first).
+//!   2. It is read once completely to validate it (format, checksum, the
+//!      state record against openraft's metadata, contiguous leaves, one
+//!      index entry per leaf). An invalid file is refused here and the
+//!      previous state stays untouched.
+//!   3. One synced batch clears every state-machine column family and
+//!      writes the `installing` marker.
+//!   4. The file is streamed into batches of at most
+//!      [`SnapshotOptions::install_batch_bytes`] (unsynced; they share the
+//!      WAL with the final synced batch). Leaves below the prune point are
+//!      skipped, so a snapshot of an unpruned replica installs pruned.
+//!   5. A final synced batch writes the `state` record and removes the
+//!      marker; `install.snap` becomes `current.snap`.
+//!
+//!   While the marker is set, reads fail with [`StoreError::Installing`]
+//!   and builds refuse. On open, a database with the marker finishes the
+//!   interrupted install from `install.snap` (fsynced before the marker was
+//!   written) if that file is there and valid — openraft may already have
+//!   purged the Raft log up to the snapshot, so an empty state machine
+//!   could not be re-applied from the log. Otherwise the state-machine
+//!   column families are wiped and the state machine comes back empty
+//!   (`last_applied` None), loudly logged, so that Raft sends a snapshot
+//!   again; it never pretends to hold valid state.
+//!
+//! On disk there is at most one built snapshot (`current.snap`) plus the one
+//! being received or installed. Snapshot files are not kept across restarts
+//! (open deletes them): openraft asks for a snapshot after a restart only
+//! if it purged logs, and then builds one. `get_current_snapshot` returns
+//! the latest built or installed snapshot, `None` before the first one.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::io::Cursor;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cairn_tlog::compact::CompactRange;
+use cairn_tlog::tile::TILE_WIDTH;
 use cairn_tlog::{EMPTY_ROOT, Hash};
 use openraft::storage::RaftStateMachine;
 use openraft::{
@@ -59,6 +115,8 @@ use crate::log_store::{
     CF_LEAF_INDEX, CF_LEAVES, CF_ROOTS, CF_SM_META, KEY_UPPER_BOUND, SM_CFS, StoreError, blocking,
     cf, decode_u64, index_key, sync_write,
 };
+pub use crate::snapshot::WriteStats;
+use crate::snapshot::{FormatError, Frame, SECTION_ORDER, SnapshotReader, SnapshotWriter};
 use crate::types::{
     Command, CommandResponse, CosignedHead, LEAF_SIZE, NodeId, ShardState, TypeConfig,
 };
@@ -69,6 +127,83 @@ pub const MAX_APPEND_LEAVES: usize = 65_536;
 
 /// Most leaves one [`StateMachine::leaves`] call returns (8 MiB).
 pub const MAX_READ_LEAVES: u64 = 65_536;
+
+/// Pruning works in whole entry bundles of this many leaves.
+pub const PRUNE_ALIGN: u64 = TILE_WIDTH as u64;
+
+/// Default bytes the snapshot builder buffers per write (1 MiB).
+pub const DEFAULT_WRITE_CHUNK_BYTES: usize = 1 << 20;
+
+/// Default bytes per `WriteBatch` when installing a snapshot (4 MiB).
+pub const DEFAULT_INSTALL_BATCH_BYTES: usize = 4 << 20;
+
+/// Every leaf below this index is pruned once `integrated_size` is
+/// integrated: `integrated_size` rounded down to a multiple of
+/// [`PRUNE_ALIGN`] (the leaves of the full entry bundles).
+pub const fn prune_point(integrated_size: u64) -> u64 {
+    integrated_size - integrated_size % PRUNE_ALIGN
+}
+
+/// The `sm_meta` key of the marker of an install in progress.
+const KEY_INSTALLING: &[u8] = b"installing";
+/// The latest built (or installed) snapshot, in the snapshot directory.
+const CURRENT_FILE: &str = "current.snap";
+/// A received snapshot being installed; durable before the marker is set.
+const INSTALL_FILE: &str = "install.snap";
+/// A received snapshot copied from a file that is not ours.
+const INSTALL_TMP: &str = "install.tmp";
+/// Read buffer of snapshot files.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Where snapshot files go and how large the units of work are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotOptions {
+    /// The snapshot directory (created if missing; its files are this state
+    /// machine's alone). Must not be inside the RocksDB directory.
+    pub dir: PathBuf,
+    /// Bytes the builder buffers before each write to the file (at least
+    /// one record is written per write). Default
+    /// [`DEFAULT_WRITE_CHUNK_BYTES`].
+    pub write_chunk_bytes: usize,
+    /// Bytes per `WriteBatch` when installing (at least one record per
+    /// batch). Default [`DEFAULT_INSTALL_BATCH_BYTES`].
+    pub install_batch_bytes: usize,
+}
+
+impl SnapshotOptions {
+    /// The defaults for the database in `db_dir`: the snapshot directory is
+    /// `<db_dir>.snapshots` beside it (e.g. `raft/dev.snapshots` for
+    /// `raft/dev`), like the signed-head record.
+    pub fn beside(db_dir: &Path) -> Self {
+        let dir = match (db_dir.parent(), db_dir.file_name()) {
+            (Some(parent), Some(name)) => {
+                let mut name = name.to_os_string();
+                name.push(".snapshots");
+                parent.join(name)
+            }
+            // `/` or `..`: nothing to put it beside.
+            _ => db_dir.join("snapshots"),
+        };
+        SnapshotOptions {
+            dir,
+            write_chunk_bytes: DEFAULT_WRITE_CHUNK_BYTES,
+            install_batch_bytes: DEFAULT_INSTALL_BATCH_BYTES,
+        }
+    }
+}
+
+/// What the latest snapshot install did: evidence that it was batched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InstallStats {
+    /// Records written to the column families (the state record included).
+    pub records: u64,
+    /// Leaves of the file below the prune point, not written.
+    pub skipped_leaves: u64,
+    /// `WriteBatch`es written after the marker (the final one included).
+    pub batches: u64,
+    /// Largest of those batches, in bytes.
+    pub largest_batch: usize,
+}
 
 /// The `sm_meta` key of the applied-state record.
 const KEY_STATE: &[u8] = b"state";
@@ -171,16 +306,21 @@ fn decode_state(bytes: &[u8]) -> Result<Applied, StoreError> {
     Applied::from_stored(stored)
 }
 
-/// The records of one column family, `(key, value)` in key order.
-type CfRecords = Vec<(Vec<u8>, Vec<u8>)>;
+/// Snapshot files in the directory; guarded by `Inner::files`.
+#[derive(Debug, Default)]
+struct Files {
+    /// Metadata of `current.snap`, if there is one.
+    current: Option<SnapshotMeta<NodeId, BasicNode>>,
+    /// The file `begin_receiving_snapshot` handed out last.
+    receiving: Option<PathBuf>,
+    /// Makes temp file names unique.
+    next_seq: u64,
+}
 
-/// The snapshot file: every state-machine column family, key-ordered.
-#[derive(Debug, Serialize, Deserialize)]
-enum SnapshotFile {
-    V1 {
-        /// `(column family, [(key, value)])`, one per [`SM_CFS`] entry.
-        cfs: Vec<(String, CfRecords)>,
-    },
+#[derive(Debug, Default)]
+struct Stats {
+    build: Option<WriteStats>,
+    install: Option<InstallStats>,
 }
 
 struct Inner {
@@ -191,8 +331,15 @@ struct Inner {
     applied: Mutex<Applied>,
     /// Published after every apply and install; readers never take `applied`.
     state_tx: watch::Sender<ShardState>,
-    /// Whether a snapshot was built or installed since open (see module docs).
-    has_snapshot: AtomicBool,
+    opts: SnapshotOptions,
+    /// Serialises builds and installs (held for their whole length, in
+    /// blocking tasks only). Lock order: `snapshot_lock`, `applied`, `files`.
+    snapshot_lock: Mutex<()>,
+    files: Mutex<Files>,
+    /// A sequence lock for readers: odd while an install replaces the
+    /// column families (and after an install failed half-way).
+    install_gen: AtomicU64,
+    stats: Mutex<Stats>,
 }
 
 /// A shard's state machine on RocksDB (see the module docs).
@@ -203,7 +350,8 @@ struct Inner {
 /// [`root_at`](Self::root_at)) are short blocking RocksDB point or range
 /// reads, safe concurrently with applies; they see data no older than the
 /// last [`ShardState`] published (effects are written before the state is
-/// published). Large `leaves` ranges may be worth a `spawn_blocking`.
+/// published). Large `leaves` ranges may be worth a `spawn_blocking`. While
+/// a snapshot is being installed they fail with [`StoreError::Installing`].
 #[derive(Clone)]
 pub struct StateMachine {
     inner: Arc<Inner>,
@@ -213,6 +361,7 @@ impl Debug for StateMachine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StateMachine")
             .field("state", &*self.inner.state_tx.borrow())
+            .field("snapshot_dir", &self.inner.opts.dir)
             .finish_non_exhaustive()
     }
 }
@@ -225,29 +374,366 @@ fn sm_read_err(e: StoreError) -> StorageError<NodeId> {
     StorageIOError::<NodeId>::read_state_machine(AnyError::new(&e)).into()
 }
 
+fn snapshot_read_err(e: StoreError) -> StorageError<NodeId> {
+    StorageIOError::<NodeId>::read_snapshot(None, AnyError::new(&e)).into()
+}
+
 fn lock_poisoned() -> StoreError {
     StoreError::Task("state machine lock poisoned by an earlier panic".into())
 }
 
+/// Maps an IO error on `path` to [`StoreError::SnapshotIo`].
+fn snap_io(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::SnapshotIo {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// A format error of a file being read: the snapshot is invalid (IO errors
+/// stay IO errors).
+fn invalid(path: &Path) -> impl FnOnce(FormatError) -> StoreError + '_ {
+    move |e| match e {
+        FormatError::Io(source) => snap_io(path)(source),
+        other => StoreError::InvalidSnapshot(format!("{}: {other}", path.display())),
+    }
+}
+
+/// Reads the applied state record, if any.
+fn read_state(db: &DB) -> Result<Applied, StoreError> {
+    match db.get_cf(cf(db, CF_SM_META)?, KEY_STATE)? {
+        Some(bytes) => decode_state(&bytes),
+        None => Ok(Applied::empty()),
+    }
+}
+
+/// One synced batch clearing every state-machine column family; `marker`,
+/// if given, is written after the clearing (the start of an install).
+fn clear_state_machine(db: &DB, marker: Option<&[u8]>) -> Result<(), StoreError> {
+    let mut batch = WriteBatch::default();
+    for name in SM_CFS {
+        batch.delete_range_cf(cf(db, name)?, Vec::new(), KEY_UPPER_BOUND.to_vec());
+    }
+    if let Some(marker) = marker {
+        batch.put_cf(cf(db, CF_SM_META)?, KEY_INSTALLING, marker);
+    }
+    db.write_opt(batch, &sync_write())?;
+    Ok(())
+}
+
+/// Removes `path` if it exists.
+fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(snap_io(path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Fsyncs a directory, so that renames in it are durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(snap_io(dir))
+}
+
+/// Whether the open `file` is the file at `path`.
+fn same_file(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        false
+    }
+}
+
+/// Deletes what a previous process left in the snapshot directory: temp
+/// files and the built snapshot (not trusted across restarts), and
+/// `install.snap` unless an install is to be finished.
+fn clean_snapshot_dir(dir: &Path, keep_install: bool) -> Result<(), StoreError> {
+    for entry in fs::read_dir(dir).map_err(snap_io(dir))? {
+        let entry = entry.map_err(snap_io(dir))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let stale = name.ends_with(".tmp")
+            || name == CURRENT_FILE
+            || (name == INSTALL_FILE && !keep_install);
+        if stale {
+            remove_if_present(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes into the column families in batches of at most `bound` bytes
+/// (unsynced), counting what it did.
+struct BatchSink<'a> {
+    db: &'a DB,
+    batch: WriteBatch,
+    bound: usize,
+    stats: InstallStats,
+}
+
+/// RocksDB's per-record overhead in a `WriteBatch`, at most (tag, column
+/// family id and two lengths as varints).
+const BATCH_RECORD_OVERHEAD: usize = 16;
+
+impl BatchSink<'_> {
+    fn put(
+        &mut self,
+        cf: &rocksdb::ColumnFamily,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        let grown = self.batch.size_in_bytes() + key.len() + value.len() + BATCH_RECORD_OVERHEAD;
+        if !self.batch.is_empty() && grown > self.bound {
+            self.flush()?;
+        }
+        self.batch.put_cf(cf, key, value);
+        self.stats.records += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let batch = std::mem::take(&mut self.batch);
+        self.note(&batch);
+        self.db.write(batch)?;
+        Ok(())
+    }
+
+    fn note(&mut self, batch: &WriteBatch) {
+        self.stats.batches += 1;
+        self.stats.largest_batch = self.stats.largest_batch.max(batch.size_in_bytes());
+    }
+}
+
+/// Reads the snapshot file at `path` completely, checking it and — if
+/// `sink` is given — writing its records (but not the state record) into
+/// it. Returns the state it holds. Nothing is written before the records
+/// read so far checked out, but a file that fails late has had its earlier
+/// records written: callers validate first (`sink` None), then write.
+fn stream_snapshot(
+    db: &DB,
+    path: &Path,
+    meta: &SnapshotMeta<NodeId, BasicNode>,
+    mut sink: Option<&mut BatchSink<'_>>,
+) -> Result<Applied, StoreError> {
+    let bad = |what: String| StoreError::InvalidSnapshot(format!("{}: {what}", path.display()));
+    let file = File::open(path).map_err(snap_io(path))?;
+    let mut reader = SnapshotReader::new(BufReader::with_capacity(READ_BUFFER_BYTES, file))
+        .map_err(invalid(path))?;
+    let (roots_cf, index_cf, leaves_cf) = (
+        cf(db, CF_ROOTS)?,
+        cf(db, CF_LEAF_INDEX)?,
+        cf(db, CF_LEAVES)?,
+    );
+    let mut section: &str = "";
+    let mut state: Option<Applied> = None;
+    let mut index_entries = 0u64;
+    // The next leaf expected, from the prune point of the state.
+    let mut next_leaf = 0u64;
+    let mut pruned = 0u64;
+    loop {
+        match reader.next_frame().map_err(invalid(path))? {
+            Frame::Section(name) => {
+                if section == CF_SM_META {
+                    // The state record is complete: check it before the bulk.
+                    let applied = state.get_or_insert_with(Applied::empty);
+                    if applied.last_applied != meta.last_log_id
+                        || applied.last_membership != meta.last_membership
+                    {
+                        return Err(bad(format!(
+                            "snapshot {} holds state applied up to {:?}, its metadata says {:?}",
+                            meta.snapshot_id, applied.last_applied, meta.last_log_id
+                        )));
+                    }
+                    pruned = prune_point(applied.integrated_size);
+                    next_leaf = pruned;
+                }
+                section = name;
+            }
+            Frame::Record { key, value } => match section {
+                CF_SM_META => {
+                    if key != KEY_STATE {
+                        return Err(bad(format!(
+                            "unexpected sm_meta record {:?}",
+                            String::from_utf8_lossy(key)
+                        )));
+                    }
+                    state = Some(decode_state(value).map_err(|e| bad(e.to_string()))?);
+                }
+                CF_ROOTS => {
+                    if key.len() != 8 || value.len() != 32 {
+                        return Err(bad("malformed roots record".into()));
+                    }
+                    if let Some(sink) = sink.as_deref_mut() {
+                        sink.put(roots_cf, key, value)?;
+                    }
+                }
+                CF_LEAF_INDEX => {
+                    if key.len() != 32 || value.len() != 8 {
+                        return Err(bad("malformed leaf_index record".into()));
+                    }
+                    index_entries += 1;
+                    if let Some(sink) = sink.as_deref_mut() {
+                        sink.put(index_cf, key, value)?;
+                    }
+                }
+                CF_LEAVES => {
+                    let index = decode_u64(key, "leaves key").map_err(|e| bad(e.to_string()))?;
+                    if value.len() != LEAF_SIZE {
+                        return Err(bad(format!("leaf {index} has {} bytes", value.len())));
+                    }
+                    if index < pruned {
+                        if let Some(sink) = sink.as_deref_mut() {
+                            sink.stats.skipped_leaves += 1;
+                        }
+                        continue;
+                    }
+                    if index != next_leaf {
+                        return Err(bad(format!("leaf {next_leaf} is missing")));
+                    }
+                    next_leaf += 1;
+                    if let Some(sink) = sink.as_deref_mut() {
+                        sink.put(leaves_cf, key, value)?;
+                    }
+                }
+                other => return Err(bad(format!("record in section {other:?}"))),
+            },
+            Frame::End => break,
+        }
+    }
+    let Some(applied) = state else {
+        return Err(bad("no state section".into()));
+    };
+    let size = applied.tree.size();
+    if next_leaf != size {
+        return Err(bad(format!(
+            "leaves {pruned}..{next_leaf} for a tree of {size} (pruned below {pruned})"
+        )));
+    }
+    if index_entries != size {
+        return Err(bad(format!(
+            "{index_entries} leaf_index entries for a tree of {size}"
+        )));
+    }
+    Ok(applied)
+}
+
+/// Replaces the state-machine column families with the (validated)
+/// snapshot at `path`: marker, batches, final batch (module docs, steps
+/// 3–5). On error the marker stays: the state machine is empty.
+fn install_file(
+    db: &DB,
+    opts: &SnapshotOptions,
+    path: &Path,
+    meta: &SnapshotMeta<NodeId, BasicNode>,
+) -> Result<(Applied, InstallStats), StoreError> {
+    let marker = postcard::to_stdvec(meta)
+        .map_err(|e| StoreError::Corrupt(format!("encoding the install marker: {e}")))?;
+    clear_state_machine(db, Some(&marker))?;
+    let mut sink = BatchSink {
+        db,
+        batch: WriteBatch::default(),
+        bound: opts.install_batch_bytes.max(1),
+        stats: InstallStats::default(),
+    };
+    let applied = stream_snapshot(db, path, meta, Some(&mut sink))?;
+    let meta_cf = cf(db, CF_SM_META)?;
+    let mut last = std::mem::take(&mut sink.batch);
+    last.put_cf(meta_cf, KEY_STATE, encode_state(&applied)?);
+    last.delete_cf(meta_cf, KEY_INSTALLING);
+    sink.stats.records += 1;
+    sink.note(&last);
+    // Synced: it also makes the unsynced batches before it durable (one
+    // WAL), and openraft purges the Raft log up to the snapshot.
+    db.write_opt(last, &sync_write())?;
+    Ok((applied, sink.stats))
+}
+
+/// On open, with the `installing` marker set: finish the install from
+/// `install.snap` if possible, else wipe the state machine (module docs).
+fn recover_interrupted_install(
+    db: &DB,
+    opts: &SnapshotOptions,
+    marker: &[u8],
+) -> Result<(), StoreError> {
+    let path = opts.dir.join(INSTALL_FILE);
+    let meta: Option<SnapshotMeta<NodeId, BasicNode>> = postcard::from_bytes(marker).ok();
+    if let Some(meta) = &meta
+        && path.exists()
+    {
+        let finished = stream_snapshot(db, &path, meta, None)
+            .and_then(|_| install_file(db, opts, &path, meta));
+        match finished {
+            Ok((applied, _)) => {
+                tracing::warn!(
+                    snapshot_id = %meta.snapshot_id,
+                    tree_size = applied.tree.size(),
+                    "finished a snapshot install that was interrupted"
+                );
+                remove_if_present(&path)?;
+                return Ok(());
+            }
+            Err(e) => tracing::error!(
+                snapshot_id = %meta.snapshot_id,
+                error = %e,
+                "an interrupted snapshot install cannot be finished from its file"
+            ),
+        }
+    }
+    tracing::error!(
+        "the state machine was left half-way through a snapshot install: wiping it; \
+         it is empty until Raft installs a snapshot again"
+    );
+    clear_state_machine(db, None)?;
+    remove_if_present(&path)
+}
+
 impl StateMachine {
-    /// The state machine on `db` (from [`open_shard_db`](crate::log_store::open_shard_db)), with the applied
-    /// state read from disk: empty for a fresh database. Blocking (a few
-    /// reads). Fails if a column family is missing or the state is corrupt.
+    /// The state machine on `db` (from [`open_shard_db`](crate::log_store::open_shard_db)), with
+    /// [`SnapshotOptions::beside`] the database directory. See
+    /// [`with_options`](Self::with_options).
     pub fn new(db: Arc<DB>) -> Result<Self, StoreError> {
+        let opts = SnapshotOptions::beside(db.path());
+        Self::with_options(db, opts)
+    }
+
+    /// The state machine on `db`, with the applied state read from disk:
+    /// empty for a fresh database. Creates the snapshot directory and
+    /// deletes stale files in it. A database left half-way through a
+    /// snapshot install is repaired first (module docs), which may take as
+    /// long as an install; otherwise a few reads. Blocking. Fails if a
+    /// column family is missing, the state is corrupt, or the snapshot
+    /// directory is not usable.
+    pub fn with_options(db: Arc<DB>, opts: SnapshotOptions) -> Result<Self, StoreError> {
         for name in SM_CFS {
             cf(&db, name)?;
         }
-        let applied = match db.get_cf(cf(&db, CF_SM_META)?, KEY_STATE)? {
-            Some(bytes) => decode_state(&bytes)?,
-            None => Applied::empty(),
-        };
+        fs::create_dir_all(&opts.dir).map_err(snap_io(&opts.dir))?;
+        let marker = db.get_cf(cf(&db, CF_SM_META)?, KEY_INSTALLING)?;
+        clean_snapshot_dir(&opts.dir, marker.is_some())?;
+        if let Some(marker) = marker {
+            recover_interrupted_install(&db, &opts, &marker)?;
+        }
+        let applied = read_state(&db)?;
         let (state_tx, _) = watch::channel(applied.shard_state());
         Ok(StateMachine {
             inner: Arc::new(Inner {
                 db,
                 applied: Mutex::new(applied),
                 state_tx,
-                has_snapshot: AtomicBool::new(false),
+                opts,
+                snapshot_lock: Mutex::new(()),
+                files: Mutex::new(Files::default()),
+                install_gen: AtomicU64::new(0),
+                stats: Mutex::new(Stats::default()),
             }),
         })
     }
@@ -264,21 +750,59 @@ impl StateMachine {
         self.inner.state_tx.borrow().clone()
     }
 
+    /// The directory of this state machine's snapshot files.
+    pub fn snapshot_dir(&self) -> &Path {
+        &self.inner.opts.dir
+    }
+
+    /// Every leaf below this index is pruned: [`prune_point`] of the
+    /// published integrated size.
+    pub fn pruned_below(&self) -> u64 {
+        prune_point(self.inner.state_tx.borrow().integrated_size)
+    }
+
+    /// What the latest snapshot build since open wrote, if any.
+    pub fn last_build_stats(&self) -> Option<WriteStats> {
+        self.inner.stats.lock().ok().and_then(|s| s.build)
+    }
+
+    /// What the latest snapshot install since open wrote, if any.
+    pub fn last_install_stats(&self) -> Option<InstallStats> {
+        self.inner.stats.lock().ok().and_then(|s| s.install)
+    }
+
+    /// Runs `read` unless an install is (or was, during it) replacing the
+    /// column families: a sequence lock, so a read never mixes states.
+    fn guarded<T>(&self, read: impl FnOnce(&DB) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let generation = self.inner.install_gen.load(Ordering::SeqCst);
+        if generation % 2 == 1 {
+            return Err(StoreError::Installing);
+        }
+        let out = read(&self.inner.db);
+        if self.inner.install_gen.load(Ordering::SeqCst) != generation {
+            return Err(StoreError::Installing);
+        }
+        out
+    }
+
     /// The index of the leaf whose RFC 6962 leaf hash is `leaf_hash`, if it
-    /// is sequenced (committed and applied).
+    /// is sequenced (committed and applied). Pruned leaves are still found.
     pub fn leaf_index(&self, leaf_hash: &Hash) -> Result<Option<u64>, StoreError> {
-        let db = &self.inner.db;
-        db.get_cf(cf(db, CF_LEAF_INDEX)?, leaf_hash)?
-            .map(|v| decode_u64(&v, "leaf_index value"))
-            .transpose()
+        self.guarded(|db| {
+            db.get_cf(cf(db, CF_LEAF_INDEX)?, leaf_hash)?
+                .map(|v| decode_u64(&v, "leaf_index value"))
+                .transpose()
+        })
     }
 
     /// The leaves with indices `[start, end)`, in order.
     ///
     /// Fails with [`StoreError::InvalidArgument`] if `start > end`, if more
     /// than [`MAX_READ_LEAVES`] are asked for, or if `end` is above the
-    /// published tree size; with [`StoreError::Corrupt`] if a leaf of the
-    /// range is missing.
+    /// published tree size; with [`StoreError::Pruned`] if the range is not
+    /// empty and starts below [`pruned_below`](Self::pruned_below) (those
+    /// leaves are in the entry bundles); with [`StoreError::Corrupt`] if a
+    /// leaf of the range is missing otherwise.
     pub fn leaves(&self, start: u64, end: u64) -> Result<Vec<[u8; LEAF_SIZE]>, StoreError> {
         if start > end {
             return Err(StoreError::InvalidArgument(format!(
@@ -297,31 +821,54 @@ impl StateMachine {
                 "leaf range {start}..{end} is beyond the tree size {tree_size}"
             )));
         }
-        let db = &self.inner.db;
-        let start_key = index_key(start);
-        let mode = rocksdb::IteratorMode::From(&start_key, rocksdb::Direction::Forward);
-        // `count ≤ MAX_READ_LEAVES`, so the capacity is small.
-        let mut out = Vec::with_capacity(count as usize);
-        let mut expected = start;
-        for item in db.iterator_cf(cf(db, CF_LEAVES)?, mode) {
-            if expected == end {
-                break;
-            }
-            let (key, value) = item?;
-            let index = decode_u64(&key, "leaves key")?;
-            if index != expected {
-                return Err(StoreError::Corrupt(format!("leaf {expected} is missing")));
-            }
-            let leaf = <[u8; LEAF_SIZE]>::try_from(&*value).map_err(|_| {
-                StoreError::Corrupt(format!("leaf {index} has {} bytes", value.len()))
-            })?;
-            out.push(leaf);
-            expected += 1;
+        if count == 0 {
+            return Ok(Vec::new());
         }
-        if expected != end {
-            return Err(StoreError::Corrupt(format!("leaf {expected} is missing")));
+        let pruned = |pruned_below| StoreError::Pruned {
+            start,
+            end,
+            pruned_below,
+        };
+        let pruned_below = self.pruned_below();
+        if start < pruned_below {
+            return Err(pruned(pruned_below));
         }
-        Ok(out)
+        self.guarded(|db| {
+            // A leaf missing because an apply pruned it meanwhile is pruned,
+            // not corruption.
+            let missing = |index: u64| {
+                let now = self.pruned_below();
+                if index < now {
+                    pruned(now)
+                } else {
+                    StoreError::Corrupt(format!("leaf {index} is missing"))
+                }
+            };
+            let start_key = index_key(start);
+            let mode = rocksdb::IteratorMode::From(&start_key, rocksdb::Direction::Forward);
+            // `count ≤ MAX_READ_LEAVES`, so the capacity is small.
+            let mut out = Vec::with_capacity(count as usize);
+            let mut expected = start;
+            for item in db.iterator_cf(cf(db, CF_LEAVES)?, mode) {
+                if expected == end {
+                    break;
+                }
+                let (key, value) = item?;
+                let index = decode_u64(&key, "leaves key")?;
+                if index != expected {
+                    return Err(missing(expected));
+                }
+                let leaf = <[u8; LEAF_SIZE]>::try_from(&*value).map_err(|_| {
+                    StoreError::Corrupt(format!("leaf {index} has {} bytes", value.len()))
+                })?;
+                out.push(leaf);
+                expected += 1;
+            }
+            if expected != end {
+                return Err(missing(expected));
+            }
+            Ok(out)
+        })
     }
 
     /// The root of the tree of `size` leaves if `size` is 0 (`EMPTY_ROOT`) or
@@ -331,10 +878,11 @@ impl StateMachine {
         if size == 0 {
             return Ok(Some(EMPTY_ROOT));
         }
-        let db = &self.inner.db;
-        db.get_cf(cf(db, CF_ROOTS)?, index_key(size))?
-            .map(|v| decode_hash(&v, "roots value"))
-            .transpose()
+        self.guarded(|db| {
+            db.get_cf(cf(db, CF_ROOTS)?, index_key(size))?
+                .map(|v| decode_hash(&v, "roots value"))
+                .transpose()
+        })
     }
 
     /// Publishes `applied` to subscribers.
@@ -381,115 +929,233 @@ impl StateMachine {
         Ok(responses)
     }
 
-    /// Reads a consistent snapshot of the state-machine CFs. Blocking.
+    fn next_seq(&self) -> Result<u64, StoreError> {
+        let mut files = self.inner.files.lock().map_err(|_| lock_poisoned())?;
+        files.next_seq += 1;
+        Ok(files.next_seq)
+    }
+
+    /// Streams a consistent snapshot of the state-machine CFs into a file
+    /// and makes it the current snapshot (module docs). Blocking.
     fn build_blocking(&self) -> Result<Snapshot<TypeConfig>, StoreError> {
+        let _serial = self
+            .inner
+            .snapshot_lock
+            .lock()
+            .map_err(|_| lock_poisoned())?;
         let db = &self.inner.db;
+        let dir = &self.inner.opts.dir;
         let snap = db.snapshot();
-        let applied = match snap.get_cf(cf(db, CF_SM_META)?, KEY_STATE)? {
+        let meta_cf = cf(db, CF_SM_META)?;
+        if snap.get_cf(meta_cf, KEY_INSTALLING)?.is_some() {
+            // Only after a failed install: there is no valid state.
+            return Err(StoreError::Installing);
+        }
+        let applied = match snap.get_cf(meta_cf, KEY_STATE)? {
             Some(bytes) => decode_state(&bytes)?,
             None => Applied::empty(),
         };
-        let mut cfs = Vec::with_capacity(SM_CFS.len());
-        for name in SM_CFS {
-            let mut records = Vec::new();
-            for item in snap.iterator_cf(cf(db, name)?, rocksdb::IteratorMode::Start) {
-                let (k, v) = item?;
-                records.push((k.into_vec(), v.into_vec()));
+        let seq = self.next_seq()?;
+        let tmp = dir.join(format!("build-{seq}.tmp"));
+        let written = (|| {
+            let file = File::create(&tmp).map_err(snap_io(&tmp))?;
+            let mut writer = SnapshotWriter::new(file, self.inner.opts.write_chunk_bytes);
+            let format = |e: FormatError| match e {
+                FormatError::Io(source) => snap_io(&tmp)(source),
+                other => StoreError::Corrupt(format!("building a snapshot: {other}")),
+            };
+            for name in SECTION_ORDER {
+                writer.begin_section(name).map_err(format)?;
+                for item in snap.iterator_cf(cf(db, name)?, rocksdb::IteratorMode::Start) {
+                    let (key, value) = item?;
+                    writer.record(&key, &value).map_err(format)?;
+                }
             }
-            cfs.push((name.to_string(), records));
-        }
-        let data = postcard::to_stdvec(&SnapshotFile::V1 { cfs })
-            .map_err(|e| StoreError::Corrupt(format!("encoding snapshot: {e}")))?;
-        // The content is a function of the applied log prefix, so the last
-        // applied log id identifies it.
-        let snapshot_id = match &applied.last_applied {
-            Some(id) => id.to_string(),
-            None => "empty".to_string(),
+            // Not synced: a built snapshot is not kept across a restart.
+            let (_file, stats) = writer.finish().map_err(format)?;
+            Ok(stats)
+        })();
+        let stats = match written {
+            Ok(stats) => stats,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
         };
         let meta = SnapshotMeta {
             last_log_id: applied.last_applied,
             last_membership: applied.last_membership.clone(),
-            snapshot_id,
+            snapshot_id: snapshot_id(&applied.last_applied, seq),
         };
+        let file = {
+            let mut files = self.inner.files.lock().map_err(|_| lock_poisoned())?;
+            let current = dir.join(CURRENT_FILE);
+            fs::rename(&tmp, &current).map_err(snap_io(&current))?;
+            files.current = Some(meta.clone());
+            File::open(&current).map_err(snap_io(&current))?
+        };
+        if let Ok(mut s) = self.inner.stats.lock() {
+            s.build = Some(stats);
+        }
         tracing::info!(
             snapshot_id = %meta.snapshot_id,
             tree_size = applied.tree.size(),
-            bytes = data.len(),
+            bytes = stats.bytes,
+            records = stats.records,
             "built state machine snapshot"
         );
-        self.inner.has_snapshot.store(true, Ordering::Release);
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
         })
     }
 
-    /// Replaces the state with a snapshot's, in one synced batch. Blocking.
+    /// The current snapshot file, opened for reading. Blocking.
+    fn current_blocking(&self) -> Result<Option<Snapshot<TypeConfig>>, StoreError> {
+        let files = self.inner.files.lock().map_err(|_| lock_poisoned())?;
+        let Some(meta) = files.current.clone() else {
+            return Ok(None);
+        };
+        let path = self.inner.opts.dir.join(CURRENT_FILE);
+        let file = File::open(&path).map_err(snap_io(&path))?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
+        }))
+    }
+
+    /// A fresh file to receive a snapshot into; an earlier one that was
+    /// never installed is deleted. Blocking.
+    fn begin_receiving_blocking(&self) -> Result<File, StoreError> {
+        let mut files = self.inner.files.lock().map_err(|_| lock_poisoned())?;
+        if let Some(abandoned) = files.receiving.take() {
+            remove_if_present(&abandoned)?;
+        }
+        files.next_seq += 1;
+        let path = self
+            .inner
+            .opts
+            .dir
+            .join(format!("recv-{}.tmp", files.next_seq));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(snap_io(&path))?;
+        files.receiving = Some(path);
+        Ok(file)
+    }
+
+    /// Makes the received `data` the durable `install.snap`: renamed if it
+    /// is the file `begin_receiving_snapshot` handed out, copied otherwise.
+    fn take_received(&self, mut data: File, install: &Path) -> Result<(), StoreError> {
+        let dir = &self.inner.opts.dir;
+        let received = self
+            .inner
+            .files
+            .lock()
+            .map_err(|_| lock_poisoned())?
+            .receiving
+            .take();
+        match received {
+            Some(path) if same_file(&data, &path) => {
+                data.sync_all().map_err(snap_io(&path))?;
+                fs::rename(&path, install).map_err(snap_io(install))?;
+            }
+            other => {
+                if let Some(abandoned) = other {
+                    remove_if_present(&abandoned)?;
+                }
+                let tmp = dir.join(INSTALL_TMP);
+                let mut out = File::create(&tmp).map_err(snap_io(&tmp))?;
+                data.seek(SeekFrom::Start(0)).map_err(snap_io(&tmp))?;
+                io::copy(&mut data, &mut out).map_err(snap_io(&tmp))?;
+                out.sync_all().map_err(snap_io(&tmp))?;
+                fs::rename(&tmp, install).map_err(snap_io(install))?;
+            }
+        }
+        sync_dir(dir)
+    }
+
+    /// Replaces the state with a snapshot's (module docs, *Install*).
+    /// Blocking.
     fn install_blocking(
         &self,
         meta: &SnapshotMeta<NodeId, BasicNode>,
-        data: &[u8],
+        data: File,
     ) -> Result<(), StoreError> {
-        let SnapshotFile::V1 { cfs } = postcard::from_bytes(data)
-            .map_err(|e| StoreError::Corrupt(format!("snapshot {}: {e}", meta.snapshot_id)))?;
+        let _serial = self
+            .inner
+            .snapshot_lock
+            .lock()
+            .map_err(|_| lock_poisoned())?;
         let db = &self.inner.db;
-        let mut batch = WriteBatch::default();
-        for name in SM_CFS {
-            batch.delete_range_cf(cf(db, name)?, Vec::new(), KEY_UPPER_BOUND.to_vec());
-        }
-        let mut seen = Vec::new();
-        let mut state = None;
-        let mut leaf_count = 0u64;
-        for (name, records) in &cfs {
-            let Some(&known) = SM_CFS.iter().find(|n| **n == name.as_str()) else {
-                return Err(StoreError::Corrupt(format!(
-                    "snapshot has unknown column family {name:?}"
-                )));
-            };
-            if seen.contains(&known) {
-                return Err(StoreError::Corrupt(format!(
-                    "snapshot repeats column family {name:?}"
-                )));
-            }
-            seen.push(known);
-            let handle = cf(db, known)?;
-            for (k, v) in records {
-                if known == CF_SM_META && k == KEY_STATE {
-                    state = Some(decode_state(v)?);
-                }
-                if known == CF_LEAVES {
-                    leaf_count += 1;
-                }
-                batch.put_cf(handle, k, v);
-            }
-        }
-        let applied = state.unwrap_or_else(Applied::empty);
-        if applied.last_applied != meta.last_log_id {
-            return Err(StoreError::Corrupt(format!(
-                "snapshot {} holds state applied up to {:?}, its metadata says {:?}",
-                meta.snapshot_id, applied.last_applied, meta.last_log_id
-            )));
-        }
-        if leaf_count != applied.tree.size() {
-            return Err(StoreError::Corrupt(format!(
-                "snapshot {} holds {leaf_count} leaves for a tree of {}",
-                meta.snapshot_id,
-                applied.tree.size()
-            )));
+        let dir = &self.inner.opts.dir;
+        let install = dir.join(INSTALL_FILE);
+        self.take_received(data, &install)?;
+        // Validate completely before anything changes.
+        if let Err(e) = stream_snapshot(db, &install, meta, None) {
+            remove_if_present(&install)?;
+            return Err(e);
         }
         let mut guard = self.inner.applied.lock().map_err(|_| lock_poisoned())?;
-        // Synced: openraft purges the Raft log up to the snapshot next, so the
-        // installed state must survive a crash on its own.
-        db.write_opt(batch, &sync_write())?;
+        self.inner.install_gen.fetch_add(1, Ordering::SeqCst);
+        let (applied, stats) = match install_file(db, &self.inner.opts, &install, meta) {
+            Ok(done) => done,
+            Err(e) => {
+                // The marker is set (or the database failed): empty, and
+                // reads keep failing. `install.snap` stays for the next open.
+                *guard = Applied::empty();
+                self.publish(&guard);
+                if let Ok(mut files) = self.inner.files.lock() {
+                    files.current = None;
+                }
+                tracing::error!(snapshot_id = %meta.snapshot_id, error = %e, "snapshot install failed half-way; the state machine is empty");
+                return Err(e);
+            }
+        };
         *guard = applied;
-        self.inner.has_snapshot.store(true, Ordering::Release);
+        self.inner.install_gen.fetch_add(1, Ordering::SeqCst);
         self.publish(&guard);
+        {
+            // The installed file is a snapshot of exactly this state.
+            let mut files = self.inner.files.lock().map_err(|_| lock_poisoned())?;
+            let current = dir.join(CURRENT_FILE);
+            match fs::rename(&install, &current) {
+                Ok(()) => files.current = Some(meta.clone()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "keeping the installed snapshot file failed; the next one is built");
+                    files.current = None;
+                    remove_if_present(&install)?;
+                }
+            }
+        }
+        if let Ok(mut s) = self.inner.stats.lock() {
+            s.install = Some(stats);
+        }
         tracing::info!(
             snapshot_id = %meta.snapshot_id,
             tree_size = guard.tree.size(),
+            records = stats.records,
+            batches = stats.batches,
             "installed state machine snapshot"
         );
         Ok(())
+    }
+}
+
+/// A snapshot id: the last applied log id (the content is a function of
+/// the applied prefix), made unique per build so that a receiver never
+/// mixes the chunks of two files.
+fn snapshot_id(last_applied: &Option<LogId<NodeId>>, seq: u64) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    match last_applied {
+        Some(id) => format!("{id}-{nanos:x}-{seq}"),
+        None => format!("empty-{nanos:x}-{seq}"),
     }
 }
 
@@ -543,6 +1209,18 @@ impl Batch<'_> {
                         "integrated root for size {size} does not match the sequenced tree"
                     ))),
                     Some(_) => {
+                        // Leaves of full entry bundles below the new size are
+                        // in object storage for good: prune them (see the
+                        // module docs). The dedup index stays.
+                        let before = prune_point(work.integrated_size);
+                        let after = prune_point(size);
+                        if after > before {
+                            self.batch.delete_range_cf(
+                                cf(self.db, CF_LEAVES)?,
+                                index_key(0),
+                                index_key(after),
+                            );
+                        }
                         work.integrated_size = size;
                         work.integrated_root = root;
                         Ok(CommandResponse::Applied)
@@ -660,11 +1338,12 @@ impl Batch<'_> {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    /// Streams the state into a new snapshot file (module docs).
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         let this = self.clone();
         blocking(move || this.build_blocking())
             .await
-            .map_err(|e| StorageIOError::<NodeId>::read_snapshot(None, AnyError::new(&e)).into())
+            .map_err(snapshot_read_err)
     }
 }
 
@@ -703,21 +1382,29 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
+    /// A new, empty `recv-<n>.tmp` in the snapshot directory.
     async fn begin_receiving_snapshot(
         &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    ) -> Result<Box<tokio::fs::File>, StorageError<NodeId>> {
+        let this = self.clone();
+        let file = blocking(move || this.begin_receiving_blocking())
+            .await
+            .map_err(|e| StorageIOError::<NodeId>::write_snapshot(None, AnyError::new(&e)))?;
+        Ok(Box::new(tokio::fs::File::from_std(file)))
     }
 
+    /// Validates the whole file, then replaces the state in bounded batches
+    /// (module docs). An invalid file changes nothing.
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError<NodeId>> {
+        // Waits for any write openraft left in flight on the file.
+        let data = snapshot.into_std().await;
         let this = self.clone();
         let owned_meta = meta.clone();
-        let data = snapshot.into_inner();
-        blocking(move || this.install_blocking(&owned_meta, &data))
+        blocking(move || this.install_blocking(&owned_meta, data))
             .await
             .map_err(|e| {
                 StorageIOError::<NodeId>::write_snapshot(Some(meta.signature()), AnyError::new(&e))
@@ -725,14 +1412,215 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             })
     }
 
-    /// `None` until a snapshot was built or installed since open; then a
-    /// fresh snapshot of the current state (see the module docs).
+    /// The latest snapshot built or installed since open, opened afresh;
+    /// `None` before the first.
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        if !self.inner.has_snapshot.load(Ordering::Acquire) {
-            return Ok(None);
+        let this = self.clone();
+        blocking(move || this.current_blocking())
+            .await
+            .map_err(snapshot_read_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Crash recovery of installs, which needs the on-disk marker; the rest
+    //! is tested through the public API in `tests/raft_storage.rs`.
+
+    use super::*;
+    use crate::log_store::open_shard_db;
+    use openraft::CommittedLeaderId;
+
+    fn leaf(n: u32) -> [u8; LEAF_SIZE] {
+        let mut l = [0u8; LEAF_SIZE];
+        l[..4].copy_from_slice(&n.to_be_bytes());
+        l
+    }
+
+    fn open(dir: &Path) -> StateMachine {
+        StateMachine::new(open_shard_db(&dir.join("db")).unwrap()).unwrap()
+    }
+
+    /// Applies appends of `per_batch` leaves for `0..n`, then `Integrated`
+    /// at `integrated` (a batch boundary).
+    async fn grow(sm: &mut StateMachine, n: u32, per_batch: u32, integrated: u64) {
+        let mut index = 1;
+        let mut entry = |command| {
+            index += 1;
+            Entry::<TypeConfig> {
+                log_id: LogId::new(CommittedLeaderId::new(1, 0), index),
+                payload: EntryPayload::Normal(command),
+            }
+        };
+        let entries: Vec<_> = (0..n)
+            .step_by(per_batch as usize)
+            .map(|first| {
+                entry(Command::Append {
+                    leaves: (first..n.min(first + per_batch)).flat_map(leaf).collect(),
+                })
+            })
+            .collect();
+        sm.apply(entries).await.unwrap();
+        let root = sm.root_at(integrated).unwrap().unwrap();
+        let last = entry(Command::Integrated {
+            size: integrated,
+            root,
+        });
+        sm.apply([last]).await.unwrap();
+        assert_eq!(sm.state().integrated_size, integrated);
+    }
+
+    fn count(db: &DB, name: &'static str) -> usize {
+        db.iterator_cf(cf(db, name).unwrap(), rocksdb::IteratorMode::Start)
+            .count()
+    }
+
+    /// A database left as a crash half-way through an install leaves it:
+    /// marker set, some of the new records written.
+    fn crash_mid_install(dir: &Path, meta: &SnapshotMeta<NodeId, BasicNode>) {
+        let db = open_shard_db(&dir.join("db")).unwrap();
+        let marker = postcard::to_stdvec(meta).unwrap();
+        clear_state_machine(&db, Some(&marker)).unwrap();
+        db.put_cf(cf(&db, CF_LEAVES).unwrap(), index_key(0), leaf(0))
+            .unwrap();
+    }
+
+    async fn built(sm: &mut StateMachine) -> Snapshot<TypeConfig> {
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_store_reopened_mid_install_without_its_file_comes_back_empty() {
+        let (ldir, fdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = open(ldir.path());
+        grow(&mut leader, 300, 100, 300).await;
+        let snapshot = built(&mut leader).await;
+        let mut follower = open(fdir.path());
+        grow(&mut follower, 10, 5, 10).await;
+        drop(follower);
+
+        crash_mid_install(fdir.path(), &snapshot.meta);
+        let mut follower = open(fdir.path());
+        // Not the old state, not half of the new one: nothing, so Raft
+        // sends a snapshot again.
+        let (last_applied, _) = follower.applied_state().await.unwrap();
+        assert_eq!(last_applied, None);
+        assert_eq!(follower.state(), Applied::empty().shard_state());
+        let db = &follower.inner.db;
+        for name in SM_CFS {
+            assert_eq!(count(db, name), 0, "{name} is not empty");
         }
-        self.build_snapshot().await.map(Some)
+        assert_eq!(
+            follower
+                .leaf_index(&cairn_tlog::leaf_hash(&leaf(3)))
+                .unwrap(),
+            None
+        );
+        // It installs the next snapshot normally.
+        follower
+            .install_snapshot(&snapshot.meta, snapshot.snapshot)
+            .await
+            .unwrap();
+        assert_eq!(follower.state(), leader.state());
+    }
+
+    #[tokio::test]
+    async fn a_store_reopened_mid_install_finishes_it_from_the_received_file() {
+        let (ldir, fdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = open(ldir.path());
+        grow(&mut leader, 300, 100, 300).await;
+        let snapshot = built(&mut leader).await;
+        let follower = open(fdir.path());
+        let snapshots = follower.snapshot_dir().to_path_buf();
+        drop(follower);
+
+        crash_mid_install(fdir.path(), &snapshot.meta);
+        fs::copy(
+            leader.snapshot_dir().join(CURRENT_FILE),
+            snapshots.join(INSTALL_FILE),
+        )
+        .unwrap();
+        let mut follower = open(fdir.path());
+        assert_eq!(follower.state(), leader.state());
+        let (last_applied, _) = follower.applied_state().await.unwrap();
+        assert_eq!(last_applied, snapshot.meta.last_log_id);
+        assert_eq!(
+            follower.leaves(256, 300).unwrap(),
+            leader.leaves(256, 300).unwrap()
+        );
+        let db = &follower.inner.db;
+        assert!(
+            db.get_cf(cf(db, CF_SM_META).unwrap(), KEY_INSTALLING)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(count(db, CF_LEAVES), 44, "pruned as the snapshot");
+        assert!(!snapshots.join(INSTALL_FILE).exists());
+    }
+
+    #[tokio::test]
+    async fn a_store_reopened_mid_install_with_a_damaged_file_comes_back_empty() {
+        let (ldir, fdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = open(ldir.path());
+        grow(&mut leader, 300, 100, 300).await;
+        let snapshot = built(&mut leader).await;
+        let follower = open(fdir.path());
+        let snapshots = follower.snapshot_dir().to_path_buf();
+        drop(follower);
+
+        crash_mid_install(fdir.path(), &snapshot.meta);
+        let bytes = fs::read(leader.snapshot_dir().join(CURRENT_FILE)).unwrap();
+        fs::write(snapshots.join(INSTALL_FILE), &bytes[..bytes.len() - 1]).unwrap();
+        let follower = open(fdir.path());
+        assert_eq!(follower.state(), Applied::empty().shard_state());
+        assert_eq!(count(&follower.inner.db, CF_LEAF_INDEX), 0);
+        assert!(!snapshots.join(INSTALL_FILE).exists());
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_holding_pruned_leaves_installs_pruned() {
+        let (ldir, fdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = open(ldir.path());
+        grow(&mut leader, 600, 300, 600).await;
+        // As a replica that has not pruned yet (written before pruning
+        // existed) would hold them.
+        let db = leader.inner.db.clone();
+        for n in 0..512 {
+            db.put_cf(cf(&db, CF_LEAVES).unwrap(), index_key(n), leaf(n as u32))
+                .unwrap();
+        }
+        let snapshot = built(&mut leader).await;
+        let mut follower = open(fdir.path());
+        follower
+            .install_snapshot(&snapshot.meta, snapshot.snapshot)
+            .await
+            .unwrap();
+        assert_eq!(follower.last_install_stats().unwrap().skipped_leaves, 512);
+        assert_eq!(count(&follower.inner.db, CF_LEAVES), 88);
+        assert_eq!(follower.state(), leader.state());
+    }
+
+    #[tokio::test]
+    async fn reads_during_an_install_fail_rather_than_see_a_mixed_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = open(dir.path());
+        grow(&mut sm, 10, 10, 10).await;
+        assert_eq!(sm.leaves(0, 1).unwrap(), vec![leaf(0)]);
+        sm.inner.install_gen.fetch_add(1, Ordering::SeqCst);
+        assert!(matches!(sm.leaves(0, 1), Err(StoreError::Installing)));
+        assert!(matches!(
+            sm.leaf_index(&cairn_tlog::leaf_hash(&leaf(0))),
+            Err(StoreError::Installing)
+        ));
+        assert!(matches!(sm.root_at(10), Err(StoreError::Installing)));
+        assert!(!StoreError::Installing.is_fatal());
+        sm.inner.install_gen.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(sm.root_at(10).unwrap(), Some(sm.state().tree_root));
     }
 }

@@ -6,8 +6,6 @@
 //! commands, so their meaning must never change once a shard has used them:
 //! add new variants instead.
 
-use std::io::Cursor;
-
 use cairn_tlog::Hash;
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +20,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

@@ -3,11 +3,13 @@
 //! snapshot behaviour.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
+use std::path::Path;
 use std::sync::Arc;
 
 use cairn_sequencer::log_store::{RaftLogStore, StoreError, open_shard_db};
-use cairn_sequencer::state_machine::{MAX_APPEND_LEAVES, MAX_READ_LEAVES, StateMachine};
+use cairn_sequencer::state_machine::{
+    MAX_APPEND_LEAVES, MAX_READ_LEAVES, SnapshotOptions, StateMachine,
+};
 use cairn_sequencer::types::{
     Command, CommandResponse, CosignedHead, LEAF_SIZE, NodeId, ShardState, StoredCosignature,
     TypeConfig,
@@ -31,7 +33,8 @@ impl StoreBuilder<TypeConfig, RaftLogStore, StateMachine, TempDir> for RocksBuil
             StorageIOError::<NodeId>::write(AnyError::error(e.to_string())).into()
         };
         let dir = tempfile::tempdir().map_err(|e| io(&e))?;
-        let db = open_shard_db(dir.path()).map_err(|e| io(&e))?;
+        // A subdirectory, so the snapshot directory beside it is in `dir`.
+        let db = open_shard_db(&dir.path().join("db")).map_err(|e| io(&e))?;
         let log = RaftLogStore::new(db.clone()).map_err(|e| io(&e))?;
         let sm = StateMachine::new(db).map_err(|e| io(&e))?;
         Ok((dir, log, sm))
@@ -70,10 +73,24 @@ struct Shard {
     next_index: u64,
 }
 
+/// The state machine of the database in `dir/db`, with its snapshots in
+/// `dir/db.snapshots`, and `options` applied to the defaults.
+fn open_sm(dir: &Path, options: impl FnOnce(&mut SnapshotOptions)) -> StateMachine {
+    let path = dir.join("db");
+    let mut opts = SnapshotOptions::beside(&path);
+    assert_eq!(opts.dir, dir.join("db.snapshots"));
+    options(&mut opts);
+    StateMachine::with_options(open_shard_db(&path).unwrap(), opts).unwrap()
+}
+
 impl Shard {
     fn new() -> Self {
+        Self::with_options(|_| {})
+    }
+
+    fn with_options(options: impl FnOnce(&mut SnapshotOptions)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let sm = StateMachine::new(open_shard_db(dir.path()).unwrap()).unwrap();
+        let sm = open_sm(dir.path(), options);
         Shard {
             dir,
             sm,
@@ -115,13 +132,24 @@ impl Shard {
             next_index,
         } = self;
         drop(sm);
-        let sm = StateMachine::new(open_shard_db(dir.path()).unwrap()).unwrap();
+        let sm = open_sm(dir.path(), |_| {});
         Shard {
             dir,
             sm,
             next_index,
         }
     }
+}
+
+/// An unnamed temp file holding `bytes`, as openraft hands snapshot data
+/// to `install_snapshot`.
+async fn file_with(bytes: &[u8]) -> tokio::fs::File {
+    use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+    let mut file = tokio::fs::File::from_std(tempfile::tempfile().unwrap());
+    file.write_all(bytes).await.unwrap();
+    file.flush().await.unwrap();
+    file.seek(std::io::SeekFrom::Start(0)).await.unwrap();
+    file
 }
 
 fn root(sm: &StateMachine, size: u64) -> Hash {
@@ -536,7 +564,7 @@ async fn a_snapshot_whose_metadata_disagrees_with_its_content_is_refused() {
     assert_eq!(follower.sm.state(), before);
     assert_eq!(follower.sm.leaves(0, 1).unwrap(), vec![leaf(7)]);
 
-    let garbage = Box::new(Cursor::new(vec![0xff; 10]));
+    let garbage = Box::new(file_with(&[0xff; 10]).await);
     assert!(
         follower
             .sm
@@ -545,6 +573,309 @@ async fn a_snapshot_whose_metadata_disagrees_with_its_content_is_refused() {
             .is_err()
     );
     assert_eq!(follower.sm.state(), before);
+}
+
+// ---- pruning -------------------------------------------------------------------
+
+/// Appends leaves `ns` in batches of at most `per_batch` and returns the
+/// tree size.
+async fn append_range(s: &mut Shard, ns: std::ops::Range<u32>, per_batch: usize) -> u64 {
+    let all: Vec<u32> = ns.collect();
+    for chunk in all.chunks(per_batch) {
+        s.append(chunk).await;
+    }
+    s.sm.state().tree_size
+}
+
+async fn integrate(s: &mut Shard, size: u64) {
+    let root = root(&s.sm, size);
+    assert_eq!(
+        s.apply(Command::Integrated { size, root }).await,
+        CommandResponse::Applied
+    );
+}
+
+fn assert_pruned(sm: &StateMachine, start: u64, end: u64, pruned_below: u64) {
+    match sm.leaves(start, end) {
+        Err(
+            e @ StoreError::Pruned {
+                pruned_below: p, ..
+            },
+        ) => {
+            assert_eq!(p, pruned_below, "leaves({start}, {end})");
+            assert!(!e.is_fatal());
+        }
+        other => panic!("leaves({start}, {end}): expected Pruned, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn integrated_prunes_the_leaves_of_full_bundles_while_dedup_and_roots_stay() {
+    let mut s = Shard::new();
+    assert_eq!(append_range(&mut s, 0..300, 100).await, 300);
+    assert_eq!(append_range(&mut s, 300..600, 100).await, 600);
+
+    integrate(&mut s, 300).await;
+    assert_eq!(s.sm.pruned_below(), 256);
+    assert_pruned(&s.sm, 0, 10, 256);
+    assert_pruned(&s.sm, 255, 260, 256);
+    // The partial bundle's leaves stay: tiles of the integrated size can be
+    // rebuilt from full bundles plus the state machine.
+    assert_eq!(
+        s.sm.leaves(256, 300).unwrap(),
+        (256..300).map(leaf).collect::<Vec<_>>()
+    );
+
+    integrate(&mut s, 600).await;
+    assert_eq!(s.sm.pruned_below(), 512);
+    assert_pruned(&s.sm, 300, 400, 512);
+    assert_eq!(
+        s.sm.leaves(512, 600).unwrap(),
+        (512..600).map(leaf).collect::<Vec<_>>()
+    );
+    assert_eq!(s.sm.leaves(10, 10).unwrap(), Vec::<[u8; LEAF_SIZE]>::new());
+
+    // The dedup index and the roots are untouched: a pruned leaf submitted
+    // again keeps its index and adds nothing.
+    for n in [0u32, 3, 255, 256, 511] {
+        assert_eq!(
+            s.sm.leaf_index(&cairn_tlog::leaf_hash(&leaf(n))).unwrap(),
+            Some(u64::from(n))
+        );
+    }
+    assert!(s.sm.root_at(300).unwrap().is_some());
+    let root_before = s.sm.state().tree_root;
+    assert_eq!(s.append(&[3, 255]).await, vec![3, 255]);
+    assert_eq!(s.sm.state().tree_size, 600);
+    assert_eq!(s.sm.state().tree_root, root_before);
+    assert_eq!(s.append(&[3, 600]).await, vec![3, 600]);
+
+    // All of it survives a restart.
+    let s = s.reopen();
+    assert_eq!(s.sm.pruned_below(), 512);
+    assert_pruned(&s.sm, 0, 1, 512);
+    assert_eq!(s.sm.leaves(512, 601).unwrap()[88], leaf(600));
+    assert_eq!(
+        s.sm.leaf_index(&cairn_tlog::leaf_hash(&leaf(3))).unwrap(),
+        Some(3)
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_of_a_pruned_state_installs_pruned_and_keeps_deduplicating() {
+    let mut leader = Shard::new();
+    append_range(&mut leader, 0..700, 350).await;
+    integrate(&mut leader, 700).await;
+    let snapshot = leader
+        .sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+
+    let mut follower = Shard::new();
+    follower
+        .sm
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .unwrap();
+    let stats = follower.sm.last_install_stats().expect("install stats");
+    assert_eq!(stats.skipped_leaves, 0, "the leader's snapshot is pruned");
+    // State record, 2 roots, 700 index entries, leaves 512..700.
+    assert_eq!(stats.records, 1 + 2 + 700 + 188);
+    assert_eq!(follower.sm.state(), leader.sm.state());
+    assert_pruned(&follower.sm, 0, 512, 512);
+    assert_eq!(
+        follower.sm.leaves(512, 700).unwrap(),
+        leader.sm.leaves(512, 700).unwrap()
+    );
+    follower.next_index = leader.next_index;
+    assert_eq!(follower.append(&[5, 700]).await, vec![5, 700]);
+    assert_eq!(leader.append(&[5, 700]).await, vec![5, 700]);
+    assert_eq!(follower.sm.state().tree_root, leader.sm.state().tree_root);
+}
+
+// ---- streamed snapshots -----------------------------------------------------------
+
+/// The names of the files in `dir`, sorted.
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_snapshot_of_many_leaves_is_written_in_bounded_chunks_and_installed_in_bounded_batches() {
+    const CHUNK: usize = 16 * 1024;
+    const BATCH: usize = 64 * 1024;
+    let mut leader = Shard::with_options(|o| o.write_chunk_bytes = CHUNK);
+    // Not integrated: every leaf is in the snapshot.
+    assert_eq!(append_range(&mut leader, 0..5000, 1000).await, 5000);
+    let snapshot = leader
+        .sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let stats = leader.sm.last_build_stats().expect("build stats");
+    let file_len = snapshot.snapshot.metadata().await.unwrap().len();
+    assert_eq!(stats.bytes, file_len);
+    // 5000 leaves and 5000 index entries: far more than one chunk, written
+    // as many chunks none of which exceeds the bound.
+    assert!(file_len > 40 * CHUNK as u64, "{file_len} bytes");
+    assert!(stats.largest_chunk <= CHUNK, "{stats:?}");
+    assert!(stats.chunks >= file_len / CHUNK as u64, "{stats:?}");
+    assert_eq!(stats.records, 1 + 5 + 5000 + 5000);
+    assert_eq!(files_in(leader.sm.snapshot_dir()), vec!["current.snap"]);
+
+    let mut follower = Shard::with_options(|o| o.install_batch_bytes = BATCH);
+    follower.append(&[99_999]).await;
+    follower
+        .sm
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .unwrap();
+    let stats = follower.sm.last_install_stats().expect("install stats");
+    assert_eq!(stats.records, 1 + 5 + 5000 + 5000);
+    // About 900 KB of records in batches of at most 64 KiB.
+    assert!(stats.batches >= 10, "{stats:?}");
+    assert!(stats.largest_batch <= BATCH, "{stats:?}");
+    assert_eq!(follower.sm.state(), leader.sm.state());
+    assert_eq!(
+        follower.sm.leaves(0, 5000).unwrap(),
+        leader.sm.leaves(0, 5000).unwrap()
+    );
+    assert_eq!(
+        follower
+            .sm
+            .leaf_index(&cairn_tlog::leaf_hash(&leaf(99_999)))
+            .unwrap(),
+        None,
+        "the previous state is gone"
+    );
+    // The installed file is the follower's current snapshot; nothing else
+    // is left behind.
+    assert_eq!(files_in(follower.sm.snapshot_dir()), vec!["current.snap"]);
+    let current = follower.sm.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta.last_log_id, leader.sm.state().last_applied);
+
+    // A newer build replaces the older file.
+    leader.append(&[5000]).await;
+    let newer = leader
+        .sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    assert_eq!(files_in(leader.sm.snapshot_dir()), vec!["current.snap"]);
+    let current = leader.sm.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta, newer.meta);
+}
+
+#[tokio::test]
+async fn a_truncated_or_corrupt_snapshot_is_refused_and_the_previous_state_stays() {
+    let mut leader = Shard::new();
+    append_range(&mut leader, 0..600, 300).await;
+    integrate(&mut leader, 300).await;
+    let snapshot = leader
+        .sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let bytes = std::fs::read(leader.sm.snapshot_dir().join("current.snap")).unwrap();
+
+    let mut follower = Shard::new();
+    follower.append(&[7, 8]).await;
+    let before = follower.sm.state();
+    let mut damaged: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("cut in half", bytes[..bytes.len() / 2].to_vec()),
+        ("cut by one byte", bytes[..bytes.len() - 1].to_vec()),
+        ("trailing bytes", [bytes.as_slice(), &[0]].concat()),
+    ];
+    for at in [20, bytes.len() / 3, bytes.len() - 40] {
+        let mut flipped = bytes.clone();
+        flipped[at] ^= 0x01;
+        damaged.push(("a flipped byte", flipped));
+    }
+    for (what, data) in damaged {
+        let refused = follower
+            .sm
+            .install_snapshot(&snapshot.meta, Box::new(file_with(&data).await))
+            .await;
+        assert!(refused.is_err(), "{what}: installed");
+        assert_eq!(follower.sm.state(), before, "{what}");
+        assert_eq!(
+            follower.sm.leaves(0, 2).unwrap(),
+            vec![leaf(7), leaf(8)],
+            "{what}"
+        );
+    }
+    // Nothing half-installed is left, across a restart either.
+    assert_eq!(files_in(follower.sm.snapshot_dir()), Vec::<String>::new());
+    let mut follower = follower.reopen();
+    assert_eq!(follower.sm.state(), before);
+    assert_eq!(follower.sm.leaves(0, 2).unwrap(), vec![leaf(7), leaf(8)]);
+    // The intact file still installs.
+    follower
+        .sm
+        .install_snapshot(&snapshot.meta, Box::new(file_with(&bytes).await))
+        .await
+        .unwrap();
+    assert_eq!(follower.sm.state(), leader.sm.state());
+}
+
+#[tokio::test]
+async fn a_received_snapshot_streamed_in_chunks_installs() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut leader = Shard::new();
+    append_range(&mut leader, 0..1000, 500).await;
+    integrate(&mut leader, 1000).await;
+    let mut snapshot = leader
+        .sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+
+    // As openraft's chunked transport does: write chunks into the file
+    // `begin_receiving_snapshot` returns, shut it down, install it.
+    let mut follower = Shard::new();
+    let mut receiving = follower.sm.begin_receiving_snapshot().await.unwrap();
+    let mut chunk = vec![0u8; 4096];
+    loop {
+        let n = snapshot.snapshot.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        receiving.write_all(&chunk[..n]).await.unwrap();
+    }
+    receiving.shutdown().await.unwrap();
+    assert_eq!(
+        files_in(follower.sm.snapshot_dir()).len(),
+        1,
+        "one file being received"
+    );
+    follower
+        .sm
+        .install_snapshot(&snapshot.meta, receiving)
+        .await
+        .unwrap();
+    assert_eq!(follower.sm.state(), leader.sm.state());
+    assert_eq!(files_in(follower.sm.snapshot_dir()), vec!["current.snap"]);
+    assert_eq!(
+        follower.sm.leaves(768, 1000).unwrap(),
+        leader.sm.leaves(768, 1000).unwrap()
+    );
 }
 
 // ---- log store ----------------------------------------------------------------
