@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use cairn_sequencer::log_store::open_shard_db;
+use cairn_sequencer::log_store::{StoreError, open_shard_db};
 use cairn_sequencer::network::{
     GrpcNetworkFactory, RaftTransportService, initialize_single_node, start_raft,
 };
@@ -58,11 +58,16 @@ struct Node {
 
 impl Node {
     async fn start(id: NodeId, dir: &Path) -> Node {
+        Self::start_with(id, dir, config()).await
+    }
+
+    async fn start_with(id: NodeId, dir: &Path, config: openraft::Config) -> Node {
         let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = format!("http://{}", incoming.local_addr().unwrap());
-        let db = open_shard_db(dir).unwrap();
+        // A subdirectory, so the snapshot directory beside it is in `dir`.
+        let db = open_shard_db(&dir.join("raft")).unwrap();
         let weak = Arc::downgrade(&db);
-        let (raft, sm) = start_raft(id, SHARD, db, config(), GrpcNetworkFactory::new(id, SHARD))
+        let (raft, sm) = start_raft(id, SHARD, db, config, GrpcNetworkFactory::new(id, SHARD))
             .await
             .unwrap();
         let service = RaftTransportService::new();
@@ -441,6 +446,115 @@ async fn a_new_learner_catches_up_from_a_snapshot_sent_over_grpc() {
     // Log replication continues after the snapshot.
     assert_eq!(leader.append(&[6, 1]).await, vec![5, 0]);
     learner.wait_tree_size(6).await;
+    assert_eq!(learner.sm.state().tree_root, leader.sm.state().tree_root);
+    learner.stop().await;
+    leader.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_catches_up_from_a_pruned_snapshot_sent_in_many_chunks() {
+    const CHUNK: u64 = 16 * 1024;
+    let small_chunks = || openraft::Config {
+        snapshot_max_chunk_size: CHUNK,
+        ..config()
+    };
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let leader = Node::start_with(1, dirs[0].path(), small_chunks()).await;
+    assert!(
+        initialize_single_node(&leader.raft, 1, leader.addr.clone())
+            .await
+            .unwrap()
+    );
+    leader.wait_leader("single node elects itself").await;
+    for batch in 0..6u32 {
+        let ns: Vec<u32> = (batch * 500..batch * 500 + 500).collect();
+        leader.append(&ns).await;
+    }
+    let root = leader.sm.root_at(3000).unwrap().unwrap();
+    assert_eq!(
+        leader.write(Command::Integrated { size: 3000, root }).await,
+        CommandResponse::Applied
+    );
+    // Integrated: the leaves of the 11 full entry bundles are pruned.
+    assert_eq!(leader.sm.pruned_below(), 2816);
+    assert!(matches!(
+        leader.sm.leaves(0, 1),
+        Err(StoreError::Pruned { .. })
+    ));
+
+    let last = leader.raft.metrics().borrow().last_log_index.unwrap();
+    leader.raft.trigger().snapshot().await.unwrap();
+    leader
+        .raft
+        .wait(Some(DEADLINE))
+        .metrics(
+            |m| m.snapshot.is_some_and(|s| s.index >= last),
+            "snapshot built",
+        )
+        .await
+        .unwrap();
+    leader.raft.trigger().purge_log(last).await.unwrap();
+    leader
+        .raft
+        .wait(Some(DEADLINE))
+        .metrics(|m| m.purged.is_some_and(|p| p.index >= last), "log purged")
+        .await
+        .unwrap();
+    let built = leader.sm.last_build_stats().expect("a snapshot was built");
+    assert!(
+        built.bytes > 8 * CHUNK,
+        "{} bytes fit in a few chunks",
+        built.bytes
+    );
+
+    let learner = Node::start_with(2, dirs[1].path(), small_chunks()).await;
+    leader
+        .raft
+        .add_learner(2, BasicNode::new(&learner.addr), true)
+        .await
+        .unwrap();
+    learner.wait_tree_size(3000).await;
+    learner
+        .raft
+        .wait(Some(DEADLINE))
+        .metrics(|m| m.snapshot.is_some(), "learner installed a snapshot")
+        .await
+        .unwrap();
+    let installed = learner.sm.last_install_stats().expect("installed");
+    // State record, 6 roots, 3000 index entries, leaves 2816..3000.
+    assert_eq!(installed.records, 1 + 6 + 3000 + 184);
+    let (want, got) = (leader.sm.state(), learner.sm.state());
+    assert_eq!(
+        (
+            got.tree_size,
+            got.tree_root,
+            got.integrated_size,
+            got.integrated_root
+        ),
+        (
+            want.tree_size,
+            want.tree_root,
+            want.integrated_size,
+            want.integrated_root
+        )
+    );
+    assert!(matches!(
+        learner.sm.leaves(0, 10),
+        Err(StoreError::Pruned {
+            pruned_below: 2816,
+            ..
+        })
+    ));
+    assert_eq!(
+        learner.sm.leaves(2816, 3000).unwrap(),
+        (2816..3000).map(leaf).collect::<Vec<_>>()
+    );
+    let hash = cairn_tlog::leaf_hash(&leaf(5));
+    assert_eq!(learner.sm.leaf_index(&hash).unwrap(), Some(5));
+
+    // A pruned leaf submitted again is still deduplicated, on both.
+    assert_eq!(leader.append(&[5, 3000]).await, vec![5, 3000]);
+    learner.wait_tree_size(3001).await;
     assert_eq!(learner.sm.state().tree_root, leader.sm.state().tree_root);
     learner.stop().await;
     leader.stop().await;
