@@ -8,7 +8,13 @@
 //! 1. On start (and after any error) resume the tile and bundle builders
 //!    from storage at the applied `integrated_size` with
 //!    [`TileStore::resume`], and check the resumed root against the applied
-//!    `integrated_root` — storage that disagrees with Raft is fatal.
+//!    `integrated_root` — storage that disagrees with Raft is fatal. If the
+//!    tiles of that size are missing (storage lost them, or an older copy
+//!    was put back), they are rebuilt from the committed leaves: the state
+//!    machine's, and for the leaves it pruned (those of full entry bundles,
+//!    see [`crate::state_machine`]) the full bundles still in storage, each
+//!    leaf checked against the leaf-hash index. Leaves in neither place halt
+//!    the shard.
 //! 2. While `tree_size > builder size`: read the next at most
 //!    [`IntegratorConfig::max_step_leaves`] leaves from the state machine,
 //!    hash them, append them to the builders, and write the new bundles and
@@ -32,8 +38,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use cairn_storage::{StorageError, TileStore};
-use cairn_tlog::tile::{BundleBuilder, TileBuilder};
+use cairn_tlog::tile::{BundleBuilder, BundleId, TileBuilder};
 use cairn_tlog::{EMPTY_ROOT, Hash};
+use futures::{StreamExt, TryStreamExt};
 use openraft::Raft;
 use tokio::sync::watch;
 
@@ -286,8 +293,11 @@ impl Integrator {
     }
 
     /// Builders for `size`, made by re-writing every tile and bundle of the
-    /// tree of `size` leaves from the state machine (existing identical
-    /// objects are left alone; different ones are a fork).
+    /// tree of `size` leaves from the committed leaves (existing identical
+    /// objects are left alone; different ones are a fork). Leaves the state
+    /// machine pruned are read from their full entry bundles, each checked
+    /// against the state machine's leaf-hash index; leaves in neither place
+    /// are a fatal error (see [`Integrator::leaves_from_bundles`]).
     async fn rebuild(&self, size: u64) -> Result<(TileBuilder, BundleBuilder), IntegrationError> {
         let step = self.config.max_step_leaves.clamp(1, MAX_READ_LEAVES);
         let mut tiles = TileBuilder::new();
@@ -296,8 +306,14 @@ impl Integrator {
         while start < size {
             self.check_leader()?;
             let end = size.min(start + step);
-            self.append_and_write(start, end, &mut tiles, &mut bundles)
-                .await?;
+            self.append_and_write(
+                start,
+                end,
+                LeafSource::StateMachineOrBundles,
+                &mut tiles,
+                &mut bundles,
+            )
+            .await?;
             start = end;
         }
         tracing::info!(size, "tiles rebuilt from the committed leaves");
@@ -312,10 +328,14 @@ impl Integrator {
         &self,
         start: u64,
         end: u64,
+        source: LeafSource,
         tiles: &mut TileBuilder,
         bundles: &mut BundleBuilder,
     ) -> Result<(), IntegrationError> {
-        let (leaves, hashes) = self.read_leaves(start, end).await?;
+        let (leaves, hashes) = match source {
+            LeafSource::StateMachine => self.read_leaves(start, end).await?,
+            LeafSource::StateMachineOrBundles => self.read_committed_leaves(start, end).await?,
+        };
         let bundle_writes = bundles
             .append(&leaves)
             .map_err(|e| IntegrationError::Fatal(format!("bundle builder at {start}: {e}")))?;
@@ -345,7 +365,9 @@ impl Integrator {
             )));
         }
         let end = state.tree_size.min(start.saturating_add(max_step));
-        self.append_and_write(start, end, tiles, bundles).await?;
+        // Leaves above the integrated size are never pruned.
+        self.append_and_write(start, end, LeafSource::StateMachine, tiles, bundles)
+            .await?;
         self.degraded.set(None);
         tracing::debug!(start, end, "tiles written");
 
@@ -404,6 +426,129 @@ impl Integrator {
         .await
         .map_err(|e| IntegrationError::Retryable(format!("leaf read task: {e}")))?
         .map_err(IntegrationError::from)
+    }
+}
+
+/// Where [`Integrator::append_and_write`] reads leaves from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LeafSource {
+    /// The state machine only: integration of new leaves, which are never
+    /// pruned.
+    StateMachine,
+    /// The state machine, and the full entry bundles for the leaves it
+    /// pruned: rebuilding tiles below the integrated size.
+    StateMachineOrBundles,
+}
+
+impl Integrator {
+    /// Leaves `[start, end)` and their hashes for a rebuild: from the state
+    /// machine, except the pruned ones, which come from their full entry
+    /// bundles ([`leaves_from_bundles`](Self::leaves_from_bundles)).
+    async fn read_committed_leaves(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<(Vec<[u8; LEAF_SIZE]>, Vec<Hash>), IntegrationError> {
+        let sm = self.state_machine.clone();
+        let read = tokio::task::spawn_blocking(move || sm.leaves(start, end))
+            .await
+            .map_err(|e| IntegrationError::Retryable(format!("leaf read task: {e}")))?;
+        let pruned_below = match read {
+            Ok(leaves) => {
+                let hashes = leaves.iter().map(|l| cairn_tlog::leaf_hash(l)).collect();
+                return Ok((leaves, hashes));
+            }
+            Err(StoreError::Pruned { pruned_below, .. }) => pruned_below,
+            Err(e) => return Err(e.into()),
+        };
+        let split = pruned_below.min(end);
+        let (mut leaves, mut hashes) = self.leaves_from_bundles(start, split).await?;
+        if split < end {
+            let (more, more_hashes) = self.read_leaves(split, end).await?;
+            leaves.extend(more);
+            hashes.extend(more_hashes);
+        }
+        Ok((leaves, hashes))
+    }
+
+    /// Leaves `[start, end)`, all below the prune point, read from their
+    /// full entry bundles in object storage and checked one by one against
+    /// the state machine's leaf-hash index (committed state): a bundle that
+    /// holds anything else is fatal, and so is a missing bundle — the
+    /// leaves are then neither in the state machine nor in the object store,
+    /// and the shard halts rather than build tiles from a guess.
+    async fn leaves_from_bundles(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<(Vec<[u8; LEAF_SIZE]>, Vec<Hash>), IntegrationError> {
+        const WIDTH: u64 = cairn_tlog::tile::TILE_WIDTH as u64;
+        /// Bundles read concurrently.
+        const IN_FLIGHT: usize = 8;
+        if start >= end {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let ids = (start / WIDTH..=(end - 1) / WIDTH)
+            .map(|index| {
+                BundleId::full(index)
+                    .map_err(|e| IntegrationError::Fatal(format!("bundle {index}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let bundles: Vec<_> = futures::stream::iter(ids)
+            .map(|id| async move {
+                let bytes = self.store.get(&id.path()).await?;
+                Ok::<_, IntegrationError>((id, bytes))
+            })
+            .buffered(IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let mut leaves = Vec::new();
+        for (id, bytes) in &bundles {
+            let path = id.path();
+            let Some(bytes) = bytes else {
+                return Err(IntegrationError::Fatal(format!(
+                    "leaves {start}..{end} are neither in the state machine (pruned below \
+                     {}) nor in the object store ({path} is missing)",
+                    self.state_machine.pruned_below()
+                )));
+            };
+            let entries = id
+                .decode(bytes)
+                .map_err(|e| IntegrationError::Fatal(format!("{path}: {e}")))?;
+            let first = id.index() * WIDTH;
+            for (position, entry) in entries.iter().enumerate() {
+                let index = first + position as u64;
+                if !(start..end).contains(&index) {
+                    continue;
+                }
+                let leaf = <[u8; LEAF_SIZE]>::try_from(*entry).map_err(|_| {
+                    IntegrationError::Fatal(format!(
+                        "{path}: entry {position} has {} bytes",
+                        entry.len()
+                    ))
+                })?;
+                leaves.push(leaf);
+            }
+        }
+        let sm = self.state_machine.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut hashes = Vec::with_capacity(leaves.len());
+            for (offset, leaf) in leaves.iter().enumerate() {
+                let index = start + offset as u64;
+                let hash = cairn_tlog::leaf_hash(leaf);
+                if sm.leaf_index(&hash)? != Some(index) {
+                    return Err(IntegrationError::Fatal(format!(
+                        "entry bundle {} holds at index {index} a leaf the state machine \
+                         did not sequence there",
+                        BundleId::full(index / WIDTH).map_or_else(|_| "?".into(), |id| id.path())
+                    )));
+                }
+                hashes.push(hash);
+            }
+            Ok((leaves, hashes))
+        })
+        .await
+        .map_err(|e| IntegrationError::Retryable(format!("leaf check task: {e}")))?
     }
 }
 
