@@ -507,8 +507,9 @@ impl Integrator {
             let path = id.path();
             let Some(bytes) = bytes else {
                 return Err(IntegrationError::Fatal(format!(
-                    "leaves {start}..{end} are neither in the state machine (pruned below \
-                     {}) nor in the object store ({path} is missing)",
+                    "leaves {start}..{end} are neither in the state machine nor in the \
+                     object store: the state machine pruned the leaves below {}, and the \
+                     entry bundle {path} is missing",
                     self.state_machine.pruned_below()
                 )));
             };

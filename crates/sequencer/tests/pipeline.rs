@@ -739,3 +739,110 @@ async fn a_call_larger_than_a_batch_is_split_over_several_batches() {
     drop(c);
     node.stop().await;
 }
+
+/// Adds `leaves` in calls of 100, each waiting for the commit, and returns
+/// them in index order.
+async fn add_all(client: &SequencerClient<Channel>, leaves: &[[u8; 128]]) -> Vec<[u8; 128]> {
+    let mut by_index = std::collections::BTreeMap::new();
+    for chunk in leaves.chunks(100) {
+        let mut c = client.clone();
+        let batch = chunk.iter().map(|l| l.to_vec()).collect();
+        let results = add(&mut c, batch, 10_000).await.expect("AddLeaves");
+        for ((committed, index), leaf) in results.into_iter().zip(chunk) {
+            assert!(committed);
+            by_index.insert(index, *leaf);
+        }
+    }
+    by_index.into_values().collect()
+}
+
+/// Polls until the tiles in `store` serve the signed head of `heads`, then
+/// checks them completely.
+async fn wait_for_tiles(store: &TileStore, heads: &TreeHeads, leaves: &[[u8; 128]]) {
+    let signed = signed_head(heads.signed.as_ref().expect("signed head"));
+    let trusted = TrustedHead::new(signed.tree_head.size, signed.tree_head.root_hash);
+    poll("the tiles of the signed head", || {
+        let store = store.clone();
+        async move {
+            store
+                .leaf_hash(trusted.size - 1, trusted)
+                .await
+                .ok()
+                .map(drop)
+        }
+    })
+    .await;
+    check_tiles(store, &signed, leaves).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiles_lost_below_the_integrated_size_are_rebuilt_from_full_bundles_and_the_state_machine()
+{
+    init_tracing();
+    let dirs = Dirs::new();
+    let tile_dir = dirs.tiles.join(SHARD).join("tile");
+    let node = Node::start(&dirs, |_| {}).await;
+    node.wait_for_leadership().await;
+    let client = node.client().await;
+    let leaves: Vec<[u8; 128]> = (0..300).map(leaf).collect();
+    let mut by_index = add_all(&client, &leaves).await;
+    wait_for_signed_size(&client, 300).await;
+    // Integrated at 300: the leaves of the full bundle 000 are pruned from
+    // the state machine; leaves 256..300 are still in it.
+    assert_eq!(node.shard.state().integrated_size, 300);
+    drop(client);
+    node.stop().await;
+
+    tracing::info!("every tile and bundle lost but the full bundle 000");
+    let bundle = std::fs::read(tile_dir.join("entries").join("000")).expect("full bundle 000");
+    std::fs::remove_dir_all(&tile_dir).expect("remove tiles");
+    std::fs::create_dir_all(tile_dir.join("entries")).expect("entries dir");
+    std::fs::write(tile_dir.join("entries").join("000"), &bundle).expect("put 000 back");
+    let node = Node::start(&dirs, |_| {}).await;
+    node.wait_for_leadership().await;
+    let client = node.client().await;
+    let heads = wait_for_signed_size(&client, 300).await;
+    wait_for_tiles(&node.store, &heads, &by_index).await;
+    assert_eq!(node.shard.halted(), None);
+
+    tracing::info!("integration continues above the rebuilt tiles");
+    let more: Vec<[u8; 128]> = (300..305).map(leaf).collect();
+    by_index.extend(add_all(&client, &more).await);
+    let heads = wait_for_signed_size(&client, 305).await;
+    wait_for_tiles(&node.store, &heads, &by_index).await;
+    drop(client);
+    node.stop().await;
+
+    tracing::info!("with bundle 000 lost too, the pruned leaves are nowhere: the shard halts");
+    std::fs::remove_dir_all(&tile_dir).expect("remove tiles");
+    let node = Node::start(&dirs, |_| {}).await;
+    let reason = poll("the shard to halt", || {
+        let shard = node.shard.clone();
+        async move { shard.halted() }
+    })
+    .await;
+    assert!(
+        reason.contains("neither in the state machine nor in the object store"),
+        "{reason}"
+    );
+    assert!(reason.contains("tile/entries/000"), "{reason}");
+    node.stop().await;
+
+    tracing::info!("a bundle 000 of other leaves is not taken for the pruned ones");
+    let forged: Vec<[u8; 128]> = (10_000..10_256).map(leaf).collect();
+    let forged = cairn_tlog::tile::encode_bundle(&forged).expect("bundle");
+    std::fs::create_dir_all(tile_dir.join("entries")).expect("entries dir");
+    std::fs::write(tile_dir.join("entries").join("000"), forged).expect("forged 000");
+    let node = Node::start(&dirs, |_| {}).await;
+    let reason = poll("the shard to halt", || {
+        let shard = node.shard.clone();
+        async move { shard.halted() }
+    })
+    .await;
+    assert!(reason.contains("did not sequence there"), "{reason}");
+    assert!(
+        !tile_dir.join("0").exists(),
+        "no tile was written from the forged bundle"
+    );
+    node.stop().await;
+}
