@@ -646,8 +646,17 @@ fn install_file(
     };
     let applied = stream_snapshot(db, path, meta, Some(&mut sink))?;
     let meta_cf = cf(db, CF_SM_META)?;
+    let state = encode_state(&applied)?;
+    let grown = sink.batch.size_in_bytes()
+        + KEY_STATE.len()
+        + state.len()
+        + KEY_INSTALLING.len()
+        + 2 * BATCH_RECORD_OVERHEAD;
+    if !sink.batch.is_empty() && grown > sink.bound {
+        sink.flush()?;
+    }
     let mut last = std::mem::take(&mut sink.batch);
-    last.put_cf(meta_cf, KEY_STATE, encode_state(&applied)?);
+    last.put_cf(meta_cf, KEY_STATE, state);
     last.delete_cf(meta_cf, KEY_INSTALLING);
     sink.stats.records += 1;
     sink.note(&last);
