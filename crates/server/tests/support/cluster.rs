@@ -31,6 +31,8 @@ pub struct LocalCluster {
     pub frontend: String,
     pub nodes: Vec<Node>,
     procs: BTreeMap<String, Child>,
+    /// Process name → the network namespace it runs in.
+    netns: BTreeMap<String, String>,
 }
 
 impl LocalCluster {
@@ -67,6 +69,39 @@ impl LocalCluster {
             frontend: listen.to_string(),
             nodes,
             procs: BTreeMap::new(),
+            netns: BTreeMap::new(),
+        }
+    }
+
+    /// Moves every sequencer node into its own namespace of `net`: rewrites
+    /// the node addresses in every configuration file to the node's address
+    /// there, and starts the node inside it.
+    pub fn place_in(&mut self, net: &Netns) {
+        let files = [
+            self.root.join("cluster.toml"),
+            self.root.join("collector.toml"),
+            self.root.join("frontend.toml"),
+        ];
+        let mut files: Vec<PathBuf> = files.into_iter().collect();
+        for n in &self.nodes {
+            files.push(
+                self.root
+                    .join(format!("node{}", n.id))
+                    .join("sequencer.toml"),
+            );
+        }
+        for n in &mut self.nodes {
+            let ip = net.addr(n.id);
+            for url in [&mut n.grpc, &mut n.ops] {
+                let old = url.trim_start_matches("http://").to_owned();
+                let new = old.replace("127.0.0.1", &ip);
+                for f in &files {
+                    let text = std::fs::read_to_string(f).expect("config");
+                    std::fs::write(f, text.replace(&old, &new)).expect("config");
+                }
+                *url = format!("http://{new}");
+            }
+            self.netns.insert(format!("node{}", n.id), net.ns(n.id));
         }
     }
 
@@ -110,7 +145,16 @@ impl LocalCluster {
             .append(true)
             .open(self.root.join("logs").join(format!("{name}.log")))
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_cairnd"))
+        let mut command = match self.netns.get(name) {
+            // `ip netns exec` execs cairnd: the child's pid is cairnd's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_cairnd")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_cairnd")),
+        };
+        let child = command
             .args([role.as_str(), "--config"])
             .arg(&config)
             .env(
@@ -245,6 +289,13 @@ impl LocalCluster {
     }
 
     /// Every node's Status (unreachable nodes left out).
+    /// The admin client of the current leader.
+    pub async fn leader_admin(&mut self) -> AdminClient<tonic::transport::Channel> {
+        let id = self.leader().await;
+        let node = self.nodes.iter().find(|n| n.id == id).expect("leader");
+        admin(&node.grpc)
+    }
+
     pub async fn statuses(&self) -> Vec<StatusResponse> {
         let asks = self.nodes.iter().map(|n| status(&n.grpc));
         futures::future::join_all(asks)
@@ -285,6 +336,127 @@ impl Drop for LocalCluster {
             let _ = child.wait();
         }
     }
+}
+
+/// Network namespaces, one per sequencer node, on a bridge in the root
+/// namespace (where the frontend, collector and witness run), so that one
+/// node can be cut off from everyone with iptables while it keeps running.
+/// Removed on drop.
+pub struct Netns {
+    tag: u32,
+}
+
+impl Netns {
+    /// Namespaces for nodes `1..=n`. Needs root and `ip`/`iptables`.
+    pub fn setup(n: u64) -> Netns {
+        let tag = std::process::id() % 200 + 20;
+        let net = Netns { tag };
+        net.cleanup();
+        let bridge = net.bridge();
+        run(&["ip", "link", "add", &bridge, "type", "bridge"]);
+        run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", net.addr(254)),
+            "dev",
+            &bridge,
+        ]);
+        run(&["ip", "link", "set", &bridge, "up"]);
+        // Docker sets FORWARD to DROP and bridged packets may traverse it.
+        run(&[
+            "iptables", "-I", "FORWARD", "-i", &bridge, "-o", &bridge, "-j", "ACCEPT",
+        ]);
+        for i in 1..=n {
+            let ns = net.ns(i);
+            let (inner, outer) = (format!("cv{tag}-{i}"), format!("cv{tag}-{i}b"));
+            run(&["ip", "netns", "add", &ns]);
+            run(&[
+                "ip", "link", "add", &inner, "type", "veth", "peer", "name", &outer,
+            ]);
+            run(&["ip", "link", "set", &inner, "netns", &ns]);
+            run(&["ip", "link", "set", &outer, "master", &bridge]);
+            run(&["ip", "link", "set", &outer, "up"]);
+            run(&[
+                "ip",
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{}/24", net.addr(i)),
+                "dev",
+                &inner,
+            ]);
+            run(&["ip", "-n", &ns, "link", "set", &inner, "up"]);
+            run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        }
+        net
+    }
+
+    fn bridge(&self) -> String {
+        format!("cbr{}", self.tag)
+    }
+
+    /// Node `i`'s namespace.
+    pub fn ns(&self, i: u64) -> String {
+        format!("cairn{}-n{i}", self.tag)
+    }
+
+    /// Node `i`'s address (254: the bridge, in the root namespace).
+    pub fn addr(&self, i: u64) -> String {
+        format!("10.231.{}.{i}", self.tag)
+    }
+
+    /// Drops every packet in and out of node `i`'s namespace (loopback
+    /// aside): the node runs on, cut off from everyone.
+    pub fn cut(&self, i: u64) {
+        let ns = self.ns(i);
+        run(&[
+            "ip", "netns", "exec", &ns, "iptables", "-A", "INPUT", "!", "-i", "lo", "-j", "DROP",
+        ]);
+        run(&[
+            "ip", "netns", "exec", &ns, "iptables", "-A", "OUTPUT", "!", "-o", "lo", "-j", "DROP",
+        ]);
+    }
+
+    /// Undoes [`Netns::cut`].
+    pub fn heal(&self, i: u64) {
+        run(&["ip", "netns", "exec", &self.ns(i), "iptables", "-F"]);
+    }
+
+    fn cleanup(&self) {
+        for i in 1..=9 {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(i)])
+                .output();
+        }
+        let bridge = self.bridge();
+        let _ = Command::new("iptables")
+            .args([
+                "-D", "FORWARD", "-i", &bridge, "-o", &bridge, "-j", "ACCEPT",
+            ])
+            .output();
+        let _ = Command::new("ip").args(["link", "del", &bridge]).output();
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+fn run(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")));
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn admin(url: &str) -> AdminClient<tonic::transport::Channel> {
