@@ -601,3 +601,101 @@ async fn a_cut_off_leader_is_replaced_and_a_removed_wiped_node_rejoins_under_loa
     remove_on_success(cluster, &tmp);
     drop(net);
 }
+
+/// Leaves per second that get 200 with `in_flight` submitters posting one
+/// leaf after another to `base` for `window` (after a second's warm-up).
+async fn throughput(base: &str, tag: &str, in_flight: usize, window: Duration) -> f64 {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(in_flight)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let counting = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for task in 0..in_flight {
+        let (http, base, tag) = (http.clone(), base.to_owned(), tag.to_owned());
+        let (counting, done, stop) = (counting.clone(), done.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let key = SigningKey::from_seed(&[(task % 250) as u8 + 3; 32]);
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let m = cairn_sigsum::crypto::hash(format!("{tag} {task} {i}").as_bytes());
+                let body = cairn_sigsum::api::AddLeafRequest::sign(&key, &m).to_ascii();
+                loop {
+                    let r = http
+                        .post(format!("{base}add-leaf"))
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    match r.map(|r| r.status()) {
+                        Ok(reqwest::StatusCode::OK) => break,
+                        _ if stop.load(Ordering::Relaxed) => return,
+                        _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+                if counting.load(Ordering::Relaxed) {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                i += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    counting.store(true, Ordering::Relaxed);
+    tokio::time::sleep(window).await;
+    let n = done.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    n as f64 / window.as_secs_f64()
+}
+
+/// Ed25519 verifications per second on this machine, one thread.
+fn verify_rate() -> f64 {
+    let key = SigningKey::from_seed(&[7; 32]);
+    let leaf = Leaf::sign(&key, &message(99, 0));
+    let public = key.public_key();
+    let n = 2000;
+    let started = Instant::now();
+    for _ in 0..n {
+        leaf.verify(&public).expect("verifies");
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A measurement, never asserted beyond "the log works": add-leaf → 200
+/// throughput of a three-node shard next to `cairnd dev` in the same run,
+/// each as a ratio to this machine's Ed25519 verification rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_node_throughput_next_to_cairnd_dev() {
+    const IN_FLIGHT: usize = 64;
+    let window = Duration::from_secs(4);
+    let verify = verify_rate();
+
+    let dev_dir = tempfile::tempdir().unwrap();
+    let listen = free_port();
+    let mut dev = support::Cairnd::start(dev_dir.path(), listen);
+    dev.wait_ready().await;
+    let one = throughput(&format!("http://{listen}/dev/"), "dev", IN_FLIGHT, window).await;
+    dev.stop();
+
+    let tmp = cluster_dir();
+    let mut cluster = LocalCluster::configure(&tmp, free_port(), 3);
+    cluster.start_all().await;
+    let three = throughput(&cluster.base_url(), "cluster", IN_FLIGHT, window).await;
+    assert!(
+        one > 0.0 && three > 0.0,
+        "no 200s: dev {one}/s, cluster {three}/s"
+    );
+    eprintln!(
+        "THROUGHPUT with {IN_FLIGHT} in flight: cairnd dev {one:.0}/s ({:.3} of {verify:.0} verifications/s), \
+         3-node cluster {three:.0}/s ({:.3}); cluster/dev = {:.2}",
+        one / verify,
+        three / verify,
+        three / one
+    );
+    remove_on_success(cluster, &tmp);
+}
