@@ -44,10 +44,8 @@ use crate::network::{
 };
 use crate::record::{RecordError, SignedRecord};
 use crate::signer::{Signer, SignerError, WitnessKeys};
-use crate::state_machine::StateMachine;
-use crate::types::{
-    Command, CommandResponse, CosignedHead, LEAF_SIZE, NodeId, ShardState, TypeConfig,
-};
+use crate::state_machine::{AppliedState, StateMachine};
+use crate::types::{Command, CommandResponse, CosignedHead, LEAF_SIZE, NodeId, TypeConfig};
 
 /// Default number of applied log entries between state-machine snapshots.
 /// A snapshot copies the whole state into memory (see
@@ -428,7 +426,7 @@ impl Shard {
 
         // Refuse to continue a log published under another key: it would
         // sign a second, different history for the same data.
-        if let Some(head) = state_machine.state().cosigned
+        if let Some(head) = state_machine.state().into_inner().cosigned
             && signer
                 .verify_tree_head(head.size, &head.root, &head.signature)
                 .is_err()
@@ -513,12 +511,12 @@ impl Shard {
     }
 
     /// The latest applied state of this node.
-    pub fn state(&self) -> ShardState {
+    pub fn state(&self) -> AppliedState {
         self.pipeline.state_machine.state()
     }
 
     /// A receiver of this node's applied state, updated after every apply.
-    pub fn subscribe(&self) -> watch::Receiver<ShardState> {
+    pub fn subscribe(&self) -> watch::Receiver<AppliedState> {
         self.pipeline.state_machine.subscribe()
     }
 
@@ -762,7 +760,7 @@ impl Shard {
     /// The head is signed only if this node's signed-head record admits it
     /// (the record's head is in the applied history); a contradiction
     /// halts the shard. While halted nothing is signed or served.
-    pub fn heads_for(&self, state: ShardState) -> Result<TreeHeads, ShardError> {
+    pub fn heads_for(&self, state: AppliedState) -> Result<TreeHeads, ShardError> {
         let p = &self.pipeline;
         if let Some(reason) = p.halt.reason() {
             return Err(ShardError::Halted(reason.to_owned()));
@@ -780,6 +778,7 @@ impl Shard {
             }
             return Err(ShardError::Record(e));
         }
+        let state = state.into_inner();
         Ok(TreeHeads {
             tree_size: state.tree_size,
             signed,
@@ -1184,7 +1183,7 @@ impl Pipeline {
     /// object for the applied cosigned head if a crash between the Raft
     /// commit and the object write left it behind.
     async fn recover_checkpoint(&self, mut stop: watch::Receiver<bool>) {
-        let Some(mut head) = self.state_machine.state().cosigned else {
+        let Some(mut head) = self.state_machine.state().into_inner().cosigned else {
             return;
         };
         // The usual case: the object was written right after the commit.

@@ -32,7 +32,8 @@ use cairn_tlog::note::{
 };
 use cairn_tlog::{EMPTY_ROOT, Hash};
 
-use crate::types::{CosignedHead, ShardState};
+use crate::state_machine::AppliedState;
+use crate::types::CosignedHead;
 
 /// Most cosignature lines a `checkpoint` object carries: sigsum-go's
 /// checkpoint parser accepts at most [`SIGSUM_MAX_SIGNATURES`] signature lines
@@ -182,7 +183,7 @@ impl Signer {
     /// For size 0 the root is by definition `SHA-256("")` (RFC 6962), which
     /// is what is signed whatever the state holds. Refuses an inconsistent
     /// state (integrated beyond sequenced) and sizes above 2^63−1.
-    pub fn sign(&self, state: &ShardState) -> Result<SignedTreeHead, SignerError> {
+    pub fn sign(&self, state: &AppliedState) -> Result<SignedTreeHead, SignerError> {
         let size = state.integrated_size;
         if size > state.tree_size {
             return Err(SignerError::InconsistentState {
@@ -327,15 +328,15 @@ mod tests {
         Signer::new(SigningKey::from_seed(&[0x4c; 32])).expect("valid key")
     }
 
-    fn state(tree_size: u64, integrated_size: u64) -> ShardState {
-        ShardState {
+    fn state(tree_size: u64, integrated_size: u64) -> AppliedState {
+        AppliedState::for_test(crate::types::ShardState {
             last_applied: None,
             tree_size,
             tree_root: [0xaa; 32],
             integrated_size,
             integrated_root: [0xbb; 32],
             cosigned: None,
-        }
+        })
     }
 
     #[test]
@@ -378,7 +379,9 @@ mod tests {
     #[test]
     fn empty_tree_is_signed_with_the_empty_root() {
         let s = signer();
-        let sth = s.sign(&ShardState::default()).expect("empty state");
+        let sth = s
+            .sign(&AppliedState::for_test(crate::types::ShardState::default()))
+            .expect("empty state");
         assert_eq!(sth.tree_head, TreeHead::empty());
         assert!(sth.verify(&s.public_key()));
     }

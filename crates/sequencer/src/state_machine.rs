@@ -283,15 +283,44 @@ impl Applied {
         })
     }
 
-    fn shard_state(&self) -> ShardState {
-        ShardState {
+    fn shard_state(&self) -> AppliedState {
+        AppliedState(ShardState {
             last_applied: self.last_applied,
             tree_size: self.tree.size(),
             tree_root: self.tree.root(),
             integrated_size: self.integrated_size,
             integrated_root: self.integrated_root,
             cosigned: self.cosigned.clone(),
-        }
+        })
+    }
+}
+
+/// A [`ShardState`] exactly as this node's state machine applied it from
+/// committed Raft entries — the only input [`crate::signer::Signer::sign`]
+/// accepts. Only this module makes one (its field is private), so no code
+/// path can hand the signer a size or root of its own choosing
+/// (architecture.md §2, "Why there is no split view"). Reads go through
+/// `Deref` to the plain [`ShardState`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedState(ShardState);
+
+impl std::ops::Deref for AppliedState {
+    type Target = ShardState;
+    fn deref(&self) -> &ShardState {
+        &self.0
+    }
+}
+
+impl AppliedState {
+    /// The plain state, for callers that take it apart.
+    pub fn into_inner(self) -> ShardState {
+        self.0
+    }
+
+    /// A state made up by a unit test of the signer.
+    #[cfg(test)]
+    pub(crate) fn for_test(state: ShardState) -> AppliedState {
+        AppliedState(state)
     }
 }
 
@@ -330,7 +359,7 @@ struct Inner {
     /// disk and memory change together.
     applied: Mutex<Applied>,
     /// Published after every apply and install; readers never take `applied`.
-    state_tx: watch::Sender<ShardState>,
+    state_tx: watch::Sender<AppliedState>,
     opts: SnapshotOptions,
     /// Serialises builds and installs (held for their whole length, in
     /// blocking tasks only). Lock order: `snapshot_lock`, `applied`, `files`.
@@ -750,12 +779,12 @@ impl StateMachine {
     /// A receiver of the applied [`ShardState`], updated after every apply
     /// and snapshot install. The initial value is the state at open (for an
     /// empty tree `tree_root` and `integrated_root` are `EMPTY_ROOT`).
-    pub fn subscribe(&self) -> watch::Receiver<ShardState> {
+    pub fn subscribe(&self) -> watch::Receiver<AppliedState> {
         self.inner.state_tx.subscribe()
     }
 
     /// The latest applied state.
-    pub fn state(&self) -> ShardState {
+    pub fn state(&self) -> AppliedState {
         self.inner.state_tx.borrow().clone()
     }
 

@@ -470,7 +470,7 @@ fn observe(
     leaves: &[u32],
     sizes: &[u64],
 ) -> (ShardState, Vec<Option<u64>>, Vec<Option<Hash>>) {
-    let state = sm.state();
+    let state = sm.state().into_inner();
     let indices = leaves
         .iter()
         .map(|&n| sm.leaf_index(&cairn_tlog::leaf_hash(&leaf(n))).unwrap())
