@@ -19,6 +19,9 @@ fi
 command -v c++ >/dev/null || need_apt+=(g++)
 # The ssh-agent signing tests run OpenSSH's ssh-agent and ssh-add.
 command -v ssh-agent >/dev/null || need_apt+=(openssh-client)
+# The cluster tests cut a node off in its own network namespace.
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v iptables >/dev/null || need_apt+=(iptables)
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         echo "bootstrap: installing ${need_apt[*]}"

@@ -379,6 +379,16 @@ impl Workload {
             "the leaves do not rebuild the root"
         );
         assert!(final_size >= th.size);
+        // The `checkpoint` object is that head (or, if a publication raced
+        // the read, a later one).
+        let object = std::fs::read(cluster.root.join("tiles").join("dev").join("checkpoint"))
+            .expect("checkpoint object");
+        let object = cairn_tlog::checkpoint::SignedCheckpoint::parse(&object).expect("parses");
+        let c = object.checkpoint();
+        assert!(c.size >= th.size, "the checkpoint object is behind the API");
+        if c.size == th.size {
+            assert_eq!(c.root, th.root_hash, "checkpoint object and API disagree");
+        }
 
         let violations = seen.violations.lock().clone();
         assert!(violations.is_empty(), "clients saw: {violations:#?}");
@@ -501,7 +511,7 @@ fn can_build_namespaces() -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_cut_off_leader_is_replaced_and_a_removed_wiped_node_rejoins_under_load() {
+async fn a_cut_off_leader_is_replaced_and_removed_wiped_and_restarted_nodes_rejoin_under_load() {
     assert!(
         can_build_namespaces(),
         "this test needs root, ip and iptables (network namespaces); run it as root"
@@ -595,6 +605,19 @@ async fn a_cut_off_leader_is_replaced_and_a_removed_wiped_node_rejoins_under_loa
         .into_inner();
     assert_eq!(added.voters.len(), 3, "{added:?}");
     wait_replicas_agree_under_load(&mut cluster, follower.id).await;
+
+    // A follower crashes and restarts: it replays its own log and rejoins.
+    let leader = cluster.leader().await;
+    let other = cluster
+        .nodes
+        .iter()
+        .find(|n| n.id != leader && n.id != follower.id)
+        .map(|n| n.id)
+        .unwrap();
+    cluster.kill(&format!("node{other}"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.start(&format!("node{other}"));
+    wait_replicas_agree_under_load(&mut cluster, other).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     work.finish(&mut cluster).await;
