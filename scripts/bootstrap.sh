@@ -41,3 +41,13 @@ for component in rustfmt clippy; do
         rustup component add "$component"
     fi
 done
+
+# The storage crate's S3 tests (crates/storage/tests/s3.rs) run moto's S3
+# server; they fail, rather than skip, without it.
+if ! command -v python3 >/dev/null; then
+    echo "bootstrap: please install python3 (the S3 tests run moto's server)" >&2
+    exit 1
+fi
+if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
+    python3 -m pip install --quiet 'moto[server]'
+fi

@@ -112,6 +112,22 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// An object store configuration cannot be used (e.g. only one half of a
+    /// pair of S3 credentials is given, or a credential file is empty).
+    #[error("invalid object store configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A credential file named in an S3 configuration could not be read.
+    #[error("cannot read the credential file {path}: {source}")]
+    CredentialFile {
+        /// The file.
+        path: String,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
     /// An object the caller asked for does not exist. For tiles below the
     /// caller's `stored_size` this means the caller's promise that the tiles
     /// are written did not hold.
@@ -377,6 +393,8 @@ impl StorageError {
             Self::Timeout { .. } => "timeout",
             Self::Backend { .. } => "backend",
             Self::LocalDir { .. } => "local_dir",
+            Self::InvalidConfig { .. } => "invalid_config",
+            Self::CredentialFile { .. } => "credential_file",
             Self::NotFound { .. } => "not_found",
             Self::CheckpointShrinks { .. } => "checkpoint_shrinks",
             Self::CheckpointBusy { .. } => "checkpoint_busy",
@@ -402,6 +420,11 @@ impl StorageError {
         use object_store::Error as E;
         let path = path.to_owned();
         match source {
+            // S3 answers 404 for a missing bucket too: that is a
+            // misconfiguration, not a missing object (an empty log).
+            E::NotFound { .. } if names_missing_bucket(&source) => {
+                Self::Backend { op, path, source }
+            }
             E::NotFound { .. } => Self::NotFound { path },
             // Generic covers IO and HTTP failures that survived the store's
             // own retries; JoinError a panicked or cancelled blocking task.
@@ -417,6 +440,19 @@ impl StorageError {
             reason: reason.into(),
         }
     }
+}
+
+/// Whether a `NotFound` from the store is S3's `NoSuchBucket` (whose code
+/// `object_store` keeps in the error text, from the response body).
+fn names_missing_bucket(error: &object_store::Error) -> bool {
+    let mut next: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = next {
+        if e.to_string().contains("<Code>NoSuchBucket</Code>") {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// `suspects` for an error message: comma-separated, or `none`.
@@ -450,6 +486,12 @@ mod tests {
         let e = StorageError::from_store("get", "tile/0/000", missing);
         assert!(matches!(e, StorageError::NotFound { ref path } if path == "tile/0/000"));
         assert!(!e.is_retryable() && !e.is_fatal());
+        let no_bucket = object_store::Error::NotFound {
+            path: "x".into(),
+            source: "404 Not Found: <Error><Code>NoSuchBucket</Code></Error>".into(),
+        };
+        let e = StorageError::from_store("get", "checkpoint", no_bucket);
+        assert_eq!(e.label(), "backend", "{e:?}");
         let denied = object_store::Error::PermissionDenied {
             path: "x".into(),
             source: "no".into(),

@@ -45,6 +45,7 @@
 //! in time ([`ATTEMPT_TIMEOUT`]); every read is limited in size.
 
 mod cache;
+mod config;
 mod error;
 mod key;
 mod lock;
@@ -55,6 +56,10 @@ mod verify;
 mod write;
 
 pub use cache::DEFAULT_CACHE_BYTES;
+pub use config::{
+    DEFAULT_LOCAL_DIR, DEFAULT_S3_REGION, ObjectStoreConfig, S3_MAX_RETRIES, S3_REQUEST_TIMEOUT,
+    S3_RETRY_TIMEOUT, S3Config,
+};
 pub use error::{Corruption, StorageError};
 pub use key::MAX_KEY_LEN;
 pub use read::{LEAF_SIZE, MAX_LEAVES_PER_CALL};

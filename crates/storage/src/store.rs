@@ -197,7 +197,7 @@ impl TileStore {
         ))
     }
 
-    fn build(
+    pub(crate) fn build(
         store: Arc<dyn ObjectStore>,
         prefix: String,
         options: &TileStoreOptions,

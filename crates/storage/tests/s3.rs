@@ -1,0 +1,463 @@
+//! The S3 backend against a real S3-compatible server: moto's
+//! (`python3 -m moto.server`, installed by `scripts/bootstrap.sh`), started
+//! per test on a free port. Create-only tiles, the checkpoint contract, the
+//! conditional-put fence between racing writers, and Merkle reads all hold
+//! through `TileStore::s3` as they do on a local directory.
+//!
+//! Without python3 and moto these tests FAIL (they do not skip): a passing
+//! run must mean the S3 path was exercised.
+
+mod common;
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use cairn_storage::{
+    CHECKPOINT_KEY, ObjectStoreConfig, S3Config, StorageError, TileStore, TileStoreOptions,
+};
+use cairn_tlog::Hash;
+use cairn_tlog::checkpoint::SignedCheckpoint;
+use cairn_tlog::proof::{verify_consistency, verify_inclusion};
+use common::{ORIGIN, PREFIX, Rng, Tree, note, read_raw, roots};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use tempfile::TempDir;
+
+/// Every wait in these tests ends by then.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Longest wait for moto to start answering.
+const STARTUP: Duration = Duration::from_secs(30);
+
+/// The bucket every test creates on its own server.
+const BUCKET: &str = "cairn-tiles";
+
+/// A moto S3 server on 127.0.0.1, killed when dropped, with one empty
+/// bucket ([`BUCKET`]) and credential files for it.
+struct Moto {
+    child: Child,
+    port: u16,
+    /// Holds the credential files.
+    secrets: TempDir,
+}
+
+impl Moto {
+    /// Starts moto on a free port, waits (bounded) until it answers, and
+    /// creates [`BUCKET`]. Panics with instructions if python3 or moto is
+    /// missing.
+    async fn start() -> Self {
+        // A port the OS just handed out and released; a race with another
+        // process taking it in between shows as moto failing to start.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run python3 ({e}): the S3 tests need python3 with moto's server \
+                     (`python3 -m pip install 'moto[server]'`, done by scripts/bootstrap.sh)"
+                )
+            });
+        let secrets = tempfile::tempdir().unwrap();
+        std::fs::write(secrets.path().join("access_key_id"), "testing\n").unwrap();
+        std::fs::write(secrets.path().join("secret_access_key"), "testing\n").unwrap();
+        let mut moto = Self {
+            child,
+            port,
+            secrets,
+        };
+        moto.wait_until_listening();
+        moto.create_bucket().await;
+        moto
+    }
+
+    fn wait_until_listening(&mut self) {
+        let started = Instant::now();
+        loop {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().expect("poll moto") {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = self.child.stderr.take() {
+                    let _ = pipe.read_to_string(&mut stderr);
+                }
+                panic!(
+                    "moto's server exited ({status}) instead of serving S3: the S3 tests need \
+                     python3 with moto's server (`python3 -m pip install 'moto[server]'`, done \
+                     by scripts/bootstrap.sh). Its stderr:\n{stderr}"
+                );
+            }
+            assert!(
+                started.elapsed() < STARTUP,
+                "moto did not listen on port {} within {STARTUP:?}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// moto accepts an unsigned `PUT /<bucket>` (object_store cannot create
+    /// buckets).
+    async fn create_bucket(&self) {
+        let client = reqwest::Client::builder()
+            .timeout(DEADLINE)
+            .build()
+            .unwrap();
+        let url = format!("{}/{BUCKET}", self.endpoint());
+        let response = client.put(&url).send().await.expect("PUT bucket");
+        assert!(
+            response.status().is_success(),
+            "creating the bucket: {}",
+            response.status()
+        );
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The configuration of the bucket, credentials from files.
+    fn config(&self) -> S3Config {
+        let mut config = S3Config::new(BUCKET);
+        config.endpoint = Some(self.endpoint());
+        config.allow_http = true;
+        config.access_key_id_file = Some(self.secret("access_key_id"));
+        config.secret_access_key_file = Some(self.secret("secret_access_key"));
+        config
+    }
+
+    fn secret(&self, name: &str) -> PathBuf {
+        self.secrets.path().join(name)
+    }
+
+    /// A fresh handle (empty cache, as another process would have) on the
+    /// test shard.
+    fn store(&self) -> TileStore {
+        TileStore::s3(&self.config(), PREFIX, TileStoreOptions::default()).expect("s3 store")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        // Our own child, by its handle.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Size and root of a stored checkpoint note.
+fn size_and_root(bytes: &[u8]) -> (u64, Hash) {
+    let signed = SignedCheckpoint::parse(bytes).expect("stored checkpoint parses");
+    (signed.checkpoint().size, signed.checkpoint().root)
+}
+
+#[tokio::test]
+async fn tiles_on_s3_are_create_only() {
+    let moto = Moto::start().await;
+    let store = moto.store();
+    let key = "tile/0/000.p/1";
+    store.put_create_only(key, vec![1u8; 32]).await.unwrap();
+    // The same bytes again (a new leader re-running integration) succeed.
+    moto.store()
+        .put_create_only(key, vec![1u8; 32])
+        .await
+        .unwrap();
+    for other in [vec![2u8; 32], vec![1u8; 64]] {
+        let err = store.put_create_only(key, other).await.unwrap_err();
+        assert!(
+            matches!(err, StorageError::Fork { ref path } if path == key),
+            "{err:?}"
+        );
+        assert!(err.is_fatal());
+        assert_eq!(read_raw(&store, key).await.unwrap(), vec![1u8; 32]);
+    }
+
+    // A whole integration re-run by another handle is a no-op.
+    let mut tree = Tree::new();
+    tree.grow(&store, 300).await;
+    let mut again = Tree::new();
+    again.grow(&moto.store(), 300).await;
+}
+
+#[tokio::test]
+async fn the_checkpoint_contract_holds_on_s3() {
+    let moto = Moto::start().await;
+    let store = moto.store();
+    let tree = roots(20);
+    assert_eq!(store.checkpoint().await.unwrap(), None);
+
+    let first = note(ORIGIN, 10, tree[10], 1);
+    store.put_checkpoint(10, first.clone()).await.unwrap();
+    assert_eq!(store.checkpoint().await.unwrap().unwrap(), first);
+
+    // Never smaller.
+    let err = store
+        .put_checkpoint(9, note(ORIGIN, 9, tree[9], 3))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::CheckpointShrinks {
+                stored: 10,
+                requested: 9
+            }
+        ),
+        "{err:?}"
+    );
+    // Another root at the same size is a fork, and fatal.
+    let err = store
+        .put_checkpoint(10, note(ORIGIN, 10, [0xee; 32], 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::CheckpointFork { size: 10 }),
+        "{err:?}"
+    );
+    assert!(err.is_fatal());
+    assert_eq!(store.checkpoint().await.unwrap().unwrap(), first);
+
+    // The same head with more cosignatures replaces it (a conditional
+    // update on the ETag read); the identical note again is a no-op.
+    let more = note(ORIGIN, 10, tree[10], 2);
+    store.put_checkpoint(10, more.clone()).await.unwrap();
+    assert_eq!(store.checkpoint().await.unwrap().unwrap(), more);
+    store.put_checkpoint(10, more.clone()).await.unwrap();
+    // Growing is fine, from another handle too.
+    let bigger = note(ORIGIN, 15, tree[15], 0);
+    moto.store()
+        .put_checkpoint(15, bigger.clone())
+        .await
+        .unwrap();
+    assert_eq!(read_raw(&store, CHECKPOINT_KEY).await.unwrap(), bigger);
+}
+
+#[tokio::test]
+async fn a_deposed_writer_on_s3_cannot_move_the_checkpoint_back() {
+    let moto = Moto::start().await;
+    let tree = roots(20);
+    let deposed = moto.store();
+    let leader = moto.store();
+    deposed
+        .put_checkpoint(10, note(ORIGIN, 10, tree[10], 0))
+        .await
+        .unwrap();
+    let published = note(ORIGIN, 15, tree[15], 1);
+    leader.put_checkpoint(15, published.clone()).await.unwrap();
+    let err = deposed
+        .put_checkpoint(12, note(ORIGIN, 12, tree[12], 0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::CheckpointShrinks {
+                stored: 15,
+                requested: 12
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!err.is_fatal() && !err.is_retryable());
+    assert_eq!(read_raw(&leader, CHECKPOINT_KEY).await.unwrap(), published);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_writers_on_s3_never_move_the_checkpoint_back() {
+    // As `racing_writers_on_one_directory_never_move_the_checkpoint_back`
+    // (tests/fence.rs), with two S3 handles: each of three tasks per handle
+    // publishes every third size in increasing order, the two histories the
+    // same tree with different cosignatures, so same-size replacements are
+    // legitimate and only a step back would be wrong.
+    const TOP: u64 = 30;
+    const TASKS: u64 = 3;
+    let moto = Moto::start().await;
+    let handles = [moto.store(), moto.store()];
+    let roots = Arc::new(roots(TOP));
+    let writers_done = Arc::new(AtomicBool::new(false));
+
+    let reader = {
+        let store = moto.store();
+        let roots = Arc::clone(&roots);
+        let writers_done = Arc::clone(&writers_done);
+        tokio::spawn(async move {
+            let mut last = 0;
+            let mut samples = 0u32;
+            loop {
+                let finished = writers_done.load(Ordering::SeqCst);
+                if let Some(bytes) = store.checkpoint().await.expect("reader") {
+                    let (size, root) = size_and_root(&bytes);
+                    assert!(size >= last, "checkpoint went back from {last} to {size}");
+                    assert_eq!(root, roots[size as usize], "wrong root for size {size}");
+                    last = size;
+                    samples += 1;
+                }
+                if finished {
+                    return (last, samples);
+                }
+            }
+        })
+    };
+
+    let mut writers = Vec::new();
+    for (history, store) in handles.iter().enumerate() {
+        for task in 0..TASKS {
+            let store = store.clone();
+            let roots = Arc::clone(&roots);
+            writers.push(tokio::spawn(async move {
+                let mut refused = 0u32;
+                for size in (1..=TOP).filter(|s| s % TASKS == task) {
+                    let bytes = note(ORIGIN, size, roots[size as usize], history);
+                    match store.put_checkpoint(size, bytes).await {
+                        Ok(()) => {}
+                        Err(StorageError::CheckpointShrinks { stored, requested }) => {
+                            assert!(stored > requested, "{stored} <= {requested}");
+                            refused += 1;
+                        }
+                        Err(e) => panic!("history {history} size {size}: {e}"),
+                    }
+                }
+                refused
+            }));
+        }
+    }
+    let refused = tokio::time::timeout(DEADLINE, futures::future::try_join_all(writers))
+        .await
+        .expect("writers finish within the deadline")
+        .expect("no writer panicked");
+    writers_done.store(true, Ordering::SeqCst);
+    let (last_seen, samples) = tokio::time::timeout(DEADLINE, reader)
+        .await
+        .expect("reader finishes within the deadline")
+        .expect("reader saw no step back");
+    println!(
+        "refused as stale: {} of {}; reader samples: {samples}",
+        refused.iter().sum::<u32>(),
+        2 * TOP
+    );
+
+    let stored = read_raw(&handles[0], CHECKPOINT_KEY).await.unwrap();
+    assert_eq!(size_and_root(&stored), (TOP, roots[TOP as usize]));
+    assert_eq!(last_seen, TOP);
+}
+
+#[tokio::test]
+async fn leaves_and_proofs_read_back_from_s3_verify() {
+    let seed = 0x5eed_0053;
+    println!("seed {seed:#x}");
+    let mut rng = Rng::new(seed);
+    let moto = Moto::start().await;
+    let writer = moto.store();
+    let mut tree = Tree::new();
+    // Batches crossing bundle and tile boundaries, including a full tile.
+    for n in [1, 200, 56, 300, rng.range(1, 100)] {
+        tree.grow(&writer, n).await;
+    }
+    let stored = tree.size();
+    // A reader with a cold cache, as a frontend on another host.
+    let reader = moto.store();
+    let head = tree.head(stored);
+    for size in [1, 2, 255, 256, 257, 556, stored] {
+        assert_eq!(
+            reader.root(size, head).await.unwrap(),
+            tree.roots[size as usize]
+        );
+        let proof = reader.consistency_proof(size, stored, head).await.unwrap();
+        verify_consistency(
+            size,
+            stored,
+            &proof,
+            &tree.roots[size as usize],
+            &tree.roots[stored as usize],
+        )
+        .unwrap_or_else(|e| panic!("consistency {size} -> {stored}: {e}"));
+        for _ in 0..3 {
+            let index = rng.range(0, size - 1);
+            let proof = reader.inclusion_proof(index, size, head).await.unwrap();
+            verify_inclusion(
+                &tree.leaf_hash(index),
+                index,
+                size,
+                &proof,
+                &tree.roots[size as usize],
+            )
+            .unwrap_or_else(|e| panic!("inclusion of {index} in {size}: {e}"));
+        }
+    }
+    let leaves = reader.leaves(250, 270, head).await.unwrap();
+    assert_eq!(leaves.as_slice(), &tree.leaves[250..270]);
+    let index = rng.range(0, stored - 1);
+    assert_eq!(
+        reader.leaf_hash(index, head).await.unwrap(),
+        tree.leaf_hash(index)
+    );
+}
+
+#[tokio::test]
+async fn a_toml_object_store_config_opens_the_shard_under_the_bucket_prefix() {
+    let moto = Moto::start().await;
+    let toml = format!(
+        r#"
+        [s3]
+        endpoint = "{}"
+        bucket = "{BUCKET}"
+        prefix = "logs/prod"
+        allow_http = true
+        access_key_id_file = "{}"
+        secret_access_key_file = "{}"
+        "#,
+        moto.endpoint(),
+        moto.secret("access_key_id").display(),
+        moto.secret("secret_access_key").display(),
+    );
+    let config: ObjectStoreConfig = toml::from_str(&toml).unwrap();
+    let ObjectStoreConfig::S3(s3) = &config else {
+        panic!("{config:?}")
+    };
+    assert_eq!(s3.region, "us-east-1");
+    assert!(!s3.virtual_hosted_style);
+    let store = TileStore::open(&config, PREFIX, TileStoreOptions::default()).unwrap();
+    assert_eq!(store.prefix(), "logs/prod/dev");
+    assert_eq!(store.checkpoint_lock_file(), None);
+    let bytes = note(ORIGIN, 3, roots(3)[3], 0);
+    store.put_checkpoint(3, bytes.clone()).await.unwrap();
+
+    let keys: Vec<String> = store
+        .object_store()
+        .list(Some(&Path::from("logs")))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(keys, vec!["logs/prod/dev/checkpoint".to_owned()]);
+    assert_eq!(store.checkpoint().await.unwrap().unwrap(), bytes);
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_a_backend_error_not_an_empty_log() {
+    let moto = Moto::start().await;
+    let mut config = moto.config();
+    config.bucket = "no-such-bucket".into();
+    let store = TileStore::s3(&config, PREFIX, TileStoreOptions::default()).unwrap();
+    let err = tokio::time::timeout(DEADLINE, store.checkpoint())
+        .await
+        .expect("answered within the deadline")
+        .unwrap_err();
+    // Not `Ok(None)` nor `NotFound`: a missing bucket must not read as a
+    // log with no checkpoint yet.
+    assert!(matches!(err, StorageError::Backend { .. }), "{err:?}");
+    assert!(!err.is_fatal() && !err.is_retryable());
+}
