@@ -12,6 +12,14 @@
 //! | `tile/<L>/<N>.p/<W>` | partial hash tile of width `W` | create-only; old widths may be garbage-collected |
 //! | `tile/entries/<N>[.p/<W>]` | entry bundles of 128-byte Sigsum leaves | as hash tiles |
 //!
+//! **Backends**: any `object_store` store with conditional writes
+//! ([`TileStore::new`]); a local directory ([`TileStore::local`], the
+//! checkpoint fenced by an OS file lock); an S3 bucket or S3-compatible
+//! server ([`TileStore::s3`], [`S3Config`]: tiles created with
+//! `If-None-Match: *`, the checkpoint updated with `If-Match` on the ETag
+//! read). [`ObjectStoreConfig`] is the serde configuration of either, per
+//! shard, which roles embed; [`TileStore::open`] opens it.
+//!
 //! **Write side** (the integrator and publisher on the shard's Raft leader,
 //! see `docs/decisions/0002-dev-slice.md`):
 //! [`TileStore::write_integration`] writes the bundles and tiles that
