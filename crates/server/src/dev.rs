@@ -20,7 +20,7 @@ use cairn_sequencer::service::{SequencerService, grpc_router};
 use cairn_sequencer::shard::{Shard, ShardConfig};
 use cairn_sigsum::SigningKey;
 use cairn_sigsum::policy::Policy;
-use cairn_storage::TileStore;
+use cairn_storage::{ObjectStoreConfig, TileStore, TileStoreOptions};
 use cairn_witness::{Witness, WitnessConfig, WitnessState};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -264,6 +264,41 @@ pub struct DevOptions {
     pub external_collector: bool,
     /// Whether and how submit tokens are verified.
     pub tokens: TokenChecks,
+    /// The `--object-store` file (TOML of a
+    /// [`cairn_storage::ObjectStoreConfig`]); `None`: tiles in `DIR/tiles`.
+    pub object_store: Option<PathBuf>,
+}
+
+/// Reads the `--object-store` file: TOML of a
+/// [`cairn_storage::ObjectStoreConfig`] (`[local]` or `[s3]`, unknown keys
+/// are errors), with relative paths in it (a local `dir`, credential files)
+/// taken relative to the file's directory, as in the roles' config files.
+pub fn read_object_store(path: &Path) -> anyhow::Result<ObjectStoreConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the object store file {}", path.display()))?;
+    let config: ObjectStoreConfig = toml::from_str(&text)
+        .with_context(|| format!("the object store file {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let resolve = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    };
+    Ok(match config {
+        ObjectStoreConfig::Local { mut dir } => {
+            resolve(&mut dir);
+            ObjectStoreConfig::Local { dir }
+        }
+        ObjectStoreConfig::S3(mut s3) => {
+            for file in [&mut s3.access_key_id_file, &mut s3.secret_access_key_file]
+                .into_iter()
+                .flatten()
+            {
+                resolve(file);
+            }
+            ObjectStoreConfig::S3(s3)
+        }
+    })
 }
 
 /// How the frontend treats `sigsum-token` headers.
@@ -286,7 +321,9 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         grpc_listen,
         external_collector,
         tokens,
+        object_store,
     } = options;
+    let object_store = object_store.as_deref().map(read_object_store).transpose()?;
     let token_verifier = match tokens {
         TokenChecks::Off => None,
         TokenChecks::SystemResolver => Some(TokenVerifier::from_system_config()),
@@ -320,7 +357,11 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     .context("HTTP limits")?;
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let tiles = TileStore::local(&root.join("tiles"), SHARD).context("opening the tile store")?;
+    let tiles = match &object_store {
+        None => TileStore::local(&root.join("tiles"), SHARD),
+        Some(config) => TileStore::open(config, SHARD, TileStoreOptions::default()),
+    }
+    .context("opening the tile store")?;
     let transport = RaftTransportService::new();
     let mut config = ShardConfig::new(
         SHARD,

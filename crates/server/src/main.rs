@@ -67,6 +67,16 @@ enum Command {
         /// of the system resolver.
         #[arg(long, value_name = "HOST:PORT")]
         token_dns_server: Option<SocketAddr>,
+        /// Keep the tiles where FILE says instead of in DIR/tiles: TOML with
+        /// either a `[local]` table (`dir`) or an `[s3]` table (`bucket`,
+        /// optional `endpoint`, `region` (us-east-1), `prefix`, `allow_http`
+        /// (false), `virtual_hosted_style` (false), `access_key_id_file` and
+        /// `secret_access_key_file`; without the files, credentials come
+        /// from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY). Relative paths are
+        /// relative to FILE's directory. Keep using the same store with the
+        /// same DIR: another log's tiles there are refused as a fork.
+        #[arg(long, value_name = "FILE")]
+        object_store: Option<PathBuf>,
         /// Run a local cluster instead: N sequencer nodes (one Raft group),
         /// a frontend on --listen, the collector and a witness, each its
         /// own process, sharing DIR/tiles. The configuration of every
@@ -77,7 +87,7 @@ enum Command {
             long,
             value_name = "N",
             value_parser = clap::value_parser!(u8).range(1..=i64::from(local_cluster::MAX_NODES)),
-            conflicts_with_all = ["witnesses", "grpc_listen", "external_collector", "verify_tokens", "token_dns_server"]
+            conflicts_with_all = ["witnesses", "grpc_listen", "external_collector", "verify_tokens", "token_dns_server", "object_store"]
         )]
         nodes: Option<u8>,
         /// With --nodes: only write the configuration files (and keys,
@@ -240,9 +250,11 @@ fn main() -> anyhow::Result<()> {
             external_collector,
             verify_tokens,
             token_dns_server,
+            object_store,
             nodes: None,
             configure_only: _,
         } => runtime.block_on(dev::run(dev::DevOptions {
+            object_store,
             root: data_dir,
             listen,
             witnesses,
