@@ -2,7 +2,8 @@
 //!
 //! The real architecture at size one (docs/decisions/0002-dev-slice.md): a
 //! single-voter openraft group on RocksDB, tiles in a `LocalFileSystem` object
-//! store, the frontend and the collector talking to the sequencer over real
+//! store (or, with `--object-store FILE`, wherever that file says, e.g. an S3
+//! bucket), the frontend and the collector talking to the sequencer over real
 //! gRPC on loopback, and an embedded witness that the collector reaches over
 //! HTTP like any other witness.
 
