@@ -22,7 +22,7 @@ use openraft::{BasicNode, ChangeMembers, Raft, ServerState};
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
-use crate::batcher::{LeaderHint, not_leader};
+use crate::raft::not_leader;
 use crate::service::{SequencerService, status_for};
 use crate::shard::{Shard, ShardError};
 use crate::types::{NodeId, TypeConfig};
@@ -130,10 +130,7 @@ fn change_error(
 ) -> Status {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-            status_for(&ShardError::NotLeader(LeaderHint {
-                leader_id: f.leader_id,
-                leader_addr: f.leader_node.map(|n| n.addr),
-            }))
+            status_for(&ShardError::NotLeader(f.into()))
         }
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
             Status::failed_precondition(format!("shard {}: {e}", shard.name()))

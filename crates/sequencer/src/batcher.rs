@@ -24,12 +24,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_tlog::Hash;
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::{Raft, ServerState};
+use openraft::Raft;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::raft::{LeaderHint, ProposeError, not_leader, propose};
 use crate::state_machine::StateMachine;
 use crate::types::{Command, CommandResponse, LEAF_SIZE, NodeId, TypeConfig};
 
@@ -81,27 +81,6 @@ pub enum LeafStatus {
     Pending,
 }
 
-/// Who the leader is, as far as this node knows; carried by "not leader"
-/// errors so callers can redirect.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LeaderHint {
-    /// The leader's Raft node id, if known.
-    pub leader_id: Option<NodeId>,
-    /// The leader's address from the Raft membership (the address its
-    /// sequencer gRPC server listens on), if known.
-    pub leader_addr: Option<String>,
-}
-
-impl std::fmt::Display for LeaderHint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.leader_id, &self.leader_addr) {
-            (Some(id), Some(addr)) => write!(f, "leader is node {id} at {addr}"),
-            (Some(id), None) => write!(f, "leader is node {id}"),
-            _ => f.write_str("leader unknown"),
-        }
-    }
-}
-
 /// Why a submission (or any proposal) failed as a whole.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
@@ -131,17 +110,6 @@ pub enum SubmitError {
     ShuttingDown,
 }
 
-/// Why [`propose`] failed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum ProposeError {
-    /// Not the leader.
-    #[error("not the leader ({0})")]
-    NotLeader(LeaderHint),
-    /// Raft failed or refused for another reason.
-    #[error("{0}")]
-    Raft(String),
-}
-
 impl From<ProposeError> for SubmitError {
     fn from(e: ProposeError) -> Self {
         match e {
@@ -149,46 +117,6 @@ impl From<ProposeError> for SubmitError {
             ProposeError::Raft(m) => SubmitError::Raft(m),
         }
     }
-}
-
-/// Proposes `command` and waits until it is committed and applied,
-/// returning the state machine's response. The single place the pipeline
-/// calls `client_write`, so "not leader" is mapped the same way everywhere.
-pub(crate) async fn propose(
-    raft: &Raft<TypeConfig>,
-    command: Command,
-) -> Result<CommandResponse, ProposeError> {
-    match raft.client_write(command).await {
-        Ok(resp) => Ok(resp.data),
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-            Err(ProposeError::NotLeader(LeaderHint {
-                leader_id: f.leader_id,
-                leader_addr: f.leader_node.map(|n| n.addr),
-            }))
-        }
-        Err(e) => Err(ProposeError::Raft(e.to_string())),
-    }
-}
-
-/// `None` if `node_id` is the leader according to `raft`'s latest metrics,
-/// otherwise what is known about the leader. A cheap local check; the
-/// authoritative answer is `client_write`'s.
-pub(crate) fn not_leader(raft: &Raft<TypeConfig>, node_id: NodeId) -> Option<LeaderHint> {
-    let metrics = raft.metrics();
-    let m = metrics.borrow();
-    if m.state == ServerState::Leader && m.current_leader == Some(node_id) {
-        return None;
-    }
-    let leader_addr = m.current_leader.and_then(|id| {
-        m.membership_config
-            .membership()
-            .get_node(&id)
-            .map(|n| n.addr.clone())
-    });
-    Some(LeaderHint {
-        leader_id: m.current_leader,
-        leader_addr,
-    })
 }
 
 /// Where a submission's indices (or its error) are sent.

@@ -44,8 +44,8 @@ use futures::{StreamExt, TryStreamExt};
 use openraft::Raft;
 use tokio::sync::watch;
 
-use crate::batcher::{ProposeError, not_leader, propose};
 use crate::log_store::StoreError;
+use crate::raft::{ProposeError, not_leader, propose};
 use crate::state_machine::{MAX_READ_LEAVES, StateMachine};
 use crate::types::{Command, CommandResponse, LEAF_SIZE, NodeId, ShardState, TypeConfig};
 

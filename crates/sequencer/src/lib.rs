@@ -7,6 +7,8 @@
 //!   published tree heads; file-backed, streamed snapshots.
 //! * [`snapshot`] — the snapshot file format.
 //! * [`network`] — Raft transport over tonic (one service for every shard).
+//! * [`raft`] — a shard's Raft: default config, start, single-node
+//!   initialization, proposals and leader hints.
 //! * [`batcher`] — the leader's pool: many submissions, one Raft entry.
 //! * [`integrator`] — writes tiles for committed leaves, then commits
 //!   `Integrated`.
@@ -25,6 +27,7 @@ pub mod batcher;
 pub mod integrator;
 pub mod log_store;
 pub mod network;
+pub mod raft;
 pub mod record;
 pub mod service;
 pub mod shard;
@@ -34,7 +37,9 @@ pub mod state_machine;
 pub mod types;
 
 pub use log_store::{RaftLogStore, StoreError, open_shard_db};
-pub use network::{
-    GrpcNetworkFactory, RaftStartError, RaftTransportService, initialize_single_node, start_raft,
+pub use network::{GrpcNetworkFactory, RaftTransportService};
+pub use raft::{
+    DEFAULT_SNAPSHOT_LOGS, LeaderHint, RaftStartError, default_raft_config, initialize_single_node,
+    start_raft,
 };
 pub use state_machine::StateMachine;

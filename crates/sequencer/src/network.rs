@@ -1,4 +1,4 @@
-//! Raft between sequencer replicas over tonic, and starting a shard's Raft.
+//! The Raft transport between sequencer replicas, over tonic.
 //!
 //! One gRPC service, `cairn.v1.RaftTransport` (`proto/cairn/v1/raft.proto`),
 //! carries every shard's Raft group: each [`RaftMessage`] names its shard,
@@ -11,16 +11,16 @@
 //!   siblings); tonic reconnects them by itself.
 //! * Server: [`RaftTransportService`] dispatches by shard name to the
 //!   `Raft` handles [`register`](RaftTransportService::register)ed with it.
-//! * [`start_raft`] and [`initialize_single_node`] start one shard's Raft on
-//!   its database.
 //!
-//! Messages are bounded by [`MAX_MESSAGE_BYTES`] in both directions; an
+//! Starting a shard's Raft on this transport is [`crate::raft`]'s.
+//!
+//! Messages are bounded by [`MAX_RAFT_MESSAGE_BYTES`] in both directions; an
 //! AppendEntries above it is refused locally with `PayloadTooLarge`, so
 //! openraft retries with fewer entries. Snapshots travel in chunks of
 //! openraft's `Config::snapshot_max_chunk_size` (3 MiB by default), which must
 //! stay below the bound.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -29,8 +29,8 @@ use cairn_proto::v1::RaftMessage;
 use cairn_proto::v1::raft_transport_client::RaftTransportClient;
 use cairn_proto::v1::raft_transport_server::{RaftTransport, RaftTransportServer};
 use openraft::error::{
-    Fatal, InitializeError, InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError,
-    RaftError, RemoteError, Timeout, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
+    Unreachable,
 };
 use openraft::network::RPCOption;
 use openraft::raft::{
@@ -38,18 +38,15 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, RPCTypes, Raft, RaftNetwork, RaftNetworkFactory};
-use rocksdb::DB;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
-use crate::log_store::{RaftLogStore, StoreError};
-use crate::state_machine::StateMachine;
 use crate::types::{NodeId, TypeConfig};
 
 /// Largest Raft message, request or reply, sent or accepted (64 MiB).
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+pub const MAX_RAFT_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// How long a client waits for a TCP connection to a peer before reporting it
 /// unreachable (openraft then backs off before the next try).
@@ -142,8 +139,8 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
             node: node.clone(),
             client: client.map(|channel| {
                 RaftTransportClient::new(channel)
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
             }),
         }
     }
@@ -283,7 +280,7 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
     ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
         let entries = rpc.entries.len();
         let payload = encode_request(RPCTypes::AppendEntries, &rpc).map_err(RPCError::Network)?;
-        if payload.len() > MAX_MESSAGE_BYTES {
+        if payload.len() > MAX_RAFT_MESSAGE_BYTES {
             if entries > 1 {
                 // openraft re-sends with at most this many entries.
                 return Err(RPCError::PayloadTooLarge(
@@ -292,7 +289,7 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
             }
             return Err(RPCError::Network(NetworkError::new(&TransportError(
                 format!(
-                    "one log entry of {} bytes exceeds the {MAX_MESSAGE_BYTES}-byte message limit",
+                    "one log entry of {} bytes exceeds the {MAX_RAFT_MESSAGE_BYTES}-byte message limit",
                     payload.len()
                 ),
             ))));
@@ -324,7 +321,7 @@ impl RaftNetwork<TypeConfig> for GrpcNetwork {
 ///
 /// Cheap to clone (shared registry). A message for a shard not registered is
 /// answered `NOT_FOUND`; an undecodable payload `INVALID_ARGUMENT`. Requests
-/// and replies are bounded by [`MAX_MESSAGE_BYTES`] when served through
+/// and replies are bounded by [`MAX_RAFT_MESSAGE_BYTES`] when served through
 /// [`into_server`](Self::into_server).
 #[derive(Clone, Default)]
 pub struct RaftTransportService {
@@ -372,11 +369,11 @@ impl RaftTransportService {
             .remove(shard)
     }
 
-    /// The tonic service, with message sizes bounded by [`MAX_MESSAGE_BYTES`].
+    /// The tonic service, with message sizes bounded by [`MAX_RAFT_MESSAGE_BYTES`].
     pub fn into_server(self) -> RaftTransportServer<Self> {
         RaftTransportServer::new(self)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES)
     }
 
     /// The Raft of the message's shard and the decoded request.
@@ -434,104 +431,5 @@ impl RaftTransport for RaftTransportService {
     ) -> Result<Response<RaftMessage>, Status> {
         let (raft, rpc): (_, InstallSnapshotRequest<TypeConfig>) = self.route(request)?;
         reply(&raft.install_snapshot(rpc).await)
-    }
-}
-
-/// Why a shard's Raft could not be started or initialized.
-#[derive(Debug, thiserror::Error)]
-pub enum RaftStartError {
-    /// The openraft configuration is invalid (fix the config; not retryable).
-    #[error("invalid raft config: {0}")]
-    Config(#[from] openraft::ConfigError),
-    /// The shard database could not be read (fatal for this replica).
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The network factory was made for another shard (a wiring bug).
-    #[error("network factory is for shard {network:?}, not {shard:?}")]
-    ShardMismatch {
-        /// The shard being started.
-        shard: String,
-        /// The factory's shard.
-        network: String,
-    },
-    /// Raft stopped (storage error or shutdown) while starting.
-    #[error("raft stopped: {0}")]
-    Fatal(#[from] Fatal<NodeId>),
-    /// Initializing the membership failed.
-    #[error("initializing raft membership: {0}")]
-    Initialize(#[from] RaftError<NodeId, InitializeError<NodeId, BasicNode>>),
-}
-
-/// Starts node `node_id`'s Raft for `shard` on the shard database `db` (from
-/// [`open_shard_db`](crate::log_store::open_shard_db)), with `network` as its
-/// transport.
-///
-/// Returns the Raft handle (register it with a [`RaftTransportService`] so
-/// peers reach it) and a [`StateMachine`] handle for the pipeline's reads.
-/// The state machine starts from the state on disk, and openraft re-applies
-/// any committed entries beyond it. `config` is validated; its
-/// `cluster_name` is set to the shard name (it only labels traces). Its
-/// snapshot policy decides how often the whole state is copied into a
-/// snapshot (see [`crate::state_machine`]); shards with large trees should
-/// use a sparse policy. openraft 0.9 bounds every AppendEntries RPC
-/// (transfer plus the follower's fsync) by `heartbeat_interval`, so that must
-/// leave room for the largest batch; `max_payload_entries` × the largest
-/// entry must stay below [`MAX_MESSAGE_BYTES`] or the RPC is split. Blocking
-/// reads at start are short (the state record).
-pub async fn start_raft(
-    node_id: NodeId,
-    shard: &str,
-    db: Arc<DB>,
-    config: openraft::Config,
-    network: GrpcNetworkFactory,
-) -> Result<(Raft<TypeConfig>, StateMachine), RaftStartError> {
-    if network.shard() != shard {
-        return Err(RaftStartError::ShardMismatch {
-            shard: shard.to_string(),
-            network: network.shard().to_string(),
-        });
-    }
-    let config = openraft::Config {
-        cluster_name: shard.to_string(),
-        ..config
-    }
-    .validate()?;
-    let log_store = RaftLogStore::new(db.clone())?;
-    let state_machine = StateMachine::new(db)?;
-    let raft = Raft::new(
-        node_id,
-        Arc::new(config),
-        network,
-        log_store,
-        state_machine.clone(),
-    )
-    .await?;
-    tracing::info!(shard, node_id, "raft started");
-    Ok((raft, state_machine))
-}
-
-/// Makes `raft` a one-member cluster of `node_id` at `addr`
-/// (`http://host:port`), if and only if its store is fresh.
-///
-/// Returns `true` if it initialized, `false` if the node already has a vote,
-/// log or membership (a restart): re-initializing a used node is never done.
-/// Safe to call on every start.
-pub async fn initialize_single_node(
-    raft: &Raft<TypeConfig>,
-    node_id: NodeId,
-    addr: impl Into<String>,
-) -> Result<bool, RaftStartError> {
-    if raft.is_initialized().await? {
-        return Ok(false);
-    }
-    let members = BTreeMap::from([(node_id, BasicNode { addr: addr.into() })]);
-    match raft.initialize(members).await {
-        Ok(()) => {
-            tracing::info!(node_id, "initialized single-node raft membership");
-            Ok(true)
-        }
-        // Lost a race with another initialization: already initialized.
-        Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(false),
-        Err(e) => Err(e.into()),
     }
 }

@@ -34,8 +34,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
-use crate::batcher::{LeaderHint, LeafStatus};
+use crate::batcher::LeafStatus;
 use crate::network::RaftTransportService;
+use crate::raft::LeaderHint;
 use crate::shard::{Shard, ShardError};
 use crate::types::{CosignedHead, LEAF_SIZE, StoredCosignature};
 

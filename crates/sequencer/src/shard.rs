@@ -34,23 +34,22 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::batcher::{
-    Batcher, BatcherConfig, LeaderHint, LeafStatus, ProposeError, SubmitError, not_leader, propose,
-};
+use crate::batcher::{Batcher, BatcherConfig, LeafStatus, SubmitError};
 use crate::integrator::{Degraded, HaltFlag, Integrator, IntegratorConfig};
 use crate::log_store::open_shard_db;
-use crate::network::{
-    GrpcNetworkFactory, RaftTransportService, initialize_single_node, start_raft,
+use crate::network::{GrpcNetworkFactory, RaftTransportService};
+use crate::raft::{
+    LeaderHint, ProposeError, initialize_single_node, not_leader, propose, start_raft,
 };
 use crate::record::{RecordError, SignedRecord};
 use crate::signer::{Signer, SignerError, WitnessKeys};
 use crate::state_machine::{AppliedState, StateMachine};
 use crate::types::{Command, CommandResponse, CosignedHead, LEAF_SIZE, NodeId, TypeConfig};
 
-/// Default number of applied log entries between state-machine snapshots.
-/// A snapshot copies the whole state into memory (see
-/// [`crate::state_machine`]), so it is kept sparse.
-pub const DEFAULT_SNAPSHOT_LOGS: u64 = 10_000;
+// Callers configure a shard's Raft through this module
+// (`ShardConfig::raft_config`), so its defaults are reachable here too; they
+// are defined with the rest of the Raft helpers.
+pub use crate::raft::{DEFAULT_SNAPSHOT_LOGS, default_raft_config};
 
 /// Most attempts to re-write the `checkpoint` object on leadership gain when
 /// the object store is unavailable; later publications write it anyway.
@@ -88,16 +87,6 @@ async fn open_db(dir: &std::path::Path) -> Result<Arc<rocksdb::DB>, String> {
             }
             Err(e) => return Err(e.to_string()),
         }
-    }
-}
-
-/// The openraft configuration used by default: openraft's defaults (50 ms
-/// heartbeat, 150–300 ms election timeout) with snapshots every
-/// [`DEFAULT_SNAPSHOT_LOGS`] entries.
-pub fn default_raft_config() -> openraft::Config {
-    openraft::Config {
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(DEFAULT_SNAPSHOT_LOGS),
-        ..openraft::Config::default()
     }
 }
 

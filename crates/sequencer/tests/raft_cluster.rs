@@ -8,9 +8,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use cairn_sequencer::log_store::{StoreError, open_shard_db};
-use cairn_sequencer::network::{
-    GrpcNetworkFactory, RaftTransportService, initialize_single_node, start_raft,
-};
+use cairn_sequencer::network::{GrpcNetworkFactory, RaftTransportService};
+use cairn_sequencer::raft::{initialize_single_node, start_raft};
 use cairn_sequencer::state_machine::StateMachine;
 use cairn_sequencer::types::{Command, CommandResponse, LEAF_SIZE, NodeId, TypeConfig};
 use openraft::{BasicNode, Raft, ServerState};
