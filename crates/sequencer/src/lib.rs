@@ -36,7 +36,7 @@ pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 
-pub use log_store::{RaftLogStore, StoreError, open_shard_db};
+pub use log_store::{LockHolder, RaftLogStore, StoreError, open_shard_db};
 pub use network::{GrpcNetworkFactory, RaftTransportService};
 pub use raft::{
     DEFAULT_SNAPSHOT_LOGS, LeaderHint, RaftStartError, default_raft_config, initialize_single_node,

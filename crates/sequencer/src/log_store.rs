@@ -86,18 +86,26 @@ pub(crate) const KEY_UPPER_BOUND: [u8; 33] = [0xff; 33];
 /// Errors of the shard database outside openraft's own storage traits (open,
 /// state-machine reads for the pipeline).
 ///
-/// Retry semantics: [`StoreError::InvalidArgument`] and
-/// [`StoreError::Pruned`] are the caller's fault and retrying the same call
-/// fails again; [`StoreError::Installing`] passes once a snapshot install
-/// completes; every other variant means the local database (or a snapshot
-/// being installed into it) is unusable or corrupt and is fatal for this
-/// replica (restart, or rebuild it from a snapshot of the other replicas).
+/// [`StoreError::is_fatal`] is the one classification of these errors: every
+/// caller (the integrator, the shard's
+/// [`ShardError::is_retryable`](crate::shard::ShardError::is_retryable), the
+/// gRPC status of [`crate::service::status_for`]) decides with it alone.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// RocksDB reported an error (IO error, corruption, lock held by another
-    /// process, ...).
+    /// RocksDB reported an error; its [kind](rocksdb::Error::kind) decides
+    /// whether it is fatal (see [`StoreError::is_fatal`]).
     #[error("rocksdb: {0}")]
     Db(#[from] rocksdb::Error),
+    /// The database directory is locked: RocksDB allows one open per
+    /// directory, and someone has it open (only [`open_shard_db`] reports
+    /// this).
+    #[error("the shard database is locked by {holder}: {source}")]
+    Locked {
+        /// Who holds the lock.
+        holder: LockHolder,
+        /// RocksDB's error.
+        source: rocksdb::Error,
+    },
     /// Creating the shard directory failed.
     #[error("shard directory {path}: {source}")]
     Dir {
@@ -153,20 +161,139 @@ pub enum StoreError {
         /// The IO error.
         source: std::io::Error,
     },
-    /// A blocking task panicked or was cancelled.
+    /// A blocking task panicked or was cancelled, or a lock was poisoned by
+    /// such a panic.
     #[error("blocking database task failed: {0}")]
     Task(String),
 }
 
+/// Who holds the lock of a shard database that [`open_shard_db`] could not
+/// open ([`StoreError::Locked`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockHolder {
+    /// This process: an earlier instance of the shard has not closed the
+    /// database yet (openraft's state-machine worker exits a moment after
+    /// Raft shutdown). Passes by itself.
+    ThisProcess,
+    /// Another process (a second node or tool on the same data directory).
+    /// Needs an operator.
+    OtherProcess,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LockHolder::ThisProcess => {
+                "this process (an earlier instance of the shard has not closed it yet)"
+            }
+            LockHolder::OtherProcess => "another process",
+        })
+    }
+}
+
 impl StoreError {
-    /// Whether this replica's database is unusable. `false` for errors
-    /// caused by the request, which the caller must not retry unchanged, and
-    /// for [`StoreError::Installing`], which passes.
+    /// Whether this replica's database (or a snapshot being installed into
+    /// it) is unusable: the replica must stop, and be restarted or rebuilt
+    /// from a snapshot of the other replicas. This is the one classification
+    /// of shard-database errors; everything it does not call fatal is
+    /// retryable:
+    ///
+    /// * [`StoreError::Installing`] passes once the snapshot install
+    ///   completes;
+    /// * [`StoreError::Locked`] by [`LockHolder::ThisProcess`] passes once
+    ///   the earlier instance has closed the database;
+    /// * [`StoreError::Db`] of a transient [kind](rocksdb::ErrorKind) may
+    ///   pass by itself: `Busy`, `TryAgain`, `TimedOut`, `Expired`,
+    ///   `Incomplete`, `Aborted`, `ShutdownInProgress` (see `is_transient`
+    ///   in this module for why each kind is where it is);
+    /// * [`StoreError::InvalidArgument`] and [`StoreError::Pruned`] are the
+    ///   request's fault, not the database's: only a corrected request
+    ///   succeeds (the integrator reads pruned leaves from the entry bundles
+    ///   instead). The shard's own calls never produce them.
+    ///
+    /// Everything else is fatal: a RocksDB error of any other kind
+    /// (corruption, IO errors including a full disk, ...), a lock held by
+    /// another process, a corrupt value or snapshot, a wrong format version,
+    /// a missing column family or directory, a panicked task.
     pub fn is_fatal(&self) -> bool {
-        !matches!(
-            self,
-            StoreError::InvalidArgument(_) | StoreError::Pruned { .. } | StoreError::Installing
-        )
+        match self {
+            StoreError::Db(e) => !is_transient(&e.kind()),
+            StoreError::Locked { holder, .. } => *holder == LockHolder::OtherProcess,
+            StoreError::InvalidArgument(_) | StoreError::Pruned { .. } | StoreError::Installing => {
+                false
+            }
+            StoreError::Dir { .. }
+            | StoreError::Corrupt(_)
+            | StoreError::IncompatibleFormat { .. }
+            | StoreError::MissingColumnFamily(_)
+            | StoreError::InvalidSnapshot(_)
+            | StoreError::SnapshotIo { .. }
+            | StoreError::Task(_) => true,
+        }
+    }
+}
+
+/// Whether a RocksDB error of `kind` may pass by itself, so that the same
+/// call can succeed later.
+///
+/// Transient: `Busy`, `TryAgain`, `TimedOut` and `Expired` (contention or a
+/// deadline), `Incomplete` (a read that would need IO it may not do),
+/// `Aborted` (an operation cancelled, e.g. a paused compaction) and
+/// `ShutdownInProgress` (the database is closing with the node; a restart or
+/// another replica serves the call).
+///
+/// Everything else is damage or a bug, and fatal: `Corruption`; `IOError`
+/// (failed reads and writes, a full disk; a held lock at open is
+/// [`StoreError::Locked`] instead); `NotFound` (a file the database needs is
+/// gone: a missing key is `Ok(None)`, never an error); `NotSupported`,
+/// `InvalidArgument`, `MergeInProgress`, `CompactionTooLarge` and
+/// `ColumnFamilyDropped` (this crate uses none of those features, so they
+/// mean a bug); and `Unknown`, because what is not recognised fails closed.
+fn is_transient(kind: &rocksdb::ErrorKind) -> bool {
+    use rocksdb::ErrorKind as K;
+    match kind {
+        K::Busy
+        | K::TryAgain
+        | K::TimedOut
+        | K::Expired
+        | K::Incomplete
+        | K::Aborted
+        | K::ShutdownInProgress => true,
+        K::NotFound
+        | K::Corruption
+        | K::NotSupported
+        | K::InvalidArgument
+        | K::IOError
+        | K::MergeInProgress
+        | K::CompactionTooLarge
+        | K::ColumnFamilyDropped
+        | K::Unknown => false,
+    }
+}
+
+/// Who holds the lock, if `e` (from opening a database) says the directory
+/// is locked.
+///
+/// RocksDB reports a held lock as a plain `IOError`, and the Rust binding
+/// exposes only the status code and its message (no subcode or errno), so
+/// the message is all there is to tell a held lock from other IO errors.
+/// Its `LockFile` (env/fs_posix.cc) words it in two ways: "lock hold by
+/// current process" when this process's own lock table has the file (fcntl
+/// locks are per process, so RocksDB keeps that table to refuse a second
+/// open here), and "While lock file" when the fcntl lock itself is refused,
+/// i.e. another process holds it. The tests of this module pin both, so a
+/// RocksDB upgrade that rewords them fails there rather than silently.
+fn lock_holder(e: &rocksdb::Error) -> Option<LockHolder> {
+    if e.kind() != rocksdb::ErrorKind::IOError {
+        return None;
+    }
+    let message = e.as_ref();
+    if message.contains("lock hold by current process") {
+        Some(LockHolder::ThisProcess)
+    } else if message.contains("While lock file") {
+        Some(LockHolder::OtherProcess)
+    } else {
+        None
     }
 }
 
@@ -175,7 +302,7 @@ impl StoreError {
 ///
 /// Call it once per shard and process: RocksDB takes an exclusive lock on the
 /// directory, so a second open (here or in another process) fails with
-/// [`StoreError::Db`]. A database of another format version fails with
+/// [`StoreError::Locked`]. A database of another format version fails with
 /// [`StoreError::IncompatibleFormat`]. Blocking (file IO): call it from
 /// startup code or `spawn_blocking`.
 pub fn open_shard_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
@@ -196,7 +323,10 @@ pub fn open_shard_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
     let cfs = ALL_CFS
         .iter()
         .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
-    let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
+    let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(|e| match lock_holder(&e) {
+        Some(holder) => StoreError::Locked { holder, source: e },
+        None => StoreError::Db(e),
+    })?;
 
     let meta = cf(&db, CF_META)?;
     match db.get_cf(meta, KEY_FORMAT)? {
@@ -593,9 +723,120 @@ mod tests {
     }
 
     #[test]
-    fn a_second_open_of_the_same_directory_fails() {
+    fn a_second_open_in_the_same_process_is_locked_by_this_process_and_passes() {
         let dir = tempfile::tempdir().unwrap();
-        let _db = open_shard_db(dir.path()).unwrap();
-        assert!(matches!(open_shard_db(dir.path()), Err(StoreError::Db(_))));
+        let db = open_shard_db(dir.path()).unwrap();
+        match open_shard_db(dir.path()) {
+            Err(
+                e @ StoreError::Locked {
+                    holder: LockHolder::ThisProcess,
+                    ..
+                },
+            ) => assert!(!e.is_fatal(), "{e}"),
+            other => panic!("expected Locked by this process, got {other:?}"),
+        }
+        drop(db);
+        open_shard_db(dir.path()).expect("opens once the first handle is closed");
+    }
+
+    /// Names the directory [`hold_the_lock_for_another_test`] opens.
+    const HOLD_DIR_ENV: &str = "CAIRN_TEST_HOLD_SHARD_DB";
+
+    /// Not a test by itself: the child process of
+    /// [`a_database_open_in_another_process_is_locked_by_another_process`]
+    /// holds the database open until the parent lets go (bounded).
+    #[test]
+    #[ignore = "run in a child process by another test"]
+    fn hold_the_lock_for_another_test() {
+        let Some(dir) = std::env::var_os(HOLD_DIR_ENV).map(std::path::PathBuf::from) else {
+            return;
+        };
+        let _db = open_shard_db(&dir.join("db")).unwrap();
+        std::fs::write(dir.join("ready"), b"").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !dir.join("release").exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_database_open_in_another_process_is_locked_by_another_process() {
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "log_store::tests::hold_the_lock_for_another_test",
+                "--ignored",
+            ])
+            .env(HOLD_DIR_ENV, dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !dir.path().join("ready").exists() {
+            let exited = child.try_wait().unwrap();
+            if exited.is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the child did not open the database (exit {exited:?})");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let opened = open_shard_db(&dir.path().join("db"));
+        std::fs::write(dir.path().join("release"), b"").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the child did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        match opened {
+            Err(
+                e @ StoreError::Locked {
+                    holder: LockHolder::OtherProcess,
+                    ..
+                },
+            ) => assert!(e.is_fatal(), "{e}"),
+            other => panic!("expected Locked by another process, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rocksdb_errors_are_fatal_unless_their_kind_is_transient() {
+        use rocksdb::ErrorKind as K;
+        for kind in [
+            K::Busy,
+            K::TryAgain,
+            K::TimedOut,
+            K::Expired,
+            K::Incomplete,
+            K::Aborted,
+            K::ShutdownInProgress,
+        ] {
+            assert!(is_transient(&kind), "{kind:?}");
+        }
+        for kind in [
+            K::NotFound,
+            K::Corruption,
+            K::NotSupported,
+            K::InvalidArgument,
+            K::IOError,
+            K::MergeInProgress,
+            K::CompactionTooLarge,
+            K::ColumnFamilyDropped,
+            K::Unknown,
+        ] {
+            assert!(!is_transient(&kind), "{kind:?}");
+        }
+        // A real one: RocksDB refuses to open a missing database when told
+        // not to create it (InvalidArgument), which says nothing about a lock.
+        let dir = tempfile::tempdir().unwrap();
+        let e = DB::open(&Options::default(), dir.path().join("missing")).unwrap_err();
+        assert_eq!(e.kind(), rocksdb::ErrorKind::InvalidArgument, "{e}");
+        assert_eq!(lock_holder(&e), None);
+        assert!(StoreError::from(e).is_fatal());
     }
 }

@@ -36,7 +36,7 @@ use tokio::time::Instant;
 
 use crate::batcher::{Batcher, BatcherConfig, LeafStatus, SubmitError};
 use crate::integrator::{Degraded, HaltFlag, Integrator, IntegratorConfig};
-use crate::log_store::open_shard_db;
+use crate::log_store::{LockHolder, StoreError, blocking, open_shard_db};
 use crate::network::{GrpcNetworkFactory, RaftTransportService};
 use crate::raft::{
     LeaderHint, ProposeError, initialize_single_node, not_leader, propose, start_raft,
@@ -68,24 +68,20 @@ pub const OPEN_LOCK_WAIT: Duration = Duration::from_secs(10);
 /// Opens the shard database off the async threads, waiting up to
 /// [`OPEN_LOCK_WAIT`] while this process still holds its lock (an in-process
 /// restart). A lock held by another process fails at once.
-async fn open_db(dir: &std::path::Path) -> Result<Arc<rocksdb::DB>, String> {
+async fn open_db(dir: &std::path::Path) -> Result<Arc<rocksdb::DB>, StoreError> {
     let deadline = Instant::now() + OPEN_LOCK_WAIT;
     loop {
         let d = dir.to_path_buf();
-        let opened = tokio::task::spawn_blocking(move || open_shard_db(&d))
-            .await
-            .map_err(|e| format!("open task failed: {e}"))?;
-        match opened {
+        match blocking(move || open_shard_db(&d)).await {
             Ok(db) => return Ok(db),
-            // RocksDB's wording for a lock taken by this same process.
-            Err(e)
-                if e.to_string().contains("lock hold by current process")
-                    && Instant::now() < deadline =>
-            {
+            Err(StoreError::Locked {
+                holder: LockHolder::ThisProcess,
+                ..
+            }) if Instant::now() < deadline => {
                 tracing::debug!(dir = %dir.display(), "database still held by a previous instance; waiting");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e),
         }
     }
 }
