@@ -9,7 +9,7 @@
 //! leaves' indices from `CommandResponse::Appended`.
 //!
 //! Backpressure: at most [`BatcherConfig::max_pending`] leaves may be queued
-//! or in flight; beyond that, [`SubmitError::Pushback`] (the gRPC service maps
+//! or in flight; beyond that, [`ShardError::Pushback`] (the gRPC service maps
 //! it to `RESOURCE_EXHAUSTED`, the frontend to 429/503). Accepted leaves hold
 //! their share of the limit until their proposal finishes, even if the
 //! submitter stopped waiting.
@@ -29,7 +29,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::raft::{LeaderHint, ProposeError, not_leader, propose};
+use crate::log_store::blocking;
+use crate::raft::{ProposeError, not_leader, propose};
+use crate::shard::ShardError;
 use crate::state_machine::StateMachine;
 use crate::types::{Command, CommandResponse, LEAF_SIZE, NodeId, TypeConfig};
 
@@ -53,7 +55,7 @@ pub struct BatcherConfig {
     /// this is split over several batches. Default [`DEFAULT_MAX_LEAVES`].
     pub max_leaves: usize,
     /// Most leaves queued or in flight; more are refused with
-    /// [`SubmitError::Pushback`]. Default [`DEFAULT_MAX_PENDING`].
+    /// [`ShardError::Pushback`]. Default [`DEFAULT_MAX_PENDING`].
     pub max_pending: usize,
     /// Most batches proposed and not yet committed at once.
     /// Default [`DEFAULT_MAX_IN_FLIGHT`].
@@ -81,46 +83,8 @@ pub enum LeafStatus {
     Pending,
 }
 
-/// Why a submission (or any proposal) failed as a whole.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SubmitError {
-    /// The pool is full. Retryable after a short delay.
-    #[error("pushback: {requested} leaves would exceed the limit of {limit} pending leaves")]
-    Pushback {
-        /// Leaves in the refused submission that needed a slot.
-        requested: usize,
-        /// [`BatcherConfig::max_pending`].
-        limit: usize,
-    },
-    /// This node is not the shard's Raft leader; retry on the leader.
-    #[error("not the leader ({0})")]
-    NotLeader(LeaderHint),
-    /// Reading the leaf-hash index failed. Retryable.
-    #[error("state machine read failed: {0}")]
-    Storage(String),
-    /// Raft failed (fatal error in the Raft core, or it is shutting down).
-    #[error("raft: {0}")]
-    Raft(String),
-    /// The state machine answered the proposal unexpectedly. Not retryable
-    /// with the same input.
-    #[error("unexpected state machine response: {0}")]
-    Unexpected(String),
-    /// The batcher was shut down before the submission was proposed.
-    #[error("the batcher is shut down")]
-    ShuttingDown,
-}
-
-impl From<ProposeError> for SubmitError {
-    fn from(e: ProposeError) -> Self {
-        match e {
-            ProposeError::NotLeader(h) => SubmitError::NotLeader(h),
-            ProposeError::Raft(m) => SubmitError::Raft(m),
-        }
-    }
-}
-
 /// Where a submission's indices (or its error) are sent.
-type Reply = oneshot::Sender<Result<Vec<u64>, SubmitError>>;
+type Reply = oneshot::Sender<Result<Vec<u64>, ShardError>>;
 
 /// Leaves of one batch slot, waiting to be proposed. Holds its share of the
 /// pending limit until its proposal finishes.
@@ -213,9 +177,9 @@ impl Batcher {
     ///
     /// * Leaves already sequenced are answered from the index without a
     ///   proposal, on any node.
-    /// * Otherwise this node must be the leader ([`SubmitError::NotLeader`]
+    /// * Otherwise this node must be the leader ([`ShardError::NotLeader`]
     ///   with the leader's id and address), and the pool must have room for
-    ///   the new leaves ([`SubmitError::Pushback`]; nothing is queued then).
+    ///   the new leaves ([`ShardError::Pushback`]; nothing is queued then).
     /// * An error from the proposal (leadership lost, Raft failure) fails the
     ///   whole call; resubmitting is always safe (the state machine dedups by
     ///   leaf hash).
@@ -223,7 +187,7 @@ impl Batcher {
         &self,
         leaves: Vec<[u8; LEAF_SIZE]>,
         deadline: Instant,
-    ) -> Result<Vec<LeafStatus>, SubmitError> {
+    ) -> Result<Vec<LeafStatus>, ShardError> {
         let mut results = vec![LeafStatus::Pending; leaves.len()];
         let known = self.lookup(&leaves).await?;
         let mut new_positions = Vec::new();
@@ -241,19 +205,20 @@ impl Batcher {
             return Ok(results);
         }
         if let Some(hint) = not_leader(&self.raft, self.node_id) {
-            return Err(SubmitError::NotLeader(hint));
+            return Err(ShardError::NotLeader(hint));
         }
         if *self.shutdown.borrow() {
-            return Err(SubmitError::ShuttingDown);
+            return Err(ShardError::ShuttingDown);
         }
-        let pushback = SubmitError::Pushback {
-            requested: new_leaves.len(),
+        let requested = new_leaves.len();
+        let pushback = || ShardError::Pushback {
+            requested,
             limit: self.config.max_pending,
         };
-        let count = u32::try_from(new_leaves.len()).map_err(|_| pushback.clone())?;
+        let count = u32::try_from(requested).map_err(|_| pushback())?;
         let permit = Arc::clone(&self.pending)
             .try_acquire_many_owned(count)
-            .map_err(|_| pushback)?;
+            .map_err(|_| pushback())?;
 
         // One submission per batch-sized chunk, so no batch exceeds
         // `max_leaves` however large the call. Each chunk carries its share
@@ -273,7 +238,7 @@ impl Batcher {
                 permit.as_mut().and_then(|p| p.split(chunk.len()))
             };
             let Some(share) = share else {
-                return Err(SubmitError::Unexpected(
+                return Err(ShardError::Rejected(
                     "pending-limit permit split failed".into(),
                 ));
             };
@@ -285,7 +250,7 @@ impl Batcher {
             };
             self.tx
                 .send(submission)
-                .map_err(|_| SubmitError::ShuttingDown)?;
+                .map_err(|_| ShardError::ShuttingDown)?;
             waiting.push((chunk_positions, rx));
         }
 
@@ -293,11 +258,11 @@ impl Batcher {
             match tokio::time::timeout_at(deadline, rx).await {
                 // Deadline passed: these leaves stay `Pending`.
                 Err(_elapsed) => {}
-                Ok(Err(_dropped)) => return Err(SubmitError::ShuttingDown),
+                Ok(Err(_dropped)) => return Err(ShardError::ShuttingDown),
                 Ok(Ok(Err(e))) => return Err(e),
                 Ok(Ok(Ok(indices))) => {
                     if indices.len() != chunk_positions.len() {
-                        return Err(SubmitError::Unexpected(format!(
+                        return Err(ShardError::Rejected(format!(
                             "{} indices for {} leaves",
                             indices.len(),
                             chunk_positions.len()
@@ -316,23 +281,15 @@ impl Batcher {
 
     /// The index of each leaf, if already sequenced (read off the async
     /// threads: RocksDB reads block).
-    async fn lookup(&self, leaves: &[[u8; LEAF_SIZE]]) -> Result<Vec<Option<u64>>, SubmitError> {
+    async fn lookup(&self, leaves: &[[u8; LEAF_SIZE]]) -> Result<Vec<Option<u64>>, ShardError> {
         let hashes: Vec<Hash> = leaves.iter().map(|l| cairn_tlog::leaf_hash(l)).collect();
         let sm = self.state_machine.clone();
-        tokio::task::spawn_blocking(move || {
-            hashes
-                .iter()
-                .map(|h| sm.leaf_index(h))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| SubmitError::Storage(e.to_string()))
-        })
-        .await
-        .map_err(|e| SubmitError::Storage(format!("index lookup task failed: {e}")))?
+        Ok(blocking(move || hashes.iter().map(|h| sm.leaf_index(h)).collect()).await?)
     }
 
     /// Stops taking submissions, lets the batches already proposed finish
     /// (their submitters get their answers) and fails queued, not yet
-    /// proposed submissions with [`SubmitError::ShuttingDown`]. Idempotent.
+    /// proposed submissions with [`ShardError::ShuttingDown`]. Idempotent.
     /// Call before shutting down Raft.
     pub async fn shutdown(&self) {
         self.shutdown.send_replace(true);
@@ -405,7 +362,7 @@ async fn run(
     rx.close();
     drop(carry);
     while let Ok(s) = rx.try_recv() {
-        let _ = s.reply.send(Err(SubmitError::ShuttingDown));
+        let _ = s.reply.send(Err(ShardError::ShuttingDown));
     }
     // Proposed batches finish so their submitters learn their indices.
     while proposals.join_next().await.is_some() {}
@@ -453,18 +410,17 @@ async fn propose_batch(
         }
         Ok(other) => {
             tracing::error!(response = ?other, leaves = total, "unexpected response to Append");
-            let e = SubmitError::Unexpected(format!("{other:?} for an Append of {total} leaves"));
+            let reason = format!("{other:?} for an Append of {total} leaves");
             for (_, reply) in waiting {
-                let _ = reply.send(Err(e.clone()));
+                let _ = reply.send(Err(ShardError::Rejected(reason.clone())));
             }
         }
         Err(e) => {
             if !matches!(e, ProposeError::NotLeader(_)) {
                 tracing::warn!(error = %e, leaves = total, "append proposal failed");
             }
-            let e = SubmitError::from(e);
             for (_, reply) in waiting {
-                let _ = reply.send(Err(e.clone()));
+                let _ = reply.send(Err(ShardError::from(e.clone())));
             }
         }
     }

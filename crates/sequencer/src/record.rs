@@ -18,6 +18,8 @@ use std::sync::Mutex;
 
 use cairn_tlog::Hash;
 
+use crate::log_store::StoreError;
+
 /// Largest record file accepted (it is two short lines).
 const MAX_RECORD_BYTES: u64 = 256;
 
@@ -59,6 +61,11 @@ pub enum RecordError {
         /// What went wrong.
         reason: String,
     },
+    /// Reading the applied history (the root at the recorded size) from
+    /// the shard database failed; [`StoreError::is_fatal`] says whether it
+    /// may pass. Says nothing about the record itself.
+    #[error("reading the applied root to check the signed-head record: {0}")]
+    Store(#[from] StoreError),
     /// The record could not be updated (e.g. the disk is full): nothing
     /// was signed; retry once the cause is gone.
     #[error("signed-head record {path} could not be written: {reason}")]
@@ -72,10 +79,15 @@ pub enum RecordError {
 
 impl RecordError {
     /// Whether waiting can help: [`RecordError::Behind`] (the node may
-    /// still catch up) and [`RecordError::Write`] (space may come back). A
-    /// fork or an unreadable record is fatal.
+    /// still catch up), [`RecordError::Write`] (space may come back) and a
+    /// [`RecordError::Store`] error that is not [fatal](StoreError::is_fatal).
+    /// A fork or an unreadable record is fatal.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, RecordError::Behind { .. } | RecordError::Write { .. })
+        match self {
+            RecordError::Behind { .. } | RecordError::Write { .. } => true,
+            RecordError::Store(e) => !e.is_fatal(),
+            RecordError::Fork { .. } | RecordError::Io { .. } => false,
+        }
     }
 }
 
@@ -109,19 +121,21 @@ impl SignedRecord {
     /// `size` is fine then (a caller with a slightly older view of the same
     /// history); if the history does not reach the recorded size yet, the
     /// node is behind. A larger `size` is recorded durably before this
-    /// returns. Blocking (an fsync when the size grows).
+    /// returns. Blocking (an fsync when the size grows). A failure of
+    /// `root_at` is returned as [`RecordError::Store`], classified by the
+    /// database error, never as a fault of the record.
     pub fn admit(
         &self,
         size: u64,
         root: Hash,
-        root_at: impl FnOnce(u64) -> Result<Option<Hash>, String>,
+        root_at: impl FnOnce(u64) -> Result<Option<Hash>, StoreError>,
     ) -> Result<(), RecordError> {
         let mut largest = self.largest.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((recorded, recorded_root)) = *largest {
             let applied = if size == recorded {
                 Some(root)
             } else {
-                root_at(recorded).map_err(|reason| self.io(reason))?
+                root_at(recorded)?
             };
             match applied {
                 None if size < recorded => {
@@ -149,13 +163,6 @@ impl SignedRecord {
         })?;
         *largest = Some((size, root));
         Ok(())
-    }
-
-    fn io(&self, reason: String) -> RecordError {
-        RecordError::Io {
-            path: self.path.display().to_string(),
-            reason,
-        }
     }
 }
 
@@ -288,6 +295,28 @@ mod tests {
             .admit(20, root(20), |s| Ok((s == 10).then(|| root(10))))
             .unwrap();
         assert_eq!(record.largest(), Some((20, root(20))));
+    }
+
+    #[test]
+    fn a_database_read_failure_is_the_databases_and_classified_by_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = SignedRecord::open(dir.path().join("r")).unwrap();
+        record.admit(10, root(10), |_| unreachable!()).unwrap();
+        // A snapshot install passes: waiting helps, nothing is halted.
+        let e = record
+            .admit(20, root(20), |_| Err(StoreError::Installing))
+            .unwrap_err();
+        assert!(
+            matches!(e, RecordError::Store(StoreError::Installing)),
+            "{e}"
+        );
+        assert!(e.is_retryable());
+        // A corrupt database does not.
+        let e = record
+            .admit(20, root(20), |_| Err(StoreError::Corrupt("x".into())))
+            .unwrap_err();
+        assert!(!e.is_retryable(), "{e}");
+        assert_eq!(record.largest(), Some((10, root(10))));
     }
 
     #[test]

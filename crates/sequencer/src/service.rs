@@ -13,7 +13,13 @@
 //! | cosigned size not integrated yet, or root not the log's root at that size | `OUT_OF_RANGE` |
 //! | too many leaves pending (pushback) | `RESOURCE_EXHAUSTED` |
 //! | pipeline halted, leader not yet checked against the published log, state behind a head this node signed, Raft or object store unavailable, shutting down | `UNAVAILABLE` |
-//! | local database or a fatal storage error | `INTERNAL` |
+//! | shard database trouble that passes (not [fatal](crate::log_store::StoreError::is_fatal): a snapshot being installed, a busy database) | `UNAVAILABLE` |
+//! | shard database unusable ([fatal](crate::log_store::StoreError::is_fatal): corruption, IO errors), a fatal or unclassified object-store error, refusal to sign an inconsistent state, shard start failure | `INTERNAL` |
+//!
+//! Errors with a typed source take their code from its classification:
+//! [`ShardError::Store`] from [`StoreError::is_fatal`](crate::log_store::StoreError::is_fatal),
+//! [`ShardError::Storage`] from
+//! [`StorageError::is_retryable`](cairn_storage::StorageError::is_retryable).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -125,9 +131,10 @@ pub fn status_for(e: &ShardError) -> Status {
         | ShardError::Record(_)
         | ShardError::NotCleared
         | ShardError::Degraded(_) => Status::unavailable(msg),
-        ShardError::Storage(s) if s.is_retryable() => Status::unavailable(msg),
+        ShardError::Storage(e) if e.is_retryable() => Status::unavailable(msg),
+        ShardError::Store(e) if !e.is_fatal() => Status::unavailable(msg),
         ShardError::Storage(_)
-        | ShardError::Database(_)
+        | ShardError::Store(_)
         | ShardError::Signing(_)
         | ShardError::Start { .. } => Status::internal(msg),
     }
@@ -400,5 +407,21 @@ impl Sequencer for SequencerService {
         let shard = self.get(&req.shard)?;
         let halted = shard.witness_ahead(&req.witness, req.witness_size);
         Ok(Response::new(ReportWitnessAheadResponse { halted }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log_store::StoreError;
+
+    #[test]
+    fn shard_database_errors_are_unavailable_when_they_pass_and_internal_when_fatal() {
+        let passes = ShardError::Store(StoreError::Installing);
+        assert!(passes.is_retryable());
+        assert_eq!(status_for(&passes).code(), tonic::Code::Unavailable);
+        let fatal = ShardError::Store(StoreError::Corrupt("leaf 7 is missing".into()));
+        assert!(!fatal.is_retryable());
+        assert_eq!(status_for(&fatal).code(), tonic::Code::Internal);
     }
 }

@@ -34,7 +34,7 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::batcher::{Batcher, BatcherConfig, LeafStatus, SubmitError};
+use crate::batcher::{Batcher, BatcherConfig, LeafStatus};
 use crate::integrator::{Degraded, HaltFlag, Integrator, IntegratorConfig};
 use crate::log_store::{LockHolder, StoreError, blocking, open_shard_db};
 use crate::network::{GrpcNetworkFactory, RaftTransportService};
@@ -169,8 +169,10 @@ impl ShardConfig {
     }
 }
 
-/// Why a shard call failed. [`ShardError::is_retryable`] tells callers
-/// whether repeating the same call later can succeed.
+/// Why a shard call (or a call of its [`Batcher`]) failed.
+/// [`ShardError::is_retryable`] tells callers whether repeating the same
+/// call later can succeed; the gRPC status of each variant is in
+/// [`crate::service`].
 #[derive(Debug, thiserror::Error)]
 pub enum ShardError {
     /// The shard could not be opened or started (database, Raft start,
@@ -223,7 +225,9 @@ pub enum ShardError {
         /// Why.
         reason: String,
     },
-    /// The state machine rejected the proposal.
+    /// The state machine rejected the proposal, or answered it with
+    /// something other than what the command calls for. Not retryable with
+    /// the same input.
     #[error("rejected by the state machine: {0}")]
     Rejected(String),
     /// The signer refused to sign the applied state (it is inconsistent:
@@ -233,13 +237,16 @@ pub enum ShardError {
     /// The object store failed (see [`StorageError`] for fatal vs retryable).
     #[error("object storage: {0}")]
     Storage(#[from] StorageError),
-    /// Reading the local shard database failed.
+    /// The local shard database failed; [`StoreError::is_fatal`] says
+    /// whether it may pass (a snapshot being installed, a busy database) or
+    /// the replica's database is unusable.
     #[error("shard database: {0}")]
-    Database(String),
+    Store(#[from] StoreError),
     /// Raft failed or is shutting down.
     #[error("raft: {0}")]
     Raft(String),
-    /// The shard is shutting down.
+    /// The shard (or its batcher, before the submission was proposed) is
+    /// shutting down.
     #[error("the shard is shutting down")]
     ShuttingDown,
     /// Signing the applied state would contradict (or fall behind) a head
@@ -263,12 +270,14 @@ pub enum ShardError {
 
 impl ShardError {
     /// Whether the same call may succeed later (on this node or, for
-    /// [`ShardError::NotLeader`], on the leader).
+    /// [`ShardError::NotLeader`], on the leader). Errors with a typed
+    /// source defer to its classification: [`StoreError::is_fatal`],
+    /// [`StorageError::is_retryable`], [`RecordError::is_retryable`].
     pub fn is_retryable(&self) -> bool {
         match self {
+            ShardError::Store(e) => !e.is_fatal(),
             ShardError::NotLeader(_)
             | ShardError::Pushback { .. }
-            | ShardError::Database(_)
             | ShardError::Raft(_)
             | ShardError::NotInTree { .. }
             | ShardError::NotCleared
@@ -276,19 +285,6 @@ impl ShardError {
             ShardError::Storage(e) => e.is_retryable(),
             ShardError::Record(e) => e.is_retryable(),
             _ => false,
-        }
-    }
-}
-
-impl From<SubmitError> for ShardError {
-    fn from(e: SubmitError) -> Self {
-        match e {
-            SubmitError::Pushback { requested, limit } => ShardError::Pushback { requested, limit },
-            SubmitError::NotLeader(h) => ShardError::NotLeader(h),
-            SubmitError::Storage(m) => ShardError::Database(m),
-            SubmitError::Raft(m) => ShardError::Raft(m),
-            SubmitError::Unexpected(m) => ShardError::Rejected(m),
-            SubmitError::ShuttingDown => ShardError::ShuttingDown,
         }
     }
 }
@@ -719,17 +715,14 @@ impl Shard {
         if let Some(reason) = self.pipeline.degraded.reason() {
             return Err(ShardError::Degraded(reason));
         }
-        Ok(self.batcher.submit(leaves, deadline).await?)
+        self.batcher.submit(leaves, deadline).await
     }
 
     /// The index of the leaf with RFC 6962 leaf hash `leaf_hash`, if it is
     /// sequenced on this node.
     pub async fn leaf_index(&self, leaf_hash: Hash) -> Result<Option<u64>, ShardError> {
         let sm = self.pipeline.state_machine.clone();
-        tokio::task::spawn_blocking(move || sm.leaf_index(&leaf_hash))
-            .await
-            .map_err(|e| ShardError::Database(format!("lookup task: {e}")))?
-            .map_err(|e| ShardError::Database(e.to_string()))
+        Ok(blocking(move || sm.leaf_index(&leaf_hash)).await?)
     }
 
     /// The tree size, the tree head signed at the applied integrated size
@@ -755,7 +748,7 @@ impl Shard {
         let admitted = p
             .record
             .admit(signed.tree_head.size, signed.tree_head.root_hash, |size| {
-                sm.root_at(size).map_err(|e| e.to_string())
+                sm.root_at(size)
             });
         if let Err(e) = admitted {
             if !e.is_retryable() {
@@ -831,10 +824,7 @@ impl Shard {
         }
         let sm = p.state_machine.clone();
         let size = head.size;
-        let root = tokio::task::spawn_blocking(move || sm.root_at(size))
-            .await
-            .map_err(|e| ShardError::Database(format!("root lookup task: {e}")))?
-            .map_err(|e| ShardError::Database(e.to_string()))?;
+        let root = blocking(move || sm.root_at(size)).await?;
         match root {
             Some(root) if root == head.root => {}
             Some(_) => {
@@ -1149,10 +1139,14 @@ impl Pipeline {
         what: &str,
         recover: &str,
     ) -> Result<(), WorldCheck> {
-        let ours = self
-            .state_machine
-            .root_at(size)
-            .map_err(|e| WorldCheck::Retry(format!("reading the root at size {size}: {e}")))?;
+        let ours = self.state_machine.root_at(size).map_err(|e| {
+            let reason = format!("reading the root at size {size}: {e}");
+            if e.is_fatal() {
+                WorldCheck::Fatal(format!("HALTED: {reason}"))
+            } else {
+                WorldCheck::Retry(reason)
+            }
+        })?;
         if ours.as_ref() != Some(root) {
             return Err(WorldCheck::Fatal(format!(
                 "HALTED: {what} has root {} at tree size {size}, but this node's history has {}: \
@@ -1247,7 +1241,18 @@ impl Pipeline {
                 // Benign only if the larger checkpoint is part of our own
                 // history (a later publication won a race); otherwise the
                 // world has seen a tree this node does not have.
-                let ours = self.state_machine.root_at(stored).ok().flatten();
+                let ours = match self.state_machine.root_at(stored) {
+                    Ok(root) => root,
+                    // Not a verdict on the stored checkpoint: report the
+                    // database's trouble as such (halting only if fatal).
+                    Err(e) => {
+                        if e.is_fatal() {
+                            self.halt
+                                .halt(format!("reading the root at size {stored}: {e}"));
+                        }
+                        return Err(ShardError::Store(e));
+                    }
+                };
                 let theirs = match self.store.checkpoint().await {
                     Ok(Some(b)) => self.signer.verify_checkpoint(&b).ok(),
                     _ => None,
