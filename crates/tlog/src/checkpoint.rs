@@ -13,13 +13,21 @@
 //! canonical padded standard base64 of exactly 32 bytes; every line is
 //! non-empty and newline-terminated. Sigsum additionally forbids extension
 //! lines; that is the caller's policy, not a format rule.
+//!
+//! A signed checkpoint is a signed note whose text is the body
+//! ([`SignedCheckpoint`]); [`SignedCheckpoint::assemble`] is the one place
+//! that builds one from a log signature and witness cosignatures made
+//! elsewhere.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::Hash;
+use crate::cosignature::Cosignature;
 use crate::note::{MAX_TEXT_BYTES, Note, NoteError, NoteSignature, NoteVerifier};
-use crate::note::{VerifiedSignature, VerifyError};
+use crate::note::{
+    SIG_TYPE_COSIGNATURE_V1, SIG_TYPE_ED25519, VerifiedSignature, VerifyError, key_id,
+};
 
 /// Largest tree size a checkpoint may carry: 2^63−1, as in Sigsum and C2SP
 /// tlog-cosignature timestamps, so sizes survive signed 64-bit consumers.
@@ -102,7 +110,9 @@ pub enum CheckpointError {
     },
 }
 
-/// Why a signed checkpoint could not be split into checkpoint and signatures.
+/// Why a signed checkpoint could not be split into checkpoint and signatures
+/// ([`SignedCheckpoint::parse`]) or put together from them
+/// ([`SignedCheckpoint::assemble`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SignedCheckpointError {
     /// The bytes are not a well-formed signed note.
@@ -240,6 +250,19 @@ fn parse_size(s: &str) -> Result<u64, SizeError> {
     Ok(v)
 }
 
+/// A witness's `cosignature/v1` line for [`SignedCheckpoint::assemble`]: who
+/// (key name and Ed25519 public key, from which the line's key ID derives)
+/// and what (timestamp and signature).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CosignatureLine<'a> {
+    /// The cosigner's key name (its note name).
+    pub name: &'a str,
+    /// The cosigner's Ed25519 public key.
+    pub public_key: &'a [u8; 32],
+    /// The timestamp and signature.
+    pub cosignature: Cosignature,
+}
+
 /// A signed note whose text is a checkpoint: the checkpoint and its signature
 /// lines, kept together so verification is over exactly the parsed body.
 ///
@@ -255,6 +278,57 @@ impl SignedCheckpoint {
     /// checkpoint. Verifies nothing; see [`SignedCheckpoint::verify`].
     pub fn parse(bytes: &[u8]) -> Result<Self, SignedCheckpointError> {
         Ok(Self::from_note(Note::parse(bytes)?)?)
+    }
+
+    /// Assembles the signed checkpoint note of `checkpoint` from signatures
+    /// made elsewhere: the body, then the log's Ed25519 (type 0x01) line
+    /// with key name = the origin and the key ID of the origin and
+    /// `log_public_key` (as C2SP tlog-checkpoint and Sigsum name a log's
+    /// signature), then one `cosignature/v1` (type 0x04) line per element of
+    /// `cosignatures`, in their order. With no cosignatures this is what a
+    /// witness is sent; with them, a log's published `checkpoint`.
+    ///
+    /// Checks formats only: the checkpoint must pass
+    /// [`Checkpoint::validate`] ([`SignedCheckpointError::Checkpoint`]), the
+    /// origin and every cosigner name must be valid key names, and the note
+    /// must fit the note limits ([`SignedCheckpointError::Note`], naming
+    /// the signature line at fault). No signature is verified: a caller that
+    /// passes on signatures it did not make verifies them first, or
+    /// verifies the result ([`SignedCheckpoint::verify`]).
+    pub fn assemble(
+        checkpoint: Checkpoint,
+        log_public_key: &[u8; 32],
+        log_signature: &[u8; 64],
+        cosignatures: &[CosignatureLine<'_>],
+    ) -> Result<Self, SignedCheckpointError> {
+        checkpoint.validate()?;
+        let mut note = Note::new(checkpoint.to_body())?;
+        // Line numbers count over the whole note: the body's lines, the
+        // blank line, then the signature lines.
+        let first_line = 3 + checkpoint.extensions.len() + 2;
+        let log_line = NoteSignature::new(
+            checkpoint.origin.as_str(),
+            key_id(&checkpoint.origin, SIG_TYPE_ED25519, log_public_key),
+            log_signature.to_vec(),
+        )
+        .map_err(|reason| NoteError::SignatureLine {
+            line: first_line,
+            reason,
+        })?;
+        note.add_signature(log_line)?;
+        for (i, c) in cosignatures.iter().enumerate() {
+            let line = NoteSignature::new(
+                c.name,
+                key_id(c.name, SIG_TYPE_COSIGNATURE_V1, c.public_key),
+                c.cosignature.to_blob().to_vec(),
+            )
+            .map_err(|reason| NoteError::SignatureLine {
+                line: first_line + 1 + i,
+                reason,
+            })?;
+            note.add_signature(line)?;
+        }
+        Ok(SignedCheckpoint { checkpoint, note })
     }
 
     /// Interprets an already parsed note as a signed checkpoint.
@@ -408,5 +482,123 @@ mod tests {
                 byte: b'\n'
             })
         );
+    }
+
+    mod assemble {
+        use super::*;
+        use crate::cosignature::Cosigner;
+        use crate::note::{Ed25519NoteSigner, KeyNameError, SignatureLineError};
+
+        const ORIGIN: &str = "example.org/log";
+
+        fn log() -> Ed25519NoteSigner {
+            Ed25519NoteSigner::new(ORIGIN, &[7; 32]).expect("valid name")
+        }
+
+        fn log_signature(body: &str) -> [u8; 64] {
+            log()
+                .sign(body)
+                .blob()
+                .try_into()
+                .expect("an Ed25519 signature")
+        }
+
+        #[test]
+        fn without_cosignatures_it_is_the_note_the_log_key_signs() {
+            let cp = Checkpoint::new(ORIGIN, 12, [3; 32]);
+            let sig = log_signature(&cp.to_body());
+            let assembled = SignedCheckpoint::assemble(cp.clone(), &log().public_key(), &sig, &[])
+                .expect("assembles");
+            let signed = log().sign_note(&cp.to_body()).expect("valid body");
+            assert_eq!(assembled.note().to_bytes(), signed.to_bytes());
+            assert_eq!(assembled.checkpoint(), &cp);
+        }
+
+        #[test]
+        fn cosignature_lines_follow_the_log_line_in_order_and_all_verify() {
+            let cp = Checkpoint::new(ORIGIN, 12, [3; 32]);
+            let witnesses = [
+                Cosigner::new("w2.example", &[2; 32]).expect("valid name"),
+                Cosigner::new("w1.example", &[1; 32]).expect("valid name"),
+            ];
+            let keys: Vec<[u8; 32]> = witnesses.iter().map(Cosigner::public_key).collect();
+            let lines: Vec<CosignatureLine<'_>> = witnesses
+                .iter()
+                .zip(&keys)
+                .map(|(w, key)| CosignatureLine {
+                    name: w.name(),
+                    public_key: key,
+                    cosignature: w.cosign(&cp, 1_700_000_000).expect("cosigns"),
+                })
+                .collect();
+            let sig = log_signature(&cp.to_body());
+            let assembled =
+                SignedCheckpoint::assemble(cp.clone(), &log().public_key(), &sig, &lines)
+                    .expect("assembles");
+            let bytes = assembled.note().to_bytes();
+            let parsed = SignedCheckpoint::parse(&bytes).expect("parses");
+            assert_eq!(parsed, assembled);
+            let names: Vec<&str> = parsed.signatures().iter().map(|s| s.name()).collect();
+            assert_eq!(names, [ORIGIN, "w2.example", "w1.example"]);
+            let (v0, v1, v2) = (
+                log().verifier(),
+                witnesses[0].verifier(),
+                witnesses[1].verifier(),
+            );
+            assert_eq!(parsed.verify(&[&v0, &v1, &v2]).map(|v| v.len()), Ok(3));
+            // Each cosignature line is exactly the one its cosigner makes.
+            for (line, w) in parsed.signatures()[1..].iter().zip(&witnesses) {
+                assert_eq!(line, &w.note_signature(&cp, 1_700_000_000).expect("signs"));
+            }
+        }
+
+        #[test]
+        fn an_invalid_checkpoint_or_key_name_is_refused_naming_the_line() {
+            let sig = [9; 64];
+            let key = log().public_key();
+            assert_eq!(
+                SignedCheckpoint::assemble(
+                    Checkpoint::new(ORIGIN, MAX_TREE_SIZE + 1, [0; 32]),
+                    &key,
+                    &sig,
+                    &[]
+                ),
+                Err(SignedCheckpointError::Checkpoint(CheckpointError::Size(
+                    SizeError::TooLarge
+                )))
+            );
+            // A valid checkpoint origin that is not a valid key name.
+            assert_eq!(
+                SignedCheckpoint::assemble(Checkpoint::new("a log", 1, [0; 32]), &key, &sig, &[]),
+                Err(SignedCheckpointError::Note(NoteError::SignatureLine {
+                    line: 5,
+                    reason: SignatureLineError::KeyName(KeyNameError::Whitespace {
+                        offset: 1,
+                        ch: ' ',
+                    }),
+                }))
+            );
+            let bad = CosignatureLine {
+                name: "w+1",
+                public_key: &[1; 32],
+                cosignature: Cosignature {
+                    timestamp: 1,
+                    signature: [0; 64],
+                },
+            };
+            let good = CosignatureLine { name: "w0", ..bad };
+            assert!(matches!(
+                SignedCheckpoint::assemble(
+                    Checkpoint::new(ORIGIN, 1, [0; 32]),
+                    &key,
+                    &sig,
+                    &[good, bad]
+                ),
+                Err(SignedCheckpointError::Note(NoteError::SignatureLine {
+                    line: 7,
+                    ..
+                }))
+            ));
+        }
     }
 }

@@ -17,7 +17,9 @@
 // read must fail the test, never pass it vacuously.
 
 use cairn_testvectors::{JsonExt, json, text, unhex, unhex32};
-use cairn_tlog::checkpoint::{Checkpoint, SignedCheckpoint, SignedCheckpointError};
+use cairn_tlog::checkpoint::{
+    Checkpoint, CosignatureLine, SignedCheckpoint, SignedCheckpointError,
+};
 use cairn_tlog::cosignature::{
     Cosignature, CosignatureVerifier, Cosigner, WitnessResponseError,
     cosignature_from_witness_response, signed_message,
@@ -649,6 +651,59 @@ fn derived_tree_heads_log_and_witness_lines_are_reproduced_byte_exact() {
         all.extend(verifiers.iter().map(|v| v as &dyn NoteVerifier));
         let reparsed = Note::parse(&note.to_bytes()).expect("parses");
         assert_eq!(reparsed.verify(&all).map(|m| m.len()), Ok(3));
+    }
+}
+
+#[test]
+fn derived_checkpoint_notes_are_assembled_byte_exact_from_their_signatures() {
+    let j = derived();
+    let keys = section(&j, "keys");
+    let log = section(keys, "log");
+    let log_key = unhex32(log.str_at("public_key_hex"));
+    for th in j.arr_at("tree_heads") {
+        let cp = Checkpoint::new(
+            log.str_at("origin"),
+            th.u64_at("size"),
+            unhex32(th.str_at("root_hash_hex")),
+        );
+        let log_sig: [u8; 64] = unhex(th.str_at("log_signature_hex"))
+            .try_into()
+            .expect("64-byte log signature");
+        // What a witness is sent: the log's line only.
+        let plain =
+            SignedCheckpoint::assemble(cp.clone(), &log_key, &log_sig, &[]).expect("assembles");
+        assert_eq!(
+            String::from_utf8_lossy(&plain.note().to_bytes()),
+            th.str_at("checkpoint_note")
+        );
+        // The published checkpoint: every cosignature line after it.
+        let cosignatures = th.arr_at("cosignatures");
+        let witness_keys: Vec<[u8; 32]> = cosignatures
+            .iter()
+            .map(|cs| unhex32(section(keys, cs.str_at("witness")).str_at("public_key_hex")))
+            .collect();
+        let lines: Vec<CosignatureLine<'_>> = cosignatures
+            .iter()
+            .zip(&witness_keys)
+            .map(|(cs, public_key)| CosignatureLine {
+                name: section(keys, cs.str_at("witness")).str_at("note_key_name"),
+                public_key,
+                cosignature: Cosignature {
+                    timestamp: cs.u64_at("timestamp"),
+                    signature: unhex(cs.str_at("signature_hex"))
+                        .try_into()
+                        .expect("64-byte cosignature"),
+                },
+            })
+            .collect();
+        let cosigned =
+            SignedCheckpoint::assemble(cp, &log_key, &log_sig, &lines).expect("assembles");
+        let mut want = th.str_at("checkpoint_note").to_owned();
+        for cs in cosignatures {
+            want.push_str(cs.str_at("note_line"));
+            want.push('\n');
+        }
+        assert_eq!(String::from_utf8_lossy(&cosigned.note().to_bytes()), want);
     }
 }
 
