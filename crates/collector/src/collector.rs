@@ -46,13 +46,11 @@ use cairn_sigsum::policy::Policy;
 use cairn_sigsum::tree_head::{SignedTreeHead, TreeHead};
 use cairn_sigsum::{KeyHash, PublicKey, Signature};
 use cairn_storage::{StorageError, TileStore, TrustedHead};
-use cairn_tlog::checkpoint::Checkpoint;
+use cairn_tlog::checkpoint::{Checkpoint, SignedCheckpoint, SignedCheckpointError};
 use cairn_tlog::cosignature::{
     Cosignature, WitnessResponseError, cosignature_from_witness_response,
 };
-use cairn_tlog::note::{
-    Note, NoteError, NoteSignature, SIG_TYPE_COSIGNATURE_V1, SIG_TYPE_ED25519, key_id,
-};
+use cairn_tlog::note::{NoteSignature, SIG_TYPE_COSIGNATURE_V1, key_id};
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use reqwest::Url;
@@ -154,7 +152,6 @@ pub struct Collector {
     config: CollectorConfig,
     policy: Policy,
     log_key: PublicKey,
-    origin: String,
     sequencer: SequencerPool,
     tiles: TileStore,
     client: WitnessClient,
@@ -222,7 +219,6 @@ impl Collector {
         )
         .map_err(CollectorError::Client)?;
         Ok(Collector {
-            origin: cairn_sigsum::tree_head::origin_for_key(&log_key),
             config,
             policy,
             log_key,
@@ -499,13 +495,14 @@ impl Collector {
 
     /// The signed note a witness receives: checkpoint body and the log's
     /// Ed25519 note signature line (key name = origin).
-    fn note(&self, checkpoint: &Checkpoint, signature: &Signature) -> Result<Vec<u8>, NoteError> {
-        let id = key_id(&self.origin, SIG_TYPE_ED25519, &self.log_key.0);
-        let line = NoteSignature::new(self.origin.as_str(), id, signature.0.to_vec())
-            .map_err(|reason| NoteError::SignatureLine { line: 1, reason })?;
-        let mut note = Note::new(checkpoint.to_body())?;
-        note.add_signature(line)?;
-        Ok(note.to_bytes())
+    fn note(
+        &self,
+        checkpoint: &Checkpoint,
+        signature: &Signature,
+    ) -> Result<Vec<u8>, SignedCheckpointError> {
+        let signed =
+            SignedCheckpoint::assemble(checkpoint.clone(), &self.log_key.0, &signature.0, &[])?;
+        Ok(signed.note().to_bytes())
     }
 
     /// Asks every witness in parallel; returns the valid cosignatures once

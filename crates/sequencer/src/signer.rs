@@ -17,19 +17,18 @@
 //! Everything else in this module *verifies* or *assembles* already-made
 //! signatures: [`Signer::verify_tree_head`] checks that a signature offered
 //! back to the log (by the collector, in `PublishCosigned`) is this log's, and
-//! [`Signer::checkpoint_note`] builds the C2SP signed-note `checkpoint` object
-//! from a cosigned head (the log signature line with key name = origin, and
-//! one `cosignature/v1` line per witness) without signing anything.
+//! [`Signer::checkpoint_note`] verifies a cosigned head and has
+//! [`SignedCheckpoint::assemble`] build the C2SP signed-note `checkpoint`
+//! object from it (the log signature line with key name = origin, and one
+//! `cosignature/v1` line per witness) without signing anything.
 
 use std::collections::HashMap;
 
 use cairn_sigsum::tree_head::{self, SignedTreeHead, TreeHead};
 use cairn_sigsum::{KeyHash, PublicKey, Signature, SigningKey};
-use cairn_tlog::checkpoint::{Checkpoint, MAX_TREE_SIZE, SignedCheckpoint};
+use cairn_tlog::checkpoint::{Checkpoint, CosignatureLine, MAX_TREE_SIZE, SignedCheckpoint};
 use cairn_tlog::cosignature::{self, CosignatureVerifier};
-use cairn_tlog::note::{
-    Ed25519NoteVerifier, Note, NoteSignature, NoteVerifier, SIGSUM_MAX_SIGNATURES,
-};
+use cairn_tlog::note::{Ed25519NoteVerifier, NoteVerifier, SIGSUM_MAX_SIGNATURES};
 use cairn_tlog::{EMPTY_ROOT, Hash};
 
 use crate::state_machine::AppliedState;
@@ -266,18 +265,10 @@ impl Signer {
                 count: head.cosignatures.len(),
             });
         }
-        let body = Checkpoint::new(self.origin.as_str(), head.size, head.root).to_body();
-        let mut note = Note::new(body.as_str()).map_err(|e| SignerError::Note(e.to_string()))?;
-        let log_line = NoteSignature::new(
-            self.origin.as_str(),
-            self.note_verifier.key_id(),
-            log_sig.0.to_vec(),
-        )
-        .map_err(|e| SignerError::Note(e.to_string()))?;
-        note.add_signature(log_line)
-            .map_err(|e| SignerError::Note(e.to_string()))?;
-
+        let checkpoint = Checkpoint::new(self.origin.as_str(), head.size, head.root);
+        let body = checkpoint.to_body();
         let mut seen = Vec::with_capacity(head.cosignatures.len());
+        let mut lines = Vec::with_capacity(head.cosignatures.len());
         for c in &head.cosignatures {
             let key_hash = KeyHash(c.key_hash);
             if seen.contains(&key_hash) {
@@ -296,22 +287,23 @@ impl Signer {
                 c.signature.as_slice().try_into().map_err(|_| {
                     bad(format!("signature is {} bytes, want 64", c.signature.len()))
                 })?;
-            let blob = cosignature::Cosignature {
+            let cosignature = cosignature::Cosignature {
                 timestamp: c.timestamp,
                 signature,
-            }
-            .to_blob();
-            let verifier = CosignatureVerifier::new(&c.note_name, &witness.0)
+            };
+            CosignatureVerifier::new(&c.note_name, &witness.0)
+                .map_err(|e| bad(e.to_string()))?
+                .verify_cosignature(body.as_bytes(), &cosignature.to_blob())
                 .map_err(|e| bad(e.to_string()))?;
-            verifier
-                .verify_cosignature(body.as_bytes(), &blob)
-                .map_err(|e| bad(e.to_string()))?;
-            let line = NoteSignature::new(c.note_name.as_str(), verifier.key_id(), blob.to_vec())
-                .map_err(|e| bad(e.to_string()))?;
-            note.add_signature(line)
-                .map_err(|e| SignerError::Note(e.to_string()))?;
+            lines.push(CosignatureLine {
+                name: &c.note_name,
+                public_key: &witness.0,
+                cosignature,
+            });
         }
-        Ok(note.to_bytes())
+        let signed = SignedCheckpoint::assemble(checkpoint, &self.public_key.0, &log_sig.0, &lines)
+            .map_err(|e| SignerError::Note(e.to_string()))?;
+        Ok(signed.note().to_bytes())
     }
 }
 
