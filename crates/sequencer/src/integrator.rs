@@ -26,11 +26,13 @@
 //!    sign that size.
 //!
 //! Errors: fatal ones (a [`StorageError::Fork`] or other
-//! [fatal](StorageError::is_fatal) storage error, a root mismatch, a corrupt
-//! shard database) halt the shard's pipeline: the loop stops, logs at error
-//! level and sets the [`HaltFlag`] that readiness reports. Retryable ones
-//! (object store unavailable, a rejected proposal, a Raft hiccup) back off
-//! exponentially and start again at step 1. Losing leadership ends the loop.
+//! [fatal](StorageError::is_fatal) storage error, a root mismatch, a
+//! [fatal](StoreError::is_fatal) shard-database error — corruption, IO
+//! errors, a panicked read task) halt the shard's pipeline: the loop stops,
+//! logs at error level and sets the [`HaltFlag`] that readiness reports.
+//! Retryable ones (object store unavailable, a rejected proposal, a Raft
+//! hiccup, a busy database) back off exponentially and start again at
+//! step 1. Losing leadership ends the loop.
 //! Every write is idempotent, so re-running any step — on this leader after
 //! an error, or on a new leader — is safe.
 
@@ -44,7 +46,7 @@ use futures::{StreamExt, TryStreamExt};
 use openraft::Raft;
 use tokio::sync::watch;
 
-use crate::log_store::StoreError;
+use crate::log_store::{StoreError, blocking};
 use crate::raft::{ProposeError, not_leader, propose};
 use crate::state_machine::{MAX_READ_LEAVES, StateMachine};
 use crate::types::{Command, CommandResponse, LEAF_SIZE, NodeId, ShardState, TypeConfig};
@@ -284,8 +286,8 @@ impl Integrator {
         if tiles.root() != expected {
             return Err(IntegrationError::Fatal(format!(
                 "tiles in storage at integrated size {size} have root {}, Raft recorded {}",
-                hex(&tiles.root()),
-                hex(&expected)
+                hex::encode(tiles.root()),
+                hex::encode(expected)
             )));
         }
         tracing::info!(size, tree_size = state.tree_size, "integrator resumed");
@@ -372,9 +374,7 @@ impl Integrator {
         tracing::debug!(start, end, "tiles written");
 
         let sm = self.state_machine.clone();
-        let boundary = tokio::task::spawn_blocking(move || sm.root_at(end))
-            .await
-            .map_err(|e| IntegrationError::Retryable(format!("root lookup task: {e}")))??;
+        let boundary = blocking(move || sm.root_at(end)).await?;
         let Some(expected) = boundary else {
             if end == state.tree_size {
                 // Every tree size is a batch boundary; the database says
@@ -390,8 +390,8 @@ impl Integrator {
         if root != expected {
             return Err(IntegrationError::Fatal(format!(
                 "tiles at size {end} have root {}, the state machine computed {}",
-                hex(&root),
-                hex(&expected)
+                hex::encode(root),
+                hex::encode(expected)
             )));
         }
         match propose(&self.raft, Command::Integrated { size: end, root }).await {
@@ -418,14 +418,12 @@ impl Integrator {
         end: u64,
     ) -> Result<(Vec<[u8; LEAF_SIZE]>, Vec<Hash>), IntegrationError> {
         let sm = self.state_machine.clone();
-        tokio::task::spawn_blocking(move || {
+        Ok(blocking(move || {
             let leaves = sm.leaves(start, end)?;
             let hashes = leaves.iter().map(|l| cairn_tlog::leaf_hash(l)).collect();
             Ok::<_, StoreError>((leaves, hashes))
         })
-        .await
-        .map_err(|e| IntegrationError::Retryable(format!("leaf read task: {e}")))?
-        .map_err(IntegrationError::from)
+        .await?)
     }
 }
 
@@ -450,9 +448,7 @@ impl Integrator {
         end: u64,
     ) -> Result<(Vec<[u8; LEAF_SIZE]>, Vec<Hash>), IntegrationError> {
         let sm = self.state_machine.clone();
-        let read = tokio::task::spawn_blocking(move || sm.leaves(start, end))
-            .await
-            .map_err(|e| IntegrationError::Retryable(format!("leaf read task: {e}")))?;
+        let read = blocking(move || sm.leaves(start, end)).await;
         let pruned_below = match read {
             Ok(leaves) => {
                 let hashes = leaves.iter().map(|l| cairn_tlog::leaf_hash(l)).collect();
@@ -532,7 +528,7 @@ impl Integrator {
             }
         }
         let sm = self.state_machine.clone();
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let mut hashes = Vec::with_capacity(leaves.len());
             for (offset, leaf) in leaves.iter().enumerate() {
                 let index = start + offset as u64;
@@ -549,11 +545,5 @@ impl Integrator {
             Ok((leaves, hashes))
         })
         .await
-        .map_err(|e| IntegrationError::Retryable(format!("leaf check task: {e}")))?
     }
-}
-
-/// Lowercase hex of a hash, for messages.
-fn hex(h: &Hash) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -366,15 +366,18 @@ pub(crate) fn sync_write() -> WriteOptions {
     w
 }
 
-/// Runs blocking database work on tokio's blocking pool.
-pub(crate) async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+/// Runs blocking database work on tokio's blocking pool. A task that
+/// panicked (or was cancelled) fails with [`StoreError::Task`], converted
+/// into the caller's error type like any other database error.
+pub(crate) async fn blocking<T, E, F>(f: F) -> Result<T, E>
 where
-    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
 {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        .map_err(|e| E::from(StoreError::Task(e.to_string())))?
 }
 
 /// The big-endian key of a log index or leaf index: byte order = numeric order.
@@ -623,7 +626,7 @@ impl RaftLogStorage<TypeConfig> for RaftLogStore {
             encoded.push((entry.log_id.index, value));
         }
         let db = self.db.clone();
-        let res = blocking(move || {
+        let res: Result<(), StoreError> = blocking(move || {
             let logs = cf(&db, CF_LOGS)?;
             let mut batch = WriteBatch::default();
             for (index, value) in encoded {

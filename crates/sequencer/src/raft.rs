@@ -9,10 +9,11 @@
 //! * [`default_raft_config`] — openraft's defaults plus a sparse snapshot
 //!   policy ([`DEFAULT_SNAPSHOT_LOGS`]).
 //! * [`start_raft`], [`initialize_single_node`] — start one shard's Raft.
-//! * [`propose`] — the only place the pipeline calls `client_write`, so
-//!   "not the leader" is recognised the same way everywhere.
-//! * [`not_leader`] — the cheap local leadership check, with a
-//!   [`LeaderHint`] for redirects.
+//! * `propose` (crate-internal) — the only place the pipeline calls
+//!   `client_write`, so "not the leader" is recognised the same way
+//!   everywhere.
+//! * `not_leader` (crate-internal) — the cheap local leadership check, with
+//!   a [`LeaderHint`] for redirects.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

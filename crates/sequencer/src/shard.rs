@@ -690,7 +690,7 @@ impl Shard {
 
     /// Whether this node currently believes it is the shard's leader.
     pub fn is_leader(&self) -> bool {
-        not_leader(&self.pipeline.raft, self.pipeline.node_id).is_none()
+        self.pipeline.is_leader()
     }
 
     /// Sequences leaves (see [`Batcher::submit`]): per leaf, its index or

@@ -8,7 +8,7 @@
 //! | `leaves` | big-endian u64 leaf index | the 128-byte leaf; only leaves not yet in a full entry bundle (see *Pruning*) |
 //! | `leaf_index` | 32-byte leaf hash | big-endian u64 leaf index; every sequenced leaf, never pruned (dedup) |
 //! | `roots` | big-endian u64 tree size after an `Append` | 32-byte root |
-//! | `sm_meta` | `state` | postcard [`StoredState`]: last applied log id, last membership, tree size and right edge, integrated size and root, cosigned head |
+//! | `sm_meta` | `state` | postcard `StoredState`: last applied log id, last membership, tree size and right edge, integrated size and root, cosigned head |
 //! | `sm_meta` | `installing` | postcard `SnapshotMeta`; present only while a snapshot install replaces the column families (see *Snapshots*) |
 //!
 //! # Applying
