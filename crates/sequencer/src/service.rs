@@ -9,7 +9,7 @@
 //! | malformed request (leaf not 128 bytes, more than [`MAX_LEAVES_PER_CALL`] leaves, leaf hash not 32 bytes, missing or malformed head, invalid signatures, unknown witness) | `INVALID_ARGUMENT` |
 //! | unknown shard | `NOT_FOUND` |
 //! | not the leader | `FAILED_PRECONDITION`, metadata [`NOT_LEADER_METADATA_KEY`] `1`, leader URL in metadata [`LEADER_METADATA_KEY`] when known |
-//! | cosigned size below the published one, or rejected by the state machine | `FAILED_PRECONDITION` (no leader metadata) |
+//! | cosigned size below the published one, rejected by the state machine, data published under another log key, an operator request refused in this state | `FAILED_PRECONDITION` (no leader metadata) |
 //! | cosigned size not integrated yet, or root not the log's root at that size | `OUT_OF_RANGE` |
 //! | too many leaves pending (pushback) | `RESOURCE_EXHAUSTED` |
 //! | pipeline halted, leader not yet checked against the published log, state behind a head this node signed, Raft or object store unavailable, shutting down | `UNAVAILABLE` |
