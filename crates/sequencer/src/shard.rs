@@ -46,11 +46,6 @@ use crate::signer::{Signer, SignerError, WitnessKeys};
 use crate::state_machine::{AppliedState, StateMachine};
 use crate::types::{Command, CommandResponse, CosignedHead, LEAF_SIZE, NodeId, TypeConfig};
 
-// Callers configure a shard's Raft through this module
-// (`ShardConfig::raft_config`), so its defaults are reachable here too; they
-// are defined with the rest of the Raft helpers.
-pub use crate::raft::{DEFAULT_SNAPSHOT_LOGS, default_raft_config};
-
 /// Most attempts to re-write the `checkpoint` object on leadership gain when
 /// the object store is unavailable; later publications write it anyway.
 pub const RECOVERY_CHECKPOINT_ATTEMPTS: u32 = 5;
@@ -112,7 +107,7 @@ pub struct ShardConfig {
     /// service (see [`crate::service::grpc_router`]). Followers hand it out
     /// as the leader's address.
     pub raft_addr: String,
-    /// openraft settings; [`default_raft_config`] by default.
+    /// openraft settings; [`crate::raft::default_raft_config`] by default.
     pub raft_config: openraft::Config,
     /// Raft client connections; `None` makes a fresh pool. Pass one factory
     /// (any shard) to share connections between the shards of a node.
@@ -159,7 +154,7 @@ impl ShardConfig {
             witnesses: Vec::new(),
             tile_store,
             raft_addr: raft_addr.into(),
-            raft_config: default_raft_config(),
+            raft_config: crate::raft::default_raft_config(),
             network: None,
             transport: None,
             bootstrap: true,

@@ -140,7 +140,7 @@ impl RaftFile {
             election_timeout_max: self.election_timeout_max_ms,
             install_snapshot_timeout: self.install_snapshot_timeout_ms,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs),
-            ..cairn_sequencer::shard::default_raft_config()
+            ..cairn_sequencer::raft::default_raft_config()
         };
         config.validate().context("raft settings")
     }
@@ -183,7 +183,7 @@ fn default_snapshot_timeout_ms() -> u64 {
     30_000
 }
 fn default_snapshot_logs() -> u64 {
-    cairn_sequencer::shard::DEFAULT_SNAPSHOT_LOGS
+    cairn_sequencer::raft::DEFAULT_SNAPSHOT_LOGS
 }
 
 /// A shard's configuration with its files read.
