@@ -25,8 +25,6 @@ use cairn_storage::{ObjectStoreConfig, TileStore, TileStoreOptions};
 use cairn_witness::{Witness, WitnessConfig, WitnessState};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-use tokio_stream::StreamExt as _;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::files::{load_or_generate_key, read_private_key, write_atomic};
 use crate::ops;
@@ -385,25 +383,11 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
             .context("starting the sequencer")?,
     );
 
-    let grpc_server = tokio::spawn({
-        let router = grpc_router(SequencerService::new([shard.clone()]), transport);
-        let stop = stopped(stop_rx.clone());
-        async move {
-            router
-                .serve_with_incoming_shutdown(
-                    // Small request/response pairs: Nagle plus delayed ACKs
-                    // would add ~40 ms to every call.
-                    TcpListenerStream::new(grpc).map(|conn| {
-                        if let Ok(c) = &conn {
-                            let _ = c.set_nodelay(true);
-                        }
-                        conn
-                    }),
-                    stop,
-                )
-                .await
-        }
-    });
+    let grpc_server = crate::sequencer::spawn_grpc(
+        grpc_router(SequencerService::new([shard.clone()]), transport),
+        grpc,
+        stop_rx.clone(),
+    );
     // One node: the pool has no other to move to, but keeps the same
     // retry-until-deadline behaviour as a Raft group's clients.
     let sequencer = SequencerPool::new([format!("http://{grpc_addr}")], PoolOptions::default())

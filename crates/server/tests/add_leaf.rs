@@ -71,19 +71,6 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// Ed25519 verifications per second on this machine, one thread.
-fn verify_rate() -> f64 {
-    let key = SigningKey::from_seed(&[7; 32]);
-    let leaf = Leaf::sign(&key, &message("baseline", 0));
-    let public = key.public_key();
-    let n = 2000;
-    let started = Instant::now();
-    for _ in 0..n {
-        leaf.verify(&public).expect("verifies");
-    }
-    n as f64 / started.elapsed().as_secs_f64()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_200_is_provable_from_the_next_tree_head() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -144,7 +131,7 @@ async fn every_200_is_provable_from_the_next_tree_head() {
         .await;
     let elapsed = started.elapsed();
     concurrent.sort();
-    let rate = verify_rate();
+    let rate = support::verify_rate();
     let throughput = CONCURRENT as f64 / elapsed.as_secs_f64();
     eprintln!(
         "add-leaf → 200 (published), one at a time: p50 {:?} p99 {:?} max {:?}",

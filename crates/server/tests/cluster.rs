@@ -676,19 +676,6 @@ async fn throughput(base: &str, tag: &str, in_flight: usize, window: Duration) -
     n as f64 / window.as_secs_f64()
 }
 
-/// Ed25519 verifications per second on this machine, one thread.
-fn verify_rate() -> f64 {
-    let key = SigningKey::from_seed(&[7; 32]);
-    let leaf = Leaf::sign(&key, &message(99, 0));
-    let public = key.public_key();
-    let n = 2000;
-    let started = Instant::now();
-    for _ in 0..n {
-        leaf.verify(&public).expect("verifies");
-    }
-    n as f64 / started.elapsed().as_secs_f64()
-}
-
 /// A measurement, never asserted beyond "the log works": add-leaf → 200
 /// throughput of a three-node shard next to `cairnd dev` in the same run,
 /// each as a ratio to this machine's Ed25519 verification rate.
@@ -696,7 +683,7 @@ fn verify_rate() -> f64 {
 async fn three_node_throughput_next_to_cairnd_dev() {
     const IN_FLIGHT: usize = 64;
     let window = Duration::from_secs(4);
-    let verify = verify_rate();
+    let verify = support::verify_rate();
 
     let dev_dir = tempfile::tempdir().unwrap();
     let listen = free_port();
