@@ -83,9 +83,14 @@ pub struct ShardFile {
     /// The shard's Sigsum policy file: its `witness` lines with URLs are
     /// the witnesses asked, its `quorum` decides when to publish.
     pub policy: PathBuf,
-    /// Root of the local object store holding the shard's tiles (the shard
-    /// name is the prefix inside it), read for consistency proofs.
-    pub tiles: PathBuf,
+    /// Root of a local directory holding the shard's objects (the shard
+    /// name is the prefix inside it), shared by every process of the
+    /// shard. Either this or `object_store`.
+    pub tiles: Option<PathBuf>,
+    /// A file describing the shard's object store (`[local]` or `[s3]`
+    /// table of `cairn_storage::ObjectStoreConfig`; relative paths in it
+    /// relative to that file), e.g. an S3 bucket. Either this or `tiles`.
+    pub object_store: Option<PathBuf>,
     /// Milliseconds between polls of the sequencer. Default 250.
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
@@ -165,6 +170,11 @@ impl CollectorFile {
             if !names.insert(s.name.as_str()) {
                 bail!("shard {:?} is configured twice", s.name);
             }
+            crate::files::check_store_choice(
+                &s.name,
+                s.tiles.as_deref(),
+                s.object_store.as_deref(),
+            )?;
             for (field, v) in [
                 ("poll_interval_ms", s.poll_interval_ms),
                 ("witness_timeout_ms", s.witness_timeout_ms),
@@ -197,9 +207,13 @@ impl CollectorFile {
             let policy = Policy::parse(&policy_text)
                 .with_context(|| format!("policy {}", s.policy.display()))
                 .with_context(context)?;
-            let tiles = TileStore::local(&base.join(&s.tiles), &s.name)
-                .with_context(|| format!("tiles {}", s.tiles.display()))
-                .with_context(context)?;
+            let tiles = crate::files::shard_tile_store(
+                base,
+                &s.name,
+                s.tiles.as_deref(),
+                s.object_store.as_deref(),
+            )
+            .with_context(context)?;
             let mut config = CollectorConfig::new(s.name.clone());
             config.poll_interval = Duration::from_millis(s.poll_interval_ms);
             config.witness_timeout = Duration::from_millis(s.witness_timeout_ms);

@@ -100,6 +100,47 @@ pub fn read_limited(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
+/// Checks (without IO) that a `[[shard]]` table names exactly one of
+/// `tiles` and `object_store`.
+pub fn check_store_choice(
+    shard: &str,
+    tiles: Option<&Path>,
+    object_store: Option<&Path>,
+) -> anyhow::Result<()> {
+    match (tiles, object_store) {
+        (Some(_), None) | (None, Some(_)) => Ok(()),
+        (Some(_), Some(_)) => bail!("shard {shard:?}: give either tiles or object_store, not both"),
+        (None, None) => {
+            bail!("shard {shard:?}: missing tiles (a local directory) or object_store (a file)")
+        }
+    }
+}
+
+/// Where a role's `[[shard]]` table keeps the shard's objects: `tiles`, a
+/// local directory (relative to the configuration file), or `object_store`,
+/// a file holding an [`cairn_storage::ObjectStoreConfig`] (`[local]` or
+/// `[s3]`, as `cairnd dev --object-store` reads it). Exactly one of the two.
+pub fn shard_tile_store(
+    base: &Path,
+    shard: &str,
+    tiles: Option<&Path>,
+    object_store: Option<&Path>,
+) -> anyhow::Result<cairn_storage::TileStore> {
+    match (tiles, object_store) {
+        (Some(dir), None) => Ok(cairn_storage::TileStore::local(&base.join(dir), shard)?),
+        (None, Some(file)) => {
+            let config = crate::dev::read_object_store(&base.join(file))?;
+            Ok(cairn_storage::TileStore::open(
+                &config,
+                shard,
+                cairn_storage::TileStoreOptions::default(),
+            )?)
+        }
+        (Some(_), Some(_)) => bail!("give either tiles or object_store, not both"),
+        (None, None) => bail!("missing tiles (a local directory) or object_store (a file)"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

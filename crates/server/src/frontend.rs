@@ -15,7 +15,6 @@ use anyhow::{Context, bail};
 use cairn_client::token::TokenVerifier;
 use cairn_frontend::{FrontendConfig, ShardFrontend, ShardLimits};
 use cairn_proto::{PoolOptions, SequencerPool};
-use cairn_storage::TileStore;
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -82,9 +81,14 @@ pub struct FrontendShardFile {
     /// The log's public key (OpenSSH public key file): heads that do not
     /// verify with it are never served.
     pub log_key: PathBuf,
-    /// Root of the local object store holding the shard's tiles (the shard
-    /// name is the prefix inside it).
-    pub tiles: PathBuf,
+    /// Root of a local directory holding the shard's objects (the shard
+    /// name is the prefix inside it), shared by every process of the
+    /// shard. Either this or `object_store`.
+    pub tiles: Option<PathBuf>,
+    /// A file describing the shard's object store (`[local]` or `[s3]`
+    /// table of `cairn_storage::ObjectStoreConfig`; relative paths in it
+    /// relative to that file), e.g. an S3 bucket. Either this or `tiles`.
+    pub object_store: Option<PathBuf>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -109,6 +113,13 @@ impl FrontendFile {
                 "a frontend serves 1 to {MAX_SHARDS} shards ([[shard]] tables), found {}",
                 file.shards.len()
             );
+        }
+        for s in &file.shards {
+            crate::files::check_store_choice(
+                &s.name,
+                s.tiles.as_deref(),
+                s.object_store.as_deref(),
+            )?;
         }
         Ok(file)
     }
@@ -158,7 +169,13 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let mut stores = Vec::new();
     for (s, log_key) in file.shards.iter().zip(file.check_files(&base)?) {
         let context = || format!("shard {:?}", s.name);
-        let tiles = TileStore::local(&base.join(&s.tiles), &s.name).with_context(context)?;
+        let tiles = crate::files::shard_tile_store(
+            &base,
+            &s.name,
+            s.tiles.as_deref(),
+            s.object_store.as_deref(),
+        )
+        .with_context(context)?;
         stores.push((s.name.clone(), tiles.clone()));
         shards.push(ShardFrontend {
             name: s.name.clone(),

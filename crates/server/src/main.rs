@@ -145,7 +145,8 @@ enum Command {
     /// (127.0.0.1:6965), `public_base_url`, `verify_tokens` (false),
     /// `token_dns_server`, an `[http]` table of connection limits, and one
     /// `[[shard]]` table per shard with `name`, `log_key` (OpenSSH public
-    /// key file) and `tiles` (local object store root). Relative paths are
+    /// key file) and `tiles` (local object store root) or `object_store`
+    /// (a file with a `[local]` or `[s3]` table). Relative paths are
     /// relative to FILE's directory; unknown keys are errors.
     Frontend {
         /// The configuration file.
@@ -168,7 +169,8 @@ enum Command {
     /// `install_snapshot_timeout_ms` 30000, `snapshot_logs` 10000) and one
     /// `[[shard]]` table per shard with `name`, `log_key` (private key
     /// file), `policy` (Sigsum policy file) and `tiles` (local object
-    /// store root). Relative paths are relative to FILE's directory;
+    /// store root) or `object_store` (a file with a `[local]` or `[s3]`
+    /// table). Relative paths are relative to FILE's directory;
     /// unknown keys are errors.
     Sequencer {
         /// The configuration file.

@@ -18,7 +18,6 @@ use cairn_sequencer::RaftTransportService;
 use cairn_sequencer::service::{SequencerService, grpc_router};
 use cairn_sequencer::shard::{Shard, ShardConfig};
 use cairn_sigsum::policy::Policy;
-use cairn_storage::TileStore;
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
@@ -159,9 +158,14 @@ pub struct SequencerShardFile {
     /// The shard's Sigsum policy file: its witnesses' keys are the ones
     /// whose cosignatures the published checkpoint may carry.
     pub policy: PathBuf,
-    /// Root of the local object store shared by every replica (the shard
-    /// name is the prefix inside it).
-    pub tiles: PathBuf,
+    /// Root of a local directory holding the shard's objects (the shard
+    /// name is the prefix inside it), shared by every process of the
+    /// shard. Either this or `object_store`.
+    pub tiles: Option<PathBuf>,
+    /// A file describing the shard's object store (`[local]` or `[s3]`
+    /// table of `cairn_storage::ObjectStoreConfig`; relative paths in it
+    /// relative to that file), e.g. an S3 bucket. Either this or `tiles`.
+    pub object_store: Option<PathBuf>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -216,6 +220,11 @@ impl SequencerFile {
             if !names.insert(&s.name) {
                 bail!("shard {:?} is listed twice", s.name);
             }
+            crate::files::check_store_choice(
+                &s.name,
+                s.tiles.as_deref(),
+                s.object_store.as_deref(),
+            )?;
         }
         file.raft.openraft()?;
         if let Some(url) = &file.advertise
@@ -270,7 +279,13 @@ impl SequencerFile {
         for (s, (key, policy)) in self.shards.iter().zip(files) {
             let context = || format!("shard {:?}", s.name);
             bind_key(&data_dir, &s.name, &key)?;
-            let tiles = TileStore::local(&base.join(&s.tiles), &s.name).with_context(context)?;
+            let tiles = crate::files::shard_tile_store(
+                base,
+                &s.name,
+                s.tiles.as_deref(),
+                s.object_store.as_deref(),
+            )
+            .with_context(context)?;
             let mut config = ShardConfig::new(
                 s.name.as_str(),
                 self.node_id,
@@ -494,6 +509,14 @@ tiles = "tiles"
     fn bad_fields_are_named() {
         for (text, expect) in [
             (MINIMAL.replace("node_id = 3", "node_id = 0"), "node_id"),
+            (
+                MINIMAL.replace(
+                    "tiles = \"tiles\"",
+                    "tiles = \"t\"\nobject_store = \"s3.toml\"",
+                ),
+                "not both",
+            ),
+            (MINIMAL.replace("tiles = \"tiles\"", ""), "missing tiles"),
             (MINIMAL.replace("data_dir", "datadir"), "datadir"),
             (
                 format!("{MINIMAL}\n[raft]\nheartbeat_ms = 200\n"),
