@@ -1040,8 +1040,9 @@ impl Pipeline {
 
     /// Confirms with a quorum that this node leads and waits until every
     /// entry committed so far is applied (openraft's linearizable read).
-    /// Retries transient failures (no quorum reachable yet) until `stop`;
-    /// a newer term elsewhere is [`Confirmed::NotLeader`].
+    /// Retries while the local view says leader (no quorum reachable yet,
+    /// or a newer term not yet absorbed) until `stop`; a local view that is
+    /// no longer leader, or a stopped Raft, is [`Confirmed::NotLeader`].
     async fn confirm_leadership(&self, stop: &mut watch::Receiver<bool>) -> Confirmed {
         let mut backoff = self.integrator.retry_min;
         loop {
@@ -1053,10 +1054,19 @@ impl Pipeline {
             tokio::select! {
                 r = confirmed => match r {
                     Ok(Ok(_)) => return Confirmed::Yes,
-                    Ok(Err(openraft::error::RaftError::APIError(e))) => {
+                    // Raft stopped: nothing to lead.
+                    Ok(Err(openraft::error::RaftError::Fatal(e))) => {
                         return Confirmed::NotLeader(e.to_string());
                     }
-                    Ok(Err(e)) => return Confirmed::NotLeader(e.to_string()),
+                    // A newer term (the local view changes with it, which
+                    // the next round sees) or no quorum reachable yet (a
+                    // network blip: the term may well be ours). Never give
+                    // up while the local view still says leader, or a
+                    // leader that lost one round would refuse leaves for
+                    // its whole term.
+                    Ok(Err(e)) => {
+                        tracing::info!(shard = %self.name, error = %e, "leadership not confirmed yet; retrying");
+                    }
                     Err(_) => {
                         tracing::warn!(shard = %self.name, "no quorum confirmed this node's leadership in time; retrying");
                     }
