@@ -126,9 +126,9 @@ pub fn shard_tile_store(
     tiles: Option<&Path>,
     object_store: Option<&Path>,
 ) -> anyhow::Result<cairn_storage::TileStore> {
+    check_store_choice(shard, tiles, object_store)?;
     match (tiles, object_store) {
-        (Some(dir), None) => Ok(cairn_storage::TileStore::local(&base.join(dir), shard)?),
-        (None, Some(file)) => {
+        (_, Some(file)) => {
             let config = crate::dev::read_object_store(&base.join(file))?;
             Ok(cairn_storage::TileStore::open(
                 &config,
@@ -136,8 +136,8 @@ pub fn shard_tile_store(
                 cairn_storage::TileStoreOptions::default(),
             )?)
         }
-        (Some(_), Some(_)) => bail!("give either tiles or object_store, not both"),
-        (None, None) => bail!("missing tiles (a local directory) or object_store (a file)"),
+        (Some(dir), None) => Ok(cairn_storage::TileStore::local(&base.join(dir), shard)?),
+        (None, None) => unreachable!("check_store_choice refuses a shard without a store"),
     }
 }
 

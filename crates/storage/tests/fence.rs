@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cairn_storage::{CHECKPOINT_KEY, CHECKPOINT_ROUNDS, StorageError, TileStore, TileStoreOptions};
-use cairn_tlog::Hash;
-use cairn_tlog::checkpoint::SignedCheckpoint;
-use common::{ORIGIN, PREFIX, note, overwrite_raw, raw_path, read_raw, reopen, roots, temp_store};
+use common::{
+    ORIGIN, PREFIX, note, overwrite_raw, raw_path, read_raw, reopen, roots, size_and_root,
+    temp_store,
+};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
@@ -32,11 +33,6 @@ use tempfile::TempDir;
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Size and root of a stored checkpoint note.
-fn size_and_root(bytes: &[u8]) -> (u64, Hash) {
-    let signed = SignedCheckpoint::parse(bytes).expect("stored checkpoint parses");
-    (signed.checkpoint().size, signed.checkpoint().root)
-}
-
 /// A handle on the local store in `dir` with a lock wait of `wait`.
 fn local(dir: &TempDir, wait: Duration) -> TileStore {
     let options = TileStoreOptions {
@@ -65,118 +61,15 @@ fn hold_lock(store: &TileStore) -> File {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_writers_on_one_directory_never_move_the_checkpoint_back() {
-    // Two separately opened handles (two "leaders"), three tasks each; each
-    // task publishes every third size in increasing order, so every size is
-    // published once by each handle. The two histories are the same tree
-    // (same root per size) with different cosignatures, so same-size
-    // replacements are legitimate and only a step back would be wrong.
-    const TOP: u64 = 48;
-    const TASKS: u64 = 3;
     let dir = tempfile::tempdir().unwrap();
     let handles = [local(&dir, DEADLINE), local(&dir, DEADLINE)];
-    let roots = Arc::new(roots(TOP));
-    let writers_done = Arc::new(AtomicBool::new(false));
-
-    // Samples the object continuously: sizes never decrease, and every size
-    // seen carries the tree's root for it.
-    let reader = {
-        let store = reopen(&dir);
-        let roots = Arc::clone(&roots);
-        let writers_done = Arc::clone(&writers_done);
-        tokio::spawn(async move {
-            let mut last = 0;
-            loop {
-                // Read the flag first: the sample after it is seen set is
-                // taken after every write.
-                let finished = writers_done.load(Ordering::SeqCst);
-                if let Some(bytes) = store.checkpoint().await.expect("reader") {
-                    let (size, root) = size_and_root(&bytes);
-                    assert!(size >= last, "checkpoint went back from {last} to {size}");
-                    assert_eq!(root, roots[size as usize], "wrong root for size {size}");
-                    last = size;
-                }
-                if finished {
-                    return last;
-                }
-                tokio::task::yield_now().await;
-            }
-        })
-    };
-
-    let mut writers = Vec::new();
-    for (history, store) in handles.iter().enumerate() {
-        for task in 0..TASKS {
-            let store = store.clone();
-            let roots = Arc::clone(&roots);
-            writers.push(tokio::spawn(async move {
-                let mut refused = 0;
-                for size in (1..=TOP).filter(|s| s % TASKS == task) {
-                    let bytes = note(ORIGIN, size, roots[size as usize], history);
-                    match store.put_checkpoint(size, bytes).await {
-                        Ok(()) => {}
-                        Err(StorageError::CheckpointShrinks { stored, requested }) => {
-                            assert!(stored > requested, "{stored} <= {requested}");
-                            refused += 1;
-                        }
-                        Err(e) => panic!("history {history} size {size}: {e}"),
-                    }
-                }
-                refused
-            }));
-        }
-    }
-    let refused = tokio::time::timeout(DEADLINE, futures::future::try_join_all(writers))
-        .await
-        .expect("writers finish within the deadline")
-        .expect("no writer panicked");
-    writers_done.store(true, Ordering::SeqCst);
-    let last_seen = tokio::time::timeout(DEADLINE, reader)
-        .await
-        .expect("reader finishes within the deadline")
-        .expect("reader saw no step back");
-    println!(
-        "refused as stale: {} of {}",
-        refused.iter().sum::<u32>(),
-        2 * TOP
-    );
-
-    let stored = read_raw(&handles[0], CHECKPOINT_KEY).await.unwrap();
-    assert_eq!(size_and_root(&stored), (TOP, roots[TOP as usize]));
-    assert_eq!(last_seen, TOP);
+    common::race_checkpoint_writers(handles, reopen(&dir), 48, DEADLINE).await;
 }
 
 #[tokio::test]
 async fn a_deposed_writer_cannot_move_the_checkpoint_back() {
-    let roots = roots(20);
     let (dir, deposed) = temp_store();
-    let leader = reopen(&dir);
-    deposed
-        .put_checkpoint(10, note(ORIGIN, 10, roots[10], 0))
-        .await
-        .unwrap();
-    // The deposed leader saw size 10 ...
-    let seen = deposed.checkpoint().await.unwrap().unwrap();
-    assert_eq!(size_and_root(&seen).0, 10);
-    // ... the new leader publishes 15 ...
-    let published = note(ORIGIN, 15, roots[15], 1);
-    leader.put_checkpoint(15, published.clone()).await.unwrap();
-    // ... and the deposed leader, waking up, tries 12 (larger than what it saw).
-    let err = deposed
-        .put_checkpoint(12, note(ORIGIN, 12, roots[12], 0))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StorageError::CheckpointShrinks {
-                stored: 15,
-                requested: 12
-            }
-        ),
-        "{err:?}"
-    );
-    assert!(!err.is_fatal() && !err.is_retryable());
-    assert_eq!(read_raw(&leader, CHECKPOINT_KEY).await.unwrap(), published);
+    common::deposed_writer_is_refused(&deposed, &reopen(&dir)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

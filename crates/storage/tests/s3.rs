@@ -13,15 +13,11 @@ use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cairn_storage::{
     CHECKPOINT_KEY, ObjectStoreConfig, S3Config, StorageError, TileStore, TileStoreOptions,
 };
-use cairn_tlog::Hash;
-use cairn_tlog::checkpoint::SignedCheckpoint;
 use cairn_tlog::proof::{verify_consistency, verify_inclusion};
 use common::{ORIGIN, PREFIX, Rng, Tree, note, read_raw, roots};
 use futures::TryStreamExt;
@@ -159,11 +155,6 @@ impl Drop for Moto {
 }
 
 /// Size and root of a stored checkpoint note.
-fn size_and_root(bytes: &[u8]) -> (u64, Hash) {
-    let signed = SignedCheckpoint::parse(bytes).expect("stored checkpoint parses");
-    (signed.checkpoint().size, signed.checkpoint().root)
-}
-
 #[tokio::test]
 async fn tiles_on_s3_are_create_only() {
     let moto = Moto::start().await;
@@ -248,110 +239,15 @@ async fn the_checkpoint_contract_holds_on_s3() {
 #[tokio::test]
 async fn a_deposed_writer_on_s3_cannot_move_the_checkpoint_back() {
     let moto = Moto::start().await;
-    let tree = roots(20);
-    let deposed = moto.store();
-    let leader = moto.store();
-    deposed
-        .put_checkpoint(10, note(ORIGIN, 10, tree[10], 0))
-        .await
-        .unwrap();
-    let published = note(ORIGIN, 15, tree[15], 1);
-    leader.put_checkpoint(15, published.clone()).await.unwrap();
-    let err = deposed
-        .put_checkpoint(12, note(ORIGIN, 12, tree[12], 0))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StorageError::CheckpointShrinks {
-                stored: 15,
-                requested: 12
-            }
-        ),
-        "{err:?}"
-    );
-    assert!(!err.is_fatal() && !err.is_retryable());
-    assert_eq!(read_raw(&leader, CHECKPOINT_KEY).await.unwrap(), published);
+    common::deposed_writer_is_refused(&moto.store(), &moto.store()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_writers_on_s3_never_move_the_checkpoint_back() {
-    // As `racing_writers_on_one_directory_never_move_the_checkpoint_back`
-    // (tests/fence.rs), with two S3 handles: each of three tasks per handle
-    // publishes every third size in increasing order, the two histories the
-    // same tree with different cosignatures, so same-size replacements are
-    // legitimate and only a step back would be wrong.
-    const TOP: u64 = 30;
-    const TASKS: u64 = 3;
+    // As on a local directory (tests/fence.rs), with two S3 handles.
     let moto = Moto::start().await;
     let handles = [moto.store(), moto.store()];
-    let roots = Arc::new(roots(TOP));
-    let writers_done = Arc::new(AtomicBool::new(false));
-
-    let reader = {
-        let store = moto.store();
-        let roots = Arc::clone(&roots);
-        let writers_done = Arc::clone(&writers_done);
-        tokio::spawn(async move {
-            let mut last = 0;
-            let mut samples = 0u32;
-            loop {
-                let finished = writers_done.load(Ordering::SeqCst);
-                if let Some(bytes) = store.checkpoint().await.expect("reader") {
-                    let (size, root) = size_and_root(&bytes);
-                    assert!(size >= last, "checkpoint went back from {last} to {size}");
-                    assert_eq!(root, roots[size as usize], "wrong root for size {size}");
-                    last = size;
-                    samples += 1;
-                }
-                if finished {
-                    return (last, samples);
-                }
-            }
-        })
-    };
-
-    let mut writers = Vec::new();
-    for (history, store) in handles.iter().enumerate() {
-        for task in 0..TASKS {
-            let store = store.clone();
-            let roots = Arc::clone(&roots);
-            writers.push(tokio::spawn(async move {
-                let mut refused = 0u32;
-                for size in (1..=TOP).filter(|s| s % TASKS == task) {
-                    let bytes = note(ORIGIN, size, roots[size as usize], history);
-                    match store.put_checkpoint(size, bytes).await {
-                        Ok(()) => {}
-                        Err(StorageError::CheckpointShrinks { stored, requested }) => {
-                            assert!(stored > requested, "{stored} <= {requested}");
-                            refused += 1;
-                        }
-                        Err(e) => panic!("history {history} size {size}: {e}"),
-                    }
-                }
-                refused
-            }));
-        }
-    }
-    let refused = tokio::time::timeout(DEADLINE, futures::future::try_join_all(writers))
-        .await
-        .expect("writers finish within the deadline")
-        .expect("no writer panicked");
-    writers_done.store(true, Ordering::SeqCst);
-    let (last_seen, samples) = tokio::time::timeout(DEADLINE, reader)
-        .await
-        .expect("reader finishes within the deadline")
-        .expect("reader saw no step back");
-    println!(
-        "refused as stale: {} of {}; reader samples: {samples}",
-        refused.iter().sum::<u32>(),
-        2 * TOP
-    );
-
-    let stored = read_raw(&handles[0], CHECKPOINT_KEY).await.unwrap();
-    assert_eq!(size_and_root(&stored), (TOP, roots[TOP as usize]));
-    assert_eq!(last_seen, TOP);
+    common::race_checkpoint_writers(handles, moto.store(), 30, DEADLINE).await;
 }
 
 #[tokio::test]

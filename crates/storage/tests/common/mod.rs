@@ -191,3 +191,134 @@ pub fn roots(n: u64) -> Vec<Hash> {
     }
     roots
 }
+
+/// The size and root of a stored checkpoint note.
+pub fn size_and_root(bytes: &[u8]) -> (u64, Hash) {
+    let signed =
+        cairn_tlog::checkpoint::SignedCheckpoint::parse(bytes).expect("stored checkpoint parses");
+    (signed.checkpoint().size, signed.checkpoint().root)
+}
+
+/// Two handles (two "leaders") on one store, three tasks each; each task
+/// publishes every third size up to `top` in increasing order, so every
+/// size is published once by each handle. The two histories are the same
+/// tree (same root per size) with different cosignatures, so same-size
+/// replacements are legitimate and only a step back would be wrong.
+/// `reader` samples the object throughout: sizes never decrease and every
+/// size carries the tree's root. Ends with the object at `top`.
+pub async fn race_checkpoint_writers(
+    handles: [TileStore; 2],
+    reader: TileStore,
+    top: u64,
+    deadline: std::time::Duration,
+) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const TASKS: u64 = 3;
+    let roots = Arc::new(roots(top));
+    let writers_done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let roots = Arc::clone(&roots);
+        let writers_done = Arc::clone(&writers_done);
+        tokio::spawn(async move {
+            let mut last = 0;
+            let mut samples = 0u32;
+            loop {
+                // Read the flag first: the sample after it is seen set is
+                // taken after every write.
+                let finished = writers_done.load(Ordering::SeqCst);
+                if let Some(bytes) = reader.checkpoint().await.expect("reader") {
+                    let (size, root) = size_and_root(&bytes);
+                    assert!(size >= last, "checkpoint went back from {last} to {size}");
+                    assert_eq!(root, roots[size as usize], "wrong root for size {size}");
+                    last = size;
+                    samples += 1;
+                }
+                if finished {
+                    return (last, samples);
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut writers = Vec::new();
+    for (history, store) in handles.iter().enumerate() {
+        for task in 0..TASKS {
+            let store = store.clone();
+            let roots = Arc::clone(&roots);
+            writers.push(tokio::spawn(async move {
+                let mut refused = 0u32;
+                for size in (1..=top).filter(|s| s % TASKS == task) {
+                    let bytes = note(ORIGIN, size, roots[size as usize], history);
+                    match store.put_checkpoint(size, bytes).await {
+                        Ok(()) => {}
+                        Err(cairn_storage::StorageError::CheckpointShrinks {
+                            stored,
+                            requested,
+                        }) => {
+                            assert!(stored > requested, "{stored} <= {requested}");
+                            refused += 1;
+                        }
+                        Err(e) => panic!("history {history} size {size}: {e}"),
+                    }
+                }
+                refused
+            }));
+        }
+    }
+    let refused = tokio::time::timeout(deadline, futures::future::try_join_all(writers))
+        .await
+        .expect("writers finish within the deadline")
+        .expect("no writer panicked");
+    writers_done.store(true, Ordering::SeqCst);
+    let (last_seen, samples) = tokio::time::timeout(deadline, reader)
+        .await
+        .expect("reader finishes within the deadline")
+        .expect("reader saw no step back");
+    println!(
+        "refused as stale: {} of {}; reader samples: {samples}",
+        refused.iter().sum::<u32>(),
+        2 * top
+    );
+    let stored = read_raw(&handles[0], cairn_storage::CHECKPOINT_KEY)
+        .await
+        .unwrap();
+    assert_eq!(size_and_root(&stored), (top, roots[top as usize]));
+    assert_eq!(last_seen, top);
+}
+
+/// A deposed leader saw size 10, the new leader publishes 15, and the
+/// deposed one, waking up, tries 12 (larger than what it saw): refused as
+/// stale, and the object stays the new leader's.
+pub async fn deposed_writer_is_refused(deposed: &TileStore, leader: &TileStore) {
+    let roots = roots(20);
+    deposed
+        .put_checkpoint(10, note(ORIGIN, 10, roots[10], 0))
+        .await
+        .unwrap();
+    let seen = deposed.checkpoint().await.unwrap().unwrap();
+    assert_eq!(size_and_root(&seen).0, 10);
+    let published = note(ORIGIN, 15, roots[15], 1);
+    leader.put_checkpoint(15, published.clone()).await.unwrap();
+    let err = deposed
+        .put_checkpoint(12, note(ORIGIN, 12, roots[12], 0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            cairn_storage::StorageError::CheckpointShrinks {
+                stored: 15,
+                requested: 12
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!err.is_fatal() && !err.is_retryable());
+    assert_eq!(
+        read_raw(leader, cairn_storage::CHECKPOINT_KEY)
+            .await
+            .unwrap(),
+        published
+    );
+}
