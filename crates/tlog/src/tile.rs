@@ -361,6 +361,17 @@ impl TileId {
         }
     }
 
+    /// Whether this is a partial tile that a tree of `size` leaves has grown
+    /// past: the tree holds more hashes at this tile's position (a wider
+    /// partial or the full tile replaces it), so no checkpoint of `size` or
+    /// any later size needs it. Full tiles are never superseded, and a
+    /// partial tile ahead of `size` (wider than the tree has) is not either.
+    pub fn superseded_at(self, size: u64) -> bool {
+        let start = self.index.saturating_mul(WIDTH_U64);
+        !self.is_full()
+            && level_count(size, self.level) > start.saturating_add(u64::from(self.width))
+    }
+
     /// The tile's path relative to the log prefix, e.g. `tile/1/x001/234.p/7`.
     pub fn path(self) -> String {
         self.to_string()
@@ -451,6 +462,12 @@ impl BundleId {
         self.hash_tile().exists_at(size)
     }
 
+    /// Whether this is a partial bundle that a tree of `size` leaves has
+    /// grown past (see [`TileId::superseded_at`]).
+    pub fn superseded_at(self, size: u64) -> bool {
+        self.hash_tile().superseded_at(size)
+    }
+
     /// The bundle's path relative to the log prefix, e.g. `tile/entries/000.p/3`.
     pub fn path(self) -> String {
         self.to_string()
@@ -523,6 +540,23 @@ impl TilePath {
     /// The canonical path string; [`parse_path`] maps it back to `self`.
     pub fn path(self) -> String {
         self.to_string()
+    }
+
+    /// Whether the tile or bundle holds all 256 hashes or entries.
+    pub fn is_full(self) -> bool {
+        match self {
+            TilePath::Hash(t) => t.is_full(),
+            TilePath::Entries(b) => b.is_full(),
+        }
+    }
+
+    /// Whether this partial tile or bundle is superseded at tree size
+    /// `size` ([`TileId::superseded_at`]).
+    pub fn superseded_at(self, size: u64) -> bool {
+        match self {
+            TilePath::Hash(t) => t.superseded_at(size),
+            TilePath::Entries(b) => b.superseded_at(size),
+        }
     }
 }
 
@@ -1757,5 +1791,55 @@ mod tests {
             })
         );
         assert_eq!(b, BundleBuilder::new());
+    }
+
+    #[test]
+    fn a_partial_tile_is_superseded_once_the_tree_outgrows_it() {
+        // Size 300: level 0 has the full tile 000 and the partial 001.p/44.
+        let partial = TileId::new(0, 1, 44).unwrap();
+        assert!(!partial.superseded_at(299), "ahead of the tree");
+        assert!(!partial.superseded_at(300), "the right edge of 300");
+        assert!(partial.superseded_at(301));
+        assert!(partial.superseded_at(512));
+        assert!(partial.superseded_at(u64::MAX));
+        // Full tiles never are, whatever the size.
+        let full = TileId::full(0, 1).unwrap();
+        assert!(!full.superseded_at(u64::MAX));
+        // Level 1 counts level-8 nodes: 001.p/1 needs a tree of 256·257.
+        let upper = TileId::new(1, 1, 1).unwrap();
+        assert!(!upper.superseded_at(256 * 257 + 255));
+        assert!(upper.superseded_at(256 * 258));
+        let bundle = BundleId::new(1, 44).unwrap();
+        assert!(!bundle.superseded_at(300) && bundle.superseded_at(301));
+        assert!(TilePath::Entries(bundle).superseded_at(301));
+        assert!(!TilePath::Hash(TileId::full(2, 0).unwrap()).superseded_at(u64::MAX));
+    }
+
+    #[test]
+    fn no_tile_of_a_tree_is_superseded_at_that_size_and_every_outgrown_one_is() {
+        for (old, new) in [
+            (1u64, 2u64),
+            (255, 256),
+            (256, 257),
+            (300, 301),
+            (65_535, 65_536),
+            (70_000, 140_000),
+        ] {
+            for id in partial_tiles_for_size(old) {
+                assert!(!id.superseded_at(old), "{id} at its own size {old}");
+                assert_eq!(
+                    id.superseded_at(new),
+                    !id.exists_at(new),
+                    "{id} from {old} to {new}"
+                );
+            }
+            for id in partial_tiles_for_size(new) {
+                assert!(!id.superseded_at(new));
+            }
+            if let Some(b) = partial_bundle_for_size(old) {
+                assert!(!b.superseded_at(old));
+                assert_eq!(b.superseded_at(new), !b.exists_at(new));
+            }
+        }
     }
 }
