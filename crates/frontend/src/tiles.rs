@@ -17,21 +17,13 @@ use bytes::Bytes;
 use cairn_storage::TileObject;
 use cairn_tlog::tile::{TilePath, parse_path};
 
-use crate::error::{ApiError, TEXT_PLAIN, from_storage};
+use crate::error::{ApiError, from_storage};
 use crate::shard::Shard;
 
-/// `Cache-Control` of full tiles and full entry bundles.
-pub const FULL_TILE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
-
-/// `Cache-Control` of partial tiles and bundles: short, since a wider
-/// partial or the full tile replaces them as the tree grows.
-pub const PARTIAL_TILE_CACHE_CONTROL: &str = "public, max-age=5";
-
-/// `Cache-Control` of the checkpoint: revalidate on every use.
-pub const CHECKPOINT_CACHE_CONTROL: &str = "no-cache";
-
-/// `Content-Type` of tiles and bundles.
-pub const TILE_CONTENT_TYPE: &str = "application/octet-stream";
+pub use cairn_storage::{
+    CHECKPOINT_CACHE_CONTROL, FULL_TILE_CACHE_CONTROL, PARTIAL_TILE_CACHE_CONTROL,
+    TILE_CONTENT_TYPE,
+};
 
 fn object_response(bytes: Bytes, content_type: &'static str, cache: &'static str) -> Response {
     let mut response = (StatusCode::OK, bytes).into_response();
@@ -50,7 +42,11 @@ pub(crate) async fn checkpoint(shard: &Shard) -> Result<Response, ApiError> {
         .await
         .map_err(from_storage)?
         .ok_or_else(|| ApiError::NotFound("no checkpoint has been published yet".to_owned()))?;
-    Ok(object_response(bytes, TEXT_PLAIN, CHECKPOINT_CACHE_CONTROL))
+    Ok(object_response(
+        bytes,
+        cairn_storage::CHECKPOINT_CONTENT_TYPE,
+        CHECKPOINT_CACHE_CONTROL,
+    ))
 }
 
 /// `GET tile/...`: a hash tile or entry bundle, verbatim. Paths that are

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+use object_store::http::HttpBuilder;
 use object_store::{ClientOptions, RetryConfig};
 use serde::Deserialize;
 
 use crate::error::StorageError;
 use crate::key::normalise_prefix;
-use crate::store::{CheckpointFence, TileStore, TileStoreOptions};
+use crate::store::{CheckpointFence, Headers, TileStore, TileStoreOptions};
 
 /// Default [`S3Config::region`].
 pub const DEFAULT_S3_REGION: &str = "us-east-1";
@@ -35,7 +36,7 @@ pub const S3_RETRY_TIMEOUT: Duration = Duration::from_secs(20);
 pub const S3_MAX_RETRIES: usize = 3;
 
 /// Where a shard's tiles are stored: the part of a role's configuration
-/// that the roles embed (TOML: a `[local]` or an `[s3]` table).
+/// that the roles embed (TOML: a `[local]`, an `[s3]` or an `[http]` table).
 ///
 /// Default: `local` with `dir = "tiles"` ([`DEFAULT_LOCAL_DIR`]).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -54,6 +55,20 @@ pub enum ObjectStoreConfig {
     /// An S3 bucket or S3-compatible server ([`TileStore::s3`]); the
     /// checkpoint write is a conditional put, safe between hosts.
     S3(S3Config),
+    /// A log's tiles as published over HTTP(S) ([`TileStore::http`]):
+    /// read-only, for roles that only read (frontend, collector).
+    Http(HttpConfig),
+}
+
+/// A log's tile URL: the base under which the shards' objects are served
+/// (`<url>/<shard prefix>/checkpoint`, `.../tile/...`) by any static web
+/// server, CDN or Cairn frontend. Read-only.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The base URL, `http://` or `https://`, e.g.
+    /// `https://tiles.example.org/logs/`. Required.
+    pub url: String,
 }
 
 fn default_local_dir() -> PathBuf {
@@ -289,12 +304,64 @@ impl TileStore {
             prefix,
             &options,
             CheckpointFence::Conditional,
+            Headers::Stored,
+        ))
+    }
+
+    /// A read-only store of the shard `shard_prefix` as published under
+    /// `config.url` (objects at `<url>/<shard_prefix>/checkpoint` and so on),
+    /// read with plain GETs — from a static web server, a CDN or a Cairn
+    /// frontend. Every read is verified as for any store; every write is
+    /// refused with [`StorageError::ReadOnly`].
+    ///
+    /// Each request is limited to [`S3_REQUEST_TIMEOUT`] and retried as for
+    /// S3. HTTPS trusts the web PKI roots bundled with the HTTP client.
+    /// Performs no IO; fails with [`StorageError::InvalidConfig`] for a URL
+    /// that is not `http(s)://`, and [`StorageError::InvalidKey`] for a bad
+    /// prefix.
+    pub fn http(
+        config: &HttpConfig,
+        shard_prefix: &str,
+        options: TileStoreOptions,
+    ) -> Result<Self, StorageError> {
+        let prefix = normalise_prefix(shard_prefix)?;
+        let url = config.url.trim();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(StorageError::InvalidConfig {
+                reason: format!("tile URL {url:?} is not an http:// or https:// URL"),
+            });
+        }
+        let retry = RetryConfig {
+            max_retries: S3_MAX_RETRIES,
+            retry_timeout: S3_RETRY_TIMEOUT,
+            ..RetryConfig::default()
+        };
+        let store = HttpBuilder::new()
+            .with_url(url)
+            .with_client_options(
+                ClientOptions::new()
+                    .with_timeout(S3_REQUEST_TIMEOUT)
+                    .with_allow_http(true),
+            )
+            .with_retry(retry)
+            .build()
+            .map_err(|source| StorageError::Backend {
+                op: "open",
+                path: url.to_owned(),
+                source,
+            })?;
+        Ok(Self::build(
+            Arc::new(store),
+            prefix,
+            &options,
+            CheckpointFence::ReadOnly,
+            Headers::NotStored,
         ))
     }
 
     /// The store `config` describes for the shard `shard_prefix`:
-    /// [`TileStore::local_with_options`] or [`TileStore::s3`], with their
-    /// errors.
+    /// [`TileStore::local_with_options`], [`TileStore::s3`] or
+    /// [`TileStore::http`], with their errors.
     pub fn open(
         config: &ObjectStoreConfig,
         shard_prefix: &str,
@@ -305,6 +372,7 @@ impl TileStore {
                 Self::local_with_options(dir, shard_prefix, options)
             }
             ObjectStoreConfig::S3(s3) => Self::s3(s3, shard_prefix, options),
+            ObjectStoreConfig::Http(http) => Self::http(http, shard_prefix, options),
         }
     }
 }
@@ -405,10 +473,28 @@ mod tests {
             "[s3]\nregion = \"eu-west-1\"\n",
             "[gcs]\nbucket = \"b\"\n",
             "[local]\ndir = \"x\"\n[s3]\nbucket = \"b\"\n",
+            "[http]\n",
+            "[http]\nurl = \"http://x/\"\nbucket = \"b\"\n",
         ] {
             assert!(
                 toml::from_str::<ObjectStoreConfig>(bad).is_err(),
                 "accepted: {bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tile_url_is_read_only_and_must_be_http() {
+        let config: ObjectStoreConfig =
+            toml::from_str("[http]\nurl = \"http://127.0.0.1:1/logs/\"\n").unwrap();
+        let store = TileStore::open(&config, "dev", TileStoreOptions::default()).unwrap();
+        assert!(store.is_read_only());
+        for url in ["ftp://x/", "/srv/tiles", ""] {
+            let http = HttpConfig { url: url.into() };
+            let err = TileStore::http(&http, "dev", TileStoreOptions::default()).unwrap_err();
+            assert!(
+                matches!(err, StorageError::InvalidConfig { .. }),
+                "{url}: {err:?}"
             );
         }
     }

@@ -119,6 +119,16 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
+    /// A write or delete on a read-only store ([`TileStore::http`](crate::TileStore::http)):
+    /// a role that writes a shard's objects was configured with a tile URL
+    /// instead of a writable store.
+    #[error("cannot {op} {path}: the object store is read-only (an HTTP tile URL)")]
+    ReadOnly {
+        /// The operation refused.
+        op: &'static str,
+        /// The object key relative to the shard prefix.
+        path: String,
+    },
     /// A credential file named in an S3 configuration could not be read.
     #[error("cannot read the credential file {path}: {source}")]
     CredentialFile {
@@ -394,6 +404,7 @@ impl StorageError {
             Self::Backend { .. } => "backend",
             Self::LocalDir { .. } => "local_dir",
             Self::InvalidConfig { .. } => "invalid_config",
+            Self::ReadOnly { .. } => "read_only",
             Self::CredentialFile { .. } => "credential_file",
             Self::NotFound { .. } => "not_found",
             Self::CheckpointShrinks { .. } => "checkpoint_shrinks",

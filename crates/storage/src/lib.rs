@@ -17,8 +17,20 @@
 //! checkpoint fenced by an OS file lock); an S3 bucket or S3-compatible
 //! server ([`TileStore::s3`], [`S3Config`]: tiles created with
 //! `If-None-Match: *`, the checkpoint updated with `If-Match` on the ETag
-//! read). [`ObjectStoreConfig`] is the serde configuration of either, per
-//! shard, which roles embed; [`TileStore::open`] opens it.
+//! read); a log's tile URL, read-only, over plain HTTP(S)
+//! ([`TileStore::http`], [`HttpConfig`]: any static web server or CDN in
+//! front of the objects). [`ObjectStoreConfig`] is the serde configuration
+//! of any of them, per shard, which roles embed; [`TileStore::open`] opens
+//! it.
+//!
+//! **Headers**: objects are written with the `Content-Type` and
+//! `Cache-Control` a CDN needs ([`ObjectHeaders`]) on stores that keep them
+//! (S3); full tiles immutable for a year, partial ones seconds, the
+//! checkpoint `no-cache`.
+//!
+//! **Garbage collection** of superseded partial tiles and bundles:
+//! [`TileStore::collect_partials`], never one the published checkpoint can
+//! still name (see `gc`).
 //!
 //! **Write side** (the integrator and publisher on the shard's Raft leader,
 //! see `docs/decisions/0002-dev-slice.md`):
@@ -55,6 +67,8 @@
 mod cache;
 mod config;
 mod error;
+mod gc;
+mod headers;
 mod key;
 mod lock;
 mod read;
@@ -65,10 +79,15 @@ mod write;
 
 pub use cache::DEFAULT_CACHE_BYTES;
 pub use config::{
-    DEFAULT_LOCAL_DIR, DEFAULT_S3_REGION, ObjectStoreConfig, S3_MAX_RETRIES, S3_REQUEST_TIMEOUT,
-    S3_RETRY_TIMEOUT, S3Config,
+    DEFAULT_LOCAL_DIR, DEFAULT_S3_REGION, HttpConfig, ObjectStoreConfig, S3_MAX_RETRIES,
+    S3_REQUEST_TIMEOUT, S3_RETRY_TIMEOUT, S3Config,
 };
 pub use error::{Corruption, StorageError};
+pub use gc::{GcReport, MAX_GC_CANDIDATES};
+pub use headers::{
+    CHECKPOINT_CACHE_CONTROL, CHECKPOINT_CONTENT_TYPE, FULL_TILE_CACHE_CONTROL, ObjectHeaders,
+    PARTIAL_TILE_CACHE_CONTROL, TILE_CONTENT_TYPE,
+};
 pub use key::MAX_KEY_LEN;
 pub use read::{LEAF_SIZE, MAX_LEAVES_PER_CALL};
 pub use retry::{ATTEMPT_TIMEOUT, RETRY_ATTEMPTS, RETRY_BASE_DELAY};

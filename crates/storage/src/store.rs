@@ -11,12 +11,14 @@ use cairn_tlog::tile::{
     BundleId, FULL_TILE_BYTES, MAX_ENTRY_SIZE, TILE_WIDTH, TileError, TileId, TilePath,
     decode_bundle, encode_bundle,
 };
+use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode};
 
 use crate::cache::{DEFAULT_CACHE_BYTES, TileCache};
 use crate::error::StorageError;
+use crate::headers::ObjectHeaders;
 use crate::key::{normalise_prefix, object_path};
 use crate::retry::retry;
 use crate::verify::EdgeCache;
@@ -86,6 +88,9 @@ pub(crate) enum CheckpointFence {
         /// Longest wait for the lock.
         wait: Duration,
     },
+    /// A store only read from ([`TileStore::http`]): every write and delete
+    /// is refused with [`StorageError::ReadOnly`] before any IO.
+    ReadOnly,
 }
 
 /// The checkpoint lock file of the shard `prefix` (normalised) in the local
@@ -105,6 +110,16 @@ pub(crate) fn lock_file_for(dir: &FsPath, prefix: &str) -> PathBuf {
         format!(".{}.checkpoint.lock", prefix.replace('/', "%2F"))
     };
     dir.join(name)
+}
+
+/// Whether objects are written with their HTTP headers ([`ObjectHeaders`]):
+/// only on stores known to keep and serve them (S3). A generic store may
+/// refuse attributes (`LocalFileSystem` does), and a local directory's
+/// static server decides its own headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Headers {
+    Stored,
+    NotStored,
 }
 
 /// The outcome of a conditional write ([`TileStore::write`]).
@@ -162,6 +177,11 @@ struct Inner {
     corrupt_reads: AtomicU64,
     /// How checkpoint writes are made conditional.
     fence: CheckpointFence,
+    /// Whether objects are written with their HTTP headers (see [`Headers`]).
+    headers: bool,
+    /// Partial tiles and bundles that may be garbage-collected once
+    /// superseded (see [`crate::gc`]).
+    partials: crate::gc::Candidates,
 }
 
 impl TileStore {
@@ -194,6 +214,7 @@ impl TileStore {
             prefix,
             &options,
             CheckpointFence::Conditional,
+            Headers::NotStored,
         ))
     }
 
@@ -202,7 +223,9 @@ impl TileStore {
         prefix: String,
         options: &TileStoreOptions,
         fence: CheckpointFence,
+        headers: Headers,
     ) -> Self {
+        let headers = headers == Headers::Stored;
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -211,6 +234,8 @@ impl TileStore {
                 edges: EdgeCache::default(),
                 corrupt_reads: AtomicU64::new(0),
                 fence,
+                headers,
+                partials: crate::gc::Candidates::default(),
             }),
         }
     }
@@ -254,7 +279,13 @@ impl TileStore {
             lock_file: lock_file_for(dir, &prefix),
             wait: options.checkpoint_lock_wait,
         };
-        Ok(Self::build(Arc::new(fs), prefix, &options, fence))
+        Ok(Self::build(
+            Arc::new(fs),
+            prefix,
+            &options,
+            fence,
+            Headers::NotStored,
+        ))
     }
 
     /// The file whose OS lock fences checkpoint writes, for a store made by
@@ -265,8 +296,37 @@ impl TileStore {
     pub fn checkpoint_lock_file(&self) -> Option<&FsPath> {
         match &self.inner.fence {
             CheckpointFence::LockFile { lock_file, .. } => Some(lock_file),
-            CheckpointFence::Conditional => None,
+            CheckpointFence::Conditional | CheckpointFence::ReadOnly => None,
         }
+    }
+
+    /// Whether the store only reads ([`TileStore::http`]).
+    pub fn is_read_only(&self) -> bool {
+        matches!(self.inner.fence, CheckpointFence::ReadOnly)
+    }
+
+    /// [`StorageError::ReadOnly`] for `op` on `key` if the store only reads.
+    pub(crate) fn check_writable(&self, op: &'static str, key: &str) -> Result<(), StorageError> {
+        if self.is_read_only() {
+            return Err(StorageError::ReadOnly {
+                op,
+                path: key.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The `object_store` attributes to write `key` with: its HTTP headers
+    /// on stores that keep them, none otherwise.
+    pub(crate) fn attributes_for(&self, key: &str) -> object_store::Attributes {
+        match ObjectHeaders::for_key(key) {
+            Some(headers) if self.inner.headers => headers.attributes(),
+            _ => object_store::Attributes::new(),
+        }
+    }
+
+    pub(crate) fn partials(&self) -> &crate::gc::Candidates {
+        &self.inner.partials
     }
 
     pub(crate) fn fence(&self) -> &CheckpointFence {
@@ -403,9 +463,17 @@ impl TileStore {
         bytes: &Bytes,
         mode: PutMode,
     ) -> Result<Written, StorageError> {
+        self.check_writable("put", key)?;
         let path = self.path(key)?;
+        let attributes = self.attributes_for(key);
         retry("put", key, || async {
-            put_classified(self.inner.store.as_ref(), &path, key, bytes, mode.clone()).await
+            let put = Put {
+                path: &path,
+                key,
+                bytes,
+                attributes: attributes.clone(),
+            };
+            put_classified(self.inner.store.as_ref(), put, mode.clone()).await
         })
         .await
     }
@@ -453,67 +521,137 @@ impl TileStore {
 
     /// The bytes of hash tile `id` as it exists in a tree where it has this
     /// width: the object `id` names, or — if that partial tile is gone
-    /// (partial tiles of old widths may be garbage-collected once the tree has
-    /// grown) — the first `width` hashes of the full tile of the same index,
-    /// which a tile only ever grows into. [`StorageError::NotFound`] (naming
-    /// `id`) if neither exists.
+    /// (partial tiles are garbage-collected once the published tree has
+    /// outgrown them) — the first `width` hashes of a wider version of the
+    /// same tile ([`grown_into`](Self::grown_into)), which a tile only ever
+    /// grows into. [`StorageError::NotFound`] (naming `id`) if none exists.
     pub(crate) async fn tile_at(&self, id: TileId) -> Result<Bytes, StorageError> {
         if let Some(bytes) = self.fetch_tile(id).await? {
             return Ok(bytes);
         }
         let not_found = || StorageError::NotFound { path: id.path() };
-        if id.is_full() {
-            return Err(not_found());
-        }
-        // A full tile of this index may not fit any u64 tree; then there is
-        // nothing to fall back to.
-        let Ok(full) = TileId::full(id.level(), id.index()) else {
-            return Err(not_found());
-        };
-        let bytes = self.fetch_tile(full).await?.ok_or_else(not_found)?;
-        tracing::debug!(tile = %id, "partial tile gone; serving it from the full tile");
+        let (source, bytes) = self
+            .grown_into(TilePath::Hash(id))
+            .await?
+            .ok_or_else(not_found)?;
+        tracing::debug!(tile = %id, %source, "partial tile gone; cut from a wider one");
         Ok(bytes.slice(..usize::from(id.width()) * cairn_tlog::tile::HASH_SIZE))
     }
 
     /// The bytes of entry bundle `id` as it exists in a tree where it has
-    /// this width, falling back to a prefix of the full bundle like
+    /// this width, falling back to a prefix of a wider bundle like
     /// [`tile_at`](Self::tile_at).
     pub(crate) async fn bundle_at(&self, id: BundleId) -> Result<Bytes, StorageError> {
         if let Some(bytes) = self.fetch_bundle(id).await? {
             return Ok(bytes);
         }
-        let not_found = || StorageError::NotFound { path: id.path() };
-        if id.is_full() {
-            return Err(not_found());
-        }
-        let Ok(full) = BundleId::full(id.index()) else {
-            return Err(not_found());
-        };
-        let bytes = self.fetch_bundle(full).await?.ok_or_else(not_found)?;
-        let path = full.path();
+        let (source, bytes) = self
+            .grown_into(TilePath::Entries(id))
+            .await?
+            .ok_or_else(|| StorageError::NotFound { path: id.path() })?;
+        let path = source.path();
         let entries = decode_bundle(&bytes).map_err(|e| StorageError::corrupt(&path, e))?;
         let prefix = entries
             .get(..usize::from(id.width()))
             .ok_or_else(|| StorageError::NotFound { path: id.path() })?;
         let encoded = encode_bundle(prefix).map_err(|e| StorageError::corrupt(&path, e))?;
-        tracing::debug!(bundle = %id, "partial bundle gone; serving it from the full bundle");
+        tracing::debug!(bundle = %id, %source, "partial bundle gone; cut from a wider one");
         Ok(Bytes::from(encoded))
+    }
+
+    /// A stored version of the partial tile or bundle `partial` that holds
+    /// more: the full one if it exists, else the narrowest wider partial
+    /// found by listing the index's `.p/` directory (not on a read-only
+    /// HTTP store, which cannot list). `None` for a full `partial` or if
+    /// nothing wider is stored. The bytes are checked to decode at their
+    /// width, not verified: the caller verifies what it cuts from them.
+    async fn grown_into(
+        &self,
+        partial: TilePath,
+    ) -> Result<Option<(TilePath, Bytes)>, StorageError> {
+        if partial.is_full() {
+            return Ok(None);
+        }
+        // A full version of this index may not fit any u64 tree; then there
+        // is nothing wider.
+        let full = match partial {
+            TilePath::Hash(id) => TileId::full(id.level(), id.index()).map(TilePath::Hash),
+            TilePath::Entries(id) => BundleId::full(id.index()).map(TilePath::Entries),
+        };
+        let Ok(full) = full else {
+            return Ok(None);
+        };
+        if let Some(bytes) = self.fetch_path(full).await? {
+            return Ok(Some((full, bytes)));
+        }
+        if self.is_read_only() {
+            return Ok(None);
+        }
+        let dir = format!("{}.p", full.path());
+        let listed: Vec<ObjectMeta> = self
+            .inner
+            .store
+            .list(Some(&self.path(&dir)?))
+            .try_collect()
+            .await
+            .map_err(|e| StorageError::from_store("list", &dir, e))?;
+        let width = |p: TilePath| match p {
+            TilePath::Hash(id) => id.width(),
+            TilePath::Entries(id) => id.width(),
+        };
+        let mut wider: Vec<TilePath> = listed
+            .iter()
+            .filter_map(|m| {
+                let w = m.location.filename()?;
+                cairn_tlog::tile::parse_path(&format!("{dir}/{w}")).ok()
+            })
+            .filter(|p| width(*p) > width(partial))
+            .collect();
+        wider.sort_by_key(|p| width(*p));
+        for candidate in wider {
+            if let Some(bytes) = self.fetch_path(candidate).await? {
+                return Ok(Some((candidate, bytes)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// [`fetch_tile`](Self::fetch_tile) or [`fetch_bundle`](Self::fetch_bundle).
+    async fn fetch_path(&self, path: TilePath) -> Result<Option<Bytes>, StorageError> {
+        match path {
+            TilePath::Hash(id) => self.fetch_tile(id).await,
+            TilePath::Entries(id) => self.fetch_bundle(id).await,
+        }
     }
 }
 
-/// One `put_opts` of `bytes` to `path` (the store path of `key`) with `mode`,
-/// classified as [`TileStore::write`] describes. Free of `&TileStore` so that
-/// a write can run in a task of its own.
+/// What one put writes: `bytes` to `path` (the store path of `key`), with
+/// `attributes`.
+pub(crate) struct Put<'a> {
+    pub path: &'a Path,
+    pub key: &'a str,
+    pub bytes: &'a Bytes,
+    pub attributes: object_store::Attributes,
+}
+
+/// One `put_opts` of `put` with `mode`, classified as [`TileStore::write`]
+/// describes. Free of `&TileStore` so that a write can run in a task of its
+/// own.
 pub(crate) async fn put_classified(
     store: &dyn ObjectStore,
-    path: &Path,
-    key: &str,
-    bytes: &Bytes,
+    put: Put<'_>,
     mode: PutMode,
 ) -> Result<Written, StorageError> {
+    let Put {
+        path,
+        key,
+        bytes,
+        attributes,
+    } = put;
     let update = matches!(mode, PutMode::Update(_));
     let opts = object_store::PutOptions {
         mode,
+        attributes,
         ..Default::default()
     };
     match store.put_opts(path, bytes.clone().into(), opts).await {

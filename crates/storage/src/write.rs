@@ -29,7 +29,7 @@ use bytes::Bytes;
 use cairn_tlog::checkpoint::{Checkpoint, SignedCheckpoint};
 use cairn_tlog::leaf_hash;
 use cairn_tlog::tile::{
-    BundleBuilder, BundleWrite, TileBuilder, TileWrite, decode_bundle, decode_hash_tile,
+    BundleBuilder, BundleWrite, TileBuilder, TilePath, TileWrite, decode_bundle, decode_hash_tile,
     partial_bundle_for_size, partial_tiles_for_size,
 };
 use futures::{StreamExt, TryStreamExt};
@@ -38,7 +38,7 @@ use object_store::{PutMode, UpdateVersion};
 use crate::error::{Corruption, StorageError};
 use crate::retry::retry_to_completion;
 use crate::store::{
-    CHECKPOINT_KEY, CHECKPOINT_ROUNDS, CheckpointFence, MAX_CHECKPOINT_BYTES, MAX_IN_FLIGHT,
+    CHECKPOINT_KEY, CHECKPOINT_ROUNDS, CheckpointFence, MAX_CHECKPOINT_BYTES, MAX_IN_FLIGHT, Put,
     TileStore, Written, put_classified,
 };
 use crate::{ATTEMPT_TIMEOUT, RETRY_ATTEMPTS, RETRY_BASE_DELAY, lock};
@@ -146,6 +146,15 @@ impl TileStore {
         for objects in levels.into_values() {
             self.put_all_create_only(objects).await?;
         }
+        // Written partials become garbage once the published tree outgrows
+        // them (see `crate::gc`).
+        self.partials().add(
+            bundles
+                .iter()
+                .map(|b| TilePath::Entries(b.id))
+                .chain(tiles.iter().map(|t| TilePath::Hash(t.id)))
+                .filter(|p| !p.is_full()),
+        );
         tracing::debug!(
             bundles = bundles.len(),
             tiles = tiles.len(),
@@ -270,6 +279,10 @@ impl TileStore {
                 let guard = lock::acquire(lock_file, *wait).await?;
                 self.put_checkpoint_locked(guard, &note, new).await
             }
+            CheckpointFence::ReadOnly => Err(StorageError::ReadOnly {
+                op: "put",
+                path: CHECKPOINT_KEY.to_owned(),
+            }),
         }
     }
 
@@ -355,15 +368,16 @@ impl TileStore {
         let store = Arc::clone(self.object_store());
         let path = self.path(CHECKPOINT_KEY)?;
         let bytes = note.clone();
+        let attributes = self.attributes_for(CHECKPOINT_KEY);
         let write = tokio::spawn(async move {
             let result = retry_to_completion("put", CHECKPOINT_KEY, || {
-                put_classified(
-                    store.as_ref(),
-                    &path,
-                    CHECKPOINT_KEY,
-                    &bytes,
-                    PutMode::Overwrite,
-                )
+                let put = Put {
+                    path: &path,
+                    key: CHECKPOINT_KEY,
+                    bytes: &bytes,
+                    attributes: attributes.clone(),
+                };
+                put_classified(store.as_ref(), put, PutMode::Overwrite)
             })
             .await;
             drop(guard);

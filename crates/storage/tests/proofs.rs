@@ -8,67 +8,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use cairn_storage::{MAX_LEAVES_PER_CALL, StorageError, TileObject, TileStore, TrustedHead};
-use cairn_tlog::proof::{ProofError, verify_consistency, verify_inclusion};
+use cairn_tlog::proof::{ProofError, verify_consistency};
 use cairn_tlog::tile::{TilePath, parse_path, partial_tiles_for_size};
-use common::{Rng, Tree, delete_raw, raw_path, reopen, temp_store};
-use futures::TryStreamExt;
-
-/// Checks every read about the tree of `size` leaves against the reference,
-/// reading the tiles at `stored`: the root, the consistency proof to
-/// `stored`, and inclusion proofs for `indices`.
-async fn check_size(store: &TileStore, tree: &Tree, size: u64, stored: u64, indices: &[u64]) {
-    let root = store.root(size, tree.head(stored)).await.unwrap();
-    assert_eq!(
-        root, tree.roots[size as usize],
-        "root of {size} at {stored}"
-    );
-    let proof = store
-        .consistency_proof(size, stored, tree.head(stored))
-        .await
-        .unwrap();
-    verify_consistency(
-        size,
-        stored,
-        &proof,
-        &tree.roots[size as usize],
-        &tree.roots[stored as usize],
-    )
-    .unwrap_or_else(|e| panic!("consistency {size} -> {stored}: {e}"));
-    for &index in indices {
-        let proof = store
-            .inclusion_proof(index, size, tree.head(stored))
-            .await
-            .unwrap();
-        verify_inclusion(
-            &tree.leaf_hash(index),
-            index,
-            size,
-            &proof,
-            &tree.roots[size as usize],
-        )
-        .unwrap_or_else(|e| panic!("inclusion of {index} in {size} at {stored}: {e}"));
-    }
-}
-
-/// Every object key below the prefix that is a partial tile or bundle.
-async fn partial_objects(store: &TileStore) -> Vec<TilePath> {
-    let prefix = raw_path("tile");
-    let metas: Vec<_> = store
-        .object_store()
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .unwrap();
-    let strip = format!("{}/", common::PREFIX);
-    metas
-        .iter()
-        .filter_map(|m| parse_path(m.location.as_ref().strip_prefix(&strip)?).ok())
-        .filter(|p| match p {
-            TilePath::Hash(t) => !t.is_full(),
-            TilePath::Entries(b) => !b.is_full(),
-        })
-        .collect()
-}
+use common::{Rng, Tree, check_size, delete_raw, reopen, stored_partials, temp_store};
 
 #[tokio::test]
 async fn growing_tree_serves_verifiable_proofs_at_every_batch_size() {
@@ -123,14 +65,14 @@ async fn growing_tree_serves_verifiable_proofs_at_every_batch_size() {
         .chain(cairn_tlog::tile::partial_bundle_for_size(stored).map(TilePath::Entries))
         .collect();
     let mut deleted = 0;
-    for p in partial_objects(&store).await {
+    for p in stored_partials(&store).await {
         if !keep.contains(&p) {
             delete_raw(&store, &p.path()).await;
             deleted += 1;
         }
     }
     assert!(deleted > 50, "only {deleted} old partial objects to delete");
-    assert_eq!(partial_objects(&store).await.len(), keep.len());
+    assert_eq!(stored_partials(&store).await.len(), keep.len());
     let fresh = reopen(&dir);
     for &size in &sizes {
         let indices = [0, size / 2, size - 1];

@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use cairn_storage::{
     CHECKPOINT_KEY, ObjectStoreConfig, S3Config, StorageError, TileStore, TileStoreOptions,
 };
-use cairn_tlog::proof::{verify_consistency, verify_inclusion};
 use common::{ORIGIN, PREFIX, Rng, Tree, note, read_raw, roots};
 use futures::TryStreamExt;
 use object_store::path::Path;
+use object_store::{Attribute, ObjectStoreExt};
 use tempfile::TempDir;
 
 /// Every wait in these tests ends by then.
@@ -267,31 +267,8 @@ async fn leaves_and_proofs_read_back_from_s3_verify() {
     let reader = moto.store();
     let head = tree.head(stored);
     for size in [1, 2, 255, 256, 257, 556, stored] {
-        assert_eq!(
-            reader.root(size, head).await.unwrap(),
-            tree.roots[size as usize]
-        );
-        let proof = reader.consistency_proof(size, stored, head).await.unwrap();
-        verify_consistency(
-            size,
-            stored,
-            &proof,
-            &tree.roots[size as usize],
-            &tree.roots[stored as usize],
-        )
-        .unwrap_or_else(|e| panic!("consistency {size} -> {stored}: {e}"));
-        for _ in 0..3 {
-            let index = rng.range(0, size - 1);
-            let proof = reader.inclusion_proof(index, size, head).await.unwrap();
-            verify_inclusion(
-                &tree.leaf_hash(index),
-                index,
-                size,
-                &proof,
-                &tree.roots[size as usize],
-            )
-            .unwrap_or_else(|e| panic!("inclusion of {index} in {size}: {e}"));
-        }
+        let indices: Vec<u64> = (0..3).map(|_| rng.range(0, size - 1)).collect();
+        common::check_size(&reader, &tree, size, stored, &indices).await;
     }
     let leaves = reader.leaves(250, 270, head).await.unwrap();
     assert_eq!(leaves.as_slice(), &tree.leaves[250..270]);
@@ -356,4 +333,78 @@ async fn a_missing_bucket_is_a_backend_error_not_an_empty_log() {
     // log with no checkpoint yet.
     assert!(matches!(err, StorageError::Backend { .. }), "{err:?}");
     assert!(!err.is_fatal() && !err.is_retryable());
+}
+
+#[tokio::test]
+async fn objects_on_s3_carry_the_headers_a_cdn_needs() {
+    let moto = Moto::start().await;
+    let store = moto.store();
+    let mut tree = Tree::new();
+    tree.grow(&store, 300).await;
+    common::publish(&store, &tree, 300).await;
+    // Read as a CDN in front of the bucket would (signed: moto refuses
+    // anonymous reads), looking at the headers the server answers with.
+    for (key, content_type, cache_control) in [
+        (
+            "tile/0/000",
+            "application/octet-stream",
+            cairn_storage::FULL_TILE_CACHE_CONTROL,
+        ),
+        (
+            "tile/entries/000",
+            "application/octet-stream",
+            cairn_storage::FULL_TILE_CACHE_CONTROL,
+        ),
+        (
+            "tile/0/001.p/44",
+            "application/octet-stream",
+            cairn_storage::PARTIAL_TILE_CACHE_CONTROL,
+        ),
+        (
+            "tile/1/000.p/1",
+            "application/octet-stream",
+            cairn_storage::PARTIAL_TILE_CACHE_CONTROL,
+        ),
+        (CHECKPOINT_KEY, "text/plain; charset=utf-8", "no-cache"),
+    ] {
+        let got = store
+            .object_store()
+            .get(&Path::from(format!("{PREFIX}/{key}")))
+            .await
+            .unwrap_or_else(|e| panic!("GET {key}: {e}"));
+        let header = |a: Attribute| got.attributes.get(&a).map(|v| v.as_ref().to_owned());
+        assert_eq!(
+            header(Attribute::ContentType).as_deref(),
+            Some(content_type),
+            "{key}"
+        );
+        assert_eq!(
+            header(Attribute::CacheControl).as_deref(),
+            Some(cache_control),
+            "{key}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn superseded_partials_are_collected_on_s3() {
+    let moto = Moto::start().await;
+    let store = moto.store();
+    let mut tree = Tree::new();
+    for n in [1, 3, 60, 200, 56, 300] {
+        tree.grow(&store, n).await;
+    }
+    let size = tree.size();
+    common::publish(&store, &tree, size).await;
+    let before = common::stored_partials(&store).await;
+    // Another host's writer: it knows the partials only from a listing.
+    let successor = moto.store();
+    assert_eq!(successor.scan_partials().await.unwrap(), before.len());
+    let report = successor.collect_partials(size).await.unwrap();
+    assert!(report.deleted > 0 && report.failed == 0, "{report:?}");
+    let after = common::stored_partials(&store).await;
+    assert_eq!(after.len(), before.len() - report.deleted);
+    for old in [1, 4, 64, 264] {
+        common::check_size(&moto.store(), &tree, old, size, &[0, old - 1]).await;
+    }
 }

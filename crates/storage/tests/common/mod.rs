@@ -8,7 +8,8 @@ use cairn_tlog::checkpoint::Checkpoint;
 use cairn_tlog::compact::CompactRange;
 use cairn_tlog::cosignature::Cosigner;
 use cairn_tlog::note::Ed25519NoteSigner;
-use cairn_tlog::tile::{BundleBuilder, TileBuilder};
+use cairn_tlog::proof::{verify_consistency, verify_inclusion};
+use cairn_tlog::tile::{BundleBuilder, TileBuilder, TilePath, parse_path};
 use cairn_tlog::{Hash, leaf_hash};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -321,4 +322,117 @@ pub async fn deposed_writer_is_refused(deposed: &TileStore, leader: &TileStore) 
             .unwrap(),
         published
     );
+}
+
+/// Publishes the tree's checkpoint of `size` to `store`.
+pub async fn publish(store: &TileStore, tree: &Tree, size: u64) {
+    let root = tree.roots[size as usize];
+    store
+        .put_checkpoint(size, note(ORIGIN, size, root, 0))
+        .await
+        .expect("publish checkpoint");
+}
+
+/// The partial tiles and bundles stored under the test prefix, sorted.
+pub async fn stored_partials(store: &TileStore) -> Vec<TilePath> {
+    use futures::TryStreamExt;
+    let listed: Vec<_> = store
+        .object_store()
+        .list(Some(&raw_path("tile")))
+        .try_collect()
+        .await
+        .expect("list");
+    let strip = format!("{PREFIX}/");
+    let mut partials: Vec<TilePath> = listed
+        .iter()
+        .filter_map(|m| parse_path(m.location.as_ref().strip_prefix(&strip)?).ok())
+        .filter(|p| !p.is_full())
+        .collect();
+    partials.sort();
+    partials
+}
+
+/// Checks every read about the tree of `size` leaves against the reference,
+/// reading the tiles at `stored`: the root, the consistency proof to
+/// `stored`, and inclusion proofs for `indices`.
+pub async fn check_size(store: &TileStore, tree: &Tree, size: u64, stored: u64, indices: &[u64]) {
+    let root = store.root(size, tree.head(stored)).await.unwrap();
+    assert_eq!(
+        root, tree.roots[size as usize],
+        "root of {size} at {stored}"
+    );
+    let proof = store
+        .consistency_proof(size, stored, tree.head(stored))
+        .await
+        .unwrap();
+    verify_consistency(
+        size,
+        stored,
+        &proof,
+        &tree.roots[size as usize],
+        &tree.roots[stored as usize],
+    )
+    .unwrap_or_else(|e| panic!("consistency {size} -> {stored}: {e}"));
+    for &index in indices {
+        let proof = store
+            .inclusion_proof(index, size, tree.head(stored))
+            .await
+            .unwrap();
+        verify_inclusion(
+            &tree.leaf_hash(index),
+            index,
+            size,
+            &proof,
+            &tree.roots[size as usize],
+        )
+        .unwrap_or_else(|e| panic!("inclusion of {index} in {size} at {stored}: {e}"));
+    }
+}
+
+/// A static web server (`python3 -m http.server`) serving `dir` on
+/// 127.0.0.1, killed when dropped: what an operator puts in front of a
+/// tiles directory, with none of Cairn's code in the read path.
+pub struct StaticServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl StaticServer {
+    /// Starts the server and waits (at most 30 s) until it answers.
+    pub fn start(dir: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .arg(port.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server (python3 is required by the tests)");
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "python3 -m http.server did not listen on {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self { child, port }
+    }
+
+    /// The base URL of the served directory.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for StaticServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
