@@ -57,6 +57,10 @@ pub const DEFAULT_MAX_STEP_LEAVES: u64 = 65_536;
 pub const DEFAULT_RETRY_MIN: Duration = Duration::from_millis(100);
 /// Default longest back-off between retries.
 pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(10);
+/// Default [`IntegratorConfig::partial_tile_grace`]: ten minutes, far
+/// longer than a client takes from reading a checkpoint to fetching its
+/// tiles, and short enough that the partials of a busy log do not pile up.
+pub const DEFAULT_PARTIAL_TILE_GRACE: Duration = Duration::from_secs(600);
 
 /// Integration limits and retry timing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +74,11 @@ pub struct IntegratorConfig {
     pub retry_min: Duration,
     /// Longest back-off. Default [`DEFAULT_RETRY_MAX`].
     pub retry_max: Duration,
+    /// How long a partial tile or bundle is kept after the published tree
+    /// has outgrown it, before the leader deletes it (see [`crate::gc`]);
+    /// `None` keeps every partial forever. Default
+    /// [`DEFAULT_PARTIAL_TILE_GRACE`].
+    pub partial_tile_grace: Option<Duration>,
 }
 
 impl Default for IntegratorConfig {
@@ -78,6 +87,7 @@ impl Default for IntegratorConfig {
             max_step_leaves: DEFAULT_MAX_STEP_LEAVES,
             retry_min: DEFAULT_RETRY_MIN,
             retry_max: DEFAULT_RETRY_MAX,
+            partial_tile_grace: Some(DEFAULT_PARTIAL_TILE_GRACE),
         }
     }
 }

@@ -24,6 +24,7 @@
 
 pub mod admin;
 pub mod batcher;
+pub mod gc;
 pub mod integrator;
 pub mod log_store;
 pub mod network;

@@ -1030,11 +1030,29 @@ impl Pipeline {
             r = resumed.wait_for(|r| *r) => r.is_ok(),
             _ = stop.wait_for(|s| *s) => false,
         };
+        // Garbage collection deletes only what the published tree outgrew,
+        // so it needs the resumed tiles no more than readers do; it starts
+        // with them anyway, so that a term that cannot integrate does no
+        // storage work beyond the essential.
+        let collecting = match self.integrator.partial_tile_grace {
+            Some(grace) if resumed => Some(tokio::spawn(crate::gc::run(
+                self.store.clone(),
+                grace,
+                self.state_machine.subscribe(),
+                stop.clone(),
+            ))),
+            _ => None,
+        };
         if resumed {
             self.recover_checkpoint(stop).await;
         }
         if let Err(e) = integrating.await {
             tracing::error!(shard = %self.name, error = %e, "integrator task failed");
+        }
+        // Deletions are idempotent; cutting one short only leaves a
+        // candidate for the next leader's listing.
+        if let Some(collecting) = collecting {
+            collecting.abort();
         }
     }
 

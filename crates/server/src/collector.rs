@@ -87,9 +87,11 @@ pub struct ShardFile {
     /// name is the prefix inside it), shared by every process of the
     /// shard. Either this or `object_store`.
     pub tiles: Option<PathBuf>,
-    /// A file describing the shard's object store (`[local]` or `[s3]`
-    /// table of `cairn_storage::ObjectStoreConfig`; relative paths in it
-    /// relative to that file), e.g. an S3 bucket. Either this or `tiles`.
+    /// A file describing the shard's object store (`[local]`, `[s3]` or
+    /// `[http]` table of `cairn_storage::ObjectStoreConfig`; relative paths
+    /// in it relative to that file): e.g. an S3 bucket, or the log's tile
+    /// URL (`[http] url = ...`, read-only: a static web server or CDN in
+    /// front of the tiles). Either this or `tiles`.
     pub object_store: Option<PathBuf>,
     /// Milliseconds between polls of the sequencer. Default 250.
     #[serde(default = "default_poll_interval_ms")]
@@ -212,6 +214,7 @@ impl CollectorFile {
                 &s.name,
                 s.tiles.as_deref(),
                 s.object_store.as_deref(),
+                crate::files::Access::Reads,
             )
             .with_context(context)?;
             let mut config = CollectorConfig::new(s.name.clone());

@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cairn_client::token::TokenVerifier;
@@ -266,6 +267,8 @@ pub struct DevOptions {
     /// The `--object-store` file (TOML of a
     /// [`cairn_storage::ObjectStoreConfig`]); `None`: tiles in `DIR/tiles`.
     pub object_store: Option<PathBuf>,
+    /// How long superseded partial tiles are kept; `None`: forever.
+    pub partial_tile_grace: Option<Duration>,
 }
 
 /// Reads the `--object-store` file: TOML of a
@@ -297,7 +300,20 @@ pub fn read_object_store(path: &Path) -> anyhow::Result<ObjectStoreConfig> {
             }
             ObjectStoreConfig::S3(s3)
         }
+        http @ ObjectStoreConfig::Http(_) => http,
     })
+}
+
+/// Refuses a read-only store (`[http]`) for a role that writes the shard's
+/// tiles and checkpoint, naming the file and what to use instead.
+pub fn require_writable(config: &ObjectStoreConfig, file: &Path) -> anyhow::Result<()> {
+    if matches!(config, ObjectStoreConfig::Http(_)) {
+        anyhow::bail!(
+            "{}: an [http] tile URL is read-only, but this role writes the tiles; use [local] or [s3]",
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 /// How the frontend treats `sigsum-token` headers.
@@ -321,8 +337,16 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         external_collector,
         tokens,
         object_store,
+        partial_tile_grace,
     } = options;
-    let object_store = object_store.as_deref().map(read_object_store).transpose()?;
+    let object_store = match object_store {
+        None => None,
+        Some(file) => {
+            let config = read_object_store(&file)?;
+            require_writable(&config, &file)?;
+            Some(config)
+        }
+    };
     let token_verifier = match tokens {
         TokenChecks::Off => None,
         TokenChecks::SystemResolver => Some(TokenVerifier::from_system_config()),
@@ -377,6 +401,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     // Beside, not inside, the Raft directory: restoring an old copy of
     // `raft/` must not bring an old record back with it.
     config.signed_record = root.join(format!("{SHARD}.signed-head"));
+    config.integrator.partial_tile_grace = partial_tile_grace;
     let shard = Arc::new(
         Shard::start(config)
             .await

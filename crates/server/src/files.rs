@@ -116,26 +116,53 @@ pub fn check_store_choice(
     }
 }
 
+/// What a role does with a shard's objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Reads only (frontend, collector): a tile URL (`[http]`) will do.
+    Reads,
+    /// Writes tiles and the checkpoint (sequencer): a writable store.
+    Writes,
+}
+
+/// Reads a `[[shard]]` table's `object_store` file (relative to `base`), if
+/// it names one, refusing a read-only `[http]` store for a role that
+/// writes.
+pub fn read_shard_store(
+    base: &Path,
+    object_store: Option<&Path>,
+    access: Access,
+) -> anyhow::Result<Option<cairn_storage::ObjectStoreConfig>> {
+    let Some(file) = object_store else {
+        return Ok(None);
+    };
+    let path = base.join(file);
+    let config = crate::dev::read_object_store(&path)?;
+    if access == Access::Writes {
+        crate::dev::require_writable(&config, &path)?;
+    }
+    Ok(Some(config))
+}
+
 /// Where a role's `[[shard]]` table keeps the shard's objects: `tiles`, a
 /// local directory (relative to the configuration file), or `object_store`,
-/// a file holding an [`cairn_storage::ObjectStoreConfig`] (`[local]` or
-/// `[s3]`, as `cairnd dev --object-store` reads it). Exactly one of the two.
+/// a file holding an [`cairn_storage::ObjectStoreConfig`] (`[local]`,
+/// `[s3]`, or for a role that only reads `[http]`, as `cairnd dev
+/// --object-store` reads it). Exactly one of the two.
 pub fn shard_tile_store(
     base: &Path,
     shard: &str,
     tiles: Option<&Path>,
     object_store: Option<&Path>,
+    access: Access,
 ) -> anyhow::Result<cairn_storage::TileStore> {
     check_store_choice(shard, tiles, object_store)?;
-    match (tiles, object_store) {
-        (_, Some(file)) => {
-            let config = crate::dev::read_object_store(&base.join(file))?;
-            Ok(cairn_storage::TileStore::open(
-                &config,
-                shard,
-                cairn_storage::TileStoreOptions::default(),
-            )?)
-        }
+    match (tiles, read_shard_store(base, object_store, access)?) {
+        (_, Some(config)) => Ok(cairn_storage::TileStore::open(
+            &config,
+            shard,
+            cairn_storage::TileStoreOptions::default(),
+        )?),
         (Some(dir), None) => Ok(cairn_storage::TileStore::local(&base.join(dir), shard)?),
         (None, None) => unreachable!("check_store_choice refuses a shard without a store"),
     }
@@ -144,6 +171,30 @@ pub fn shard_tile_store(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tile_url_serves_roles_that_read_and_is_refused_to_the_one_that_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("tiles.toml"),
+            "[http]\nurl = \"https://t.example/\"\n",
+        )
+        .unwrap();
+        let file = Some(Path::new("tiles.toml"));
+        let config = read_shard_store(dir.path(), file, Access::Reads).unwrap();
+        assert!(matches!(
+            config,
+            Some(cairn_storage::ObjectStoreConfig::Http(_))
+        ));
+        let store = shard_tile_store(dir.path(), "dev", None, file, Access::Reads).unwrap();
+        assert!(store.is_read_only());
+        let err = shard_tile_store(dir.path(), "dev", None, file, Access::Writes).unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("tiles.toml") && message.contains("read-only"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn a_generated_key_reads_back_and_has_its_public_key_beside_it() {

@@ -85,9 +85,11 @@ pub struct FrontendShardFile {
     /// name is the prefix inside it), shared by every process of the
     /// shard. Either this or `object_store`.
     pub tiles: Option<PathBuf>,
-    /// A file describing the shard's object store (`[local]` or `[s3]`
-    /// table of `cairn_storage::ObjectStoreConfig`; relative paths in it
-    /// relative to that file), e.g. an S3 bucket. Either this or `tiles`.
+    /// A file describing the shard's object store (`[local]`, `[s3]` or
+    /// `[http]` table of `cairn_storage::ObjectStoreConfig`; relative paths
+    /// in it relative to that file): e.g. an S3 bucket, or the log's tile
+    /// URL (`[http] url = ...`, read-only: a static web server or CDN in
+    /// front of the tiles). Either this or `tiles`.
     pub object_store: Option<PathBuf>,
 }
 
@@ -132,6 +134,12 @@ impl FrontendFile {
         self.shards
             .iter()
             .map(|s| {
+                crate::files::read_shard_store(
+                    base,
+                    s.object_store.as_deref(),
+                    crate::files::Access::Reads,
+                )
+                .with_context(|| format!("shard {:?}", s.name))?;
                 let context = || format!("shard {:?}: log_key {}", s.name, s.log_key.display());
                 let key_text = read_limited(&base.join(&s.log_key)).with_context(context)?;
                 let keys = cairn_sigsum::key::parse_public_key_file(&key_text)
@@ -174,6 +182,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             &s.name,
             s.tiles.as_deref(),
             s.object_store.as_deref(),
+            crate::files::Access::Reads,
         )
         .with_context(context)?;
         stores.push((s.name.clone(), tiles.clone()));

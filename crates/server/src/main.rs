@@ -77,6 +77,20 @@ enum Command {
         /// same DIR: another log's tiles there are refused as a fork.
         #[arg(long, value_name = "FILE")]
         object_store: Option<PathBuf>,
+        /// Delete partial tiles and bundles SECONDS after the published
+        /// tree has outgrown them (a client holding an older checkpoint then
+        /// cuts its hashes from the full tile); 0 deletes them at the next
+        /// collection. Default 600.
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value_t = 600,
+            conflicts_with = "keep_partial_tiles"
+        )]
+        partial_tile_grace: u64,
+        /// Never delete superseded partial tiles and bundles.
+        #[arg(long)]
+        keep_partial_tiles: bool,
         /// Run a local cluster instead: N sequencer nodes (one Raft group),
         /// a frontend on --listen, the collector and a witness, each its
         /// own process, sharing DIR/tiles. The configuration of every
@@ -87,7 +101,7 @@ enum Command {
             long,
             value_name = "N",
             value_parser = clap::value_parser!(u8).range(1..=i64::from(local_cluster::MAX_NODES)),
-            conflicts_with_all = ["witnesses", "grpc_listen", "external_collector", "verify_tokens", "token_dns_server", "object_store"]
+            conflicts_with_all = ["witnesses", "grpc_listen", "external_collector", "verify_tokens", "token_dns_server", "object_store", "partial_tile_grace", "keep_partial_tiles"]
         )]
         nodes: Option<u8>,
         /// With --nodes: only write the configuration files (and keys,
@@ -146,7 +160,8 @@ enum Command {
     /// `token_dns_server`, an `[http]` table of connection limits, and one
     /// `[[shard]]` table per shard with `name`, `log_key` (OpenSSH public
     /// key file) and `tiles` (local object store root) or `object_store`
-    /// (a file with a `[local]` or `[s3]` table). Relative paths are
+    /// (a file with a `[local]`, `[s3]` or read-only `[http]` table, the
+    /// last with the `url` the tiles are served at). Relative paths are
     /// relative to FILE's directory; unknown keys are errors.
     Frontend {
         /// The configuration file.
@@ -166,7 +181,10 @@ enum Command {
     /// (127.0.0.1:6970), `advertise` (http://LISTEN), `ops_listen`
     /// (127.0.0.1:6971), a `[raft]` table (`heartbeat_ms` 100,
     /// `election_timeout_min_ms` 500, `election_timeout_max_ms` 1000,
-    /// `install_snapshot_timeout_ms` 30000, `snapshot_logs` 10000) and one
+    /// `install_snapshot_timeout_ms` 30000, `snapshot_logs` 10000),
+    /// `partial_tile_grace_s` (600: superseded partial tiles are deleted
+    /// that long after the published tree outgrew them),
+    /// `keep_partial_tiles` (false), and one
     /// `[[shard]]` table per shard with `name`, `log_key` (private key
     /// file), `policy` (Sigsum policy file) and `tiles` (local object
     /// store root) or `object_store` (a file with a `[local]` or `[s3]`
@@ -253,10 +271,14 @@ fn main() -> anyhow::Result<()> {
             verify_tokens,
             token_dns_server,
             object_store,
+            partial_tile_grace,
+            keep_partial_tiles,
             nodes: None,
             configure_only: _,
         } => runtime.block_on(dev::run(dev::DevOptions {
             object_store,
+            partial_tile_grace: (!keep_partial_tiles)
+                .then(|| std::time::Duration::from_secs(partial_tile_grace)),
             root: data_dir,
             listen,
             witnesses,

@@ -70,6 +70,15 @@ pub struct SequencerFile {
     /// Raft timing; see [`RaftFile`].
     #[serde(default)]
     pub raft: RaftFile,
+    /// Seconds a partial tile or bundle is kept after the published tree
+    /// has outgrown it; the leader then deletes it (a client holding an
+    /// older checkpoint cuts its hashes from the full tile). Default 600.
+    #[serde(default = "default_partial_tile_grace_s")]
+    pub partial_tile_grace_s: u64,
+    /// Never delete superseded partial tiles and bundles (for an archive
+    /// that must keep every object ever served). Default `false`.
+    #[serde(default)]
+    pub keep_partial_tiles: bool,
     /// The shards this node may host (at least one).
     #[serde(rename = "shard")]
     pub shards: Vec<SequencerShardFile>,
@@ -164,12 +173,16 @@ pub struct SequencerShardFile {
     pub tiles: Option<PathBuf>,
     /// A file describing the shard's object store (`[local]` or `[s3]`
     /// table of `cairn_storage::ObjectStoreConfig`; relative paths in it
-    /// relative to that file), e.g. an S3 bucket. Either this or `tiles`.
+    /// relative to that file), e.g. an S3 bucket; not `[http]`, which is
+    /// read-only. Either this or `tiles`.
     pub object_store: Option<PathBuf>,
 }
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 6970))
+}
+fn default_partial_tile_grace_s() -> u64 {
+    cairn_sequencer::integrator::DEFAULT_PARTIAL_TILE_GRACE.as_secs()
 }
 fn default_ops_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 6971))
@@ -236,6 +249,11 @@ impl SequencerFile {
         Ok(file)
     }
 
+    /// How long superseded partial tiles are kept; `None`: forever.
+    pub fn partial_tile_grace(&self) -> Option<Duration> {
+        (!self.keep_partial_tiles).then(|| Duration::from_secs(self.partial_tile_grace_s))
+    }
+
     /// The URL this node is reached at.
     pub fn advertised(&self) -> String {
         self.advertise
@@ -258,6 +276,12 @@ impl SequencerFile {
                 let policy = Policy::parse(&policy_text).with_context(|| {
                     format!("shard {:?}: policy {}", s.name, s.policy.display())
                 })?;
+                crate::files::read_shard_store(
+                    base,
+                    s.object_store.as_deref(),
+                    crate::files::Access::Writes,
+                )
+                .with_context(context)?;
                 Ok((key, policy))
             })
             .collect()
@@ -284,6 +308,7 @@ impl SequencerFile {
                 &s.name,
                 s.tiles.as_deref(),
                 s.object_store.as_deref(),
+                crate::files::Access::Writes,
             )
             .with_context(context)?;
             let mut config = ShardConfig::new(
@@ -299,6 +324,7 @@ impl SequencerFile {
             config.witnesses = policy.witnesses().iter().map(|w| *w.key()).collect();
             config.transport = Some(transport.clone());
             config.signed_record = data_dir.join(format!("{}.signed-head", s.name));
+            config.integrator.partial_tile_grace = self.partial_tile_grace();
             out.push(PreparedShard { config });
         }
         Ok(out)
