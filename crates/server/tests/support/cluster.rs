@@ -53,7 +53,7 @@ impl LocalCluster {
         );
         let text = std::fs::read_to_string(root.join("cluster.toml")).expect("cluster.toml");
         let layout: toml::Table = text.parse().expect("cluster.toml parses");
-        let nodes = layout["node"]
+        let nodes: Vec<Node> = layout["node"]
             .as_array()
             .expect("nodes")
             .iter()
@@ -64,6 +64,21 @@ impl LocalCluster {
             })
             .collect();
         std::fs::create_dir_all(root.join("logs")).expect("logs dir");
+        // Partial tiles are collected one second after the published tree
+        // outgrew them, so every failover test also runs leaders that
+        // delete tiles while others take over; the final checks (every
+        // proof, the tiles rebuilding to the root) catch a deletion of
+        // anything still needed.
+        for n in &nodes {
+            let file = root.join(format!("node{}", n.id)).join("sequencer.toml");
+            let text = std::fs::read_to_string(&file).expect("sequencer.toml");
+            assert!(text.contains("data_dir = \"data\"\n"), "{text}");
+            let text = text.replace(
+                "data_dir = \"data\"\n",
+                "data_dir = \"data\"\npartial_tile_grace_s = 1\n",
+            );
+            std::fs::write(&file, text).expect("sequencer.toml");
+        }
         LocalCluster {
             root: root.to_owned(),
             frontend: listen.to_string(),
