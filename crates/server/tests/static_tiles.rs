@@ -154,6 +154,10 @@ async fn a_static_server_in_front_of_the_tiles_is_a_complete_read_path_after_gc(
     loop {
         let left = partials_on_disk(&shard_dir);
         if left == edge(total) {
+            println!(
+                "only the published edge left {:?} after the last round",
+                started.elapsed()
+            );
             break;
         }
         assert!(
