@@ -28,6 +28,7 @@
 
 mod cluster;
 mod files;
+use cairn_cli::hammer;
 mod key_files;
 mod keys;
 mod monitor;
@@ -102,6 +103,14 @@ enum Command {
     /// membership, show every node's view.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Put load on a Sigsum log (Cairn or any other) and measure it:
+    /// add-leaf throughput and latencies, reads, the log's CPU.
+    ///
+    /// Leaves are signed before the run by --keys submitter keys. Closed
+    /// loop (--concurrency) or open loop (--rate); 202, 503, 429 and
+    /// transport errors are retried like sigsum-go's submit. Exit status 0
+    /// after a run, 2 on usage errors or if the log never answered 200.
+    Hammer(hammer::HammerArgs),
 }
 
 fn main() -> ExitCode {
@@ -120,6 +129,7 @@ fn main() -> ExitCode {
         Command::Token(cmd) => token::run(cmd, cli.verbose),
         Command::Policy(cmd) => policy_cmd::run(cmd, cli.verbose),
         Command::Monitor(args) => monitor::run(&args),
+        Command::Hammer(args) => run_hammer(args),
         Command::Cluster(cmd) => {
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -140,6 +150,32 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `cairn hammer` on a multi-threaded runtime (the load needs both cores).
+fn run_hammer(args: hammer::HammerArgs) -> ExitCode {
+    let json = args.json;
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(hammer::run(args)));
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(e) => {
+            eprintln!("cairn hammer: error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = hammer::print(&summary, json) {
+        eprintln!("cairn hammer: error: {e:#}");
+        return ExitCode::from(2);
+    }
+    if summary.committed == 0 && summary.statuses.values().sum::<u64>() > 0 {
+        eprintln!("cairn hammer: the log never answered add-leaf with 200");
+        return ExitCode::from(2);
+    }
+    ExitCode::SUCCESS
 }
 
 /// Logs to standard error. `RUST_LOG` overrides the level chosen by `-v`.

@@ -87,6 +87,11 @@ impl Cairnd {
         format!("http://{}/dev/", self.listen)
     }
 
+    /// The process id of `cairnd dev`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn policy(&self) -> Policy {
         let text = std::fs::read(self.dir.join("policy")).expect("policy file");
         Policy::parse(&text).expect("policy parses")
