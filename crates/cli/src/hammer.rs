@@ -306,6 +306,30 @@ pub struct Summary {
     pub tree_size: u64,
     /// CPU seconds the log's process used during the run (`--pid`).
     pub log_cpu_s: Option<f64>,
+    /// This machine's one-thread Ed25519 verifications per second of
+    /// Sigsum leaves, measured just before the run: the yardstick, since a
+    /// log verifies every leaf's signature once.
+    pub verify_per_sec: f64,
+    /// `add_leaf_per_sec / verify_per_sec`: throughput as a share of the
+    /// machine's limit, comparable across machines and runs.
+    pub add_leaf_vs_verify: f64,
+}
+
+/// One-thread Ed25519 verifications of a Sigsum leaf signature per second
+/// on this machine (a few thousand, timed).
+pub fn verify_rate() -> f64 {
+    let key = SigningKey::from_seed(&[7; 32]);
+    let message = cairn_sigsum::crypto::hash(b"cairn verify-rate baseline\n");
+    let leaf = Leaf::sign(&key, &message);
+    let public = key.public_key();
+    let n = 5000;
+    let started = Instant::now();
+    for _ in 0..n {
+        if leaf.verify(&public).is_err() {
+            return 0.0;
+        }
+    }
+    f64::from(n) / started.elapsed().as_secs_f64()
 }
 
 /// Runs the hammer and returns the summary (printed by the caller).
@@ -339,6 +363,9 @@ pub async fn run(args: HammerArgs) -> anyhow::Result<Summary> {
         );
     }
     let leaves = Arc::new(sign_leaves(args.seed, args.keys, wanted).await?);
+    let verify_per_sec = tokio::task::spawn_blocking(verify_rate)
+        .await
+        .context("measuring the verify rate")?;
 
     let mut stats = Stats::default();
     for r in &mix {
@@ -452,6 +479,7 @@ pub async fn run(args: HammerArgs) -> anyhow::Result<Summary> {
             (read.name().to_owned(), summary)
         })
         .collect();
+    let add_leaf_per_sec = stats.committed_in_time.load(Ordering::Relaxed) as f64 / elapsed;
     Ok(Summary {
         log: client.base_url().to_owned(),
         mode: if args.rate.is_some() {
@@ -460,7 +488,7 @@ pub async fn run(args: HammerArgs) -> anyhow::Result<Summary> {
             "closed"
         },
         duration_s: elapsed,
-        add_leaf_per_sec: stats.committed_in_time.load(Ordering::Relaxed) as f64 / elapsed,
+        add_leaf_per_sec,
         committed: stats.committed.load(Ordering::Relaxed),
         dropped: stats.dropped.load(Ordering::Relaxed),
         statuses: stats
@@ -474,6 +502,12 @@ pub async fn run(args: HammerArgs) -> anyhow::Result<Summary> {
         reads,
         tree_size: stats.head().0,
         log_cpu_s,
+        verify_per_sec,
+        add_leaf_vs_verify: if verify_per_sec > 0.0 {
+            add_leaf_per_sec / verify_per_sec
+        } else {
+            0.0
+        },
     })
 }
 
@@ -733,11 +767,13 @@ pub fn print(summary: &Summary, json: bool) -> anyhow::Result<()> {
         )
     };
     println!(
-        "{} ({} loop, {:.0} s): add-leaf {:.1}/s, {} committed, tree size {}",
+        "{} ({} loop, {:.0} s): add-leaf {:.1}/s ({:.3} of {:.0} verifications/s), {} committed, tree size {}",
         summary.log,
         summary.mode,
         summary.duration_s,
         summary.add_leaf_per_sec,
+        summary.add_leaf_vs_verify,
+        summary.verify_per_sec,
         summary.committed,
         summary.tree_size
     );

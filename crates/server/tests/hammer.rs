@@ -50,6 +50,7 @@ async fn the_hammer_logs_leaves_reads_everything_and_reports_what_the_log_says()
         "{closed:?}"
     );
     assert_eq!(closed.mode, "closed");
+    assert!(closed.verify_per_sec > 0.0 && closed.add_leaf_vs_verify > 0.0);
     // Only 200s (and perhaps a 202 under load): nothing refused, no errors.
     for status in closed.statuses.keys() {
         assert!(status == "200" || status == "202", "{closed:?}");

@@ -273,14 +273,5 @@ pub fn free_port() -> SocketAddr {
 /// Ed25519 verifications per second on this machine, one thread: the
 /// yardstick throughput figures are reported against.
 pub fn verify_rate() -> f64 {
-    let key = SigningKey::from_seed(&[7; 32]);
-    let message = cairn_sigsum::crypto::hash(b"cairn verify-rate baseline\n");
-    let leaf = cairn_sigsum::leaf::Leaf::sign(&key, &message);
-    let public = key.public_key();
-    let n = 2000;
-    let started = Instant::now();
-    for _ in 0..n {
-        leaf.verify(&public).expect("verifies");
-    }
-    n as f64 / started.elapsed().as_secs_f64()
+    cairn_cli::hammer::verify_rate()
 }
