@@ -843,14 +843,26 @@ async fn tiles_and_checkpoint_are_served_verbatim_with_their_cache_headers() {
             assert!(entries.iter().all(|e| e.len() == 128), "{path}");
         }
     }
-    // Non-canonical paths, tiles the tree does not have, and partial widths
-    // that were never written are all 404.
+    // A narrower partial of the published tree that is not stored (never
+    // written here; in a real log, garbage-collected after the tree grew)
+    // is served as what it held: the first hashes of the published one.
+    let response = h.get("tile/0/001.p/43").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        header(&response, "cache-control"),
+        PARTIAL_TILE_CACHE_CONTROL
+    );
+    let body = response.bytes().await.unwrap();
+    assert_eq!(
+        body.to_vec(),
+        leaf_hashes[256 * 32..(256 + 43) * 32].to_vec()
+    );
+    // Non-canonical paths and tiles the tree does not have are 404.
     for path in [
         "tile/0/0",
         "tile/0/000.p/0",
         "tile/0/002",
         "tile/0/001",
-        "tile/0/001.p/43",
         "tile/entries/001.p/045",
         "tile/9/000",
         "tile/x/000",

@@ -535,7 +535,10 @@ impl TileStore {
     ///   a higher level) is returned as [`TileObject::BeyondHead`] if it
     ///   decodes at the width its path names.
     ///
-    /// `None` if the exact object does not exist. A verification failure is
+    /// A narrower partial that is not stored (collected once the tree
+    /// outgrew it) is served as the prefix of the verified one: the bytes it
+    /// had. Otherwise `None` if the exact object does not exist. A
+    /// verification failure is
     /// [`StorageError::Corrupt`] (naming the object, or the object it
     /// depends on that failed) or [`StorageError::TreeMismatch`]; both are
     /// counted in [`corrupt_reads`](Self::corrupt_reads).
@@ -564,10 +567,15 @@ impl TileStore {
                 if id.is_full() {
                     return exact(id.path(), v.tile(at).await);
                 }
-                let Some(bytes) = self.fetch_tile(id).await? else {
-                    return Ok(None);
-                };
                 let verified = v.tile(at).await?;
+                let Some(bytes) = self.fetch_tile(id).await? else {
+                    // Collected (or never written): the same bytes are the
+                    // verified tile's first hashes.
+                    let len = usize::from(id.width()) * cairn_tlog::tile::HASH_SIZE;
+                    return Ok(verified
+                        .get(..len)
+                        .map(|_| TileObject::Verified(verified.slice(..len))));
+                };
                 if verified.get(..bytes.len()) != Some(&bytes[..]) {
                     return Err(StorageError::corrupt(
                         id.path(),
@@ -586,7 +594,17 @@ impl TileStore {
                     return exact(id.path(), v.bundle(at).await);
                 }
                 let Some(bytes) = self.fetch_bundle(id).await? else {
-                    return Ok(None);
+                    // Collected (or never written): the verified bundle's
+                    // first entries are the same bytes.
+                    let verified = v.bundle(at).await?;
+                    let entries = cairn_tlog::tile::decode_bundle(&verified)
+                        .map_err(|e| StorageError::corrupt(at.path(), e))?;
+                    let Some(prefix) = entries.get(..usize::from(id.width())) else {
+                        return Ok(None);
+                    };
+                    let encoded = cairn_tlog::tile::encode_bundle(prefix)
+                        .map_err(|e| StorageError::corrupt(at.path(), e))?;
+                    return Ok(Some(TileObject::Verified(Bytes::from(encoded))));
                 };
                 let tile_id = at.hash_tile();
                 let tile = v.tile(tile_id).await?;

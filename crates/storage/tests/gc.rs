@@ -58,6 +58,13 @@ async fn superseded_partials_are_deleted_and_every_proof_still_verifies() {
     // all but the right edge of 637 (three objects) outgrown.
     assert_eq!((before.len(), outgrown), (16, 13), "{before:?}");
 
+    // What a client holding an old checkpoint fetches, before collection.
+    let old_partials = ["tile/0/001.p/8", "tile/entries/001.p/8", "tile/1/000.p/1"];
+    let mut old_bytes = Vec::new();
+    for key in old_partials {
+        old_bytes.push(common::read_raw(&store, key).await.expect(key));
+    }
+
     let report = store.collect_partials(size).await.unwrap();
     assert_eq!(report.deleted, outgrown);
     assert_eq!((report.failed, report.size), (0, size));
@@ -76,6 +83,17 @@ async fn superseded_partials_are_deleted_and_every_proof_still_verifies() {
     edge.sort();
     assert_eq!(after, edge);
 
+    // Served all the same, cut from what the tree grew into.
+    for (key, bytes) in old_partials.iter().zip(&old_bytes) {
+        assert_eq!(common::read_raw(&store, key).await, None, "{key} collected");
+        let served = reopen(&dir)
+            .get_verified(key.parse().unwrap(), tree.head(size))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{key} not served"));
+        assert!(served.is_verified());
+        assert_eq!(served.bytes().as_ref(), bytes.as_slice(), "{key}");
+    }
     proofs_verify(&reopen(&dir), &tree, true).await;
     // From a static web server, with a fresh reader over HTTP, which reads
     // at its latest head as a frontend does (plain HTTP cannot list).

@@ -438,10 +438,16 @@ async fn tiles_are_served_verified_below_the_head_and_as_is_beyond_it() {
         let object = get(key, at_300).await.unwrap();
         assert!(matches!(object, TileObject::BeyondHead(_)), "{key}");
     }
-    // Objects that were never written, under or beyond the head.
-    for key in ["tile/0/001.p/43", "tile/0/003", "tile/entries/001.p/45"] {
+    // Objects that were never written beyond the head are absent.
+    for key in ["tile/0/003", "tile/entries/001.p/45"] {
         assert_eq!(get(key, at_300).await, None, "{key}");
     }
+    // A narrower partial under the head that is not stored (never written,
+    // or collected) is the prefix of the verified one: what it would hold.
+    let served = get("tile/0/001.p/43", at_300).await.expect("served");
+    let wider = get("tile/0/001.p/44", at_300).await.expect("served");
+    assert!(served.is_verified());
+    assert_eq!(served.bytes().as_ref(), &wider.bytes()[..43 * 32]);
     // A beyond-head object is still checked to decode at its width.
     overwrite_raw(&store, "tile/0/002.p/88", vec![0; 87 * 32]).await;
     let err = reader
