@@ -63,6 +63,9 @@
 //! retryable (the store was unavailable after [`RETRY_ATTEMPTS`] attempts) or
 //! per-request. Every object store call is retried with backoff and limited
 //! in time ([`ATTEMPT_TIMEOUT`]); every read is limited in size.
+//!
+//! **Metrics**: every object store call is timed and its failures counted
+//! in the [`StoreMetrics`] of [`TileStoreOptions::metrics`].
 
 mod cache;
 mod config;
@@ -71,6 +74,7 @@ mod gc;
 mod headers;
 mod key;
 mod lock;
+mod metrics;
 mod read;
 mod retry;
 mod store;
@@ -89,6 +93,7 @@ pub use headers::{
     PARTIAL_TILE_CACHE_CONTROL, TILE_CONTENT_TYPE,
 };
 pub use key::MAX_KEY_LEN;
+pub use metrics::StoreMetrics;
 pub use read::{LEAF_SIZE, MAX_LEAVES_PER_CALL};
 pub use retry::{ATTEMPT_TIMEOUT, RETRY_ATTEMPTS, RETRY_BASE_DELAY};
 pub use store::{

@@ -20,6 +20,7 @@ use crate::cache::{DEFAULT_CACHE_BYTES, TileCache};
 use crate::error::StorageError;
 use crate::headers::ObjectHeaders;
 use crate::key::{normalise_prefix, object_path};
+use crate::metrics::{Instrumented, StoreMetrics};
 use crate::retry::retry;
 use crate::verify::EdgeCache;
 
@@ -62,6 +63,10 @@ pub struct TileStoreOptions {
     /// fails with the retryable [`StorageError::CheckpointBusy`]. Unused by
     /// other stores. Default [`CHECKPOINT_LOCK_WAIT`].
     pub checkpoint_lock_wait: Duration,
+    /// Where the latency and errors of every object store call are
+    /// recorded (see [`StoreMetrics`] for the contract). Default: families
+    /// of their own, which no registry sees.
+    pub metrics: StoreMetrics,
 }
 
 impl Default for TileStoreOptions {
@@ -69,6 +74,7 @@ impl Default for TileStoreOptions {
         Self {
             cache_bytes: DEFAULT_CACHE_BYTES,
             checkpoint_lock_wait: CHECKPOINT_LOCK_WAIT,
+            metrics: StoreMetrics::default(),
         }
     }
 }
@@ -226,6 +232,10 @@ impl TileStore {
         headers: Headers,
     ) -> Self {
         let headers = headers == Headers::Stored;
+        // Every call below goes through the wrapper, so none escapes the
+        // metrics.
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(Instrumented::new(store, options.metrics.clone()));
         Self {
             inner: Arc::new(Inner {
                 store,
