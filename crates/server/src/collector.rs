@@ -190,7 +190,11 @@ impl CollectorFile {
     }
 
     /// Reads every shard's key, policy and tile store.
-    fn prepare(self, base: &Path) -> anyhow::Result<(SocketAddr, Vec<String>, Vec<Prepared>)> {
+    fn prepare(
+        self,
+        base: &Path,
+        store_metrics: &cairn_storage::StoreMetrics,
+    ) -> anyhow::Result<(SocketAddr, Vec<String>, Vec<Prepared>)> {
         let mut shards = Vec::with_capacity(self.shards.len());
         for s in self.shards {
             let context = || format!("shard {:?}", s.name);
@@ -215,6 +219,7 @@ impl CollectorFile {
                 s.tiles.as_deref(),
                 s.object_store.as_deref(),
                 crate::files::Access::Reads,
+                store_metrics,
             )
             .with_context(context)?;
             let mut config = CollectorConfig::new(s.name.clone());
@@ -250,8 +255,9 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let file = CollectorFile::parse(&text)
         .with_context(|| format!("collector configuration {}", config_path.display()))?;
     let base = config_path.parent().unwrap_or(Path::new("."));
+    let store_metrics = cairn_storage::StoreMetrics::new();
     let (listen, sequencer_urls, shards) = file
-        .prepare(base)
+        .prepare(base, &store_metrics)
         .with_context(|| format!("collector configuration {}", config_path.display()))?;
 
     let http = tokio::net::TcpListener::bind(listen)
@@ -285,6 +291,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         collectors: collectors.clone(),
         http: Some(http_server.stats().clone()),
         tile_stores,
+        store_metrics,
     });
     let serve_task = tokio::spawn(http_server.serve(http, app, stopped(stop_rx.clone())));
     tracing::info!(
@@ -398,7 +405,12 @@ tiles = "tiles"
     fn missing_files_name_the_shard_and_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let f = CollectorFile::parse(MINIMAL).unwrap();
-        let e = format!("{:#}", f.prepare(dir.path()).err().unwrap());
+        let e = format!(
+            "{:#}",
+            f.prepare(dir.path(), &cairn_storage::StoreMetrics::default())
+                .err()
+                .unwrap()
+        );
         assert!(e.contains("shard \"dev\""), "{e}");
         assert!(e.contains("log.key.pub"), "{e}");
     }
@@ -421,7 +433,12 @@ tiles = "tiles"
         let text = format!("{MINIMAL}witness_roots = \"ca.pem\"\n");
         let f = CollectorFile::parse(&text).unwrap();
         assert_eq!(f.shards[0].witness_roots, Some(PathBuf::from("ca.pem")));
-        let e = format!("{:#}", f.prepare(dir.path()).err().unwrap());
+        let e = format!(
+            "{:#}",
+            f.prepare(dir.path(), &cairn_storage::StoreMetrics::default())
+                .err()
+                .unwrap()
+        );
         assert!(e.contains("shard \"dev\""), "{e}");
         assert!(e.contains("witness_roots ca.pem"), "{e}");
         assert!(e.contains("no CERTIFICATE"), "{e}");

@@ -22,7 +22,7 @@ use cairn_sequencer::service::{SequencerService, grpc_router};
 use cairn_sequencer::shard::{Shard, ShardConfig};
 use cairn_sigsum::SigningKey;
 use cairn_sigsum::policy::Policy;
-use cairn_storage::{ObjectStoreConfig, TileStore, TileStoreOptions};
+use cairn_storage::{ObjectStoreConfig, StoreMetrics, TileStore, TileStoreOptions};
 use cairn_witness::{Witness, WitnessConfig, WitnessState};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -380,9 +380,14 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     .context("HTTP limits")?;
     let (stop_tx, stop_rx) = watch::channel(false);
 
+    let store_metrics = StoreMetrics::new();
+    let options = TileStoreOptions {
+        metrics: store_metrics.for_shard(SHARD),
+        ..TileStoreOptions::default()
+    };
     let tiles = match &object_store {
-        None => TileStore::local(&root.join("tiles"), SHARD),
-        Some(config) => TileStore::open(config, SHARD, TileStoreOptions::default()),
+        None => TileStore::local_with_options(&root.join("tiles"), SHARD, options),
+        Some(config) => TileStore::open(config, SHARD, options),
     }
     .context("opening the tile store")?;
     let transport = RaftTransportService::new();
@@ -463,6 +468,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
             http: Some(http_server.stats().clone()),
             // One store, shared by the frontend and the collector.
             tile_stores: vec![(SHARD.to_owned(), tiles)],
+            store_metrics,
         }))
         .merge(frontend);
 

@@ -149,21 +149,27 @@ pub fn read_shard_store(
 /// a file holding an [`cairn_storage::ObjectStoreConfig`] (`[local]`,
 /// `[s3]`, or for a role that only reads `[http]`, as `cairnd dev
 /// --object-store` reads it). Exactly one of the two.
+/// Its object store calls are recorded in `metrics` under the shard's name.
 pub fn shard_tile_store(
     base: &Path,
     shard: &str,
     tiles: Option<&Path>,
     object_store: Option<&Path>,
     access: Access,
+    metrics: &cairn_storage::StoreMetrics,
 ) -> anyhow::Result<cairn_storage::TileStore> {
     check_store_choice(shard, tiles, object_store)?;
+    let options = cairn_storage::TileStoreOptions {
+        metrics: metrics.for_shard(shard),
+        ..cairn_storage::TileStoreOptions::default()
+    };
     match (tiles, read_shard_store(base, object_store, access)?) {
-        (_, Some(config)) => Ok(cairn_storage::TileStore::open(
-            &config,
+        (_, Some(config)) => Ok(cairn_storage::TileStore::open(&config, shard, options)?),
+        (Some(dir), None) => Ok(cairn_storage::TileStore::local_with_options(
+            &base.join(dir),
             shard,
-            cairn_storage::TileStoreOptions::default(),
+            options,
         )?),
-        (Some(dir), None) => Ok(cairn_storage::TileStore::local(&base.join(dir), shard)?),
         (None, None) => unreachable!("check_store_choice refuses a shard without a store"),
     }
 }
@@ -186,9 +192,12 @@ mod tests {
             config,
             Some(cairn_storage::ObjectStoreConfig::Http(_))
         ));
-        let store = shard_tile_store(dir.path(), "dev", None, file, Access::Reads).unwrap();
+        let metrics = cairn_storage::StoreMetrics::new();
+        let store =
+            shard_tile_store(dir.path(), "dev", None, file, Access::Reads, &metrics).unwrap();
         assert!(store.is_read_only());
-        let err = shard_tile_store(dir.path(), "dev", None, file, Access::Writes).unwrap_err();
+        let err =
+            shard_tile_store(dir.path(), "dev", None, file, Access::Writes, &metrics).unwrap_err();
         let message = format!("{err:#}");
         assert!(
             message.contains("tiles.toml") && message.contains("read-only"),

@@ -175,6 +175,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let pool = SequencerPool::new(file.sequencers.clone(), PoolOptions::default())?;
     let mut shards = Vec::new();
     let mut stores = Vec::new();
+    let store_metrics = cairn_storage::StoreMetrics::new();
     for (s, log_key) in file.shards.iter().zip(file.check_files(&base)?) {
         let context = || format!("shard {:?}", s.name);
         let tiles = crate::files::shard_tile_store(
@@ -183,6 +184,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             s.tiles.as_deref(),
             s.object_store.as_deref(),
             crate::files::Access::Reads,
+            &store_metrics,
         )
         .with_context(context)?;
         stores.push((s.name.clone(), tiles.clone()));
@@ -212,6 +214,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             collectors: Vec::new(),
             http: Some(http_server.stats().clone()),
             tile_stores: stores,
+            store_metrics,
         }))
         .merge(frontend);
     println!(

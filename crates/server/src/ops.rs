@@ -4,7 +4,10 @@
 //! can never disagree with what the log serves. Names use the `cairn_` prefix
 //! and a `shard` label (architecture.md §7). Besides the sequencer's and the
 //! collector's, `cairn_storage_corrupt_objects_total{shard}` counts reads
-//! (frontend, collector) that found a stored tile or bundle corrupt.
+//! (frontend, collector) that found a stored tile or bundle corrupt, and
+//! `cairn_object_store_operation_duration_seconds{shard,op,outcome}` and
+//! `cairn_object_store_errors_total{shard,op,kind}` time every object store
+//! call and count its failures (see `cairn_storage::StoreMetrics`).
 
 use std::sync::Arc;
 
@@ -15,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cairn_collector::Collector;
 use cairn_sequencer::shard::Shard;
-use cairn_storage::TileStore;
+use cairn_storage::{StoreMetrics, TileStore};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -48,6 +51,9 @@ pub struct Ops {
     /// The tile stores this process reads, by shard name (a store shared
     /// by several readers listed once): their corrupt-object counters.
     pub tile_stores: Vec<(String, TileStore)>,
+    /// The object store metrics the tile stores record into
+    /// (`cairn_object_store_*`), registered once for all of them.
+    pub store_metrics: StoreMetrics,
 }
 
 /// The routes, for what this process runs.
@@ -164,6 +170,7 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
     }
     register_collectors(&mut registry, &ops.collectors);
     register_tile_stores(&mut registry, &ops.tile_stores);
+    ops.store_metrics.register(&mut registry);
     openmetrics(&registry)
 }
 

@@ -293,6 +293,7 @@ impl SequencerFile {
         &self,
         base: &Path,
         transport: &RaftTransportService,
+        store_metrics: &cairn_storage::StoreMetrics,
     ) -> anyhow::Result<Vec<PreparedShard>> {
         let files = self.check_files(base)?;
         let data_dir = base.join(&self.data_dir);
@@ -309,6 +310,7 @@ impl SequencerFile {
                 s.tiles.as_deref(),
                 s.object_store.as_deref(),
                 crate::files::Access::Writes,
+                store_metrics,
             )
             .with_context(context)?;
             let mut config = ShardConfig::new(
@@ -384,7 +386,8 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {} (operator endpoints)", file.ops_listen))?;
 
     let transport = RaftTransportService::new();
-    let prepared = file.prepare(&base, &transport)?;
+    let store_metrics = cairn_storage::StoreMetrics::new();
+    let prepared = file.prepare(&base, &transport, &store_metrics)?;
     let mut shards = Vec::new();
     for p in prepared {
         let name = p.config.name.clone();
@@ -411,6 +414,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             .iter()
             .map(|(s, store)| (s.name().to_owned(), store.clone()))
             .collect(),
+        store_metrics,
     });
     let ops_task = tokio::spawn({
         let stop = stopped(stop_rx.clone());
