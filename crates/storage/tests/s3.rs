@@ -83,6 +83,12 @@ impl Moto {
         let started = Instant::now();
         loop {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                // moto logs every request to its standard error: a pipe
+                // nobody reads fills up (64 KiB) and then blocks every moto
+                // thread that logs, so drain it from now on.
+                if let Some(mut pipe) = self.child.stderr.take() {
+                    std::thread::spawn(move || std::io::copy(&mut pipe, &mut std::io::sink()));
+                }
                 return;
             }
             if let Some(status) = self.child.try_wait().expect("poll moto") {
