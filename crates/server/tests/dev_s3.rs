@@ -5,125 +5,20 @@
 
 mod support;
 
-use std::io::Read;
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cairn_client::{LogClient, SubmitConfig, Submitter};
 use cairn_sigsum::{Hash, SigningKey};
-use cairn_storage::{S3Config, TileStore, TileStoreOptions};
+use support::moto::{DEADLINE, Moto, http};
 use support::{Cairnd, free_port};
-
-/// Every wait in this test ends by then.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-const BUCKET: &str = "cairn-dev-tiles";
-
-/// moto's S3 server on a free loopback port, killed when dropped.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    /// Starts moto, waits (bounded) until it listens, and creates
-    /// [`BUCKET`] with an unsigned `PUT /<bucket>`, which moto accepts.
-    async fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run python3 ({e}): this test needs python3 with moto's server \
-                     (`python3 -m pip install 'moto[server]'`, done by scripts/bootstrap.sh)"
-                )
-            });
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = child.try_wait().expect("poll moto") {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = child.stderr.take() {
-                    let _ = pipe.read_to_string(&mut stderr);
-                }
-                panic!(
-                    "moto's server exited ({status}): this test needs python3 with moto's \
-                     server (`python3 -m pip install 'moto[server]'`). Its stderr:\n{stderr}"
-                );
-            }
-            assert!(started.elapsed() < DEADLINE, "moto did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let moto = Moto { child, port };
-        let response = http()
-            .put(format!("{}/{BUCKET}", moto.endpoint()))
-            .send()
-            .await
-            .expect("PUT bucket");
-        assert!(response.status().is_success(), "{}", response.status());
-        moto
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The shard's objects as the bucket holds them, read with the storage
-    /// crate (moto refuses unsigned reads of objects), under the bucket
-    /// prefix `logs`.
-    fn tiles(&self, credentials: &std::path::Path) -> TileStore {
-        let mut config = S3Config::new(BUCKET);
-        config.endpoint = Some(self.endpoint());
-        config.allow_http = true;
-        config.prefix = Some("logs".into());
-        config.access_key_id_file = Some(credentials.join("key-id"));
-        config.secret_access_key_file = Some(credentials.join("secret"));
-        TileStore::s3(&config, "dev", TileStoreOptions::default()).expect("s3 store")
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(DEADLINE)
-        .build()
-        .expect("client")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dev_log_keeps_its_tiles_in_s3_and_serves_verified_proofs_from_them() {
     let moto = Moto::start().await;
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("data");
-    // Credential files and the store file side by side; relative paths in
-    // the file are relative to its directory.
-    std::fs::write(tmp.path().join("key-id"), "testing\n").unwrap();
-    std::fs::write(tmp.path().join("secret"), "testing\n").unwrap();
-    let store_file = tmp.path().join("object-store.toml");
-    std::fs::write(
-        &store_file,
-        format!(
-            "[s3]\nendpoint = \"{}\"\nbucket = \"{BUCKET}\"\nprefix = \"logs\"\n\
-             allow_http = true\naccess_key_id_file = \"key-id\"\n\
-             secret_access_key_file = \"secret\"\n",
-            moto.endpoint()
-        ),
-    )
-    .unwrap();
+    let store_file = Moto::store_file(tmp.path(), &moto.endpoint());
 
     let listen = free_port();
     let mut cairnd = Cairnd::start_with(

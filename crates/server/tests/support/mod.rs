@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test binary uses a different part.
 
 pub mod cluster;
+pub mod moto;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
