@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test binary uses a different part.
 
 pub mod cluster;
+pub mod faultproxy;
 pub mod moto;
 
 use std::net::{SocketAddr, TcpListener};
