@@ -134,10 +134,33 @@ async fn submitter(task: usize, base: String, seen: Arc<Seen>, stop: Arc<AtomicB
     }
 }
 
+/// Where the cluster's `checkpoint` object is read from, bypassing the
+/// cluster.
+#[derive(Clone)]
+enum CheckpointObject {
+    /// The shared local tiles directory's file.
+    File(std::path::PathBuf),
+    /// The S3 bucket, read directly from the server.
+    Bucket(cairn_storage::TileStore),
+}
+
+impl CheckpointObject {
+    fn local(cluster: &LocalCluster) -> Self {
+        Self::File(cluster.root.join("tiles").join("dev").join("checkpoint"))
+    }
+
+    async fn read(&self) -> Option<Vec<u8>> {
+        match self {
+            Self::File(path) => std::fs::read(path).ok(),
+            Self::Bucket(store) => store.checkpoint().await.ok()?.map(|b| b.to_vec()),
+        }
+    }
+}
+
 /// Polls get-tree-head and the `checkpoint` object until `stop`.
 async fn watcher(
     client: LogClient,
-    checkpoint: std::path::PathBuf,
+    checkpoint: CheckpointObject,
     log_key: cairn_sigsum::PublicKey,
     seen: Arc<Seen>,
     stop: Arc<AtomicBool>,
@@ -160,7 +183,7 @@ async fn watcher(
                 .lock()
                 .push((Instant::now(), th.size, th.root_hash));
         }
-        if let Ok(bytes) = std::fs::read(&checkpoint)
+        if let Some(bytes) = checkpoint.read().await
             && bytes != last_object
         {
             match cairn_tlog::checkpoint::SignedCheckpoint::parse(&bytes) {
@@ -257,6 +280,7 @@ fn median(v: &mut [Duration]) -> Duration {
 
 /// The client side of a test: submitters and a watcher, until `finish`.
 struct Workload {
+    checkpoint: CheckpointObject,
     seen: Arc<Seen>,
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -264,7 +288,7 @@ struct Workload {
 }
 
 impl Workload {
-    fn start(cluster: &LocalCluster) -> Workload {
+    fn start(cluster: &LocalCluster, checkpoint: CheckpointObject) -> Workload {
         let base = cluster.base_url();
         let client = LogClient::new(&base).unwrap();
         let seen = Arc::new(Seen::default());
@@ -280,12 +304,13 @@ impl Workload {
         }
         tasks.push(tokio::spawn(watcher(
             client.clone(),
-            cluster.root.join("tiles").join("dev").join("checkpoint"),
+            checkpoint.clone(),
             cluster.log_key(),
             seen.clone(),
             stop.clone(),
         )));
         Workload {
+            checkpoint,
             seen,
             stop,
             tasks,
@@ -381,8 +406,7 @@ impl Workload {
         assert!(final_size >= th.size);
         // The `checkpoint` object is that head (or, if a publication raced
         // the read, a later one).
-        let object = std::fs::read(cluster.root.join("tiles").join("dev").join("checkpoint"))
-            .expect("checkpoint object");
+        let object = self.checkpoint.read().await.expect("checkpoint object");
         let object = cairn_tlog::checkpoint::SignedCheckpoint::parse(&object).expect("parses");
         let c = object.checkpoint();
         assert!(c.size >= th.size, "the checkpoint object is behind the API");
@@ -418,7 +442,7 @@ async fn leader_kills_and_freezes_lose_nothing_and_show_one_history() {
     let tmp = cluster_dir();
     let mut cluster = LocalCluster::configure(&tmp, free_port(), 3);
     cluster.start_all().await;
-    let work = Workload::start(&cluster);
+    let work = Workload::start(&cluster, CheckpointObject::local(&cluster));
     let seen = work.seen.clone();
     let rounds: usize = std::env::var("CAIRN_FAILOVER_ROUNDS")
         .ok()
@@ -521,7 +545,7 @@ async fn a_cut_off_leader_is_replaced_and_removed_wiped_and_restarted_nodes_rejo
     let mut cluster = LocalCluster::configure(&tmp, free_port(), 3);
     cluster.place_in(&net);
     cluster.start_all().await;
-    let work = Workload::start(&cluster);
+    let work = Workload::start(&cluster, CheckpointObject::local(&cluster));
     let seen = work.seen.clone();
     cluster.wait_published(20).await;
 
@@ -706,6 +730,64 @@ async fn three_node_throughput_next_to_cairnd_dev() {
         one / verify,
         three / verify,
         three / one
+    );
+    remove_on_success(cluster, &tmp);
+}
+
+/// The same cluster with its tiles in S3 (moto) instead of a shared
+/// directory: one leader kill under load, then the checks of
+/// [`Workload::finish`], the `checkpoint` object read from moto directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_on_s3_loses_nothing_when_its_leader_is_killed() {
+    let moto = support::moto::Moto::start().await;
+    let tmp = cluster_dir();
+    let store_file = support::moto::Moto::store_file(&tmp, &moto.endpoint());
+    let mut cluster = LocalCluster::configure(&tmp, free_port(), 3);
+    cluster.use_object_store(&store_file);
+    cluster.start_all().await;
+    let bucket = moto.tiles(&tmp);
+    let work = Workload::start(&cluster, CheckpointObject::Bucket(bucket.clone()));
+    let seen = work.seen.clone();
+
+    cluster.wait_published(20).await;
+    let leader = cluster.leader().await;
+    let t0 = Instant::now();
+    cluster.kill(&format!("node{leader}"));
+    let (elected, ack) = wait_recovered(&mut cluster, &seen, t0, leader).await;
+    cluster.start(&format!("node{leader}"));
+    wait_replicas_agree_under_load(&mut cluster, leader).await;
+
+    let (acked, size) = work.finish(&mut cluster).await;
+    assert!(
+        !tmp.join("tiles").join("dev").exists(),
+        "tiles written to the local directory"
+    );
+    // The roles that call the object store report it: the frontend (tile
+    // reads) and the leader (writes; followers make no calls).
+    let series = "cairn_object_store_operation_duration_seconds_count{shard=\"dev\"";
+    let scrape = |base: String| async move {
+        reqwest::get(format!("{base}/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics")
+    };
+    let frontend = scrape(format!("http://{}", cluster.frontend)).await;
+    assert!(frontend.contains(series), "frontend:\n{frontend}");
+    let leader_now = cluster.leader().await;
+    let node = cluster
+        .nodes
+        .iter()
+        .find(|n| n.id == leader_now)
+        .expect("the leader")
+        .ops
+        .clone();
+    let text = scrape(node).await;
+    assert!(text.contains(series), "leader node {leader_now}:\n{text}");
+    eprintln!(
+        "S3 cluster: killed leader node {leader}: new leader after {elected:?}, next 200 after \
+         {ack:?}; {acked} leaves acknowledged, final size {size}"
     );
     remove_on_success(cluster, &tmp);
 }

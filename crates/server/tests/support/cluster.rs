@@ -134,6 +134,38 @@ impl LocalCluster {
         cairn_sigsum::key::parse_public_key_file(&text).expect("public key")[0].0
     }
 
+    /// Moves the shard's tiles from the shared local directory to the
+    /// object store `file` describes (an `[s3]` table, as for `cairnd dev
+    /// --object-store`): every `tiles = DIR` line of the sequencers', the
+    /// frontend's and the collector's configurations becomes
+    /// `object_store = FILE`. Call before starting anything.
+    pub fn use_object_store(&self, file: &Path) {
+        let mut configs: Vec<PathBuf> = self
+            .nodes
+            .iter()
+            .map(|n| self.config(&format!("node{}", n.id)).1)
+            .collect();
+        configs.push(self.config("frontend").1);
+        configs.push(self.config("collector").1);
+        for config in configs {
+            let text = std::fs::read_to_string(&config).expect("configuration");
+            let mut moved = 0;
+            let rewritten: Vec<String> = text
+                .lines()
+                .map(|line| {
+                    if line.trim_start().starts_with("tiles = ") {
+                        moved += 1;
+                        format!("object_store = {:?}", file.display().to_string())
+                    } else {
+                        line.to_owned()
+                    }
+                })
+                .collect();
+            assert_eq!(moved, 1, "{} names no tiles directory", config.display());
+            std::fs::write(&config, rewritten.join("\n") + "\n").expect("rewrite");
+        }
+    }
+
     /// The configuration file of process `name` (`node<i>`, `witness`,
     /// `collector`, `frontend`).
     fn config(&self, name: &str) -> (String, PathBuf) {
