@@ -765,15 +765,7 @@ async fn a_cluster_on_s3_loses_nothing_when_its_leader_is_killed() {
     // The roles that call the object store report it: the frontend (tile
     // reads) and the leader (writes; followers make no calls).
     let series = "cairn_object_store_operation_duration_seconds_count{shard=\"dev\"";
-    let scrape = |base: String| async move {
-        reqwest::get(format!("{base}/metrics"))
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics")
-    };
-    let frontend = scrape(format!("http://{}", cluster.frontend)).await;
+    let frontend = support::scrape_metrics(&format!("http://{}", cluster.frontend)).await;
     assert!(frontend.contains(series), "frontend:\n{frontend}");
     let leader_now = cluster.leader().await;
     let node = cluster
@@ -783,7 +775,7 @@ async fn a_cluster_on_s3_loses_nothing_when_its_leader_is_killed() {
         .expect("the leader")
         .ops
         .clone();
-    let text = scrape(node).await;
+    let text = support::scrape_metrics(&node).await;
     assert!(text.contains(series), "leader node {leader_now}:\n{text}");
     eprintln!(
         "S3 cluster: killed leader node {leader}: new leader after {elected:?}, next 200 after \

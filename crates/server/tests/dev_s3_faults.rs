@@ -29,7 +29,7 @@ use cairn_tlog::tile::parse_path;
 use futures::TryStreamExt as _;
 use support::faultproxy::{Fault, FaultProxy};
 use support::moto::Moto;
-use support::{Cairnd, free_port};
+use support::{Cairnd, free_port, scrape_metrics};
 
 /// How long each fault lasts.
 const FAULT: Duration = Duration::from_secs(3);
@@ -217,15 +217,6 @@ fn metric_sum(text: &str, name: &str, labels: &str) -> f64 {
         .sum()
 }
 
-async fn scrape(listen: std::net::SocketAddr) -> String {
-    reqwest::get(format!("http://{listen}/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body")
-}
-
 /// Every object under the shard's prefix verifies against `head`, the
 /// leaves rebuild its root; returns the leaf hashes in order.
 async fn verify_bucket(bucket: &TileStore, head: TrustedHead) -> Vec<Hash> {
@@ -330,7 +321,11 @@ async fn the_dev_log_on_s3_stalls_under_each_fault_and_recovers_without_losing_a
         async move { watch_heads("the served tree head", stop, || served_head(&client)).await }
     });
 
-    let errors_before = metric_sum(&scrape(listen).await, "cairn_object_store_errors_total", "");
+    let errors_before = metric_sum(
+        &scrape_metrics(&format!("http://{listen}")).await,
+        "cairn_object_store_errors_total",
+        "",
+    );
     // Some traffic first, then each fault in turn.
     wait_past(&client, 8).await;
     let faults = [
@@ -365,7 +360,7 @@ async fn the_dev_log_on_s3_stalls_under_each_fault_and_recovers_without_losing_a
     }
 
     // The faults show in the object store metrics, by operation and cause.
-    let text = scrape(listen).await;
+    let text = scrape_metrics(&format!("http://{listen}")).await;
     let errors_after = metric_sum(&text, "cairn_object_store_errors_total", "shard=\"dev\"");
     assert!(
         errors_after > errors_before,

@@ -267,6 +267,16 @@ pub fn cosigners(proof: &SigsumProof) -> Vec<KeyHash> {
     hashes
 }
 
+/// The `/metrics` text of the operator endpoints at `base` (`http://HOST:PORT`).
+pub async fn scrape_metrics(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
 pub fn free_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr")
