@@ -17,6 +17,9 @@
 //!   format, which names each leaf's log by its key hash.
 //! * `cairn cluster` — create a shard's Raft group on sequencer nodes,
 //!   add and remove nodes, show each node's view, move leadership.
+//! * `cairn fsck` — check any C2SP tlog-tiles log (Cairn's or another's)
+//!   end to end, from a directory or a URL: checkpoint signature, every
+//!   hash tile, every entry bundle.
 //!
 //! Keys, policies and proof files are those of sigsum-go's tools, so the two
 //! tool sets can be mixed freely. As in sigsum-go, a signing key given as
@@ -28,6 +31,7 @@
 
 mod cluster;
 mod files;
+mod fsck;
 use cairn_cli::hammer;
 mod key_files;
 mod keys;
@@ -103,6 +107,16 @@ enum Command {
     /// membership, show every node's view.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Check a C2SP tlog-tiles log end to end (Cairn's or any other).
+    ///
+    /// Reads the log from a directory or an http(s) URL; verifies the
+    /// checkpoint's signature (or a Sigsum policy's log key and witness
+    /// quorum), that every hash tile hashes to the level above and the
+    /// right edge to the checkpoint's root, and that every entry bundle
+    /// hashes to its level-0 tile. Stops at the first problem and names the
+    /// object. Exit status 0 if the log is consistent, 1 if it is not, 2 if
+    /// it could not be checked (usage, keys, IO, timeouts).
+    Fsck(fsck::FsckArgs),
     /// Put load on a Sigsum log (Cairn or any other) and measure it:
     /// add-leaf throughput and latencies, reads, the log's CPU.
     ///
@@ -129,6 +143,7 @@ fn main() -> ExitCode {
         Command::Token(cmd) => token::run(cmd, cli.verbose),
         Command::Policy(cmd) => policy_cmd::run(cmd, cli.verbose),
         Command::Monitor(args) => monitor::run(&args),
+        Command::Fsck(args) => fsck::run(&args, cli.verbose),
         Command::Hammer(args) => run_hammer(args),
         Command::Cluster(cmd) => {
             let runtime = match tokio::runtime::Builder::new_current_thread()
