@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -15,9 +14,11 @@ use cairn_client::{LogClient, SubmitConfig, Submitter};
 use cairn_sigsum::leaf::Leaf;
 use cairn_sigsum::{Hash, SigningKey};
 use cairn_storage::{HttpConfig, TileStore, TileStoreOptions, TrustedHead};
+use cairn_testvectors::logs::StaticServer;
 use cairn_tlog::checkpoint::SignedCheckpoint;
 use cairn_tlog::proof::{verify_consistency, verify_inclusion};
-use cairn_tlog::tile::{TilePath, parse_path, partial_bundle_for_size, partial_tiles_for_size};
+use cairn_tlog::tile::partial_bundle_for_size;
+use support::tiles::wait_for_collection;
 use support::{Cairnd, free_port, start_role};
 
 /// Every wait in this test ends by then.
@@ -26,77 +27,6 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// The submission rounds: each ends with a publication at a new size, so
 /// the log writes partial tiles of many widths, most of them outgrown.
 const ROUNDS: [usize; 5] = [1, 3, 60, 200, 56];
-
-/// A static web server serving `dir` on 127.0.0.1, killed when dropped.
-struct StaticServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl StaticServer {
-    fn start(dir: &Path) -> Self {
-        let port = free_port().port();
-        let child = std::process::Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
-            .arg(dir)
-            .arg(port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m http.server (the tests need python3)");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < DEADLINE, "http.server did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for StaticServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The partial tiles and bundles in the shard's directory.
-fn partials_on_disk(shard_dir: &Path) -> Vec<TilePath> {
-    let mut found = Vec::new();
-    let mut dirs = vec![shard_dir.join("tile")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read tiles dir") {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                let key = path.strip_prefix(shard_dir).unwrap().to_str().unwrap();
-                if let Ok(p) = parse_path(key)
-                    && !p.is_full()
-                {
-                    found.push(p);
-                }
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
-/// The right edge of a tree of `size`: the partials its checkpoint names.
-fn edge(size: u64) -> Vec<TilePath> {
-    let mut edge: Vec<TilePath> = partial_tiles_for_size(size)
-        .map(TilePath::Hash)
-        .chain(partial_bundle_for_size(size).map(TilePath::Entries))
-        .collect();
-    edge.sort();
-    edge
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_static_server_in_front_of_the_tiles_is_a_complete_read_path_after_gc() {
@@ -150,23 +80,8 @@ async fn a_static_server_in_front_of_the_tiles_is_a_complete_read_path_after_gc(
     // The collection: every partial the published tree outgrew goes (grace
     // 1 s), exactly its right edge stays.
     let shard_dir = dir.join("tiles").join("dev");
-    let started = Instant::now();
-    loop {
-        let left = partials_on_disk(&shard_dir);
-        if left == edge(total) {
-            println!(
-                "only the published edge left {:?} after the last round",
-                started.elapsed()
-            );
-            break;
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "partials left after the grace period: {left:?}, expected {:?}",
-            edge(total)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let waited = wait_for_collection(&shard_dir, total, DEADLINE).await;
+    println!("only the published edge left {waited:?} after the last round");
     // The partials of every earlier round's size were written and are gone.
     let mut size = 0u64;
     for n in &ROUNDS[..ROUNDS.len() - 1] {

@@ -6,10 +6,9 @@
 mod common;
 
 use cairn_storage::{HttpConfig, StorageError, TileStore, TileStoreOptions};
+use cairn_testvectors::logs::StaticServer;
 use cairn_tlog::tile::TilePath;
-use common::{
-    PREFIX, StaticServer, Tree, check_size, publish, reopen, stored_partials, temp_store,
-};
+use common::{PREFIX, Tree, check_size, publish, reopen, stored_partials, temp_store};
 
 /// The batches every test grows its tree by: they cross bundle and tile
 /// boundaries and leave partials of many widths behind.

@@ -9,6 +9,8 @@
 //! `testdata/vectors` of the repository this crate was built from, found
 //! from `CARGO_MANIFEST_DIR`. Nothing outside the repository is consulted.
 
+pub mod logs;
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 

@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod faultproxy;
 pub mod moto;
+pub mod tiles;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
