@@ -1,5 +1,9 @@
 //! The parts of the `cairn` tools that other crates' tests drive in
 //! process: `cairn hammer`, so a test can put load on a real log and read
-//! the summary without parsing output.
+//! the summary without parsing output, and `cairn fsck`, so a test can
+//! check a log it runs (with the key files they share).
 
+pub mod files;
+pub mod fsck;
 pub mod hammer;
+pub mod key_files;

@@ -30,10 +30,6 @@
 //! (`docs/compatibility.md` lists the comparisons).
 
 mod cluster;
-mod files;
-mod fsck;
-use cairn_cli::hammer;
-mod key_files;
 mod keys;
 mod monitor;
 mod policy;
@@ -44,6 +40,7 @@ mod verify;
 
 use std::process::ExitCode;
 
+use cairn_cli::{files, fsck, hammer, key_files};
 use clap::{ArgAction, Parser, Subcommand};
 
 /// Sigsum transparency-log client: keys, submission, offline verification.

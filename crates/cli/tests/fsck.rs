@@ -3,33 +3,16 @@
 
 mod common;
 
-use std::path::Path;
-
+use cairn_testvectors::logs;
 use common::Cairn;
 
 const TESSERA_VKEY: &str =
     "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx280NI+oO5xCFkkSx";
+/// The Tessera test log's signing key, published with it (test-only).
+const TESSERA_SKEY: &str =
+    "PRIVATE+KEY+example.com/log/testdata+33d7b496+AeymY/SZAX0jZcJ8enZ5FY1Dz+wTML2yWSkK+9DSF3eg";
 const MIRROR_VKEY: &str =
     "mirror.example.org+3fb148ef+BAAjjch9GyYz0sJsJx7ALhbdAtz2ov0unbzSl1vMp94O";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-fn flip(path: &Path, at: usize) {
-    let mut bytes = std::fs::read(path).unwrap();
-    bytes[at] ^= 1;
-    std::fs::write(path, bytes).unwrap();
-}
 
 #[test]
 fn the_tessera_log_passes_and_each_tampered_copy_fails_naming_the_object() {
@@ -55,15 +38,94 @@ fn the_tessera_log_passes_and_each_tampered_copy_fails_naming_the_object() {
         ("missing", "", "tile/0/000.p/15"),
     ] {
         let copy = tmp.path().join(name);
-        copy_dir(&log, &copy);
+        logs::copy_dir(&log, &copy);
         if tamper.is_empty() {
             std::fs::remove_file(copy.join(path)).unwrap();
         } else {
-            flip(&copy.join(tamper), 40);
+            logs::flip_byte(&copy.join(tamper), 40);
         }
         let out = cairn.run(&["fsck", copy.to_str().unwrap(), "--key", TESSERA_VKEY]);
         out.assert_exit(1, &format!("{path}: "));
     }
+}
+
+/// The checkpoint note `text` signed by the Tessera log's own key.
+fn tessera_signed(text: &str) -> Vec<u8> {
+    let skey = cairn_tlog::note::SignerKey::parse(TESSERA_SKEY).unwrap();
+    cairn_tlog::note::Ed25519NoteSigner::from_skey(&skey)
+        .unwrap()
+        .sign_note(text)
+        .unwrap()
+        .to_bytes()
+}
+
+#[test]
+fn a_validly_signed_checkpoint_of_another_tree_fails_on_the_checkpoint_not_a_tile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cairn = Cairn::new(tmp.path());
+    let copy = tmp.path().join("log");
+    logs::copy_dir(&cairn_testvectors::path("tessera/testdata-log"), &copy);
+    // Size 15 with the root of the first 14 leaves: signed by the log's
+    // key, but not the tree its tiles hold.
+    let older = cairn_testvectors::text("tessera/testdata-log/checkpoint.14");
+    let root_14 = older.lines().nth(2).unwrap();
+    std::fs::write(
+        copy.join("checkpoint"),
+        tessera_signed(&format!("example.com/log/testdata\n15\n{root_14}\n")),
+    )
+    .unwrap();
+    let out = cairn.run(&["fsck", copy.to_str().unwrap(), "--key", TESSERA_VKEY]);
+    out.assert_exit(1, "checkpoint: root ");
+    assert!(
+        out.stderr.contains("does not match the root"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_checkpoint_whose_signature_does_not_cover_its_text_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cairn = Cairn::new(tmp.path());
+    let copy = tmp.path().join("log");
+    logs::copy_dir(&cairn_testvectors::path("tessera/testdata-log"), &copy);
+    // The size-14 checkpoint's signature under the size-15 text.
+    let older = cairn_testvectors::text("tessera/testdata-log/checkpoint.14");
+    let current = cairn_testvectors::text("tessera/testdata-log/checkpoint");
+    let signature = older.split("\n\n").nth(1).unwrap();
+    let text = current.split("\n\n").next().unwrap();
+    std::fs::write(copy.join("checkpoint"), format!("{text}\n\n{signature}")).unwrap();
+    let out = cairn.run(&[
+        "fsck",
+        copy.to_str().unwrap(),
+        "--key",
+        TESSERA_VKEY,
+        "--json",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["result"], "inconsistent");
+    assert_eq!(summary["error"]["path"], "checkpoint");
+    assert_eq!(summary["tiles_checked"], 0);
+}
+
+#[test]
+fn an_older_checkpoint_of_the_same_log_passes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cairn = Cairn::new(tmp.path());
+    let log = cairn_testvectors::path("tessera/testdata-log");
+    let older = log.join("checkpoint.9");
+    let out = cairn.run(&[
+        "fsck",
+        log.to_str().unwrap(),
+        "--key",
+        TESSERA_VKEY,
+        "--checkpoint",
+        older.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("size 9"), "{}", out.stdout);
+    assert!(out.stdout.contains("9 entries checked"), "{}", out.stdout);
 }
 
 #[test]

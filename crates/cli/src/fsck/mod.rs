@@ -157,6 +157,62 @@ struct Stats {
     bundles: AtomicU64,
     entries: AtomicU64,
     signatures: AtomicU64,
+    /// Partial tiles and bundles the log no longer serves (C2SP lets a log
+    /// delete them once the full one exists), read as prefixes of the full.
+    outgrown: AtomicU64,
+}
+
+impl FsckArgs {
+    /// Parses `cairn fsck`'s arguments (without the leading `fsck`), for
+    /// callers that run it in process.
+    pub fn parse_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            args: FsckArgs,
+        }
+        let argv = std::iter::once(std::ffi::OsString::from("fsck"))
+            .chain(args.into_iter().map(Into::into));
+        <Command as clap::Parser>::try_parse_from(argv).map(|c| c.args)
+    }
+}
+
+/// What one run of fsck found, as `cairn fsck` reports it.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The exit status: [`EXIT_OK`], [`EXIT_INCONSISTENT`] or [`EXIT_ERROR`].
+    pub code: u8,
+    /// The summary `--json` prints.
+    pub summary: serde_json::Value,
+    /// The line printed: the summary of a consistent log, else the
+    /// finding (path first) or the error.
+    pub message: String,
+}
+
+/// Checks the log `args` names. Reads still in flight when a finding ends
+/// the check are left to the runtime.
+pub async fn check(args: &FsckArgs, show_bar: bool) -> Outcome {
+    let mut report = Report::default();
+    let result = fsck(args, show_bar, &mut report).await;
+    let code = match &result {
+        Ok(()) => EXIT_OK,
+        Err(Failure::Log(_)) => EXIT_INCONSISTENT,
+        Err(Failure::Io(_)) => EXIT_ERROR,
+    };
+    let message = match &result {
+        Ok(()) => report.text(),
+        Err(Failure::Log(f)) => f.to_string(),
+        Err(Failure::Io(e)) => format!("error: {e:#}"),
+    };
+    Outcome {
+        code,
+        summary: report.json(&args.log, &result),
+        message,
+    }
 }
 
 /// Runs `cairn fsck` and returns its exit status.
@@ -172,28 +228,20 @@ pub fn run(args: &FsckArgs, verbose: u8) -> ExitCode {
         }
     };
     let show_bar = std::io::stderr().is_terminal() && verbose == 0;
-    let mut report = Report::default();
-    let result = runtime.block_on(fsck(args, show_bar, &mut report));
-    let code = match &result {
-        Ok(()) => EXIT_OK,
-        Err(Failure::Log(_)) => EXIT_INCONSISTENT,
-        Err(Failure::Io(_)) => EXIT_ERROR,
-    };
+    let outcome = runtime.block_on(check(args, show_bar));
     if args.json {
-        println!("{}", report.json(&args.log, &result));
+        println!("{}", outcome.summary);
     }
-    match &result {
-        Ok(()) => {
-            if !args.json {
-                println!("{}", report.text());
-            }
+    if outcome.code == EXIT_OK {
+        if !args.json {
+            println!("{}", outcome.message);
         }
-        Err(Failure::Log(f)) => eprintln!("cairn fsck: {f}"),
-        Err(Failure::Io(e)) => eprintln!("cairn fsck: error: {e:#}"),
+    } else {
+        eprintln!("cairn fsck: {}", outcome.message);
     }
     // Spawned reads still in flight after a finding are abandoned.
     runtime.shutdown_background();
-    ExitCode::from(code)
+    ExitCode::from(outcome.code)
 }
 
 /// What fsck learned, for the output.
@@ -221,6 +269,12 @@ impl Report {
         let signatures = s.signatures.load(Ordering::Relaxed);
         if signatures > 0 {
             out.push_str(&format!(", {signatures} leaf signatures verified"));
+        }
+        let outgrown = s.outgrown.load(Ordering::Relaxed);
+        if outgrown > 0 {
+            out.push_str(&format!(
+                ", {outgrown} deleted partial tiles or bundles read from full ones"
+            ));
         }
         out.push_str(&format!("; signed by {}", cp.signers.join(", ")));
         out
@@ -251,6 +305,7 @@ impl Report {
             "bundles_checked": s.bundles.load(Ordering::Relaxed),
             "entries_checked": s.entries.load(Ordering::Relaxed),
             "leaf_signatures_verified": s.signatures.load(Ordering::Relaxed),
+            "partials_read_from_full": s.outgrown.load(Ordering::Relaxed),
             "error": error,
         })
     }
@@ -344,7 +399,17 @@ fn trust_from_vkey(vkey: &VerifierKey) -> anyhow::Result<Trust> {
 
 /// Reads an object the tree needs: a missing or oversized one is a finding.
 async fn fetch(source: &Source, path: &str, limit: u64) -> Result<Bytes, Failure> {
-    match source.get(path, limit).await.map_err(Failure::Io)? {
+    found(
+        path,
+        source.get(path, limit).await.map_err(Failure::Io)?,
+        limit,
+    )
+}
+
+/// The bytes of an object read with `limit`, or the finding that it is
+/// missing or too large.
+fn found(path: &str, fetched: Fetched, limit: u64) -> Result<Bytes, Failure> {
+    match fetched {
         Fetched::Found(bytes) => Ok(bytes),
         Fetched::Missing => Err(Finding::new(path, Problem::Missing).into()),
         Fetched::TooLarge => Err(Finding::new(path, Problem::TooLarge { limit }).into()),
@@ -395,13 +460,58 @@ struct Checker {
 
 impl Checker {
     async fn fetch_tile(&self, id: TileId) -> Result<Bytes, Failure> {
-        let bytes = fetch(&self.source, &id.path(), FULL_TILE_BYTES as u64).await?;
+        let limit = FULL_TILE_BYTES as u64;
+        let path = id.path();
+        let bytes = match self.source.get(&path, limit).await.map_err(Failure::Io)? {
+            Fetched::Missing if !id.is_full() => {
+                let full = TileId::full(id.level(), id.index()).map_err(io)?;
+                let Fetched::Found(bytes) = self
+                    .source
+                    .get(&full.path(), limit)
+                    .await
+                    .map_err(Failure::Io)?
+                else {
+                    return Err(Finding::new(path, Problem::Missing).into());
+                };
+                decode_tile(full, &bytes)?;
+                self.stats.outgrown.fetch_add(1, Ordering::Relaxed);
+                bytes.slice(..usize::from(id.width()) * 32)
+            }
+            fetched => found(&path, fetched, limit)?,
+        };
         self.bar.inc(1);
         Ok(bytes)
     }
 
     async fn fetch_bundle(&self, id: BundleId, format: EntryFormat) -> Result<Bytes, Failure> {
-        let bytes = fetch(&self.source, &format.path(id), self.max_object).await?;
+        let path = format.path(id);
+        let limit = self.max_object;
+        let bytes = match self.source.get(&path, limit).await.map_err(Failure::Io)? {
+            // Static-ct data tiles have no length prefix to cut them by.
+            Fetched::Missing if !id.is_full() && format == EntryFormat::Bundles => {
+                let full = BundleId::full(id.index()).map_err(io)?;
+                let full_path = format.path(full);
+                let Fetched::Found(bytes) = self
+                    .source
+                    .get(&full_path, limit)
+                    .await
+                    .map_err(Failure::Io)?
+                else {
+                    return Err(Finding::new(path, Problem::Missing).into());
+                };
+                let entries = full
+                    .decode(&bytes)
+                    .map_err(|e| Finding::new(&full_path, Problem::Malformed(e.to_string())))?;
+                let prefix: usize = entries
+                    .iter()
+                    .take(usize::from(id.width()))
+                    .map(|e| 2 + e.len())
+                    .sum();
+                self.stats.outgrown.fetch_add(1, Ordering::Relaxed);
+                bytes.slice(..prefix)
+            }
+            fetched => found(&path, fetched, limit)?,
+        };
         self.bar.inc(1);
         Ok(bytes)
     }
