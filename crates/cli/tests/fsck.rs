@@ -142,3 +142,86 @@ fn the_sunlight_mirror_tree_passes_without_entries() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("size 300"), "{}", out.stdout);
 }
+
+/// The Navigli static-ct-api resources among the vectors, completed into a
+/// log of 778 entries: its level-1 tile and a checkpoint signed by a test
+/// key (the vectors hold neither). Returns the copy and the key's vkey.
+fn navigli_log(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    use cairn_tlog::checkpoint::Checkpoint;
+    use cairn_tlog::note::Ed25519NoteSigner;
+    use cairn_tlog::tile::{decode_hash_tile, encode_hash_tile, tile_root};
+
+    const SIZE: u64 = 778;
+    let log = dir.join("navigli");
+    logs::copy_dir(&cairn_testvectors::path("sunlight/navigli2025h2"), &log);
+    let mut leaves = Vec::new();
+    for tile in ["tile/0/000", "tile/0/001", "tile/0/002", "tile/0/003.p/10"] {
+        leaves.extend(decode_hash_tile(&std::fs::read(log.join(tile)).unwrap()).unwrap());
+    }
+    assert_eq!(leaves.len() as u64, SIZE);
+    let level_1: Vec<_> = leaves[..768]
+        .chunks(256)
+        .map(|c| tile_root(c).unwrap())
+        .collect();
+    std::fs::create_dir_all(log.join("tile/1/000.p")).unwrap();
+    std::fs::write(
+        log.join("tile/1/000.p/3"),
+        encode_hash_tile(&level_1).unwrap(),
+    )
+    .unwrap();
+    let root = cairn_tlog::proof::tree_root(SIZE, |node| {
+        let (start, end) = (node.index << node.level, (node.index + 1) << node.level);
+        Ok::<_, ()>(subtree_root(&leaves[start as usize..end as usize]))
+    })
+    .unwrap();
+    let signer = Ed25519NoteSigner::new("navigli.test", &[7; 32]).unwrap();
+    let note = signer
+        .sign_note(&Checkpoint::new("navigli.test", SIZE, root).to_body())
+        .unwrap();
+    std::fs::write(log.join("checkpoint"), note.to_bytes()).unwrap();
+    (log, signer.vkey().to_string())
+}
+
+/// The RFC 6962 root of a complete subtree's leaf hashes.
+fn subtree_root(hashes: &[cairn_tlog::Hash]) -> cairn_tlog::Hash {
+    match hashes {
+        [one] => *one,
+        _ => {
+            let (left, right) = hashes.split_at(hashes.len() / 2);
+            cairn_tlog::node_hash(&subtree_root(left), &subtree_root(right))
+        }
+    }
+}
+
+#[test]
+fn a_sunlight_log_passes_with_its_static_ct_data_tiles_and_fails_with_a_flipped_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cairn = Cairn::new(tmp.path());
+    let (log, vkey) = navigli_log(tmp.path());
+    let out = cairn.run(&[
+        "fsck",
+        log.to_str().unwrap(),
+        "--key",
+        &vkey,
+        "--entries",
+        "static-ct",
+        "--json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["size"], 778);
+    assert_eq!(summary["entries_checked"], 778);
+    assert_eq!(summary["bundles_checked"], 4);
+
+    // A byte inside the first certificate of data tile 1.
+    logs::flip_byte(&log.join("tile/data/001"), 200);
+    let out = cairn.run(&[
+        "fsck",
+        log.to_str().unwrap(),
+        "--key",
+        &vkey,
+        "--entries",
+        "static-ct",
+    ]);
+    out.assert_exit(1, "tile/data/001: ");
+}
