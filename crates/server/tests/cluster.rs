@@ -10,7 +10,9 @@
 //!   `checkpoint` object, and a frozen old leader published nothing after
 //!   it woke up;
 //! * every replica's state machine ends at the same size and root, and the
-//!   leaves served rebuild to the latest head's root.
+//!   leaves served rebuild to the latest head's root;
+//! * `cairn fsck` of the log through the frontend passes: every tile and
+//!   bundle published, across all the leaders, leads to the checkpoint.
 //!
 //! Failover times (kill → next 200, kill → next published head) are
 //! printed, never asserted. `CAIRN_FAILOVER_ROUNDS` sets the number of
@@ -414,6 +416,25 @@ impl Workload {
             assert_eq!(c.root, th.root_hash, "checkpoint object and API disagree");
         }
 
+        // Everything published checks end to end from outside, through the
+        // frontend, under the policy (log signature and witness quorum).
+        let policy = cluster.root.join("policy");
+        let base = cluster.base_url();
+        let args = cairn_cli::fsck::FsckArgs::parse_from([
+            base.as_str(),
+            "--key",
+            policy.to_str().expect("UTF-8 path"),
+        ])
+        .expect("fsck arguments");
+        let fsck = cairn_cli::fsck::check(&args, false).await;
+        assert_eq!(
+            fsck.code,
+            cairn_cli::fsck::EXIT_OK,
+            "fsck of the cluster's log: {}",
+            fsck.message
+        );
+        assert!(fsck.summary["size"].as_u64().expect("size") >= th.size);
+
         let violations = seen.violations.lock().clone();
         assert!(violations.is_empty(), "clients saw: {violations:#?}");
         (acked.len(), th.size)
@@ -736,7 +757,8 @@ async fn three_node_throughput_next_to_cairnd_dev() {
 
 /// The same cluster with its tiles in S3 (moto) instead of a shared
 /// directory: one leader kill under load, then the checks of
-/// [`Workload::finish`], the `checkpoint` object read from moto directly.
+/// [`Workload::finish`] (`cairn fsck` of the log among them), the
+/// `checkpoint` object read from moto directly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cluster_on_s3_loses_nothing_when_its_leader_is_killed() {
     let moto = support::moto::Moto::start().await;
