@@ -23,6 +23,7 @@
 //! `cosignature/v1` line per witness) without signing anything.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use cairn_sigsum::tree_head::{self, SignedTreeHead, TreeHead};
 use cairn_sigsum::{KeyHash, PublicKey, Signature, SigningKey};
@@ -137,7 +138,7 @@ impl WitnessKeys {
 /// `sigsum.org/v1/tree/<hex key hash>`.
 ///
 /// Cheap to share behind an `Arc`; all methods take `&self` and are pure
-/// (no IO, no clock), so concurrent use needs no locking.
+/// (no IO, no clock). Clones share the cache of the last signed head.
 #[derive(Clone, Debug)]
 pub struct Signer {
     key: SigningKey,
@@ -145,6 +146,11 @@ pub struct Signer {
     origin: String,
     /// Verifies the log's note signature (type 0x01, key name = origin).
     note_verifier: Ed25519NoteVerifier,
+    /// The last head signed: every `GetTreeHeads` asks for the current
+    /// head, which changes once per integration, not per call. Ed25519 is
+    /// deterministic, so the cached signature is the one signing again
+    /// would give.
+    last: Arc<Mutex<Option<SignedTreeHead>>>,
 }
 
 impl Signer {
@@ -161,6 +167,7 @@ impl Signer {
             public_key,
             origin,
             note_verifier,
+            last: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -198,7 +205,14 @@ impl Signer {
         } else {
             state.integrated_root
         };
-        Ok(TreeHead { size, root_hash }.sign(&self.key))
+        let head = TreeHead { size, root_hash };
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(signed) = last.filter(|s| s.tree_head == head) {
+            return Ok(signed);
+        }
+        let signed = head.sign(&self.key);
+        *last = Some(signed);
+        Ok(signed)
     }
 
     /// Checks that `signature` is this log's signature on the tree head
