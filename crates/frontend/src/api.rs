@@ -20,6 +20,10 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_proto::SequencerPool;
 use cairn_proto::v1::{GetLeafIndexRequest, GetTreeHeadsRequest};
 use cairn_sigsum::Hash;
 use cairn_sigsum::api::{
@@ -37,6 +41,7 @@ use tokio::time::Instant;
 use crate::batcher::Outcome;
 use crate::convert;
 use crate::error::{ApiError, TEXT_PLAIN, from_storage};
+use crate::fresh::Fetch;
 use crate::shard::Shard;
 
 /// The tree head a read is answered against.
@@ -88,39 +93,39 @@ fn bad_arguments(e: RequestError) -> ApiError {
 }
 
 impl Shard {
-    /// The shard's heads: asks the sequencer (whichever node the pool
-    /// reaches; a follower may lag) and answers with the newest published
-    /// head seen so far, so that what this frontend serves never goes
-    /// back. A fetched head newer than that one must verify with the log
-    /// key (500 otherwise: a head this frontend cannot vouch for must
-    /// neither be served nor anchor reads); the signature is checked once
-    /// per new head.
+    /// The shard's heads, fresh: from a `GetTreeHeads` call that started
+    /// after this request arrived (calls are shared by the requests that
+    /// arrive meanwhile, see `fresh.rs`); a follower may answer and lag,
+    /// so the answer is the newest published head seen so far, and what
+    /// this frontend serves never goes back. A fetched head newer than
+    /// that one must verify with the log key (500 otherwise: a head this
+    /// frontend cannot vouch for must neither be served nor anchor reads);
+    /// the signature is checked once per new head.
     pub(crate) async fn heads(&self) -> Result<Heads, ApiError> {
-        let deadline = Instant::now() + self.limits.sequencer_timeout;
-        let heads = self
-            .sequencer
-            .call("GetTreeHeads", deadline, |mut client| {
-                let request = GetTreeHeadsRequest {
-                    shard: self.name.clone(),
-                };
-                async move { client.get_tree_heads(request).await }
-            })
-            .await
-            .map_err(|s| ApiError::from_status("GetTreeHeads", &s))?;
-        let malformed = |e: convert::ConvertError| {
-            ApiError::Internal(format!("GetTreeHeads returned a malformed tree head: {e}"))
-        };
-        let fetched = heads
-            .cosigned
-            .as_ref()
-            .map(convert::cosigned_tree_head)
-            .transpose()
-            .map_err(malformed)?;
+        let fetched = self.fresh_heads.get().await?;
         let published = self.newest_published(fetched)?;
         if let Some(head) = &published {
             self.published.observe(head.tree_head().size);
         }
         Ok(Heads { published })
+    }
+
+    /// Heads for a read of the tree of `size` leaves: the newest head
+    /// this frontend verified, with no call at all, if it covers `size`
+    /// (a proof or leaf of a tree of that size is the same whatever head
+    /// anchors it); else fresh ones, which may or may not cover it.
+    pub(crate) async fn heads_covering(&self, size: u64) -> Result<Heads, ApiError> {
+        let known = self
+            .newest_head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        match known {
+            Some(head) if head.tree_head().size >= size => Ok(Heads {
+                published: Some(head),
+            }),
+            _ => self.heads().await,
+        }
     }
 
     /// The head to serve given a `fetched` one: the newest verified head
@@ -190,6 +195,39 @@ impl Shard {
     }
 }
 
+/// The `GetTreeHeads` call behind [`Shard::heads`]: the published head the
+/// sequencer reports, parsed, its signature not yet checked. Bounded by
+/// `timeout`, as [`Fresh`] requires.
+pub(crate) fn tree_heads_call(
+    shard: String,
+    sequencer: SequencerPool,
+    timeout: Duration,
+) -> Fetch<Option<CosignedTreeHead>, ApiError> {
+    Arc::new(move || {
+        let (shard, sequencer) = (shard.clone(), sequencer.clone());
+        Box::pin(async move {
+            let deadline = Instant::now() + timeout;
+            let heads = sequencer
+                .call("GetTreeHeads", deadline, |mut client| {
+                    let request = GetTreeHeadsRequest {
+                        shard: shard.clone(),
+                    };
+                    async move { client.get_tree_heads(request).await }
+                })
+                .await
+                .map_err(|s| ApiError::from_status("GetTreeHeads", &s))?;
+            heads
+                .cosigned
+                .as_ref()
+                .map(convert::cosigned_tree_head)
+                .transpose()
+                .map_err(|e| {
+                    ApiError::Internal(format!("GetTreeHeads returned a malformed tree head: {e}"))
+                })
+        })
+    })
+}
+
 /// 400 unless `size` is within the published tree.
 fn within_published(what: &str, size: u64, heads: &Heads) -> Result<(), ApiError> {
     let published = heads.published_size();
@@ -215,7 +253,7 @@ pub(crate) async fn get_tree_head(shard: &Shard) -> Result<Response, ApiError> {
 /// `GET get-inclusion-proof/<size>/<leaf hash>`.
 pub(crate) async fn get_inclusion_proof(shard: &Shard, args: &str) -> Result<Response, ApiError> {
     let request = InclusionProofRequest::parse_args(args).map_err(bad_arguments)?;
-    let heads = shard.heads().await?;
+    let heads = shard.heads_covering(request.size).await?;
     within_published("tree size", request.size, &heads)?;
     let not_in_tree = || {
         ApiError::NotFound(format!(
@@ -255,7 +293,7 @@ pub(crate) async fn get_inclusion_proof(shard: &Shard, args: &str) -> Result<Res
 /// `GET get-consistency-proof/<old>/<new>`.
 pub(crate) async fn get_consistency_proof(shard: &Shard, args: &str) -> Result<Response, ApiError> {
     let request = ConsistencyProofRequest::parse_args(args).map_err(bad_arguments)?;
-    let heads = shard.heads().await?;
+    let heads = shard.heads_covering(request.new_size).await?;
     within_published("new size", request.new_size, &heads)?;
     let trusted = heads.trusted();
     let (old, new) = (request.old_size, request.new_size);
@@ -282,7 +320,7 @@ pub(crate) async fn get_consistency_proof(shard: &Shard, args: &str) -> Result<R
 /// call); never zero.
 pub(crate) async fn get_leaves(shard: &Shard, args: &str) -> Result<Response, ApiError> {
     let request = LeavesRequest::parse_args(args).map_err(bad_arguments)?;
-    let heads = shard.heads().await?;
+    let heads = shard.heads_covering(request.end).await?;
     let published = heads.published_size();
     if request.start >= published {
         return Err(ApiError::BadRequest(format!(

@@ -62,6 +62,7 @@ mod batcher;
 mod config;
 mod convert;
 mod error;
+mod fresh;
 mod info;
 mod published;
 mod shard;

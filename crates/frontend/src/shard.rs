@@ -23,6 +23,7 @@ use cairn_storage::TileStore;
 use crate::batcher::Batcher;
 use crate::config::{FrontendConfig, ShardLimits};
 use crate::error::ApiError;
+use crate::fresh::Fresh;
 use crate::published::Published;
 use crate::token::TokenCheck;
 use crate::{api, info, tiles};
@@ -73,6 +74,9 @@ pub(crate) struct Shard {
     /// signature verified: served (and trusted for reads) whenever the
     /// sequencer node asked is behind it (see `Shard::heads`).
     pub(crate) newest_head: std::sync::Mutex<Option<CosignedTreeHead>>,
+    /// Fresh `GetTreeHeads` answers, one call shared by the requests that
+    /// arrive while it is in flight.
+    pub(crate) fresh_heads: Arc<Fresh<Option<CosignedTreeHead>, ApiError>>,
 }
 
 impl Shard {
@@ -81,6 +85,11 @@ impl Shard {
     pub(crate) fn start(frontend: ShardFrontend, config: &FrontendConfig) -> Shard {
         let batcher = Batcher::spawn(&frontend.name, frontend.sequencer.clone(), &frontend.limits);
         let published = Published::spawn(&frontend.name, frontend.sequencer.clone());
+        let fresh_heads = Fresh::new(api::tree_heads_call(
+            frontend.name.clone(),
+            frontend.sequencer.clone(),
+            frontend.limits.sequencer_timeout,
+        ));
         Shard {
             prefix: format!("/{}/", frontend.name),
             name: frontend.name,
@@ -96,6 +105,7 @@ impl Shard {
                 .clone()
                 .map(|verifier| TokenCheck::new(verifier, config.token_timeout)),
             newest_head: std::sync::Mutex::new(None),
+            fresh_heads,
         }
     }
 }

@@ -80,7 +80,11 @@ pub(crate) async fn tile(shard: &Shard, path: &str) -> Result<Response, ApiError
             FULL_TILE_CACHE_CONTROL,
         ));
     }
-    let heads = shard.heads().await?;
+    let needed = match parsed {
+        TilePath::Hash(id) => id.min_tree_size(),
+        TilePath::Entries(id) => id.min_tree_size(),
+    };
+    let heads = shard.heads_covering(needed).await?;
     let trusted = heads.trusted();
     let object = shard
         .tiles
