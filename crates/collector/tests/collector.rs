@@ -127,6 +127,12 @@ impl Sequencer for FakeSequencer {
         Err(Status::unimplemented("not in this test"))
     }
 
+    async fn get_leaf_indices(
+        &self,
+        _: Request<pb::GetLeafIndicesRequest>,
+    ) -> Result<Response<pb::GetLeafIndicesResponse>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
     async fn get_tree_heads(
         &self,
         req: Request<pb::GetTreeHeadsRequest>,

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_proto::SequencerPool;
-use cairn_proto::v1::{GetLeafIndexRequest, GetTreeHeadsRequest};
+use cairn_proto::v1::GetTreeHeadsRequest;
 use cairn_sigsum::Hash;
 use cairn_sigsum::api::{
     AddLeafRequest, ConsistencyProof, ConsistencyProofRequest, InclusionProof,
@@ -177,21 +177,10 @@ impl Shard {
         Ok(root)
     }
 
-    /// The index of the leaf with `leaf_hash`, if the sequencer has it.
+    /// The index of the leaf with `leaf_hash`, if the sequencer has it
+    /// (looked up in a batch with concurrent requests' leaves).
     async fn leaf_index(&self, leaf_hash: &Hash) -> Result<Option<u64>, ApiError> {
-        let deadline = Instant::now() + self.limits.sequencer_timeout;
-        let answer = self
-            .sequencer
-            .call("GetLeafIndex", deadline, |mut client| {
-                let request = GetLeafIndexRequest {
-                    shard: self.name.clone(),
-                    leaf_hash: leaf_hash.to_vec(),
-                };
-                async move { client.get_leaf_index(request).await }
-            })
-            .await
-            .map_err(|s| ApiError::from_status("GetLeafIndex", &s))?;
-        Ok(answer.found.then_some(answer.index))
+        self.lookups.index(*leaf_hash).await
     }
 }
 

@@ -24,6 +24,7 @@ use crate::batcher::Batcher;
 use crate::config::{FrontendConfig, ShardLimits};
 use crate::error::ApiError;
 use crate::fresh::Fresh;
+use crate::lookups::Lookups;
 use crate::published::Published;
 use crate::token::TokenCheck;
 use crate::{api, info, tiles};
@@ -61,7 +62,6 @@ pub(crate) struct Shard {
     /// `/<name>/`: what the router strips from request paths.
     pub(crate) prefix: String,
     pub(crate) log_key: PublicKey,
-    pub(crate) sequencer: SequencerPool,
     pub(crate) tiles: TileStore,
     pub(crate) limits: ShardLimits,
     pub(crate) batcher: Batcher,
@@ -77,6 +77,8 @@ pub(crate) struct Shard {
     /// Fresh `GetTreeHeads` answers, one call shared by the requests that
     /// arrive while it is in flight.
     pub(crate) fresh_heads: Arc<Fresh<Option<CosignedTreeHead>, ApiError>>,
+    /// Leaf-index lookups, batched across requests.
+    pub(crate) lookups: Lookups,
 }
 
 impl Shard {
@@ -90,11 +92,15 @@ impl Shard {
             frontend.sequencer.clone(),
             frontend.limits.sequencer_timeout,
         ));
+        let lookups = Lookups::spawn(
+            &frontend.name,
+            frontend.sequencer.clone(),
+            frontend.limits.sequencer_timeout,
+        );
         Shard {
             prefix: format!("/{}/", frontend.name),
             name: frontend.name,
             log_key: frontend.log_key,
-            sequencer: frontend.sequencer,
             tiles: frontend.tiles,
             limits: frontend.limits,
             batcher,
@@ -106,6 +112,7 @@ impl Shard {
                 .map(|verifier| TokenCheck::new(verifier, config.token_timeout)),
             newest_head: std::sync::Mutex::new(None),
             fresh_heads,
+            lookups,
         }
     }
 }

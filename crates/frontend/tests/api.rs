@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use cairn_sigsum::api::{ConsistencyProof, InclusionProof, Leaves};
 use cairn_sigsum::leaf::Leaf;
 use cairn_sigsum::tree_head::{CosignedTreeHead, TreeHead};
 use cairn_testvectors as vectors;
+use futures::StreamExt as _;
 use reqwest::StatusCode;
 use support::{AddMode, Harness, Options, eventually, leaves, request, roots};
 use tonic::Code;
@@ -433,6 +435,52 @@ async fn every_inclusion_proof_of_a_300_leaf_tree_verifies() {
     let unknown = hex::encode([7u8; 32]);
     let response = h.get(&format!("get-inclusion-proof/300/{unknown}")).await;
     expect_error(response, StatusCode::NOT_FOUND, "unknown leaf").await;
+}
+
+/// Concurrent inclusion-proof requests, their leaf lookups batched into
+/// `GetLeafIndices` calls (or, against a sequencer without that call, one
+/// `GetLeafIndex` each): every answer is the proof of its own leaf.
+async fn concurrent_inclusion_proofs_each_prove_their_own_leaf(options: Options) {
+    let all = leaves(300);
+    let roots = roots(&all);
+    let h = Arc::new(with_leaves(300, options).await);
+    let head = TreeHead {
+        size: 300,
+        root_hash: roots[&300],
+    };
+    let requests = all.iter().enumerate().map(|(index, leaf)| {
+        let h = Arc::clone(&h);
+        let leaf_hash = cairn_tlog::leaf_hash(leaf);
+        async move {
+            let path = format!("get-inclusion-proof/300/{}", hex::encode(leaf_hash));
+            let proof = InclusionProof::parse(text(h.get(&path).await).await.as_bytes()).unwrap();
+            assert_eq!(proof.leaf_index, index as u64);
+            proof
+                .verify(&leaf_hash, &head)
+                .unwrap_or_else(|e| panic!("inclusion of {index}: {e}"));
+        }
+    });
+    futures::stream::iter(requests)
+        .buffer_unordered(64)
+        .collect::<Vec<()>>()
+        .await;
+    let unknown = hex::encode([7u8; 32]);
+    let response = h.get(&format!("get-inclusion-proof/300/{unknown}")).await;
+    expect_error(response, StatusCode::NOT_FOUND, "unknown leaf").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_inclusion_proofs_with_batched_lookups_each_prove_their_own_leaf() {
+    concurrent_inclusion_proofs_each_prove_their_own_leaf(Options::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inclusion_proofs_work_against_a_sequencer_without_batched_lookups() {
+    concurrent_inclusion_proofs_each_prove_their_own_leaf(Options {
+        no_batched_lookups: true,
+        ..Options::default()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -81,6 +81,12 @@ impl Sequencer for Follower {
     ) -> Result<Response<pb::GetLeafIndexResponse>, Status> {
         Err(Status::unavailable("follower: catching up"))
     }
+    async fn get_leaf_indices(
+        &self,
+        _: Request<pb::GetLeafIndicesRequest>,
+    ) -> Result<Response<pb::GetLeafIndicesResponse>, Status> {
+        Err(Status::unavailable("follower: catching up"))
+    }
     async fn get_tree_heads(
         &self,
         _: Request<pb::GetTreeHeadsRequest>,

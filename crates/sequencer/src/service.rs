@@ -28,9 +28,9 @@ use std::time::Duration;
 use cairn_proto::v1::sequencer_server::{Sequencer, SequencerServer};
 use cairn_proto::v1::{
     AddLeavesRequest, AddLeavesResponse, Cosignature, CosignedTreeHead, GetLeafIndexRequest,
-    GetLeafIndexResponse, GetTreeHeadsRequest, LeafResult, PublishCosignedRequest,
-    PublishCosignedResponse, ReportWitnessAheadRequest, ReportWitnessAheadResponse, SignedTreeHead,
-    TreeHeads,
+    GetLeafIndexResponse, GetLeafIndicesRequest, GetLeafIndicesResponse, GetTreeHeadsRequest,
+    LeafResult, PublishCosignedRequest, PublishCosignedResponse, ReportWitnessAheadRequest,
+    ReportWitnessAheadResponse, SignedTreeHead, TreeHeads,
 };
 use cairn_proto::{LEADER_METADATA_KEY, NOT_LEADER_METADATA_KEY};
 use cairn_tlog::Hash;
@@ -48,6 +48,9 @@ use crate::types::{CosignedHead, LEAF_SIZE, StoredCosignature};
 
 /// Most leaves one `AddLeaves` call may carry.
 pub const MAX_LEAVES_PER_CALL: usize = 4096;
+
+/// Most leaf hashes one `GetLeafIndices` call may carry.
+pub const MAX_LEAF_INDICES_PER_CALL: usize = 1024;
 
 /// Longest `wait_ms` honoured; larger values are capped to it.
 pub const MAX_WAIT: Duration = Duration::from_secs(10);
@@ -313,6 +316,38 @@ impl Sequencer for SequencerService {
         Ok(Response::new(GetLeafIndexResponse {
             found: index.is_some(),
             index: index.unwrap_or(0),
+        }))
+    }
+
+    async fn get_leaf_indices(
+        &self,
+        request: Request<GetLeafIndicesRequest>,
+    ) -> Result<Response<GetLeafIndicesResponse>, Status> {
+        let req = request.into_inner();
+        let shard = self.get(&req.shard)?;
+        if req.leaf_hashes.len() > MAX_LEAF_INDICES_PER_CALL {
+            return Err(Status::invalid_argument(format!(
+                "{} leaf hashes in one call; at most {MAX_LEAF_INDICES_PER_CALL}",
+                req.leaf_hashes.len()
+            )));
+        }
+        let hashes = req
+            .leaf_hashes
+            .iter()
+            .map(|h| hash(h, "leaf_hashes"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let indices = shard
+            .leaf_indices(hashes)
+            .await
+            .map_err(|e| status_for(&e))?;
+        Ok(Response::new(GetLeafIndicesResponse {
+            results: indices
+                .into_iter()
+                .map(|index| GetLeafIndexResponse {
+                    found: index.is_some(),
+                    index: index.unwrap_or(0),
+                })
+                .collect(),
         }))
     }
 

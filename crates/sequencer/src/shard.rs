@@ -720,6 +720,15 @@ impl Shard {
         Ok(blocking(move || sm.leaf_index(&leaf_hash)).await?)
     }
 
+    /// [`leaf_index`](Self::leaf_index) of each of `leaf_hashes`, in order.
+    pub async fn leaf_indices(
+        &self,
+        leaf_hashes: Vec<Hash>,
+    ) -> Result<Vec<Option<u64>>, ShardError> {
+        let sm = self.pipeline.state_machine.clone();
+        Ok(blocking(move || sm.leaf_indices(&leaf_hashes)).await?)
+    }
+
     /// The tree size, the tree head signed at the applied integrated size
     /// (the signer's only input is the applied state), and the published
     /// cosigned head.

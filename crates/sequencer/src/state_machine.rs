@@ -833,6 +833,22 @@ impl StateMachine {
         })
     }
 
+    /// [`leaf_index`](Self::leaf_index) of each of `leaf_hashes`, in order,
+    /// in one batched read.
+    pub fn leaf_indices(&self, leaf_hashes: &[Hash]) -> Result<Vec<Option<u64>>, StoreError> {
+        self.guarded(|db| {
+            let index_cf = cf(db, CF_LEAF_INDEX)?;
+            db.multi_get_cf(leaf_hashes.iter().map(|h| (index_cf, h.as_slice())))
+                .into_iter()
+                .map(|found| {
+                    found?
+                        .map(|v| decode_u64(&v, "leaf_index value"))
+                        .transpose()
+                })
+                .collect()
+        })
+    }
+
     /// The leaves with indices `[start, end)`, in order.
     ///
     /// Fails with [`StoreError::InvalidArgument`] if `start > end`, if more

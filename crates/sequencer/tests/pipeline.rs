@@ -13,7 +13,8 @@ use cairn_proto::LEADER_METADATA_KEY;
 use cairn_proto::v1::sequencer_client::SequencerClient;
 use cairn_proto::v1::{
     AddLeavesRequest, Cosignature as PbCosignature, CosignedTreeHead, GetLeafIndexRequest,
-    GetTreeHeadsRequest, PublishCosignedRequest, SignedTreeHead as PbSignedTreeHead, TreeHeads,
+    GetLeafIndicesRequest, GetTreeHeadsRequest, PublishCosignedRequest,
+    SignedTreeHead as PbSignedTreeHead, TreeHeads,
 };
 use cairn_sequencer::batcher::BatcherConfig;
 use cairn_sequencer::network::RaftTransportService;
@@ -384,6 +385,31 @@ async fn leaves_are_sequenced_integrated_signed_published_and_survive_a_restart(
         .expect("GetLeafIndex")
         .into_inner();
     assert!(!missing.found);
+
+    tracing::info!("GetLeafIndices answers many lookups in request order");
+    let asked = [leaf(5000), leaves[0], leaves[999], leaves[123], leaf(5001)];
+    let found = c
+        .get_leaf_indices(GetLeafIndicesRequest {
+            shard: SHARD.into(),
+            leaf_hashes: asked.iter().map(|l| leaf_hash(l).to_vec()).collect(),
+        })
+        .await
+        .expect("GetLeafIndices")
+        .into_inner()
+        .results;
+    let found: Vec<Option<u64>> = found.iter().map(|r| r.found.then_some(r.index)).collect();
+    assert_eq!(
+        found,
+        vec![None, index_of[0], index_of[999], index_of[123], None]
+    );
+    let too_many = c
+        .get_leaf_indices(GetLeafIndicesRequest {
+            shard: SHARD.into(),
+            leaf_hashes: vec![leaf_hash(&leaves[0]).to_vec(); 1025],
+        })
+        .await
+        .expect_err("over the limit");
+    assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
 
     tracing::info!("integration catches up; the signed head verifies and matches the tiles");
     let heads = wait_for_signed_size(&client, 1000).await;

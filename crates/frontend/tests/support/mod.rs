@@ -97,6 +97,9 @@ pub struct FakeLog {
     add_gate: Option<Arc<Semaphore>>,
     /// When set, `GetTreeHeads` never answers.
     hang_reads: bool,
+    /// When set, `GetLeafIndices` is UNIMPLEMENTED (a sequencer from
+    /// before that call).
+    no_batched_lookups: bool,
     /// When set, `GetTreeHeads` fails `UNAVAILABLE` (see
     /// [`FakeLog::set_reads_unavailable`]).
     reads_unavailable: std::sync::atomic::AtomicBool,
@@ -339,6 +342,34 @@ impl Sequencer for FakeSequencer {
         }))
     }
 
+    async fn get_leaf_indices(
+        &self,
+        request: Request<pb::GetLeafIndicesRequest>,
+    ) -> Result<Response<pb::GetLeafIndicesResponse>, Status> {
+        check_shard(&request.get_ref().shard)?;
+        if self.0.no_batched_lookups {
+            return Err(Status::unimplemented("GetLeafIndices"));
+        }
+        let state = self.0.state.lock().await;
+        let results = request
+            .get_ref()
+            .leaf_hashes
+            .iter()
+            .map(|h| {
+                let leaf_hash: Hash = h
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Status::invalid_argument("leaf hash is not 32 bytes"))?;
+                let found = state.index.get(&leaf_hash).copied();
+                Ok(pb::GetLeafIndexResponse {
+                    found: found.is_some(),
+                    index: found.unwrap_or(0),
+                })
+            })
+            .collect::<Result<_, Status>>()?;
+        Ok(Response::new(pb::GetLeafIndicesResponse { results }))
+    }
+
     async fn get_tree_heads(
         &self,
         request: Request<pb::GetTreeHeadsRequest>,
@@ -399,6 +430,8 @@ pub struct Options {
     pub gate_adds: bool,
     /// `GetTreeHeads` never answers.
     pub hang_reads: bool,
+    /// `GetLeafIndices` is UNIMPLEMENTED, as on a sequencer from before it.
+    pub no_batched_lookups: bool,
     /// Point the frontend at a port nobody listens on.
     pub sequencer_down: bool,
     /// Sequencer URLs the frontend's pool lists before the fake log's (so
@@ -416,6 +449,7 @@ impl Default for Options {
             config: FrontendConfig::default(),
             gate_adds: false,
             hang_reads: false,
+            no_batched_lookups: false,
             sequencer_down: false,
             sequencers_before: Vec::new(),
         }
@@ -469,6 +503,7 @@ impl Harness {
             }),
             add_gate: options.gate_adds.then(|| Arc::new(Semaphore::new(0))),
             hang_reads: options.hang_reads,
+            no_batched_lookups: options.no_batched_lookups,
             reads_unavailable: std::sync::atomic::AtomicBool::new(false),
             add_calls: AtomicUsize::new(0),
         });

@@ -77,6 +77,12 @@ impl Sequencer for Fake {
     ) -> Result<Response<pb::GetLeafIndexResponse>, Status> {
         Err(Status::unimplemented("test"))
     }
+    async fn get_leaf_indices(
+        &self,
+        _: Request<pb::GetLeafIndicesRequest>,
+    ) -> Result<Response<pb::GetLeafIndicesResponse>, Status> {
+        Err(Status::unimplemented("test"))
+    }
     async fn get_tree_heads(
         &self,
         _: Request<pb::GetTreeHeadsRequest>,
