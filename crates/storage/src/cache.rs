@@ -1,4 +1,5 @@
-//! An in-memory LRU cache of full hash tiles and full entry bundles.
+//! In-memory LRU caches: of full hash tiles and full entry bundles, and of
+//! the complete-subtree hashes computed from verified tiles.
 //!
 //! Only full tiles and bundles go in: they are written create-only and never
 //! change, so a cached copy is valid forever and needs no invalidation.
@@ -7,9 +8,12 @@
 //! full hash tile is 8 KiB, a full bundle of Sigsum leaves 33 KiB).
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
+use cairn_tlog::Hash;
+use cairn_tlog::proof::NodeId;
 use cairn_tlog::tile::TilePath;
 use lru::LruCache;
 
@@ -89,6 +93,52 @@ impl fmt::Debug for TileCache {
             .field("max_bytes", &self.max_bytes)
             .field("objects", &objects)
             .field("bytes", &bytes)
+            .finish()
+    }
+}
+
+/// Complete-subtree hashes remembered: 65 536 nodes, ~5 MiB.
+pub(crate) const NODE_CACHE_ENTRIES: usize = 1 << 16;
+
+/// An LRU map from complete-subtree node to its hash, computed from a
+/// verified full tile. A proof step inside a tile costs up to 255 hashes to
+/// compute from the tile's level below (a node `h` levels above the tile's
+/// level hashes `2^h` of its entries), and the same nodes recur in every
+/// proof about nearby leaves. A full tile never changes (the tile cache
+/// keeps verified ones for every later head on the same grounds), so
+/// neither do the nodes computed from it.
+pub(crate) struct NodeCache {
+    entries: Mutex<LruCache<NodeId, Hash>>,
+}
+
+impl NodeCache {
+    /// An empty cache of at most `max` nodes.
+    pub(crate) fn new(max: NonZeroUsize) -> Self {
+        Self {
+            entries: Mutex::new(LruCache::new(max)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<NodeId, Hash>> {
+        // As for the tile cache: every operation leaves the map usable.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The hash of `node`, if remembered.
+    pub(crate) fn get(&self, node: NodeId) -> Option<Hash> {
+        self.lock().get(&node).copied()
+    }
+
+    /// Remembers `hash` for `node`, computed from a verified full tile.
+    pub(crate) fn insert(&self, node: NodeId, hash: Hash) {
+        self.lock().put(node, hash);
+    }
+}
+
+impl fmt::Debug for NodeCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeCache")
+            .field("entries", &self.lock().len())
             .finish()
     }
 }

@@ -240,34 +240,47 @@ impl TileStore {
     }
 
     /// The hashes of complete-subtree `nodes` of the trusted tree: each
-    /// node's tile at its width at the trusted size, verified, distinct
-    /// tiles fetched concurrently (at most [`MAX_IN_FLIGHT`] at once).
+    /// remembered one (computed from a verified full tile) from the node
+    /// cache, the others from their tile at
+    /// its width at the trusted size, verified, distinct tiles fetched
+    /// concurrently (at most [`MAX_IN_FLIGHT`] at once).
     async fn node_hashes(
         &self,
         nodes: &[NodeId],
         v: &Verifier<'_>,
     ) -> Result<HashMap<NodeId, Hash>, StorageError> {
         let size = v.head().size;
-        let located = nodes
-            .iter()
-            .map(|&node| Ok((node, node_tile(node, size)?)))
-            .collect::<Result<Vec<_>, StorageError>>()?;
+        let cache = self.nodes();
+        let mut found = HashMap::with_capacity(nodes.len());
+        let mut located = Vec::new();
+        for &node in nodes {
+            match cache.get(node) {
+                Some(hash) => {
+                    found.insert(node, hash);
+                }
+                None => located.push((node, node_tile(node, size)?)),
+            }
+        }
         let distinct: BTreeSet<TileId> = located.iter().map(|(_, at)| at.tile()).collect();
         let tiles: HashMap<TileId, Bytes> = futures::stream::iter(distinct)
             .map(|id| async move { Ok::<_, StorageError>((id, v.tile(id).await?)) })
             .buffer_unordered(MAX_IN_FLIGHT)
             .try_collect()
             .await?;
-        located
-            .into_iter()
-            .map(|(node, at)| {
-                let tile = at.tile();
-                let bytes = tiles.get(&tile).ok_or_else(|| missing_node(node, size))?;
-                let hash = node_hash_from_tile(&at, bytes)
-                    .map_err(|e| StorageError::corrupt(tile.path(), e))?;
-                Ok((node, hash))
-            })
-            .collect()
+        for (node, at) in located {
+            let tile = at.tile();
+            let bytes = tiles.get(&tile).ok_or_else(|| missing_node(node, size))?;
+            let hash = node_hash_from_tile(&at, bytes)
+                .map_err(|e| StorageError::corrupt(tile.path(), e))?;
+            // Only from full tiles, which the tile cache too trusts for
+            // every later head once verified; a partial tile is checked
+            // against each head that uses it.
+            if tile.is_full() {
+                cache.insert(node, hash);
+            }
+            found.insert(node, hash);
+        }
+        Ok(found)
     }
 }
 

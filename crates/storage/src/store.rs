@@ -1,6 +1,7 @@
 //! [`TileStore`]: the handle, its constructors, and the object reads and
 //! writes the write and read sides are built from.
 
+use std::num::NonZeroUsize;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +17,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode};
 
-use crate::cache::{DEFAULT_CACHE_BYTES, TileCache};
+use crate::cache::{DEFAULT_CACHE_BYTES, NODE_CACHE_ENTRIES, NodeCache, TileCache};
 use crate::error::StorageError;
 use crate::headers::ObjectHeaders;
 use crate::key::{normalise_prefix, object_path};
@@ -177,6 +178,8 @@ struct Inner {
     prefix: String,
     /// Verified full tiles and bundles only.
     cache: TileCache,
+    /// Node hashes computed from verified tiles.
+    nodes: NodeCache,
     /// Verified right edges of recent trusted heads.
     edges: EdgeCache,
     /// Read calls that failed on a corrupt object (see `corrupt_reads`).
@@ -241,6 +244,9 @@ impl TileStore {
                 store,
                 prefix,
                 cache: TileCache::new(options.cache_bytes),
+                nodes: NodeCache::new(
+                    NonZeroUsize::new(NODE_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN),
+                ),
                 edges: EdgeCache::default(),
                 corrupt_reads: AtomicU64::new(0),
                 fence,
@@ -333,6 +339,11 @@ impl TileStore {
             Some(headers) if self.inner.headers => headers.attributes(),
             _ => object_store::Attributes::new(),
         }
+    }
+
+    /// Node hashes computed from verified tiles (see `crate::read`).
+    pub(crate) fn nodes(&self) -> &NodeCache {
+        &self.inner.nodes
     }
 
     pub(crate) fn partials(&self) -> &crate::gc::Candidates {

@@ -335,14 +335,29 @@ async fn an_older_partial_tile_is_checked_when_it_is_the_edge_of_the_trusted_hea
     let (dir, store, tree) = tree_of_600().await;
     flip_byte(&store, "tile/0/001.p/44", 0).await;
     let fresh = reopen(&dir);
-    // The tree of 600 does not use it: every read still succeeds.
-    check_reads(&fresh, &tree, "tile/0/001.p/44", |_| false).await;
     // A reader that trusts the head of 300 reads it as its edge.
     let err = fresh
         .inclusion_proof(0, 300, tree.head(300))
         .await
         .unwrap_err();
     assert_names(&err, "tile/0/001.p/44", "inclusion at head 300");
+    // The tree of 600 does not use it: every read still succeeds.
+    check_reads(&fresh, &tree, "tile/0/001.p/44", |_| false).await;
+    // Once the full tile/0/001 is verified, the nodes of the first 300
+    // leaves come from it: the proof at 300 no longer needs the corrupt
+    // object, and it is right.
+    let path = fresh
+        .inclusion_proof(0, 300, tree.head(300))
+        .await
+        .expect("proof from the verified full tile");
+    cairn_tlog::proof::verify_inclusion(
+        &cairn_tlog::leaf_hash(&tree.leaves[0]),
+        0,
+        300,
+        &path,
+        &tree.roots[300],
+    )
+    .expect("the proof verifies against the head of 300");
     // Served as a tile, it is compared with the verified tile of 600.
     let err = fresh
         .get_verified(parse_path("tile/0/001.p/44").unwrap(), tree.head(SIZE))
