@@ -103,6 +103,8 @@ for name, s, v in rows:
     reads = sum(r["per_sec"] for r in s["reads"].values())
     cpu = s["log_cpu_s"]
     cpu = f"{100 * cpu / s['duration_s']:.0f}%" if cpu is not None else "-"
+    if s.get("leaves_ran_out"):
+        name += " (ran out)"
     print(f"{name:24} {s['add_leaf_per_sec']:10.0f} {s['add_leaf_vs_verify']:8.3f} "
           f"{s['submit_to_200']['p50_ms']:8.1f}ms {s['submit_to_200']['p99_ms']:8.1f}ms "
           f"{reads:9.0f} {reads / v if v else 0:8.3f} {cpu:>8}")

@@ -37,6 +37,10 @@ use serde::Serialize;
 
 /// Most leaves one run signs up front (128 MiB of requests at ~200 B each).
 const MAX_LEAVES: usize = 1_000_000;
+/// Closed-loop leaves signed per second of `--duration` by default: above
+/// what one log on this class of machine sustains, so that the run ends by
+/// time, not by running out.
+const CLOSED_LOOP_LEAVES_PER_SEC: usize = 20_000;
 
 /// How long leaves still outstanding at the end of `--duration` may take
 /// to reach 200 before the run ends anyway.
@@ -67,8 +71,8 @@ pub struct HammerArgs {
     #[arg(long, default_value_t = 10_000)]
     pub max_in_flight: usize,
     /// Leaves signed before the run (the run stops submitting when they
-    /// run out). Default: enough for 5000/s (closed loop) or the rate, over
-    /// the duration.
+    /// run out). Default: enough for 20000/s (closed loop) or the rate,
+    /// over the duration, at most 1000000.
     #[arg(long)]
     pub leaves: Option<usize>,
     /// Number of submitter keys the leaves are spread over.
@@ -201,6 +205,9 @@ struct Stats {
     committed: AtomicU64,
     /// 200s that came within `--duration` (what the rate counts).
     committed_in_time: AtomicU64,
+    /// Microseconds from the start to the latest of those 200s: when the
+    /// leaves run out early, the rate is over this span.
+    last_in_time_us: AtomicU64,
     dropped: AtomicU64,
     statuses: std::sync::Mutex<BTreeMap<String, u64>>,
     first_response: Latencies,
@@ -285,8 +292,11 @@ pub struct Summary {
     pub mode: &'static str,
     /// Seconds of load.
     pub duration_s: f64,
-    /// add-leaf 200s within the duration, per second.
+    /// add-leaf 200s within the duration, per second (per second of the
+    /// span until the last of them if the leaves ran out first).
     pub add_leaf_per_sec: f64,
+    /// Closed loop: every pre-signed leaf was logged before the end.
+    pub leaves_ran_out: bool,
     /// All 200s, drain included.
     pub committed: u64,
     /// Open loop: leaves not sent because `--max-in-flight` were outstanding.
@@ -354,8 +364,10 @@ pub async fn run(args: HammerArgs) -> anyhow::Result<Summary> {
     let client = LogClient::with_config(&args.log, &config).context("--log")?;
     let duration = Duration::from_secs(args.duration);
     let wanted = args.leaves.unwrap_or_else(|| {
-        let per_sec = args.rate.map_or(5000, |r| r as usize);
-        per_sec.saturating_mul(args.duration as usize)
+        let per_sec = args.rate.map_or(CLOSED_LOOP_LEAVES_PER_SEC, |r| r as usize);
+        per_sec
+            .saturating_mul(args.duration as usize)
+            .min(MAX_LEAVES)
     });
     if wanted > MAX_LEAVES {
         bail!(
@@ -381,6 +393,7 @@ pub async fn run(args: HammerArgs) -> anyhow::Result<Summary> {
         retry: Duration::from_millis(args.retry_interval_ms),
         sample: args.sample,
         stats: stats.clone(),
+        start,
         end,
     };
     let next = Arc::new(AtomicUsize::new(0));
@@ -479,7 +492,22 @@ pub async fn run(args: HammerArgs) -> anyhow::Result<Summary> {
             (read.name().to_owned(), summary)
         })
         .collect();
-    let add_leaf_per_sec = stats.committed_in_time.load(Ordering::Relaxed) as f64 / elapsed;
+    // A closed loop that ran out of leaves before the end measured the log
+    // only until its last 200: the rest of the duration was idle.
+    let in_time = stats.committed_in_time.load(Ordering::Relaxed);
+    let leaves_ran_out = args.rate.is_none() && in_time as usize == leaves.len();
+    let rate_span = if leaves_ran_out {
+        (stats.last_in_time_us.load(Ordering::Relaxed) as f64 / 1e6).max(1e-3)
+    } else {
+        elapsed
+    };
+    if leaves_ran_out {
+        eprintln!(
+            "cairn hammer: all {in_time} leaves were logged after {rate_span:.1} s of the \
+             {elapsed:.0} s; the rate is over that span (raise --leaves to load the whole run)"
+        );
+    }
+    let add_leaf_per_sec = in_time as f64 / rate_span;
     Ok(Summary {
         log: client.base_url().to_owned(),
         mode: if args.rate.is_some() {
@@ -489,6 +517,7 @@ pub async fn run(args: HammerArgs) -> anyhow::Result<Summary> {
         },
         duration_s: elapsed,
         add_leaf_per_sec,
+        leaves_ran_out,
         committed: stats.committed.load(Ordering::Relaxed),
         dropped: stats.dropped.load(Ordering::Relaxed),
         statuses: stats
@@ -558,6 +587,7 @@ struct Submit {
     retry: Duration,
     sample: u64,
     stats: Arc<Stats>,
+    start: Instant,
     end: Instant,
 }
 
@@ -582,6 +612,11 @@ impl Submit {
                     self.stats.committed.fetch_add(1, Ordering::Relaxed);
                     if now <= self.end {
                         self.stats.committed_in_time.fetch_add(1, Ordering::Relaxed);
+                        let since =
+                            u64::try_from((now - self.start).as_micros()).unwrap_or(u64::MAX);
+                        self.stats
+                            .last_in_time_us
+                            .fetch_max(since, Ordering::Relaxed);
                     }
                     let hash = Leaf {
                         checksum: cairn_sigsum::crypto::hash(&request.message),
