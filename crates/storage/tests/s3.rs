@@ -9,15 +9,13 @@
 
 mod common;
 
-use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cairn_storage::{
     CHECKPOINT_KEY, ObjectStoreConfig, S3Config, StorageError, TileStore, TileStoreOptions,
 };
+use cairn_testvectors::moto::MotoServer;
 use common::{ORIGIN, PREFIX, Rng, Tree, note, read_raw, roots};
 use futures::TryStreamExt;
 use object_store::path::Path;
@@ -27,88 +25,30 @@ use tempfile::TempDir;
 /// Every wait in these tests ends by then.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Longest wait for moto to start answering.
-const STARTUP: Duration = Duration::from_secs(30);
-
 /// The bucket every test creates on its own server.
 const BUCKET: &str = "cairn-tiles";
 
 /// A moto S3 server on 127.0.0.1, killed when dropped, with one empty
 /// bucket ([`BUCKET`]) and credential files for it.
 struct Moto {
-    child: Child,
-    port: u16,
+    server: MotoServer,
     /// Holds the credential files.
     secrets: TempDir,
 }
 
 impl Moto {
-    /// Starts moto on a free port, waits (bounded) until it answers, and
-    /// creates [`BUCKET`]. Panics with instructions if python3 or moto is
-    /// missing.
+    /// Starts moto on a free port and creates [`BUCKET`]. Panics with
+    /// instructions if python3 or moto is missing.
     async fn start() -> Self {
-        // A port the OS just handed out and released; a race with another
-        // process taking it in between shows as moto failing to start.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run python3 ({e}): the S3 tests need python3 with moto's server \
-                     (`python3 -m pip install 'moto[server]'`, done by scripts/bootstrap.sh)"
-                )
-            });
         let secrets = tempfile::tempdir().unwrap();
         std::fs::write(secrets.path().join("access_key_id"), "testing\n").unwrap();
         std::fs::write(secrets.path().join("secret_access_key"), "testing\n").unwrap();
-        let mut moto = Self {
-            child,
-            port,
+        let moto = Self {
+            server: MotoServer::start(),
             secrets,
         };
-        moto.wait_until_listening();
         moto.create_bucket().await;
         moto
-    }
-
-    fn wait_until_listening(&mut self) {
-        let started = Instant::now();
-        loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                // moto logs every request to its standard error: a pipe
-                // nobody reads fills up (64 KiB) and then blocks every moto
-                // thread that logs, so drain it from now on.
-                if let Some(mut pipe) = self.child.stderr.take() {
-                    std::thread::spawn(move || std::io::copy(&mut pipe, &mut std::io::sink()));
-                }
-                return;
-            }
-            if let Some(status) = self.child.try_wait().expect("poll moto") {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = self.child.stderr.take() {
-                    let _ = pipe.read_to_string(&mut stderr);
-                }
-                panic!(
-                    "moto's server exited ({status}) instead of serving S3: the S3 tests need \
-                     python3 with moto's server (`python3 -m pip install 'moto[server]'`, done \
-                     by scripts/bootstrap.sh). Its stderr:\n{stderr}"
-                );
-            }
-            assert!(
-                started.elapsed() < STARTUP,
-                "moto did not listen on port {} within {STARTUP:?}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     /// moto accepts an unsigned `PUT /<bucket>` (object_store cannot create
@@ -128,7 +68,7 @@ impl Moto {
     }
 
     fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.server.endpoint()
     }
 
     /// The configuration of the bucket, credentials from files.
@@ -149,14 +89,6 @@ impl Moto {
     /// test shard.
     fn store(&self) -> TileStore {
         TileStore::s3(&self.config(), PREFIX, TileStoreOptions::default()).expect("s3 store")
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        // Our own child, by its handle.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -10,6 +10,7 @@
 //! from `CARGO_MANIFEST_DIR`. Nothing outside the repository is consulted.
 
 pub mod logs;
+pub mod moto;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -1,63 +1,29 @@
-//! moto's S3 server (`python3 -m moto.server`, installed by
-//! `scripts/bootstrap.sh`) for the tests that run `cairnd` on S3. Fails,
-//! rather than skips, without python3 and moto.
+//! moto's S3 server (`cairn_testvectors::moto`) with the bucket and
+//! configuration the tests that run `cairnd` on S3 use.
 
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use cairn_storage::{S3Config, TileStore, TileStoreOptions};
+use cairn_testvectors::moto::MotoServer;
 
 /// Every wait on moto ends by then.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
 pub const BUCKET: &str = "cairn-dev-tiles";
 
-/// moto's S3 server on a free loopback port, killed when dropped.
+/// moto's S3 server with [`BUCKET`] created, killed when dropped.
 pub struct Moto {
-    child: Child,
-    port: u16,
+    server: MotoServer,
 }
 
 impl Moto {
-    /// Starts moto, waits (bounded) until it listens, and creates
-    /// [`BUCKET`] with an unsigned `PUT /<bucket>`, which moto accepts.
+    /// Starts moto and creates [`BUCKET`] with an unsigned `PUT /<bucket>`,
+    /// which moto accepts.
     pub async fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run python3 ({e}): this test needs python3 with moto's server \
-                     (`python3 -m pip install 'moto[server]'`, done by scripts/bootstrap.sh)"
-                )
-            });
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = child.try_wait().expect("poll moto") {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = child.stderr.take() {
-                    let _ = pipe.read_to_string(&mut stderr);
-                }
-                panic!(
-                    "moto's server exited ({status}): this test needs python3 with moto's \
-                     server (`python3 -m pip install 'moto[server]'`). Its stderr:\n{stderr}"
-                );
-            }
-            assert!(started.elapsed() < DEADLINE, "moto did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        drain_stderr(&mut child);
-        let moto = Moto { child, port };
+        let moto = Moto {
+            server: MotoServer::start(),
+        };
         let response = http()
             .put(format!("{}/{BUCKET}", moto.endpoint()))
             .send()
@@ -68,11 +34,11 @@ impl Moto {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.server.endpoint()
     }
 
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        self.server.addr()
     }
 
     /// Writes credential files `key-id` and `secret` into `dir` and an
@@ -106,23 +72,6 @@ impl Moto {
         config.access_key_id_file = Some(credentials.join("key-id"));
         config.secret_access_key_file = Some(credentials.join("secret"));
         TileStore::s3(&config, "dev", TileStoreOptions::default()).expect("s3 store")
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Reads moto's standard error to its end in a thread of its own, once moto
-/// serves: it logs every request there, and a pipe nobody reads fills up
-/// (64 KiB) and then blocks every moto thread that logs — moto hangs after
-/// a few hundred requests.
-pub fn drain_stderr(child: &mut Child) {
-    if let Some(mut pipe) = child.stderr.take() {
-        std::thread::spawn(move || std::io::copy(&mut pipe, &mut std::io::sink()));
     }
 }
 
