@@ -4,7 +4,7 @@
 mod common;
 
 use cairn_testvectors::logs;
-use common::Cairn;
+use common::{Cairn, Output};
 
 const TESSERA_VKEY: &str =
     "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx280NI+oO5xCFkkSx";
@@ -19,13 +19,7 @@ fn the_tessera_log_passes_and_each_tampered_copy_fails_naming_the_object() {
     let tmp = tempfile::tempdir().unwrap();
     let cairn = Cairn::new(tmp.path());
     let log = cairn_testvectors::path("tessera/testdata-log");
-    let clean = cairn.run(&[
-        "fsck",
-        log.to_str().unwrap(),
-        "--key",
-        TESSERA_VKEY,
-        "--json",
-    ]);
+    let clean = fsck(&cairn, &log, TESSERA_VKEY, &["--json"]);
     assert_eq!(clean.code, 0, "{}", clean.stderr);
     let summary: serde_json::Value = serde_json::from_str(&clean.stdout).unwrap();
     assert_eq!(summary["result"], "ok");
@@ -44,9 +38,17 @@ fn the_tessera_log_passes_and_each_tampered_copy_fails_naming_the_object() {
         } else {
             logs::flip_byte(&copy.join(tamper), 40);
         }
-        let out = cairn.run(&["fsck", copy.to_str().unwrap(), "--key", TESSERA_VKEY]);
+        let out = fsck(&cairn, &copy, TESSERA_VKEY, &[]);
         out.assert_exit(1, &format!("{path}: "));
     }
+}
+
+/// `cairn fsck LOG --key KEY EXTRA...`.
+fn fsck(cairn: &Cairn, log: &std::path::Path, key: &str, extra: &[&str]) -> Output {
+    let log = log.to_str().expect("UTF-8 path");
+    let mut args = vec!["fsck", log, "--key", key];
+    args.extend_from_slice(extra);
+    cairn.run(&args)
 }
 
 /// The checkpoint note `text` signed by the Tessera log's own key.
@@ -74,7 +76,7 @@ fn a_validly_signed_checkpoint_of_another_tree_fails_on_the_checkpoint_not_a_til
         tessera_signed(&format!("example.com/log/testdata\n15\n{root_14}\n")),
     )
     .unwrap();
-    let out = cairn.run(&["fsck", copy.to_str().unwrap(), "--key", TESSERA_VKEY]);
+    let out = fsck(&cairn, &copy, TESSERA_VKEY, &[]);
     out.assert_exit(1, "checkpoint: root ");
     assert!(
         out.stderr.contains("does not match the root"),
@@ -95,13 +97,7 @@ fn a_checkpoint_whose_signature_does_not_cover_its_text_fails() {
     let signature = older.split("\n\n").nth(1).unwrap();
     let text = current.split("\n\n").next().unwrap();
     std::fs::write(copy.join("checkpoint"), format!("{text}\n\n{signature}")).unwrap();
-    let out = cairn.run(&[
-        "fsck",
-        copy.to_str().unwrap(),
-        "--key",
-        TESSERA_VKEY,
-        "--json",
-    ]);
+    let out = fsck(&cairn, &copy, TESSERA_VKEY, &["--json"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(summary["result"], "inconsistent");
@@ -115,14 +111,12 @@ fn an_older_checkpoint_of_the_same_log_passes() {
     let cairn = Cairn::new(tmp.path());
     let log = cairn_testvectors::path("tessera/testdata-log");
     let older = log.join("checkpoint.9");
-    let out = cairn.run(&[
-        "fsck",
-        log.to_str().unwrap(),
-        "--key",
+    let out = fsck(
+        &cairn,
+        &log,
         TESSERA_VKEY,
-        "--checkpoint",
-        older.to_str().unwrap(),
-    ]);
+        &["--checkpoint", older.to_str().unwrap()],
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("size 9"), "{}", out.stdout);
     assert!(out.stdout.contains("9 entries checked"), "{}", out.stdout);
@@ -132,13 +126,12 @@ fn an_older_checkpoint_of_the_same_log_passes() {
 fn the_sunlight_mirror_tree_passes_without_entries() {
     let tmp = tempfile::tempdir().unwrap();
     let log = cairn_testvectors::path("sunlight/skylight-witness/mirror-tree");
-    let out = Cairn::new(tmp.path()).run(&[
-        "fsck",
-        log.to_str().unwrap(),
-        "--no-entries",
-        "--key",
+    let out = fsck(
+        &Cairn::new(tmp.path()),
+        &log,
         MIRROR_VKEY,
-    ]);
+        &["--no-entries"],
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("size 300"), "{}", out.stdout);
 }
@@ -198,15 +191,7 @@ fn a_sunlight_log_passes_with_its_static_ct_data_tiles_and_fails_with_a_flipped_
     let tmp = tempfile::tempdir().unwrap();
     let cairn = Cairn::new(tmp.path());
     let (log, vkey) = navigli_log(tmp.path());
-    let out = cairn.run(&[
-        "fsck",
-        log.to_str().unwrap(),
-        "--key",
-        &vkey,
-        "--entries",
-        "static-ct",
-        "--json",
-    ]);
+    let out = fsck(&cairn, &log, &vkey, &["--entries", "static-ct", "--json"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(summary["size"], 778);
@@ -215,13 +200,6 @@ fn a_sunlight_log_passes_with_its_static_ct_data_tiles_and_fails_with_a_flipped_
 
     // A byte inside the first certificate of data tile 1.
     logs::flip_byte(&log.join("tile/data/001"), 200);
-    let out = cairn.run(&[
-        "fsck",
-        log.to_str().unwrap(),
-        "--key",
-        &vkey,
-        "--entries",
-        "static-ct",
-    ]);
+    let out = fsck(&cairn, &log, &vkey, &["--entries", "static-ct"]);
     out.assert_exit(1, "tile/data/001: ");
 }

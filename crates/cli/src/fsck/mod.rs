@@ -460,37 +460,50 @@ struct Checker {
 
 impl Checker {
     async fn fetch_tile(&self, id: TileId) -> Result<Bytes, Failure> {
-        let limit = FULL_TILE_BYTES as u64;
-        let path = id.path();
-        let bytes = match self.source.get(&path, limit).await.map_err(Failure::Io)? {
-            Fetched::Missing if !id.is_full() => {
-                let full = TileId::full(id.level(), id.index()).map_err(io)?;
-                let Fetched::Found(bytes) = self
-                    .source
-                    .get(&full.path(), limit)
-                    .await
-                    .map_err(Failure::Io)?
-                else {
-                    return Err(Finding::new(path, Problem::Missing).into());
-                };
-                decode_tile(full, &bytes)?;
-                self.stats.outgrown.fetch_add(1, Ordering::Relaxed);
-                bytes.slice(..usize::from(id.width()) * 32)
-            }
-            fetched => found(&path, fetched, limit)?,
-        };
-        self.bar.inc(1);
-        Ok(bytes)
+        let full = (!id.is_full())
+            .then(|| TileId::full(id.level(), id.index()))
+            .transpose()
+            .map_err(io)?;
+        self.read_or_prefix(id.path(), full, FULL_TILE_BYTES as u64, |full, bytes| {
+            decode_tile(full, bytes)?;
+            Ok(usize::from(id.width()) * 32)
+        })
+        .await
     }
 
     async fn fetch_bundle(&self, id: BundleId, format: EntryFormat) -> Result<Bytes, Failure> {
-        let path = format.path(id);
-        let limit = self.max_object;
-        let bytes = match self.source.get(&path, limit).await.map_err(Failure::Io)? {
-            // Static-ct data tiles have no length prefix to cut them by.
-            Fetched::Missing if !id.is_full() && format == EntryFormat::Bundles => {
-                let full = BundleId::full(id.index()).map_err(io)?;
-                let full_path = format.path(full);
+        // Static-ct data tiles have no length prefix to cut them by.
+        let full = (!id.is_full() && format == EntryFormat::Bundles)
+            .then(|| BundleId::full(id.index()))
+            .transpose()
+            .map_err(io)?;
+        self.read_or_prefix(format.path(id), full, self.max_object, |full, bytes| {
+            let entries = full
+                .decode(bytes)
+                .map_err(|e| Finding::new(format.path(full), Problem::Malformed(e.to_string())))?;
+            Ok(entries
+                .iter()
+                .take(usize::from(id.width()))
+                .map(|e| 2 + e.len())
+                .sum())
+        })
+        .await
+    }
+
+    /// Reads the object at `path`. A partial one the log has deleted (C2SP
+    /// lets it once the full one exists) is read, where `full` names the
+    /// full one, as its prefix of the length `prefix_len` finds in it.
+    async fn read_or_prefix<Id: std::fmt::Display>(
+        &self,
+        path: String,
+        full: Option<Id>,
+        limit: u64,
+        prefix_len: impl FnOnce(Id, &Bytes) -> Result<usize, Failure>,
+    ) -> Result<Bytes, Failure> {
+        let fetched = self.source.get(&path, limit).await.map_err(Failure::Io)?;
+        let bytes = match (fetched, full) {
+            (Fetched::Missing, Some(full)) => {
+                let full_path = full.to_string();
                 let Fetched::Found(bytes) = self
                     .source
                     .get(&full_path, limit)
@@ -499,18 +512,11 @@ impl Checker {
                 else {
                     return Err(Finding::new(path, Problem::Missing).into());
                 };
-                let entries = full
-                    .decode(&bytes)
-                    .map_err(|e| Finding::new(&full_path, Problem::Malformed(e.to_string())))?;
-                let prefix: usize = entries
-                    .iter()
-                    .take(usize::from(id.width()))
-                    .map(|e| 2 + e.len())
-                    .sum();
+                let len = prefix_len(full, &bytes)?;
                 self.stats.outgrown.fetch_add(1, Ordering::Relaxed);
-                bytes.slice(..prefix)
+                bytes.slice(..len)
             }
-            fetched => found(&path, fetched, limit)?,
+            (fetched, _) => found(&path, fetched, limit)?,
         };
         self.bar.inc(1);
         Ok(bytes)

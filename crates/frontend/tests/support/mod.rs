@@ -213,6 +213,18 @@ impl FakeLog {
     }
 }
 
+/// The fake's answer to a lookup of `leaf_hash`.
+fn lookup(state: &State, leaf_hash: &[u8]) -> Result<pb::GetLeafIndexResponse, Status> {
+    let leaf_hash: Hash = leaf_hash
+        .try_into()
+        .map_err(|_| Status::invalid_argument("leaf hash is not 32 bytes"))?;
+    let found = state.index.get(&leaf_hash).copied();
+    Ok(pb::GetLeafIndexResponse {
+        found: found.is_some(),
+        index: found.unwrap_or(0),
+    })
+}
+
 fn check_shard(shard: &str) -> Result<(), Status> {
     if shard == SHARD {
         Ok(())
@@ -328,18 +340,8 @@ impl Sequencer for FakeSequencer {
         request: Request<pb::GetLeafIndexRequest>,
     ) -> Result<Response<pb::GetLeafIndexResponse>, Status> {
         check_shard(&request.get_ref().shard)?;
-        let leaf_hash: Hash = request
-            .get_ref()
-            .leaf_hash
-            .as_slice()
-            .try_into()
-            .map_err(|_| Status::invalid_argument("leaf hash is not 32 bytes"))?;
         let state = self.0.state.lock().await;
-        let found = state.index.get(&leaf_hash).copied();
-        Ok(Response::new(pb::GetLeafIndexResponse {
-            found: found.is_some(),
-            index: found.unwrap_or(0),
-        }))
+        lookup(&state, &request.get_ref().leaf_hash).map(Response::new)
     }
 
     async fn get_leaf_indices(
@@ -355,17 +357,7 @@ impl Sequencer for FakeSequencer {
             .get_ref()
             .leaf_hashes
             .iter()
-            .map(|h| {
-                let leaf_hash: Hash = h
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| Status::invalid_argument("leaf hash is not 32 bytes"))?;
-                let found = state.index.get(&leaf_hash).copied();
-                Ok(pb::GetLeafIndexResponse {
-                    found: found.is_some(),
-                    index: found.unwrap_or(0),
-                })
-            })
+            .map(|h| lookup(&state, h))
             .collect::<Result<_, Status>>()?;
         Ok(Response::new(pb::GetLeafIndicesResponse { results }))
     }
