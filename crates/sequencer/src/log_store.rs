@@ -39,7 +39,10 @@ use openraft::{
     AnyError, Entry, LogId, LogState, OptionalSend, RaftLogReader, StorageError, StorageIOError,
     Vote,
 };
-use rocksdb::{ColumnFamilyDescriptor, DB, DBRecoveryMode, Options, WriteBatch, WriteOptions};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBRecoveryMode, Options, WriteBatch,
+    WriteBufferManager, WriteOptions,
+};
 
 use crate::types::{NodeId, TypeConfig};
 
@@ -297,6 +300,18 @@ fn lock_holder(e: &rocksdb::Error) -> Option<LockHolder> {
     }
 }
 
+/// Memtable bytes of all column families of one shard database together;
+/// beyond it RocksDB flushes the largest memtable.
+pub const MEMTABLE_BUDGET_BYTES: usize = 32 << 20;
+/// Largest memtable of one column family.
+const CF_WRITE_BUFFER_BYTES: usize = 16 << 20;
+/// Block cache of one shard database (data, index and filter blocks).
+pub const BLOCK_CACHE_BYTES: usize = 32 << 20;
+/// WAL bytes kept before RocksDB flushes the column families that hold the
+/// oldest WAL files back (a column family written rarely, such as the Raft
+/// metadata, otherwise pins every WAL file since its last write).
+const MAX_TOTAL_WAL_BYTES: u64 = 128 << 20;
+
 /// Opens (creating it if needed) the RocksDB of one shard in `dir`, with every
 /// column family the log store and the state machine use.
 ///
@@ -320,9 +335,31 @@ pub fn open_shard_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
     // damage, not a torn write, and must stop the node for an operator.
     opts.set_wal_recovery_mode(DBRecoveryMode::AbsoluteConsistency);
     opts.set_paranoid_checks(true);
-    let cfs = ALL_CFS
-        .iter()
-        .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+    // Memory is bounded per shard database, whatever the tree's size:
+    // memtables of all column families share one budget, and one block
+    // cache holds data, index and filter blocks alike (by default RocksDB
+    // keeps every table's index and filter outside the cache, which grows
+    // with the data).
+    let write_buffers = WriteBufferManager::new_write_buffer_manager(MEMTABLE_BUDGET_BYTES, false);
+    opts.set_write_buffer_manager(&write_buffers);
+    opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
+    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    let cfs = ALL_CFS.iter().map(|name| {
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_cache_index_and_filter_blocks_with_high_priority(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        if *name == CF_LEAF_INDEX {
+            // Most lookups are of new leaves (deduplication on submit),
+            // which a filter answers without reading a data block.
+            table.set_bloom_filter(10.0, false);
+        }
+        let mut cf_opts = Options::default();
+        cf_opts.set_block_based_table_factory(&table);
+        cf_opts.set_write_buffer_size(CF_WRITE_BUFFER_BYTES);
+        ColumnFamilyDescriptor::new(*name, cf_opts)
+    });
     let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(|e| match lock_holder(&e) {
         Some(holder) => StoreError::Locked { holder, source: e },
         None => StoreError::Db(e),
