@@ -43,7 +43,7 @@ use crate::raft::{
 };
 use crate::record::{RecordError, SignedRecord};
 use crate::signer::{Signer, SignerError, WitnessKeys};
-use crate::state_machine::{AppliedState, StateMachine};
+use crate::state_machine::{AppliedState, SnapshotPoint, StateMachine, snapshot_due};
 use crate::types::{Command, CommandResponse, CosignedHead, LEAF_SIZE, NodeId, TypeConfig};
 
 /// Most attempts to re-write the `checkpoint` object on leadership gain when
@@ -59,6 +59,11 @@ pub const RECOVERY_APPLY_TIMEOUT: Duration = Duration::from_secs(60);
 /// worker exits asynchronously after Raft shutdown, so the previous
 /// instance's database closes a moment after [`Shard::shutdown`] returns.
 pub const OPEN_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a requested snapshot may take before it is requested again
+/// (openraft drops a request while a build is running, and a failed build
+/// leaves the point where it was).
+const SNAPSHOT_RETRY: Duration = Duration::from_secs(60);
 
 /// Opens the shard database off the async threads, waiting up to
 /// [`OPEN_LOCK_WAIT`] while this process still holds its lock (an in-process
@@ -460,6 +465,7 @@ impl Shard {
         );
         let (stop, stop_rx) = watch::channel(false);
         let leadership = tokio::spawn(pipeline.clone().lead(stop_rx.clone()));
+        tokio::spawn(pipeline.clone().trigger_snapshots(stop_rx.clone()));
         tokio::spawn(pipeline.clone().watch_raft_core(stop_rx));
         tracing::info!(shard = %name, node_id = config.node_id, origin = pipeline.signer.origin(), "shard started");
         Ok(Shard {
@@ -916,6 +922,40 @@ impl Pipeline {
             }
             tokio::select! {
                 r = metrics.changed() => if r.is_err() { return },
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// Asks openraft for a snapshot whenever [`snapshot_due`] says the Raft
+    /// log since the last one is worth purging (openraft purges the log up
+    /// to a snapshot once it is built), on every node: each replica
+    /// snapshots and purges its own log. At most one request is
+    /// outstanding: the next waits until the snapshot point moves, or for
+    /// [`SNAPSHOT_RETRY`] if a build failed.
+    async fn trigger_snapshots(self, mut stop: watch::Receiver<bool>) {
+        let mut applied = self.state_machine.subscribe();
+        let mut requested: Option<(SnapshotPoint, Instant)> = None;
+        loop {
+            let size = applied.borrow_and_update().tree_size;
+            let point = self.state_machine.snapshot_point();
+            let waiting =
+                requested.is_some_and(|(at, when)| at == point && when.elapsed() < SNAPSHOT_RETRY);
+            if !waiting && snapshot_due(size, point) {
+                tracing::info!(
+                    shard = %self.name,
+                    tree_size = size,
+                    last_snapshot_tree_size = point.tree_size,
+                    last_snapshot_bytes = point.bytes,
+                    "building a snapshot to purge the Raft log"
+                );
+                if self.raft.trigger().snapshot().await.is_err() {
+                    return;
+                }
+                requested = Some((point, Instant::now()));
+            }
+            tokio::select! {
+                r = applied.changed() => if r.is_err() { return },
                 _ = stop.wait_for(|s| *s) => return,
             }
         }

@@ -86,10 +86,21 @@
 //!   again; it never pretends to hold valid state.
 //!
 //! On disk there is at most one built snapshot (`current.snap`) plus the one
-//! being received or installed. Snapshot files are not kept across restarts
-//! (open deletes them): openraft asks for a snapshot after a restart only
-//! if it purged logs, and then builds one. `get_current_snapshot` returns
-//! the latest built or installed snapshot, `None` before the first one.
+//! being received or installed. The latest built or installed snapshot is
+//! kept across restarts: its file is synced and `current.meta` (written
+//! last) records its Raft metadata, tree size and length, so a restarted
+//! node neither rebuilds a snapshot (openraft counts its snapshot policy
+//! from it) nor lacks one to send. Open deletes a `current.snap` whose
+//! metadata is missing or does not match it. `get_current_snapshot`
+//! returns that snapshot, `None` before the first one.
+//!
+//! # When snapshots are built
+//!
+//! openraft's policy builds one every `LogsSinceLast` entries; the shard
+//! also asks for one whenever [`snapshot_due`] holds (the leaves appended
+//! since the last snapshot take more Raft log bytes than that snapshot),
+//! so that the Raft log of large entries is purged without rebuilding a
+//! large snapshot for a few leaves.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -144,10 +155,47 @@ pub const fn prune_point(integrated_size: u64) -> u64 {
     integrated_size - integrated_size % PRUNE_ALIGN
 }
 
+/// Raft log bytes below which no extra snapshot is built to purge it
+/// (64 MiB, about half a million leaves; see [`snapshot_due`]).
+pub const MIN_PURGE_LOG_BYTES: u64 = 64 << 20;
+
+/// Snapshot bytes per leaf, for a tree whose snapshot size is not known yet
+/// (after a restart): one `leaf_index` record (frame, 32-byte key, 8-byte
+/// value) per leaf; the roots and pruned leaves add little.
+const ESTIMATED_SNAPSHOT_BYTES_PER_LEAF: u64 = 1 + 2 + 32 + 4 + 8;
+
+/// The tree a snapshot holds and the bytes of its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotPoint {
+    /// Leaves of the snapshot's tree.
+    pub tree_size: u64,
+    /// Bytes of its file (estimated when the point is the state at open).
+    pub bytes: u64,
+}
+
+/// Whether a snapshot is due so that openraft may purge the Raft log: the
+/// leaves appended since `last` (128 bytes each in the log) take more bytes
+/// than the snapshot that would replace them, and at least
+/// [`MIN_PURGE_LOG_BYTES`]. Snapshot files grow with the tree (every leaf
+/// hash is in one), so a fixed count of entries between snapshots
+/// (openraft's `LogsSinceLast`) either keeps a Raft log of entries of up to
+/// 1024 leaves unpurged for millions of leaves or rebuilds a large snapshot
+/// for a few leaves; this rule keeps the unpurged log no larger than the
+/// snapshot and the snapshot writes no larger than the log they purge.
+pub fn snapshot_due(tree_size: u64, last: SnapshotPoint) -> bool {
+    let log_bytes = tree_size
+        .saturating_sub(last.tree_size)
+        .saturating_mul(LEAF_SIZE as u64);
+    log_bytes >= last.bytes.max(MIN_PURGE_LOG_BYTES)
+}
+
 /// The `sm_meta` key of the marker of an install in progress.
 const KEY_INSTALLING: &[u8] = b"installing";
 /// The latest built (or installed) snapshot, in the snapshot directory.
 const CURRENT_FILE: &str = "current.snap";
+/// What `current.snap` is a snapshot of (a [`KeptSnapshot`]), written after
+/// it; without it the file is not kept.
+const CURRENT_META: &str = "current.meta";
 /// A received snapshot being installed; durable before the marker is set.
 const INSTALL_FILE: &str = "install.snap";
 /// A received snapshot copied from a file that is not ours.
@@ -350,6 +398,8 @@ struct Files {
 struct Stats {
     build: Option<WriteStats>,
     install: Option<InstallStats>,
+    /// The latest snapshot built or installed, or the state at open.
+    point: Option<SnapshotPoint>,
 }
 
 struct Inner {
@@ -490,14 +540,60 @@ fn clean_snapshot_dir(dir: &Path, keep_install: bool) -> Result<(), StoreError> 
         let entry = entry.map_err(snap_io(dir))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let stale = name.ends_with(".tmp")
-            || name == CURRENT_FILE
-            || (name == INSTALL_FILE && !keep_install);
+        let stale = name.ends_with(".tmp") || (name == INSTALL_FILE && !keep_install);
         if stale {
             remove_if_present(&entry.path())?;
         }
     }
     Ok(())
+}
+
+/// The metadata kept beside `current.snap` (postcard, in `current.meta`).
+#[derive(Debug, Serialize, Deserialize)]
+struct KeptSnapshot {
+    meta: SnapshotMeta<NodeId, BasicNode>,
+    tree_size: u64,
+    /// Bytes of `current.snap`.
+    bytes: u64,
+}
+
+/// Makes the complete, synced snapshot file `src` the kept `current.snap`
+/// and records `kept` in `current.meta`. The old metadata goes first and the
+/// new is written (synced) last, so a crash in between leaves a file
+/// without metadata, which [`kept_snapshot`] deletes.
+fn keep_current(dir: &Path, src: &Path, kept: &KeptSnapshot) -> Result<(), StoreError> {
+    let meta_path = dir.join(CURRENT_META);
+    remove_if_present(&meta_path)?;
+    let current = dir.join(CURRENT_FILE);
+    fs::rename(src, &current).map_err(snap_io(&current))?;
+    let bytes = postcard::to_stdvec(kept)
+        .map_err(|e| StoreError::Corrupt(format!("encoding snapshot metadata: {e}")))?;
+    let tmp = dir.join("current.meta.tmp");
+    fs::write(&tmp, bytes)
+        .and_then(|()| File::open(&tmp)?.sync_all())
+        .map_err(snap_io(&tmp))?;
+    fs::rename(&tmp, &meta_path).map_err(snap_io(&meta_path))?;
+    sync_dir(dir)
+}
+
+/// The snapshot kept from before a restart, if `current.meta` describes
+/// `current.snap` (its size) and a state no newer than `applied`; anything
+/// else is deleted. Not read through: a damaged file is refused by the
+/// receiver's checks (format, checksum, state) like any other.
+fn kept_snapshot(dir: &Path, applied: &Applied) -> Result<Option<KeptSnapshot>, StoreError> {
+    let (meta_path, current) = (dir.join(CURRENT_META), dir.join(CURRENT_FILE));
+    let kept = fs::read(&meta_path)
+        .ok()
+        .and_then(|b| postcard::from_bytes::<KeptSnapshot>(&b).ok())
+        .filter(|k| {
+            fs::metadata(&current).is_ok_and(|m| m.len() == k.bytes)
+                && k.meta.last_log_id <= applied.last_applied
+        });
+    if kept.is_none() {
+        remove_if_present(&meta_path)?;
+        remove_if_present(&current)?;
+    }
+    Ok(kept)
 }
 
 /// Writes into the column families in batches of at most `bound` bytes
@@ -716,8 +812,12 @@ fn recover_interrupted_install(
                     tree_size = applied.tree.size(),
                     "finished a snapshot install that was interrupted"
                 );
-                remove_if_present(&path)?;
-                return Ok(());
+                let kept = KeptSnapshot {
+                    meta: meta.clone(),
+                    tree_size: applied.tree.size(),
+                    bytes: fs::metadata(&path).map_err(snap_io(&path))?.len(),
+                };
+                return keep_current(&opts.dir, &path, &kept);
             }
             Err(e) => tracing::error!(
                 snapshot_id = %meta.snapshot_id,
@@ -761,6 +861,24 @@ impl StateMachine {
             recover_interrupted_install(&db, &opts, &marker)?;
         }
         let applied = read_state(&db)?;
+        let kept = kept_snapshot(&opts.dir, &applied)?;
+        // Without a kept snapshot the size of the last one is unknown:
+        // count from the tree at open, so that a restart never builds a
+        // snapshot at once; what is left of the log from before is purged
+        // with the next one.
+        let point = kept.as_ref().map_or(
+            SnapshotPoint {
+                tree_size: applied.tree.size(),
+                bytes: applied
+                    .tree
+                    .size()
+                    .saturating_mul(ESTIMATED_SNAPSHOT_BYTES_PER_LEAF),
+            },
+            |k| SnapshotPoint {
+                tree_size: k.tree_size,
+                bytes: k.bytes,
+            },
+        );
         let (state_tx, _) = watch::channel(applied.shard_state());
         Ok(StateMachine {
             inner: Arc::new(Inner {
@@ -769,9 +887,15 @@ impl StateMachine {
                 state_tx,
                 opts,
                 snapshot_lock: Mutex::new(()),
-                files: Mutex::new(Files::default()),
+                files: Mutex::new(Files {
+                    current: kept.map(|k| k.meta),
+                    ..Files::default()
+                }),
                 install_gen: AtomicU64::new(0),
-                stats: Mutex::new(Stats::default()),
+                stats: Mutex::new(Stats {
+                    point: Some(point),
+                    ..Stats::default()
+                }),
             }),
         })
     }
@@ -802,6 +926,21 @@ impl StateMachine {
     /// What the latest snapshot build since open wrote, if any.
     pub fn last_build_stats(&self) -> Option<WriteStats> {
         self.inner.stats.lock().ok().and_then(|s| s.build)
+    }
+
+    /// The tree and file size of the latest snapshot built or installed;
+    /// before the first one since open, the tree at open with an estimated
+    /// size. See [`snapshot_due`].
+    pub fn snapshot_point(&self) -> SnapshotPoint {
+        self.inner
+            .stats
+            .lock()
+            .ok()
+            .and_then(|s| s.point)
+            .unwrap_or(SnapshotPoint {
+                tree_size: 0,
+                bytes: 0,
+            })
     }
 
     /// What the latest snapshot install since open wrote, if any.
@@ -1025,8 +1164,9 @@ impl StateMachine {
                     writer.record(&key, &value).map_err(format)?;
                 }
             }
-            // Not synced: a built snapshot is not kept across a restart.
-            let (_file, stats) = writer.finish().map_err(format)?;
+            // Synced: it is kept across a restart.
+            let (file, stats) = writer.finish().map_err(format)?;
+            file.sync_all().map_err(snap_io(&tmp))?;
             Ok(stats)
         })();
         let stats = match written {
@@ -1043,13 +1183,26 @@ impl StateMachine {
         };
         let file = {
             let mut files = self.inner.files.lock().map_err(|_| lock_poisoned())?;
-            let current = dir.join(CURRENT_FILE);
-            fs::rename(&tmp, &current).map_err(snap_io(&current))?;
+            files.current = None;
+            let kept = KeptSnapshot {
+                meta: meta.clone(),
+                tree_size: applied.tree.size(),
+                bytes: stats.bytes,
+            };
+            if let Err(e) = keep_current(dir, &tmp, &kept) {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
             files.current = Some(meta.clone());
+            let current = dir.join(CURRENT_FILE);
             File::open(&current).map_err(snap_io(&current))?
         };
         if let Ok(mut s) = self.inner.stats.lock() {
             s.build = Some(stats);
+            s.point = Some(SnapshotPoint {
+                tree_size: applied.tree.size(),
+                bytes: stats.bytes,
+            });
         }
         tracing::info!(
             snapshot_id = %meta.snapshot_id,
@@ -1173,11 +1326,18 @@ impl StateMachine {
         *guard = applied;
         self.inner.install_gen.fetch_add(1, Ordering::SeqCst);
         self.publish(&guard);
+        let file_bytes = fs::metadata(&install).map_or(0, |m| m.len());
         {
-            // The installed file is a snapshot of exactly this state.
+            // The installed file (synced before the install) is a snapshot
+            // of exactly this state.
             let mut files = self.inner.files.lock().map_err(|_| lock_poisoned())?;
-            let current = dir.join(CURRENT_FILE);
-            match fs::rename(&install, &current) {
+            files.current = None;
+            let kept = KeptSnapshot {
+                meta: meta.clone(),
+                tree_size: guard.tree.size(),
+                bytes: file_bytes,
+            };
+            match keep_current(dir, &install, &kept) {
                 Ok(()) => files.current = Some(meta.clone()),
                 Err(e) => {
                     tracing::warn!(error = %e, "keeping the installed snapshot file failed; the next one is built");
@@ -1188,6 +1348,10 @@ impl StateMachine {
         }
         if let Ok(mut s) = self.inner.stats.lock() {
             s.install = Some(stats);
+            s.point = Some(SnapshotPoint {
+                tree_size: guard.tree.size(),
+                bytes: file_bytes,
+            });
         }
         tracing::info!(
             snapshot_id = %meta.snapshot_id,
@@ -1547,6 +1711,82 @@ mod tests {
             .build_snapshot()
             .await
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_built_snapshot_is_kept_across_a_reopen_and_stays_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = open(dir.path());
+        grow(&mut sm, 300, 100, 300).await;
+        let snapshot = built(&mut sm).await;
+        let bytes = fs::read(sm.snapshot_dir().join(CURRENT_FILE)).unwrap();
+        let point = sm.snapshot_point();
+        assert_eq!(point.tree_size, 300);
+        assert_eq!(point.bytes, bytes.len() as u64);
+        drop(sm);
+
+        let mut sm = open(dir.path());
+        let current = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, snapshot.meta);
+        let mut file = current.snapshot.into_std().await;
+        let mut read = Vec::new();
+        io::Read::read_to_end(&mut file, &mut read).unwrap();
+        assert_eq!(read, bytes);
+        assert_eq!(sm.snapshot_point(), point);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_file_without_matching_metadata_is_deleted_at_open() {
+        for damage in ["no metadata", "other length"] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut sm = open(dir.path());
+            grow(&mut sm, 300, 100, 300).await;
+            built(&mut sm).await;
+            let snapshots = sm.snapshot_dir().to_path_buf();
+            drop(sm);
+            match damage {
+                "no metadata" => fs::remove_file(snapshots.join(CURRENT_META)).unwrap(),
+                _ => {
+                    let file = OpenOptions::new()
+                        .append(true)
+                        .open(snapshots.join(CURRENT_FILE))
+                        .unwrap();
+                    io::Write::write_all(&mut &file, b"x").unwrap();
+                }
+            }
+
+            let mut sm = open(dir.path());
+            assert!(
+                sm.get_current_snapshot().await.unwrap().is_none(),
+                "{damage}"
+            );
+            assert!(!snapshots.join(CURRENT_FILE).exists(), "{damage}");
+            assert!(!snapshots.join(CURRENT_META).exists(), "{damage}");
+            // Counted from the tree at open: no snapshot is due at once.
+            assert_eq!(sm.snapshot_point().tree_size, 300, "{damage}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_due_once_the_log_since_the_last_outgrows_it() {
+        let leaves = |bytes: u64| bytes / LEAF_SIZE as u64;
+        let small = SnapshotPoint {
+            tree_size: 1000,
+            bytes: 50_000,
+        };
+        // Below the floor, however small the snapshot.
+        assert!(!snapshot_due(1000 + leaves(MIN_PURGE_LOG_BYTES) - 1, small));
+        assert!(snapshot_due(1000 + leaves(MIN_PURGE_LOG_BYTES), small));
+        // Above it, when the log since outgrows the snapshot.
+        let large = SnapshotPoint {
+            tree_size: 10_000_000,
+            bytes: 470_000_000,
+        };
+        assert!(!snapshot_due(10_000_000 + leaves(470_000_000) - 1, large));
+        assert!(snapshot_due(10_000_000 + leaves(470_000_000), large));
+        // A tree that shrank (a snapshot of a longer log was installed
+        // elsewhere) is never due.
+        assert!(!snapshot_due(5, large));
     }
 
     #[tokio::test]

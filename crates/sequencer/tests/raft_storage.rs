@@ -731,7 +731,10 @@ async fn a_snapshot_of_many_leaves_is_written_in_bounded_chunks_and_installed_in
     assert!(stats.largest_chunk <= CHUNK, "{stats:?}");
     assert!(stats.chunks >= file_len / CHUNK as u64, "{stats:?}");
     assert_eq!(stats.records, 1 + 5 + 5000 + 5000);
-    assert_eq!(files_in(leader.sm.snapshot_dir()), vec!["current.snap"]);
+    assert_eq!(
+        files_in(leader.sm.snapshot_dir()),
+        vec!["current.meta", "current.snap"]
+    );
 
     let mut follower = Shard::with_options(|o| o.install_batch_bytes = BATCH);
     follower.append(&[99_999]).await;
@@ -760,7 +763,10 @@ async fn a_snapshot_of_many_leaves_is_written_in_bounded_chunks_and_installed_in
     );
     // The installed file is the follower's current snapshot; nothing else
     // is left behind.
-    assert_eq!(files_in(follower.sm.snapshot_dir()), vec!["current.snap"]);
+    assert_eq!(
+        files_in(follower.sm.snapshot_dir()),
+        vec!["current.meta", "current.snap"]
+    );
     let current = follower.sm.get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(current.meta.last_log_id, leader.sm.state().last_applied);
 
@@ -773,7 +779,10 @@ async fn a_snapshot_of_many_leaves_is_written_in_bounded_chunks_and_installed_in
         .build_snapshot()
         .await
         .unwrap();
-    assert_eq!(files_in(leader.sm.snapshot_dir()), vec!["current.snap"]);
+    assert_eq!(
+        files_in(leader.sm.snapshot_dir()),
+        vec!["current.meta", "current.snap"]
+    );
     let current = leader.sm.get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(current.meta, newer.meta);
 }
@@ -871,7 +880,10 @@ async fn a_received_snapshot_streamed_in_chunks_installs() {
         .await
         .unwrap();
     assert_eq!(follower.sm.state(), leader.sm.state());
-    assert_eq!(files_in(follower.sm.snapshot_dir()), vec!["current.snap"]);
+    assert_eq!(
+        files_in(follower.sm.snapshot_dir()),
+        vec!["current.meta", "current.snap"]
+    );
     assert_eq!(
         follower.sm.leaves(768, 1000).unwrap(),
         leader.sm.leaves(768, 1000).unwrap()
