@@ -2,9 +2,10 @@
 //!
 //! [`Batcher::submit`] answers leaves that are already sequenced at once from
 //! the state machine's leaf-hash index (no proposal). The rest wait in a
-//! bounded pool; a background task closes a batch after
-//! [`BatcherConfig::max_delay`] or at [`BatcherConfig::max_leaves`] and
-//! proposes it as *one* `Command::Append` through `raft.client_write`. When
+//! bounded pool; a background task takes what is queued when a proposal slot
+//! is free, closes the batch after [`BatcherConfig::max_delay`] (none by
+//! default) or at [`BatcherConfig::max_leaves`], and proposes it as *one*
+//! `Command::Append` through `raft.client_write`. When
 //! the entry is committed and applied, every submitter of the batch gets its
 //! leaves' indices from `CommandResponse::Appended`.
 //!
@@ -35,8 +36,14 @@ use crate::shard::ShardError;
 use crate::state_machine::StateMachine;
 use crate::types::{Command, CommandResponse, LEAF_SIZE, NodeId, TypeConfig};
 
-/// Default time a batch stays open after its first submission.
-pub const DEFAULT_MAX_DELAY: Duration = Duration::from_millis(10);
+/// Default time a batch stays open after its first submission: none. The
+/// frontends already batch concurrent submissions (one `AddLeaves` call per
+/// batch), so a batch here is whatever is queued when a proposal slot is
+/// free: at light load every call is proposed at once, and under load the
+/// submissions that arrive while [`DEFAULT_MAX_IN_FLIGHT`] proposals are
+/// being committed make the next entry (group commit). A second timed
+/// batching layer only added its delay to every leaf's latency.
+pub const DEFAULT_MAX_DELAY: Duration = Duration::ZERO;
 /// Default most leaves per batch (one Raft entry of 128 KiB).
 pub const DEFAULT_MAX_LEAVES: usize = 1024;
 /// Default most leaves queued or in flight before submissions are refused.
@@ -49,7 +56,8 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BatcherConfig {
     /// How long a batch stays open after its first submission before it is
-    /// proposed. Default [`DEFAULT_MAX_DELAY`] (10 ms).
+    /// proposed; with zero, it holds what was queued when the slot became
+    /// free. Default [`DEFAULT_MAX_DELAY`] (zero).
     pub max_delay: Duration,
     /// Most leaves in one batch (one Raft entry). A submission larger than
     /// this is split over several batches. Default [`DEFAULT_MAX_LEAVES`].
@@ -284,7 +292,7 @@ impl Batcher {
     async fn lookup(&self, leaves: &[[u8; LEAF_SIZE]]) -> Result<Vec<Option<u64>>, ShardError> {
         let hashes: Vec<Hash> = leaves.iter().map(|l| cairn_tlog::leaf_hash(l)).collect();
         let sm = self.state_machine.clone();
-        Ok(blocking(move || hashes.iter().map(|h| sm.leaf_index(h)).collect()).await?)
+        Ok(blocking(move || sm.leaf_indices(&hashes)).await?)
     }
 
     /// Stops taking submissions, lets the batches already proposed finish
