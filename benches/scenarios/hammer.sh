@@ -27,15 +27,7 @@ bin="${CARGO_TARGET_DIR:-target}/release"
 work=$(mktemp -d)
 out="${OUT:-$work/results}"
 mkdir -p "$out"
-pid=
-cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+source benches/scenarios/common.sh
 
 # Starts the log under test in $work/$1 and waits (bounded) until it is
 # ready; sets $pid and $base.
@@ -51,15 +43,7 @@ start_log() {
     fi
     pid=$!
     base="http://127.0.0.1:$port/dev/"
-    for _ in $(seq 1 300); do
-        if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/readyz', timeout=1)" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.2
-    done
-    echo "the $name log did not get ready; its output:" >&2
-    cat "$work/$name.log" >&2
-    exit 1
+    wait_ready "$port" "$work/$name.log"
 }
 
 stop_log() {
