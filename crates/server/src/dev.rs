@@ -50,7 +50,7 @@ const POLICY: &str = "policy";
 /// log's own tools (`cairn submit`, load tests) run on the same machine and
 /// open one HTTP/1.1 connection per request in flight. The other limits are
 /// `cairn_http`'s defaults (slow headers and bodies cut off, 408).
-const DEV_MAX_CONNECTIONS_PER_IP: usize = 256;
+pub(crate) const DEV_MAX_CONNECTIONS_PER_IP: usize = 256;
 
 /// `DIR/cairn-dev.toml`: what this directory holds, so a start against the
 /// wrong directory or an incompatible layout fails before touching anything.

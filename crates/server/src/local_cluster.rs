@@ -206,7 +206,11 @@ pub fn configure(root: &Path, listen: SocketAddr, nodes: u8) -> anyhow::Result<L
     let frontend = format!(
         "# The local cluster's frontend (written by cairnd dev --nodes).\n\
          listen = \"{listen}\"\nsequencers = {sequencers}\n\n\
+         # As for cairnd dev: load tools on this machine open a connection\n\
+         # per request in flight.\n\
+         [http]\nmax_connections_per_ip = {}\n\n\
          [[shard]]\nname = \"{SHARD}\"\nlog_key = {}\ntiles = {}\n",
+        crate::dev::DEV_MAX_CONNECTIONS_PER_IP,
         toml_str(&log_pub),
         toml_str(&tiles),
     );
