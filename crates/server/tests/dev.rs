@@ -45,6 +45,24 @@ async fn wait_for_size(
     }
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cairnd_runs_with_two_malloc_arenas_unless_its_environment_says_otherwise() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut cairnd = Cairnd::start(&tmp.path().join("data"), free_port());
+    cairnd.wait_ready().await;
+    let environ = std::fs::read(format!("/proc/{}/environ", cairnd.pid())).expect("environ");
+    let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
+    let expected = match std::env::var("MALLOC_ARENA_MAX") {
+        Ok(value) => format!("MALLOC_ARENA_MAX={value}"),
+        Err(_) => "MALLOC_ARENA_MAX=2".to_owned(),
+    };
+    assert!(
+        vars.contains(&expected.as_bytes()),
+        "{expected} not in cairnd's environment"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dev_log_sequences_proves_and_survives_a_restart() {
     let tmp = tempfile::tempdir().expect("tempdir");
