@@ -90,8 +90,9 @@
 //! kept across restarts: its file is synced and `current.meta` (written
 //! last) records its Raft metadata, tree size and length, so a restarted
 //! node neither rebuilds a snapshot (openraft counts its snapshot policy
-//! from it) nor lacks one to send. Open deletes a `current.snap` whose
-//! metadata is missing or does not match it. `get_current_snapshot`
+//! from it) nor lacks one to send. Open reads it through and deletes a
+//! `current.snap` whose metadata is missing or does not match it, or that
+//! fails an installer's checks. `get_current_snapshot`
 //! returns that snapshot, `None` before the first one.
 //!
 //! # When snapshots are built
@@ -577,10 +578,17 @@ fn keep_current(dir: &Path, src: &Path, kept: &KeptSnapshot) -> Result<(), Store
 }
 
 /// The snapshot kept from before a restart, if `current.meta` describes
-/// `current.snap` (its size) and a state no newer than `applied`; anything
-/// else is deleted. Not read through: a damaged file is refused by the
-/// receiver's checks (format, checksum, state) like any other.
-fn kept_snapshot(dir: &Path, applied: &Applied) -> Result<Option<KeptSnapshot>, StoreError> {
+/// `current.snap` (its size) and a state no newer than `applied`, and the
+/// file passes the checks an installer makes (format, checksum, the state
+/// record against the metadata); anything else is deleted. Read through
+/// once: a damaged file sent to a lagging follower would be refused there
+/// again and again. That costs a read of the file (~1 s per 10^7 leaves),
+/// less than the build openraft makes at start without one.
+fn kept_snapshot(
+    db: &DB,
+    dir: &Path,
+    applied: &Applied,
+) -> Result<Option<KeptSnapshot>, StoreError> {
     let (meta_path, current) = (dir.join(CURRENT_META), dir.join(CURRENT_FILE));
     let kept = fs::read(&meta_path)
         .ok()
@@ -588,6 +596,13 @@ fn kept_snapshot(dir: &Path, applied: &Applied) -> Result<Option<KeptSnapshot>, 
         .filter(|k| {
             fs::metadata(&current).is_ok_and(|m| m.len() == k.bytes)
                 && k.meta.last_log_id <= applied.last_applied
+        })
+        .filter(|k| match stream_snapshot(db, &current, &k.meta, None) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "the kept snapshot is damaged; deleting it");
+                false
+            }
         });
     if kept.is_none() {
         remove_if_present(&meta_path)?;
@@ -861,7 +876,7 @@ impl StateMachine {
             recover_interrupted_install(&db, &opts, &marker)?;
         }
         let applied = read_state(&db)?;
-        let kept = kept_snapshot(&opts.dir, &applied)?;
+        let kept = kept_snapshot(&db, &opts.dir, &applied)?;
         // Without a kept snapshot the size of the last one is unknown:
         // count from the tree at open, so that a restart never builds a
         // snapshot at once; what is left of the log from before is purged
@@ -1736,8 +1751,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_snapshot_file_without_matching_metadata_is_deleted_at_open() {
-        for damage in ["no metadata", "other length"] {
+    async fn a_kept_snapshot_without_matching_metadata_or_intact_content_is_deleted_at_open() {
+        for damage in ["no metadata", "other length", "a flipped byte"] {
             let dir = tempfile::tempdir().unwrap();
             let mut sm = open(dir.path());
             grow(&mut sm, 300, 100, 300).await;
@@ -1746,6 +1761,13 @@ mod tests {
             drop(sm);
             match damage {
                 "no metadata" => fs::remove_file(snapshots.join(CURRENT_META)).unwrap(),
+                "a flipped byte" => {
+                    let path = snapshots.join(CURRENT_FILE);
+                    let mut bytes = fs::read(&path).unwrap();
+                    let middle = bytes.len() / 2;
+                    bytes[middle] ^= 1;
+                    fs::write(&path, bytes).unwrap();
+                }
                 _ => {
                     let file = OpenOptions::new()
                         .append(true)
