@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use cairn_cli::hammer::process_cpu;
 use cairn_client::LogClient;
 use cairn_proto::v1::AddLeavesRequest;
 use cairn_proto::v1::sequencer_client::SequencerClient;
@@ -224,17 +225,6 @@ fn memory(pid: u32) -> anyhow::Result<(f64, f64)> {
     Ok((kib("VmRSS:")?, kib("VmHWM:")?))
 }
 
-/// CPU seconds (user + system) of `pid`, in 1/100 s ticks (USER_HZ).
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = text.rsplit_once(')').context("bad /proc stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| -> anyhow::Result<f64> {
-        Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?)
-    };
-    Ok((ticks(11)? + ticks(12)?) / 100.0)
-}
-
 /// Waits until the log publishes a head of at least `size` leaves and
 /// returns its size.
 async fn published(log: &LogClient, size: u64) -> anyhow::Result<u64> {
@@ -321,7 +311,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut samples = Vec::new();
     let mut submitted = start_size;
-    let mut since = (Instant::now(), cpu_seconds(args.pid)?, start_size);
+    let mut since = (Instant::now(), process_cpu(args.pid)?, start_size);
     for &milestone in &args.report_at {
         let mut calls = JoinSet::new();
         let mut queue = VecDeque::new();
@@ -343,7 +333,7 @@ async fn main() -> anyhow::Result<()> {
         }
         samples.extend(queue.drain(..));
         let size = published(&log, milestone).await?;
-        let (now, cpu) = (Instant::now(), cpu_seconds(args.pid)?);
+        let (now, cpu) = (Instant::now(), process_cpu(args.pid)?);
         let grown = (milestone - since.2) as f64;
         let (rss, hwm) = memory(args.pid)?;
         let shard_dir = args.data_dir.join("raft").join(&args.shard);
@@ -386,7 +376,7 @@ async fn main() -> anyhow::Result<()> {
                 m.proof_p99_us
             );
         }
-        since = (Instant::now(), cpu_seconds(args.pid)?, milestone);
+        since = (Instant::now(), process_cpu(args.pid)?, milestone);
     }
     drop(rx);
     let _ = signer.join();

@@ -768,7 +768,7 @@ async fn progress_line(stats: Arc<Stats>, start: Instant, end: Instant, quiet: b
 
 /// CPU seconds (user + system) process `pid` has used, from
 /// `/proc/<pid>/stat`, in clock ticks of 1/100 s (Linux's USER_HZ).
-fn process_cpu(pid: u32) -> anyhow::Result<f64> {
+pub fn process_cpu(pid: u32) -> anyhow::Result<f64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("--pid {pid}: reading /proc/{pid}/stat"))?;
     // The command name (field 2) may hold spaces; fields count from after it.
