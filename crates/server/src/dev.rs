@@ -5,7 +5,8 @@
 //! store (or, with `--object-store FILE`, wherever that file says, e.g. an S3
 //! bucket), the frontend and the collector talking to the sequencer over real
 //! gRPC on loopback, and an embedded witness that the collector reaches over
-//! HTTP like any other witness.
+//! HTTP like any other witness (on a loopback listener of its own, out of
+//! reach of the public listener's connection caps).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -173,6 +174,17 @@ impl DevDir {
     /// [`read_witness_lines`]), plus the embedded witness's line if they
     /// name it.
     pub fn policy_text(&self, listen: SocketAddr, witnesses: Option<&str>) -> String {
+        self.policy_text_with_witness_at(listen, listen, witnesses)
+    }
+
+    /// [`policy_text`](Self::policy_text) with the embedded witness served
+    /// at `witness_at` rather than beside the log.
+    fn policy_text_with_witness_at(
+        &self,
+        listen: SocketAddr,
+        witness_at: SocketAddr,
+        witnesses: Option<&str>,
+    ) -> String {
         let log = format!(
             "# Sigsum policy for the cairnd dev log (written by cairnd at every start).\n\
              log {} {}\n",
@@ -180,7 +192,7 @@ impl DevDir {
             base_url(listen).trim_end_matches('/'),
         );
         let embedded = format!(
-            "witness {WITNESS_POLICY_NAME} {} http://{listen}/witness\n",
+            "witness {WITNESS_POLICY_NAME} {} http://{witness_at}/witness\n",
             self.witness_key.public_key().to_hex(),
         );
         match witnesses {
@@ -373,6 +385,21 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {grpc_listen} (gRPC)"))?;
     let grpc_addr = grpc.local_addr()?;
+    // The collector reaches the embedded witness through a loopback
+    // listener of its own. Through the public one, clients holding all of
+    // its connections (a load test on this machine does) would cut the log
+    // off from its witness, and nothing would be published until they let go.
+    let witness_http = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .context("listening on loopback for the collector's witness requests")?;
+    let witness_addr = witness_http.local_addr()?;
+    let collector_policy = Policy::parse(
+        dir.policy_text_with_witness_at(listen, witness_addr, witness_lines.as_deref())
+            .as_bytes(),
+    )
+    .context("the collector's policy")?;
+    let witness_server =
+        cairn_http::Server::new(cairn_http::HttpConfig::default()).context("HTTP limits")?;
     let http_server = cairn_http::Server::new(cairn_http::HttpConfig {
         max_connections_per_ip: DEV_MAX_CONNECTIONS_PER_IP,
         ..cairn_http::HttpConfig::default()
@@ -423,14 +450,14 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     let sequencer = SequencerPool::new([format!("http://{grpc_addr}")], PoolOptions::default())
         .context("the sequencer client")?;
 
-    let witness = Witness::with_system_clock(
+    let witness = Arc::new(Witness::with_system_clock(
         WitnessConfig::for_sigsum_logs(
             WITNESS_NAME,
             dir.witness_key.clone(),
             [&dir.log_key.public_key()],
         ),
         WitnessState::open(root.join("witness")).context("opening the witness state")?,
-    )?;
+    )?);
 
     let frontend = cairn_frontend::router(
         vec![ShardFrontend {
@@ -452,7 +479,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         Some(Arc::new(
             Collector::new(
                 CollectorConfig::new(SHARD),
-                policy,
+                collector_policy,
                 dir.log_key.public_key(),
                 sequencer,
                 tiles.clone(),
@@ -461,7 +488,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         ))
     };
     let app = axum::Router::new()
-        .nest("/witness", cairn_witness::router(Arc::new(witness)))
+        .nest("/witness", cairn_witness::router(Arc::clone(&witness)))
         .merge(ops::router(ops::Ops {
             shards: vec![shard.clone()],
             collectors: collector.iter().cloned().collect(),
@@ -491,6 +518,11 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     println!();
 
     let serve_task = tokio::spawn(http_server.serve(http, app, stopped(stop_rx.clone())));
+    let witness_task = tokio::spawn(witness_server.serve(
+        witness_http,
+        axum::Router::new().nest("/witness", cairn_witness::router(witness)),
+        stopped(stop_rx.clone()),
+    ));
 
     let fatal = tokio::select! {
         () = wait_for_signal() => None,
@@ -503,6 +535,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     stop_tx.send_replace(true);
     // Bounded by the listener's shutdown grace.
     serve_task.await.context("HTTP server task")?;
+    witness_task.await.context("witness HTTP server task")?;
     if let Some(task) = collector_task
         && let Err(e) = task.await
     {

@@ -63,6 +63,64 @@ async fn cairnd_runs_with_two_malloc_arenas_unless_its_environment_says_otherwis
     );
 }
 
+/// The collector reaches the embedded witness through a listener of its
+/// own, so clients holding every connection the public listener allows
+/// their address (a load test on the same machine does) cannot stop
+/// publication. Before, the log then answered every add-leaf 202 for as
+/// long as they held on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_holding_every_public_connection_do_not_cut_the_log_off_from_its_witness() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let listen = free_port();
+    let mut cairnd = Cairnd::start(&tmp.path().join("data"), listen);
+    cairnd.wait_ready().await;
+    // Past the header-read timeout (10 s), the server has closed every
+    // kept-alive connection, the collector's (if it used this listener)
+    // among them.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    // More than the dev listener's per-address cap (256), all from
+    // 127.0.0.1, held idle: the server refuses the excess at once and
+    // keeps the rest until the header-read timeout.
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        held.push(
+            tokio::net::TcpStream::connect(listen)
+                .await
+                .expect("connect"),
+        );
+    }
+    let holding_since = Instant::now();
+    // A submitter from another address, well within the holders' 10 s.
+    let http = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("client");
+    let body =
+        cairn_sigsum::api::AddLeafRequest::sign(&SigningKey::from_seed(&[42; 32]), &message(0))
+            .to_ascii();
+    let mut statuses = Vec::new();
+    while holding_since.elapsed() < Duration::from_secs(7) {
+        let status = http
+            .post(format!("{}add-leaf", cairnd.base_url()))
+            .body(body.clone())
+            .send()
+            .await
+            .expect("add-leaf")
+            .status();
+        statuses.push(status);
+        if status == reqwest::StatusCode::OK {
+            break;
+        }
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&reqwest::StatusCode::OK),
+        "add-leaf answers while the public listener was full: {statuses:?}"
+    );
+    drop(held);
+    cairnd.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dev_log_sequences_proves_and_survives_a_restart() {
     let tmp = tempfile::tempdir().expect("tempdir");
