@@ -7,7 +7,8 @@
 #   benches/scenarios/hammer.sh [--cluster] [--duration SECONDS]
 #
 # Writes every run's JSON summary to $OUT (default: a temporary directory,
-# printed at the end). Needs python3 for the table.
+# printed at the end). Needs python3 for the table. CAIRND=/path/to/cairnd
+# runs another build of the log under the same hammer (a before/after).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -24,6 +25,7 @@ done
 
 cargo build --release --locked --bin cairnd --bin cairn >&2
 bin="${CARGO_TARGET_DIR:-target}/release"
+cairnd="${CAIRND:-$bin/cairnd}"
 work=$(mktemp -d)
 out="${OUT:-$work/results}"
 mkdir -p "$out"
@@ -35,10 +37,10 @@ start_log() {
     local name=$1 port
     port=$(free_port)
     if $cluster && [ "$name" = cluster ]; then
-        "$bin/cairnd" dev --nodes 3 --data-dir "$work/$name" --listen "127.0.0.1:$port" \
+        "$cairnd" dev --nodes 3 --data-dir "$work/$name" --listen "127.0.0.1:$port" \
             >"$work/$name.log" 2>&1 &
     else
-        "$bin/cairnd" dev --data-dir "$work/$name" --listen "127.0.0.1:$port" \
+        "$cairnd" dev --data-dir "$work/$name" --listen "127.0.0.1:$port" \
             >"$work/$name.log" 2>&1 &
     fi
     pid=$!

@@ -419,7 +419,12 @@ pub(crate) async fn add_leaf(
             }
         }
     }
-    let leaf = request.to_leaf().map_err(|e| match e {
+    let leaf = shard
+        .submitter_keys
+        .get(&request.public_key)
+        .map_err(LeafError::WeakKey)
+        .and_then(|key| request.to_leaf_with(&key))
+        .map_err(|e| match e {
         // 403 like a bad signature, not 400: the request is well-formed,
         // but a weak key's signature authenticates no one (anyone can make
         // one), which is what 403 says of a signature. It also keeps
@@ -430,11 +435,18 @@ pub(crate) async fn add_leaf(
         )),
         _ => ApiError::Forbidden(format!("invalid leaf signature: {e}")),
     })?;
-    let status = match shard.batcher.submit(leaf.to_bytes()).await? {
-        Outcome::Committed { index } if shard.published.wait_includes(index, deadline).await => {
-            StatusCode::OK
+    let bytes = leaf.to_bytes();
+    let status = match shard.batcher.submit(bytes).await? {
+        Outcome::Committed { index } => {
+            // Its inclusion proof is what the submitter asks for next.
+            shard.lookups.remember(cairn_tlog::leaf_hash(&bytes), index);
+            if shard.published.wait_includes(index, deadline).await {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            }
         }
-        Outcome::Committed { .. } | Outcome::Pending => StatusCode::ACCEPTED,
+        Outcome::Pending => StatusCode::ACCEPTED,
     };
     Ok(status.into_response())
 }

@@ -64,6 +64,7 @@ mod convert;
 mod error;
 mod fresh;
 mod info;
+mod keys;
 mod lookups;
 mod published;
 mod shard;

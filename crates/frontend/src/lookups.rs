@@ -5,15 +5,24 @@
 //! batch rather than per request; a lone lookup goes out at once, alone
 //! (nothing waits to fill a batch).
 //!
+//! Found indices are kept (LRU), and so are the indices of the leaves this
+//! frontend itself got committed: a submitter asks for the inclusion proof
+//! of its leaf right after add-leaf's 200, usually of the same frontend,
+//! and a leaf's index never changes once committed (the sequencer logs a
+//! leaf once), so those proofs need no call at all. A leaf not found is
+//! not kept: it may be logged a moment later.
+//!
 //! A sequencer from before `GetLeafIndices` answers UNIMPLEMENTED; then
 //! each lookup of the batch is its own `GetLeafIndex` call, as before.
 
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_proto::SequencerPool;
 use cairn_proto::v1::{GetLeafIndexRequest, GetLeafIndicesRequest};
 use cairn_sigsum::Hash;
+use lru::LruCache;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use tonic::Code;
@@ -28,6 +37,11 @@ const IN_FLIGHT: usize = 4;
 /// them first in practice).
 const QUEUE: usize = 4096;
 
+/// Leaf indices kept (about 80 bytes each, 2.5 MiB in all): several
+/// seconds of add-leaf at full speed, so that a submitter's proof request
+/// after its 200 finds its leaf.
+const INDICES_KEPT: NonZeroUsize = NonZeroUsize::new(32 * 1024).expect("non-zero");
+
 /// One lookup and where its answer goes.
 #[derive(Debug)]
 struct Lookup {
@@ -39,6 +53,26 @@ struct Lookup {
 #[derive(Debug)]
 pub(crate) struct Lookups {
     queue: mpsc::Sender<Lookup>,
+    known: Arc<Known>,
+}
+
+/// Indices known to be committed, by leaf hash.
+#[derive(Debug)]
+struct Known(Mutex<LruCache<Hash, u64>>);
+
+impl Known {
+    fn get(&self, hash: &Hash) -> Option<u64> {
+        self.lock().get(hash).copied()
+    }
+
+    fn put(&self, hash: Hash, index: u64) {
+        self.lock().put(hash, index);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<Hash, u64>> {
+        // Each entry is written whole; a panicking holder leaves none torn.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Lookups {
@@ -46,12 +80,28 @@ impl Lookups {
     /// by `timeout`.
     pub(crate) fn spawn(shard: &str, sequencer: SequencerPool, timeout: Duration) -> Lookups {
         let (queue, queued) = mpsc::channel(QUEUE);
-        tokio::spawn(run(shard.to_owned(), sequencer, timeout, queued));
-        Lookups { queue }
+        let known = Arc::new(Known(Mutex::new(LruCache::new(INDICES_KEPT))));
+        tokio::spawn(run(
+            shard.to_owned(),
+            sequencer,
+            timeout,
+            queued,
+            Arc::clone(&known),
+        ));
+        Lookups { queue, known }
+    }
+
+    /// Records that the leaf with `hash` is committed at `index` (the
+    /// sequencer said so in answer to this frontend's add-leaf).
+    pub(crate) fn remember(&self, hash: Hash, index: u64) {
+        self.known.put(hash, index);
     }
 
     /// The index of the leaf with `hash`, if the sequencer has it.
     pub(crate) async fn index(&self, hash: Hash) -> Result<Option<u64>, ApiError> {
+        if let Some(index) = self.known.get(&hash) {
+            return Ok(Some(index));
+        }
         let (reply, answer) = oneshot::channel();
         let gone = || ApiError::Internal("the leaf lookup task has stopped".to_owned());
         self.queue
@@ -67,6 +117,7 @@ async fn run(
     sequencer: SequencerPool,
     timeout: Duration,
     mut queued: mpsc::Receiver<Lookup>,
+    known: Arc<Known>,
 ) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
@@ -82,16 +133,22 @@ async fn run(
         {
             batch.push(next);
         }
-        let (shard, sequencer) = (shard.clone(), sequencer.clone());
+        let (shard, sequencer, known) = (shard.clone(), sequencer.clone(), Arc::clone(&known));
         tokio::spawn(async move {
-            answer(&shard, &sequencer, Instant::now() + timeout, batch).await;
+            answer(&shard, &sequencer, Instant::now() + timeout, batch, &known).await;
             drop(slot);
         });
     }
 }
 
 /// Looks `batch` up and answers each lookup.
-async fn answer(shard: &str, sequencer: &SequencerPool, deadline: Instant, batch: Vec<Lookup>) {
+async fn answer(
+    shard: &str,
+    sequencer: &SequencerPool,
+    deadline: Instant,
+    batch: Vec<Lookup>,
+    known: &Known,
+) {
     let request = GetLeafIndicesRequest {
         shard: shard.to_owned(),
         leaf_hashes: batch.iter().map(|l| l.hash.to_vec()).collect(),
@@ -105,6 +162,9 @@ async fn answer(shard: &str, sequencer: &SequencerPool, deadline: Instant, batch
     match answered {
         Ok(response) if response.results.len() == batch.len() => {
             for (lookup, result) in batch.into_iter().zip(response.results) {
+                if result.found {
+                    known.put(lookup.hash, result.index);
+                }
                 let _ = lookup.reply.send(Ok(result.found.then_some(result.index)));
             }
         }

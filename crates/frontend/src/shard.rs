@@ -24,6 +24,7 @@ use crate::batcher::Batcher;
 use crate::config::{FrontendConfig, ShardLimits};
 use crate::error::ApiError;
 use crate::fresh::Fresh;
+use crate::keys::{KEYS_KEPT, KeyCache};
 use crate::lookups::Lookups;
 use crate::published::Published;
 use crate::token::TokenCheck;
@@ -70,6 +71,8 @@ pub(crate) struct Shard {
     pub(crate) public_base_url: Option<String>,
     /// Verifies submit tokens; `None`: they are only parsed.
     pub(crate) token_check: Option<TokenCheck>,
+    /// Prepared keys of recent submitters.
+    pub(crate) submitter_keys: KeyCache,
     /// The newest published head this frontend has seen, its log
     /// signature verified: served (and trusted for reads) whenever the
     /// sequencer node asked is behind it (see `Shard::heads`).
@@ -110,6 +113,7 @@ impl Shard {
                 .token_verifier
                 .clone()
                 .map(|verifier| TokenCheck::new(verifier, config.token_timeout)),
+            submitter_keys: KeyCache::new(KEYS_KEPT),
             newest_head: std::sync::Mutex::new(None),
             fresh_heads,
             lookups,

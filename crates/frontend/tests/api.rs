@@ -484,6 +484,35 @@ async fn inclusion_proofs_work_against_a_sequencer_without_batched_lookups() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaf_added_here_or_looked_up_once_is_proved_without_asking_the_sequencer() {
+    let h = with_leaves(10, Options::default()).await;
+    let calls = || h.log.lookup_calls.load(Ordering::SeqCst);
+    // Added through this frontend: its 200 taught it the index.
+    let (req, leaf) = request(10);
+    assert_eq!(h.add_leaf(req.to_ascii()).await.status(), StatusCode::OK);
+    let leaf_hash = cairn_tlog::leaf_hash(&leaf.to_bytes());
+    let path = format!("get-inclusion-proof/11/{}", hex::encode(leaf_hash));
+    let proof = InclusionProof::parse(text(h.get(&path).await).await.as_bytes()).unwrap();
+    assert_eq!(proof.leaf_index, 10);
+    assert_eq!(calls(), 0);
+    // Logged by someone else: one lookup, then none.
+    let other = cairn_tlog::leaf_hash(&leaves(10)[3]);
+    for _ in 0..3 {
+        let path = format!("get-inclusion-proof/11/{}", hex::encode(other));
+        let proof = InclusionProof::parse(text(h.get(&path).await).await.as_bytes()).unwrap();
+        assert_eq!(proof.leaf_index, 3);
+    }
+    assert_eq!(calls(), 1);
+    // Not found is asked again each time: the leaf may be logged later.
+    let unknown = hex::encode([7u8; 32]);
+    for _ in 0..2 {
+        let response = h.get(&format!("get-inclusion-proof/11/{unknown}")).await;
+        expect_error(response, StatusCode::NOT_FOUND, "unknown leaf").await;
+    }
+    assert_eq!(calls(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consistency_proofs_verify_between_sizes() {
     let all = leaves(300);
     let roots = roots(&all);

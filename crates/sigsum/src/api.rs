@@ -17,7 +17,7 @@
 use crate::ascii::{self, Parser, Reason, ValueError, Writer, parse_hex, parse_int};
 use cairn_tlog::proof::{ProofError, verify_consistency, verify_inclusion};
 
-use crate::crypto::{Hash, PublicKey, Signature, SigningKey};
+use crate::crypto::{Hash, PublicKey, Signature, SigningKey, StrongKey};
 use crate::leaf::{Leaf, LeafError, checksum};
 use crate::tree_head::TreeHead;
 
@@ -307,12 +307,25 @@ impl AddLeafRequest {
     /// The leaf this request asks the log to add, if its signature verifies
     /// (else the log answers 403).
     pub fn to_leaf(&self) -> Result<Leaf, LeafError> {
+        self.to_leaf_with(&StrongKey::new(self.public_key).map_err(LeafError::WeakKey)?)
+    }
+
+    /// [`to_leaf`](Self::to_leaf) with the request's key checked and
+    /// prepared before ([`StrongKey::new`] of `public_key`); another key
+    /// is refused as a key hash mismatch.
+    pub fn to_leaf_with(&self, key: &StrongKey) -> Result<Leaf, LeafError> {
+        if *key.public_key() != self.public_key {
+            return Err(LeafError::KeyHashMismatch {
+                leaf: self.public_key.key_hash(),
+                key: *key.key_hash(),
+            });
+        }
         let leaf = Leaf {
             checksum: checksum(&self.message),
             signature: self.signature,
-            key_hash: self.public_key.key_hash(),
+            key_hash: *key.key_hash(),
         };
-        leaf.verify(&self.public_key)?;
+        leaf.verify_with(key)?;
         Ok(leaf)
     }
 }
@@ -556,6 +569,20 @@ mod tests {
         let mut bad = req;
         bad.message[0] ^= 1;
         assert_eq!(bad.to_leaf(), Err(LeafError::BadSignature));
+    }
+
+    #[test]
+    fn add_leaf_with_a_prepared_key_refuses_a_key_other_than_the_requests() {
+        let key = SigningKey::from_seed(&[5; 32]);
+        let other = SigningKey::from_seed(&[6; 32]);
+        let req = AddLeafRequest::sign(&key, &[1; 32]);
+        let prepared = StrongKey::new(key.public_key()).unwrap();
+        assert_eq!(req.to_leaf_with(&prepared), req.to_leaf());
+        let wrong = StrongKey::new(other.public_key()).unwrap();
+        assert!(matches!(
+            req.to_leaf_with(&wrong),
+            Err(LeafError::KeyHashMismatch { .. })
+        ));
     }
 
     #[test]

@@ -57,6 +57,57 @@ pub enum WeakKeyError {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyHash(pub Hash);
 
+/// A public key that passed [`PublicKey::check_strong`], decompressed
+/// once so that it can verify many signatures.
+///
+/// Checking and decompressing a key costs a field inversion and a square
+/// root, a noticeable share of one verification; submitters reuse their
+/// keys, so a log keeps these (see the frontend's key cache) instead of
+/// redoing that work for every leaf. Verification rules are exactly those
+/// of [`PublicKey::verify_strict`], which is built on this type.
+#[derive(Clone, Debug)]
+pub struct StrongKey {
+    key: PublicKey,
+    key_hash: KeyHash,
+    point: ed25519_dalek::VerifyingKey,
+}
+
+impl StrongKey {
+    /// Checks `key` (large order, canonical encoding) and prepares it.
+    pub fn new(key: PublicKey) -> Result<StrongKey, WeakKeyError> {
+        let point =
+            ed25519_dalek::VerifyingKey::from_bytes(&key.0).map_err(|_| WeakKeyError::NotAPoint)?;
+        if point.is_weak() {
+            return Err(WeakKeyError::SmallOrder);
+        }
+        if point.to_edwards().compress().to_bytes() != key.0 {
+            return Err(WeakKeyError::NonCanonical);
+        }
+        Ok(StrongKey {
+            key,
+            key_hash: key.key_hash(),
+            point,
+        })
+    }
+
+    /// The key as it came.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    /// `SHA-256(key)`, computed once.
+    pub fn key_hash(&self) -> &KeyHash {
+        &self.key_hash
+    }
+
+    /// [`PublicKey::verify_strict`] with this key.
+    pub fn verify_strict(&self, msg: &[u8], sig: &Signature) -> bool {
+        self.point
+            .verify_strict(msg, &ed25519_dalek::Signature::from_bytes(&sig.0))
+            .is_ok()
+    }
+}
+
 /// A 64-byte Ed25519 signature.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Signature(pub [u8; 64]);
@@ -95,15 +146,7 @@ impl PublicKey {
     /// bit set) names the same point as another 32-byte string, so two key
     /// hashes would stand for one key.
     pub fn check_strong(&self) -> Result<(), WeakKeyError> {
-        let vk = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
-            .map_err(|_| WeakKeyError::NotAPoint)?;
-        if vk.is_weak() {
-            return Err(WeakKeyError::SmallOrder);
-        }
-        if vk.to_edwards().compress().to_bytes() != self.0 {
-            return Err(WeakKeyError::NonCanonical);
-        }
-        Ok(())
+        StrongKey::new(*self).map(|_| ())
     }
 
     /// Verifies like [`verify`](Self::verify), and also refuses what
@@ -116,14 +159,7 @@ impl PublicKey {
     /// configured itself (log and witness keys in a policy) keep the
     /// Go-compatible [`verify`](Self::verify).
     pub fn verify_strict(&self, msg: &[u8], sig: &Signature) -> bool {
-        if self.check_strong().is_err() {
-            return false;
-        }
-        let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&self.0) else {
-            return false;
-        };
-        vk.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(&sig.0))
-            .is_ok()
+        StrongKey::new(*self).is_ok_and(|key| key.verify_strict(msg, sig))
     }
 
     /// [`verify_strict`](Self::verify_strict) of a signature over

@@ -33,4 +33,4 @@ pub mod quorum;
 pub mod token;
 pub mod tree_head;
 
-pub use crypto::{Hash, KeyHash, PublicKey, Signature, SigningKey, WeakKeyError};
+pub use crypto::{Hash, KeyHash, PublicKey, Signature, SigningKey, StrongKey, WeakKeyError};

@@ -105,6 +105,8 @@ pub struct FakeLog {
     reads_unavailable: std::sync::atomic::AtomicBool,
     /// `AddLeaves` calls received (counted before any gate).
     pub add_calls: AtomicUsize,
+    /// `GetLeafIndex` and `GetLeafIndices` calls received.
+    pub lookup_calls: AtomicUsize,
     /// Bumped whenever the heads change, for `WatchTreeHeads` streams.
     changes: tokio::sync::watch::Sender<u64>,
 }
@@ -340,6 +342,7 @@ impl Sequencer for FakeSequencer {
         request: Request<pb::GetLeafIndexRequest>,
     ) -> Result<Response<pb::GetLeafIndexResponse>, Status> {
         check_shard(&request.get_ref().shard)?;
+        self.0.lookup_calls.fetch_add(1, Ordering::SeqCst);
         let state = self.0.state.lock().await;
         lookup(&state, &request.get_ref().leaf_hash).map(Response::new)
     }
@@ -349,6 +352,7 @@ impl Sequencer for FakeSequencer {
         request: Request<pb::GetLeafIndicesRequest>,
     ) -> Result<Response<pb::GetLeafIndicesResponse>, Status> {
         check_shard(&request.get_ref().shard)?;
+        self.0.lookup_calls.fetch_add(1, Ordering::SeqCst);
         if self.0.no_batched_lookups {
             return Err(Status::unimplemented("GetLeafIndices"));
         }
@@ -498,6 +502,7 @@ impl Harness {
             no_batched_lookups: options.no_batched_lookups,
             reads_unavailable: std::sync::atomic::AtomicBool::new(false),
             add_calls: AtomicUsize::new(0),
+            lookup_calls: AtomicUsize::new(0),
         });
 
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
