@@ -345,6 +345,26 @@ async fn the_dev_log_on_s3_stalls_under_each_fault_and_recovers_without_losing_a
         proxy.set(fault);
         let fault_started = Instant::now();
         tokio::time::sleep(FAULT).await;
+        if matches!(fault, Fault::LoseWriteResponses) {
+            // Held until a lost response has met both kinds of write (the
+            // checks after the loop): a checkpoint is written only when a
+            // new head is cosigned, so a fixed window sometimes saw none.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                let text = scrape_metrics(&format!("http://{listen}")).await;
+                let met = |op: &str| {
+                    metric_sum(
+                        &text,
+                        "cairn_object_store_operation_duration_seconds_count",
+                        &format!("op=\"{op}\",outcome=\"conflict\""),
+                    ) > 0.0
+                };
+                if met("put_create") && met("put_update") {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
         let (size_during, _) = served_head(&client).await.expect("the frontend answers");
         proxy.set(Fault::Pass);
         let ended = Instant::now();

@@ -44,7 +44,9 @@ pub enum Fault {
     Reset,
     /// Forward every other `PUT` (so the write happens upstream) and reset
     /// the connection instead of returning its response; other requests
-    /// pass. The client sees an error after a successful write, and its
+    /// pass. Checkpoint `PUT`s are counted apart from the rest, so that
+    /// some of them lose their response whatever the number of tile writes
+    /// between two checkpoints. The client sees an error after a successful write, and its
     /// retry meets the object it wrote.
     LoseWriteResponses,
 }
@@ -78,7 +80,7 @@ impl FaultProxy {
             upstream,
             fault: Arc::clone(&fault),
             stats: Arc::clone(&stats),
-            puts: Arc::new(AtomicU64::new(0)),
+            puts: Arc::new([AtomicU64::new(0), AtomicU64::new(0)]),
         };
         let task = tokio::spawn(async move {
             loop {
@@ -124,8 +126,9 @@ struct Shared {
     upstream: SocketAddr,
     fault: Arc<Mutex<Fault>>,
     stats: Arc<ProxyStats>,
-    /// PUTs seen in [`Fault::LoseWriteResponses`], to lose every other one.
-    puts: Arc<AtomicU64>,
+    /// PUTs seen in [`Fault::LoseWriteResponses`], to lose every other one:
+    /// `[others, checkpoints]`.
+    puts: Arc<[AtomicU64; 2]>,
 }
 
 type IoResult<T> = std::io::Result<T>;
@@ -203,9 +206,15 @@ impl Shared {
             _ => {}
         }
         let response = self.forward(&head, body).await?;
+        let checkpoint = head
+            .split_ascii_whitespace()
+            .nth(1)
+            .is_some_and(|path| path.ends_with("/checkpoint"));
         if fault == Fault::LoseWriteResponses
             && head.starts_with("PUT ")
-            && self.puts.fetch_add(1, Ordering::Relaxed).is_multiple_of(2)
+            && self.puts[usize::from(checkpoint)]
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(2)
         {
             self.stats.lost_responses.fetch_add(1, Ordering::Relaxed);
             reset(client);
