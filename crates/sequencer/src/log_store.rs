@@ -300,13 +300,32 @@ fn lock_holder(e: &rocksdb::Error) -> Option<LockHolder> {
     }
 }
 
-/// Memtable bytes of all column families of one shard database together;
-/// beyond it RocksDB flushes the largest memtable.
+/// Memtable bytes of every column family of every shard database in this
+/// process together; beyond it RocksDB flushes the largest memtable.
 pub const MEMTABLE_BUDGET_BYTES: usize = 32 << 20;
 /// Largest memtable of one column family.
 const CF_WRITE_BUFFER_BYTES: usize = 16 << 20;
-/// Block cache of one shard database (data, index and filter blocks).
+/// Block cache shared by every shard database in this process (data,
+/// index and filter blocks).
 pub const BLOCK_CACHE_BYTES: usize = 32 << 20;
+
+/// The RocksDB memory that every shard database of the process shares: one
+/// memtable budget and one block cache. A node's memory then does not grow
+/// with the number of shards it hosts (a budget and a cache per database
+/// would be 64 MiB per shard, 4 GiB at 64 shards); an idle shard holds
+/// little of either, and a busy one takes what the idle ones leave.
+struct SharedMemory {
+    write_buffers: WriteBufferManager,
+    cache: Cache,
+}
+
+fn shared_memory() -> &'static SharedMemory {
+    static SHARED: std::sync::OnceLock<SharedMemory> = std::sync::OnceLock::new();
+    SHARED.get_or_init(|| SharedMemory {
+        write_buffers: WriteBufferManager::new_write_buffer_manager(MEMTABLE_BUDGET_BYTES, false),
+        cache: Cache::new_lru_cache(BLOCK_CACHE_BYTES),
+    })
+}
 /// WAL bytes kept before RocksDB flushes the column families that hold the
 /// oldest WAL files back (a column family written rarely, such as the Raft
 /// metadata, otherwise pins every WAL file since its last write).
@@ -335,18 +354,17 @@ pub fn open_shard_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
     // damage, not a torn write, and must stop the node for an operator.
     opts.set_wal_recovery_mode(DBRecoveryMode::AbsoluteConsistency);
     opts.set_paranoid_checks(true);
-    // Memory is bounded per shard database, whatever the tree's size:
-    // memtables of all column families share one budget, and one block
-    // cache holds data, index and filter blocks alike (by default RocksDB
-    // keeps every table's index and filter outside the cache, which grows
-    // with the data).
-    let write_buffers = WriteBufferManager::new_write_buffer_manager(MEMTABLE_BUDGET_BYTES, false);
-    opts.set_write_buffer_manager(&write_buffers);
+    // Memory is bounded per process, whatever the trees' sizes and the
+    // number of shards: memtables of all column families of all shard
+    // databases share one budget, and one block cache holds data, index
+    // and filter blocks alike (by default RocksDB keeps every table's index
+    // and filter outside the cache, which grows with the data).
+    let shared = shared_memory();
+    opts.set_write_buffer_manager(&shared.write_buffers);
     opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
-    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
     let cfs = ALL_CFS.iter().map(|name| {
         let mut table = BlockBasedOptions::default();
-        table.set_block_cache(&cache);
+        table.set_block_cache(&shared.cache);
         table.set_cache_index_and_filter_blocks(true);
         table.set_cache_index_and_filter_blocks_with_high_priority(true);
         table.set_pin_l0_filter_and_index_blocks_in_cache(true);
@@ -733,6 +751,28 @@ impl RaftLogStorage<TypeConfig> for RaftLogStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_shard_database_of_the_process_charges_one_memtable_budget() {
+        let tmp = tempfile::tempdir().unwrap();
+        let budget = &shared_memory().write_buffers;
+        let write = |db: &DB| {
+            let meta = cf(db, CF_META).unwrap();
+            db.put_cf(meta, b"test/filler", vec![7u8; 64 << 10])
+                .unwrap();
+        };
+        let first = open_shard_db(&tmp.path().join("a")).unwrap();
+        write(&first);
+        let one = budget.get_usage();
+        assert!(one > 0, "the first database's memtable is not charged");
+        let second = open_shard_db(&tmp.path().join("b")).unwrap();
+        write(&second);
+        assert!(
+            budget.get_usage() > one,
+            "the second database's memtable is charged elsewhere ({one} bytes before and after)"
+        );
+        assert_eq!(budget.get_buffer_size(), MEMTABLE_BUDGET_BYTES);
+    }
 
     #[test]
     fn index_bounds_cover_every_range_form() {
