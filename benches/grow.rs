@@ -207,24 +207,6 @@ fn du(dir: &Path) -> u64 {
         .sum()
 }
 
-/// `VmRSS` and `VmHWM` of `pid`, in MiB.
-fn memory(pid: u32) -> anyhow::Result<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    let kib = |name: &str| -> anyhow::Result<f64> {
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .with_context(|| format!("no {name} in /proc/{pid}/status"))?;
-        let value = line
-            .split_whitespace()
-            .nth(1)
-            .context("short status line")?;
-        Ok(value.parse::<f64>()? / 1024.0)
-    };
-    Ok((kib("VmRSS:")?, kib("VmHWM:")?))
-}
-
 /// Waits until the log publishes a head of at least `size` leaves and
 /// returns its size.
 async fn published(log: &LogClient, size: u64) -> anyhow::Result<u64> {
@@ -335,7 +317,7 @@ async fn main() -> anyhow::Result<()> {
         let size = published(&log, milestone).await?;
         let (now, cpu) = (Instant::now(), process_cpu(args.pid)?);
         let grown = (milestone - since.2) as f64;
-        let (rss, hwm) = memory(args.pid)?;
+        let (rss, hwm) = cairn_benches::memory(args.pid)?;
         let shard_dir = args.data_dir.join("raft").join(&args.shard);
         let db = du(&shard_dir);
         let snapshots = du(&args
