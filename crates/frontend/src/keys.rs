@@ -2,9 +2,9 @@
 //!
 //! Every add-leaf names its submitter's public key, and submitters reuse
 //! their keys for every leaf. Checking a key (canonical, large order) and
-//! decompressing its point cost a field inversion and a square root each,
-//! about a fifth of the signature check that follows, so the frontend keeps
-//! the prepared keys of recent submitters. Refused keys are not kept: they
+//! decompressing its point cost a square root and a field inversion, a
+//! noticeable share of the signature check that follows, so the frontend
+//! keeps the prepared keys of recent submitters. Refused keys are not kept: they
 //! are refused again, at the same cost, every time.
 
 use std::num::NonZeroUsize;
