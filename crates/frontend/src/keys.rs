@@ -8,10 +8,9 @@
 //! are refused again, at the same cost, every time.
 
 use std::num::NonZeroUsize;
-use std::sync::Mutex;
 
 use cairn_sigsum::{PublicKey, StrongKey, WeakKeyError};
-use lru::LruCache;
+use cairn_storage::LruMap;
 
 /// Submitter keys a shard's frontend keeps prepared (about 260 bytes
 /// each): more than a busy log's active submitters, small next to its
@@ -21,31 +20,26 @@ pub(crate) const KEYS_KEPT: NonZeroUsize = NonZeroUsize::new(4096).expect("non-z
 /// The least recently used prepared keys.
 #[derive(Debug)]
 pub(crate) struct KeyCache {
-    keys: Mutex<LruCache<PublicKey, StrongKey>>,
+    keys: LruMap<PublicKey, StrongKey>,
 }
 
 impl KeyCache {
     pub(crate) fn new(capacity: NonZeroUsize) -> KeyCache {
         KeyCache {
-            keys: Mutex::new(LruCache::new(capacity)),
+            keys: LruMap::new(capacity),
         }
     }
 
     /// `key` prepared, or why it is refused as a submitter key.
     pub(crate) fn get(&self, key: &PublicKey) -> Result<StrongKey, WeakKeyError> {
-        if let Some(kept) = self.lock().get(key) {
-            return Ok(kept.clone());
+        if let Some(kept) = self.keys.get(key) {
+            return Ok(kept);
         }
         // Prepared outside the lock: concurrent first uses of one key may
         // both do the work; the cache ends with one copy either way.
         let prepared = StrongKey::new(*key)?;
-        self.lock().put(*key, prepared.clone());
+        self.keys.insert(*key, prepared.clone());
         Ok(prepared)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<PublicKey, StrongKey>> {
-        // The cache holds no invariant a panicking holder could break.
-        self.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -69,7 +63,7 @@ mod tests {
                 assert_eq!(*prepared.key_hash(), key(seed).key_hash());
             }
         }
-        assert_eq!(cache.lock().len(), 2);
+        assert_eq!(cache.keys.len(), 2);
     }
 
     #[test]
@@ -83,6 +77,6 @@ mod tests {
                 WeakKeyError::SmallOrder
             );
         }
-        assert_eq!(cache.lock().len(), 0);
+        assert!(cache.keys.is_empty());
     }
 }

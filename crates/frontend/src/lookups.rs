@@ -16,13 +16,13 @@
 //! each lookup of the batch is its own `GetLeafIndex` call, as before.
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_proto::SequencerPool;
 use cairn_proto::v1::{GetLeafIndexRequest, GetLeafIndicesRequest};
 use cairn_sigsum::Hash;
-use lru::LruCache;
+use cairn_storage::LruMap;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use tonic::Code;
@@ -57,30 +57,14 @@ pub(crate) struct Lookups {
 }
 
 /// Indices known to be committed, by leaf hash.
-#[derive(Debug)]
-struct Known(Mutex<LruCache<Hash, u64>>);
-
-impl Known {
-    fn get(&self, hash: &Hash) -> Option<u64> {
-        self.lock().get(hash).copied()
-    }
-
-    fn put(&self, hash: Hash, index: u64) {
-        self.lock().put(hash, index);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<Hash, u64>> {
-        // Each entry is written whole; a panicking holder leaves none torn.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+type Known = LruMap<Hash, u64>;
 
 impl Lookups {
     /// Starts the task (on the current Tokio runtime); each call is bounded
     /// by `timeout`.
     pub(crate) fn spawn(shard: &str, sequencer: SequencerPool, timeout: Duration) -> Lookups {
         let (queue, queued) = mpsc::channel(QUEUE);
-        let known = Arc::new(Known(Mutex::new(LruCache::new(INDICES_KEPT))));
+        let known = Arc::new(Known::new(INDICES_KEPT));
         tokio::spawn(run(
             shard.to_owned(),
             sequencer,
@@ -94,7 +78,7 @@ impl Lookups {
     /// Records that the leaf with `hash` is committed at `index` (the
     /// sequencer said so in answer to this frontend's add-leaf).
     pub(crate) fn remember(&self, hash: Hash, index: u64) {
-        self.known.put(hash, index);
+        self.known.insert(hash, index);
     }
 
     /// The index of the leaf with `hash`, if the sequencer has it.
@@ -163,7 +147,7 @@ async fn answer(
         Ok(response) if response.results.len() == batch.len() => {
             for (lookup, result) in batch.into_iter().zip(response.results) {
                 if result.found {
-                    known.put(lookup.hash, result.index);
+                    known.insert(lookup.hash, result.index);
                 }
                 let _ = lookup.reply.send(Ok(result.found.then_some(result.index)));
             }

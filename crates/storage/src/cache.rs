@@ -107,38 +107,56 @@ pub(crate) const NODE_CACHE_ENTRIES: usize = 1 << 16;
 /// proof about nearby leaves. A full tile never changes (the tile cache
 /// keeps verified ones for every later head on the same grounds), so
 /// neither do the nodes computed from it.
-pub(crate) struct NodeCache {
-    entries: Mutex<LruCache<NodeId, Hash>>,
+pub(crate) type NodeCache = LruMap<NodeId, Hash>;
+
+/// A map of at most a fixed number of entries behind a lock, evicting the
+/// least recently used: the caches of values that never change once
+/// known (subtree hashes here; prepared keys and leaf indices in the
+/// frontend). The lock is held only for the map operation.
+pub struct LruMap<K, V> {
+    entries: Mutex<LruCache<K, V>>,
 }
 
-impl NodeCache {
-    /// An empty cache of at most `max` nodes.
-    pub(crate) fn new(max: NonZeroUsize) -> Self {
+impl<K: std::hash::Hash + Eq, V: Clone> LruMap<K, V> {
+    /// An empty map of at most `max` entries.
+    pub fn new(max: NonZeroUsize) -> Self {
         Self {
             entries: Mutex::new(LruCache::new(max)),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<NodeId, Hash>> {
-        // As for the tile cache: every operation leaves the map usable.
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<K, V>> {
+        // As for the tile cache: every operation leaves the map usable, and
+        // a cache must not take the service down.
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The hash of `node`, if remembered.
-    pub(crate) fn get(&self, node: NodeId) -> Option<Hash> {
-        self.lock().get(&node).copied()
+    /// The value of `key`, marking it most recently used.
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.lock().get(key).cloned()
     }
 
-    /// Remembers `hash` for `node`, computed from a verified full tile.
-    pub(crate) fn insert(&self, node: NodeId, hash: Hash) {
-        self.lock().put(node, hash);
+    /// Keeps `value` for `key`, evicting the least recently used entry if
+    /// the map is full.
+    pub fn insert(&self, key: K, value: V) {
+        self.lock().put(key, value);
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether the map holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
-impl fmt::Debug for NodeCache {
+impl<K: std::hash::Hash + Eq, V: Clone> fmt::Debug for LruMap<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NodeCache")
-            .field("entries", &self.lock().len())
+        f.debug_struct("LruMap")
+            .field("entries", &self.len())
             .finish()
     }
 }

@@ -81,7 +81,7 @@ mod store;
 mod verify;
 mod write;
 
-pub use cache::DEFAULT_CACHE_BYTES;
+pub use cache::{DEFAULT_CACHE_BYTES, LruMap};
 pub use config::{
     DEFAULT_LOCAL_DIR, DEFAULT_S3_REGION, HttpConfig, ObjectStoreConfig, S3_MAX_RETRIES,
     S3_REQUEST_TIMEOUT, S3_RETRY_TIMEOUT, S3Config,

@@ -254,7 +254,7 @@ impl TileStore {
         let mut found = HashMap::with_capacity(nodes.len());
         let mut located = Vec::new();
         for &node in nodes {
-            match cache.get(node) {
+            match cache.get(&node) {
                 Some(hash) => {
                     found.insert(node, hash);
                 }
