@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use cairn_proto::LEADER_METADATA_KEY;
 use cairn_proto::v1::admin_client::AdminClient;
 use cairn_proto::v1::{
-    AddNodeRequest, InitShardRequest, Member, MembershipResponse, RemoveNodeRequest, StatusRequest,
-    StatusResponse, TransferLeaderRequest,
+    AddNodeRequest, FreezeShardRequest, InitShardRequest, Member, MembershipResponse,
+    RemoveNodeRequest, StatusRequest, StatusResponse, TransferLeaderRequest,
 };
 use clap::{Args, Subcommand};
 use tokio::time::Instant;
@@ -46,6 +46,36 @@ pub enum ClusterCommand {
     /// Hand a shard's leadership to another voter (maintenance). Best
     /// effort under heavy load; prints the leader afterwards.
     TransferLeader(TransferArgs),
+    /// Shard lifecycle operations.
+    #[command(subcommand)]
+    Shard(ShardCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ShardCommand {
+    /// Freeze a shard's log at its current size: add-leaf is refused from
+    /// then on (HTTP 410, naming the successor), while the final tree head
+    /// is integrated, signed, cosigned and served, and kept cosigned.
+    /// Create the successor shard first (`cairn cluster init`) and list it
+    /// in submitters' policies. Idempotent; a freeze cannot be undone.
+    Freeze(FreezeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FreezeArgs {
+    /// The shard to freeze.
+    shard: String,
+    /// The shard that takes new submissions instead (named to refused
+    /// submitters).
+    #[arg(long)]
+    successor: Option<String>,
+    /// gRPC URL of any member of the shard's group (repeatable).
+    #[arg(long, value_name = "URL", required = true)]
+    via: Vec<String>,
+    /// Seconds to wait for the freeze to commit (queued leaves are
+    /// proposed first, for up to 30 s).
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
 }
 
 #[derive(Args, Debug)]
@@ -264,7 +294,43 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        ClusterCommand::Shard(ShardCommand::Freeze(args)) => freeze(&args).await,
     }
+}
+
+/// `cairn cluster shard freeze`.
+async fn freeze(args: &FreezeArgs) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let successor = args.successor.clone().unwrap_or_default();
+    let answer = on_leader(&args.via, deadline, |mut c, remaining| {
+        let mut request = tonic::Request::new(FreezeShardRequest {
+            shard: args.shard.clone(),
+            successor: successor.clone(),
+        });
+        request.set_timeout(remaining);
+        async move { c.freeze_shard(request).await }
+    })
+    .await?;
+    let frozen = answer
+        .frozen
+        .context("the leader answered the freeze without its size")?;
+    println!(
+        "shard {}: frozen at tree size {}{}",
+        args.shard,
+        frozen.size,
+        if frozen.successor.is_empty() {
+            String::new()
+        } else {
+            format!(", successor {}", frozen.successor)
+        }
+    );
+    if frozen.successor != successor {
+        eprintln!(
+            "note: the shard was already frozen, naming successor {:?}",
+            frozen.successor
+        );
+    }
+    Ok(())
 }
 
 /// `cairn cluster init`: checks every named node, then creates the group on
@@ -276,10 +342,22 @@ pub async fn init(shard: &str, nodes: &[Member]) -> anyhow::Result<()> {
             bail!("node id {} is named twice", n.id);
         }
     }
+    let mut key_hash: Option<(u64, Vec<u8>)> = None;
     for n in nodes {
         let s = status_of(&n.addr, shard)
             .await
             .with_context(|| format!("checking node {} before creating the group", n.id))?;
+        match &key_hash {
+            Some((first, hash)) if *hash != s.log_key_hash => bail!(
+                "node {} holds another log key for shard {shard:?} than node {first} (key hashes \
+                 {} and {}): every replica must hold the shard's key",
+                n.id,
+                hex::encode(&s.log_key_hash),
+                hex::encode(hash)
+            ),
+            Some(_) => {}
+            None => key_hash = Some((n.id, s.log_key_hash.clone())),
+        }
         if s.node_id != n.id {
             bail!(
                 "{} is node {}, not node {}: check the node ids",
@@ -362,6 +440,13 @@ async fn status(shard: &str, via: &[String]) -> anyhow::Result<()> {
                 }
                 if !s.degraded.is_empty() {
                     notes.push(format!("degraded: {}", s.degraded));
+                }
+                if let Some(f) = &s.frozen {
+                    notes.push(if f.successor.is_empty() {
+                        format!("frozen at {}", f.size)
+                    } else {
+                        format!("frozen at {}, successor {}", f.size, f.successor)
+                    });
                 }
                 for r in &s.replication {
                     if r.id != s.node_id {

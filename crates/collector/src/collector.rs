@@ -161,6 +161,9 @@ pub struct Collector {
     /// Largest size this process published (0: none); guards against a
     /// sequencer view that lags behind our own publication.
     published: AtomicU64,
+    /// When the published head was last sent out again for fresh
+    /// cosignatures.
+    recosign_tried: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Collector {
@@ -180,6 +183,9 @@ impl Collector {
         }
         if config.witness_timeout.is_zero() {
             return Err(CollectorError::Config("witness_timeout"));
+        }
+        if config.recosign_interval.is_zero() {
+            return Err(CollectorError::Config("recosign_interval"));
         }
         let mut witnesses = Vec::new();
         for w in policy.witnesses() {
@@ -229,6 +235,7 @@ impl Collector {
             metrics: Arc::new(CollectorMetrics::default()),
             halted: watch::Sender::new(false),
             published: AtomicU64::new(0),
+            recosign_tried: std::sync::Mutex::new(None),
         })
     }
 
@@ -369,7 +376,9 @@ impl Collector {
         {
             return;
         }
-        if published.is_some_and(|p| signed_pb.size <= p) {
+        if published.is_some_and(|p| signed_pb.size <= p)
+            && !self.due_for_recosigning(&signed_pb, heads.cosigned.as_ref())
+        {
             return;
         }
         let Some(sth) = self.check_signed(&signed_pb) else {
@@ -391,6 +400,44 @@ impl Collector {
             return;
         };
         self.publish(signed_pb, collected, started).await;
+    }
+
+    /// Whether the published head is the signed one and its newest
+    /// cosignature is [`CollectorConfig::recosign_interval`] old: then the
+    /// same head is cosigned and published again.
+    fn due_for_recosigning(
+        &self,
+        signed: &pb::SignedTreeHead,
+        cosigned: Option<&pb::CosignedTreeHead>,
+    ) -> bool {
+        let Some(cosigned) = cosigned else {
+            return false;
+        };
+        if cosigned.signed.as_ref().map(|s| s.size) != Some(signed.size) {
+            return false;
+        }
+        // A head published without cosignatures (fail-open, or a policy
+        // with no reachable witness) has nothing to renew.
+        let Some(newest) = cosigned.cosignatures.iter().map(|c| c.timestamp).max() else {
+            return false;
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if now.saturating_sub(newest) < self.config.recosign_interval.as_secs() {
+            return false;
+        }
+        // While witnesses do not answer, try again only every quarter
+        // interval, not on every poll.
+        let mut tried = self
+            .recosign_tried
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if tried.is_some_and(|at| at.elapsed() < self.config.recosign_interval / 4) {
+            return false;
+        }
+        *tried = Some(Instant::now());
+        true
     }
 
     /// The freshest heads of the sequencer nodes (largest signed size,

@@ -13,6 +13,11 @@ pub const DEFAULT_WITNESS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time to keep collecting once the quorum holds: none.
 pub const DEFAULT_EXTRA_WAIT: Duration = Duration::ZERO;
 
+/// Default age of the newest cosignature on the published head after which
+/// the same head is sent to the witnesses again and re-published with their
+/// fresh cosignatures.
+pub const DEFAULT_RECOSIGN_INTERVAL: Duration = Duration::from_secs(300);
+
 /// How the collector of one shard behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CollectorConfig {
@@ -30,6 +35,13 @@ pub struct CollectorConfig {
     /// that the published head carries more than the minimum. Zero (the
     /// default) publishes as soon as the quorum holds.
     pub extra_wait: Duration,
+    /// Once the newest cosignature on the published head is this old and
+    /// no larger head is signed (an idle or frozen log), the head is sent
+    /// to the witnesses again and re-published with the new cosignatures,
+    /// so that witnesses keep seeing the log and monitors and verifiers
+    /// see that it is still watched — a frozen log's final head most of
+    /// all. Default 5 minutes.
+    pub recosign_interval: Duration,
     /// Publish a signed head even if the quorum does not hold (with whatever
     /// cosignatures arrived). Default false: no quorum, no publication —
     /// Sigsum verifiers would reject such a head anyway.
@@ -50,6 +62,7 @@ impl CollectorConfig {
             poll_interval: DEFAULT_POLL_INTERVAL,
             witness_timeout: DEFAULT_WITNESS_TIMEOUT,
             extra_wait: DEFAULT_EXTRA_WAIT,
+            recosign_interval: DEFAULT_RECOSIGN_INTERVAL,
             fail_open: false,
             witness_roots: Vec::new(),
         }

@@ -20,6 +20,7 @@ pub mod metrics;
 pub use client::{WitnessClient, WitnessError, add_checkpoint_url};
 pub use collector::{Collector, CollectorError};
 pub use config::{
-    CollectorConfig, DEFAULT_EXTRA_WAIT, DEFAULT_POLL_INTERVAL, DEFAULT_WITNESS_TIMEOUT,
+    CollectorConfig, DEFAULT_EXTRA_WAIT, DEFAULT_POLL_INTERVAL, DEFAULT_RECOSIGN_INTERVAL,
+    DEFAULT_WITNESS_TIMEOUT,
 };
 pub use metrics::{CollectorMetrics, MetricsSnapshot};

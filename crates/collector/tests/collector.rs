@@ -104,6 +104,7 @@ impl FakeSequencer {
             tree_size: s.signed.as_ref().map_or(0, |h| h.size),
             signed: s.signed.clone(),
             cosigned: s.cosigned.clone(),
+            frozen: None,
         }
     }
     fn published(&self) -> Vec<pb::CosignedTreeHead> {
@@ -603,6 +604,45 @@ async fn publishes_once_two_of_three_cosign_while_the_third_is_slow() {
     // The slow witness would answer only after the test's whole deadline:
     // publication proves the collector stopped waiting at quorum.
     two_of_three_publish_with_a_bad_third(Kind::Slow(Duration::from_secs(120))).await;
+}
+
+#[tokio::test]
+async fn an_idle_logs_head_is_cosigned_and_published_again_once_its_cosignatures_age() {
+    let tiles = tempfile::tempdir().expect("tempdir");
+    let mut log = TestLog::new(tiles.path());
+    let key = log.public_key();
+    let w1 = start_witness(1, Kind::Honest, &key).await;
+    let w2 = start_witness(2, Kind::Down, &key).await;
+    let w3 = start_witness(3, Kind::Down, &key).await;
+    let fake = FakeSequencer::default();
+    fake.set_signed(log.grow_to(3).await);
+    let config = CollectorConfig {
+        recosign_interval: Duration::from_secs(2),
+        ..config(Duration::ZERO, false)
+    };
+    let h = Harness::start(&fake, config, policy(&key, &[&w1, &w2, &w3], "1"), &log).await;
+    let first = h.wait_published(3).await;
+    h.wait_for("the same head published again", |h| {
+        h.fake.published().len() >= 2
+    })
+    .await;
+    let published = h.fake.published();
+    let again = &published[1];
+    assert_eq!(again.signed, first.signed, "the same signed head");
+    assert_valid_cosignatures(again, &key, &[&w1]);
+    assert!(
+        again.cosignatures[0].timestamp >= first.cosignatures[0].timestamp + 2,
+        "fresh cosignatures: {} then {}",
+        first.cosignatures[0].timestamp,
+        again.cosignatures[0].timestamp
+    );
+    // The witness was asked to cosign the size it had: old 3, no proof.
+    assert!(w1.requests.lock().expect("lock").contains(&(3, 0)));
+    // Not on every poll (50 ms): the next is due a whole interval after
+    // the fresh cosignatures, which are at most a second old now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(h.fake.published().len(), 2);
+    h.shut_down().await;
 }
 
 #[tokio::test]

@@ -49,7 +49,7 @@ use crate::shard::Shard;
 pub(crate) struct Heads {
     /// The newest published cosigned tree head this frontend knows, its
     /// log signature verified; `None` before the first publication.
-    published: Option<CosignedTreeHead>,
+    pub(crate) published: Option<CosignedTreeHead>,
 }
 
 impl Heads {
@@ -69,14 +69,19 @@ impl Heads {
 }
 
 /// Whether `fetched` should replace `newest` as the head served: it is
-/// larger, or the same head with more cosignatures (a re-publication). A
+/// larger, or the same head re-published with more cosignatures, or with
+/// as many and a newer one (the collector re-cosigns idle heads). A
 /// smaller head comes from a follower that lags and is never served once
-/// a larger one was.
+/// a larger one was; an older re-publication likewise.
 fn supersedes(fetched: &CosignedTreeHead, newest: &CosignedTreeHead) -> bool {
     let (f, n) = (fetched.tree_head(), newest.tree_head());
-    f.size > n.size
-        || (fetched.signed == newest.signed
-            && fetched.cosignatures().len() > newest.cosignatures().len())
+    let freshness = |h: &CosignedTreeHead| {
+        (
+            h.cosignatures().len(),
+            h.cosignatures().iter().map(|c| c.timestamp).max(),
+        )
+    };
+    f.size > n.size || (fetched.signed == newest.signed && freshness(fetched) > freshness(newest))
 }
 
 /// A successful `text/plain` response.
@@ -469,6 +474,10 @@ mod tests {
     }
 
     fn head(size: u64, witnesses: &[u8]) -> CosignedTreeHead {
+        head_at(size, witnesses, 1)
+    }
+
+    fn head_at(size: u64, witnesses: &[u8], timestamp: u64) -> CosignedTreeHead {
         let log = cairn_sigsum::SigningKey::from_seed(&[1; 32]);
         let tree_head = cairn_sigsum::tree_head::TreeHead {
             size,
@@ -479,8 +488,13 @@ mod tests {
             .map(|&w| {
                 let witness = cairn_sigsum::SigningKey::from_seed(&[w; 32]);
                 let log_key_hash = log.public_key().key_hash();
-                cairn_sigsum::tree_head::Cosignature::sign(&witness, &tree_head, &log_key_hash, 1)
-                    .unwrap()
+                cairn_sigsum::tree_head::Cosignature::sign(
+                    &witness,
+                    &tree_head,
+                    &log_key_hash,
+                    timestamp,
+                )
+                .unwrap()
             })
             .collect();
         CosignedTreeHead::new(tree_head.sign(&log), cosignatures).unwrap()
@@ -494,6 +508,9 @@ mod tests {
         // A re-publication of the same head with more cosignatures.
         assert!(supersedes(&head(5, &[2, 3]), &head(5, &[2])));
         assert!(!supersedes(&head(5, &[2]), &head(5, &[2, 3])));
+        // Re-cosigned later by the same witnesses, and an older copy.
+        assert!(supersedes(&head_at(5, &[2], 9), &head_at(5, &[2], 1)));
+        assert!(!supersedes(&head_at(5, &[2], 1), &head_at(5, &[2], 9)));
     }
 
     #[tokio::test]

@@ -187,10 +187,12 @@ async fn send(pool: SequencerPool, config: &BatchConfig, batch: Vec<Submission>)
             async move { client.add_leaves(request).await }
         })
         .await;
+    let mut frozen = None;
     let results = match answer {
         Err(status) => Err(ApiError::from_status("AddLeaves", &status)),
         Ok(response) => {
             let results = response.results;
+            frozen = response.frozen;
             if results.len() == batch.len() {
                 Ok(results)
             } else {
@@ -213,15 +215,20 @@ async fn send(pool: SequencerPool, config: &BatchConfig, batch: Vec<Submission>)
             );
             for (submission, result) in batch.into_iter().zip(results) {
                 let outcome = if result.committed {
-                    Outcome::Committed {
+                    Ok(Outcome::Committed {
                         index: result.index,
-                    }
+                    })
+                } else if result.frozen {
+                    Err(ApiError::Gone(frozen_message(
+                        &config.shard,
+                        frozen.as_ref(),
+                    )))
                 } else {
-                    Outcome::Pending
+                    Ok(Outcome::Pending)
                 };
                 // A submitter that gave up has dropped its receiver; its
                 // leaf was still sequenced, so nothing is lost.
-                let _ = submission.reply.send(Ok(outcome));
+                let _ = submission.reply.send(outcome);
             }
         }
         Err(error) => {
@@ -231,6 +238,26 @@ async fn send(pool: SequencerPool, config: &BatchConfig, batch: Vec<Submission>)
             }
         }
     }
+}
+
+/// The 410 body for a leaf that a frozen log refused: what happened, and
+/// where to submit instead (the successor's base URL on this frontend is
+/// the sibling path, as every shard is mounted at `/<name>/`).
+pub(crate) fn frozen_message(shard: &str, frozen: Option<&cairn_proto::v1::Frozen>) -> String {
+    let mut message = format!("log {shard:?} is frozen");
+    if let Some(f) = frozen {
+        message.push_str(&format!(" at tree size {}", f.size));
+    }
+    message.push_str(
+        " and accepts no new leaves; its published tree heads, proofs and leaves stay served",
+    );
+    match frozen.map(|f| f.successor.as_str()) {
+        Some(successor) if !successor.is_empty() => message.push_str(&format!(
+            ". Submit to its successor, shard {successor:?} (base URL ../{successor}/ relative to this log's)"
+        )),
+        _ => message.push_str(". Submit to another log of your policy"),
+    }
+    message
 }
 
 #[cfg(test)]
@@ -267,9 +294,13 @@ mod tests {
                 .map(|i| pb::LeafResult {
                     committed: true,
                     index: i as u64,
+                    frozen: false,
                 })
                 .collect();
-            Ok(Response::new(pb::AddLeavesResponse { results }))
+            Ok(Response::new(pb::AddLeavesResponse {
+                results,
+                frozen: None,
+            }))
         }
         async fn get_leaf_index(
             &self,

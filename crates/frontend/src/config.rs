@@ -251,6 +251,8 @@ pub(crate) fn validate_shard_name(name: &str) -> Result<(), ConfigError> {
         && name.len() <= 64
         && name != "."
         && name != ".."
+        // `/shards.json` is the index.
+        && name != "shards.json"
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));

@@ -35,6 +35,10 @@ pub(crate) enum ApiError {
         /// The `Allow` header value.
         allow: &'static str,
     },
+    /// 410: the log is frozen and adds no new leaf; the message names the
+    /// successor. sigsum-submit then tries the next log of its policy.
+    #[error("{0}")]
+    Gone(String),
     /// 408: the client sent the request body too slowly (it stalled, or
     /// arrived below the minimum rate of `cairn_http::BodyTimeoutLayer`).
     #[error("{0}")]
@@ -75,6 +79,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -15,7 +15,7 @@ const MAX_HOST_LEN: usize = 255;
 
 /// The shard's base URL: the configured public base, or `http://` and the
 /// request's `Host` (only if it is a plausible host name), or `None`.
-fn base_url(shard: &Shard, headers: &HeaderMap, uri: &Uri) -> Option<String> {
+pub(crate) fn base_url(shard: &Shard, headers: &HeaderMap, uri: &Uri) -> Option<String> {
     if let Some(base) = &shard.public_base_url {
         return Some(format!("{}/{}/", base.trim_end_matches('/'), shard.name));
     }

@@ -6,8 +6,9 @@
 //!
 //! | path | what | from |
 //! |---|---|---|
+//! | `GET /`, `GET /shards.json` | index of the shards: base URL, policy line, vkey, state (active/frozen, successor), published size, age of the newest cosignature | config, `GetTreeHeads` |
 //! | `GET /<name>/` | info page (key, key hash, origin, policy line) | config |
-//! | `POST add-leaf` | parse (400/413), token header (400; DNS check 400/503 if configured), leaf signature (403), batch → 200 once a published head includes the leaf / 202 if not within `submit_wait` | sequencer `AddLeaves`, `WatchTreeHeads` |
+//! | `POST add-leaf` | parse (400/413), token header (400; DNS check 400/503 if configured), leaf signature (403), batch → 200 once a published head includes the leaf / 202 if not within `submit_wait`; 410 naming the successor if the log is frozen and the leaf not in it | sequencer `AddLeaves`, `WatchTreeHeads` |
 //! | `GET get-tree-head` | latest published cosigned tree head | sequencer `GetTreeHeads` |
 //! | `GET get-inclusion-proof/<size>/<leaf hash>` | leaf index, proof | `GetLeafIndex` + tiles |
 //! | `GET get-consistency-proof/<old>/<new>` | proof | tiles |
@@ -63,6 +64,7 @@ mod config;
 mod convert;
 mod error;
 mod fresh;
+mod index;
 mod info;
 mod keys;
 mod lookups;
@@ -100,7 +102,11 @@ pub use token::{TOKEN_CACHE_ENTRIES, TOKEN_CACHE_TTL};
 use error::ApiError;
 use shard::Shard;
 
-/// The HTTP router serving every shard in `shards` under `/<name>/`.
+/// Path of the JSON index of shards (the HTML one is `/`).
+pub const INDEX_JSON: &str = "/shards.json";
+
+/// The HTTP router serving every shard in `shards` under `/<name>/`, and
+/// the index of them at `/` (HTML) and [`INDEX_JSON`].
 ///
 /// Starts one submission batcher task and one published-head watcher per
 /// shard, so it must be called inside a Tokio runtime; the tasks stop when
@@ -143,8 +149,10 @@ pub fn router(shards: Vec<ShardFrontend>, config: FrontendConfig) -> Result<Rout
     }
 
     let mut app = Router::new();
+    let mut all = Vec::with_capacity(shards.len());
     for frontend in shards {
         let shard = Arc::new(Shard::start(frontend, &config));
+        all.push(Arc::clone(&shard));
         let bare = format!("/{}", shard.name);
         let prefix = shard.prefix.clone();
         let routes = Router::new()
@@ -154,6 +162,13 @@ pub fn router(shards: Vec<ShardFrontend>, config: FrontendConfig) -> Result<Rout
             .with_state(shard);
         app = app.merge(routes);
     }
+    let index = Arc::new(index::Index { shards: all });
+    app = app.merge(
+        Router::new()
+            .route("/", axum::routing::get(index::html))
+            .route(INDEX_JSON, axum::routing::get(index::json))
+            .with_state(index),
+    );
 
     let slots = Arc::new(Semaphore::new(config.max_concurrent_requests));
     Ok(app

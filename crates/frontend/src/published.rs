@@ -24,8 +24,8 @@
 use std::time::Duration;
 
 use cairn_proto::SequencerPool;
-use cairn_proto::v1::GetTreeHeadsRequest;
 use cairn_proto::v1::sequencer_client::SequencerClient;
+use cairn_proto::v1::{Frozen, GetTreeHeadsRequest};
 use futures::StreamExt as _;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
@@ -40,6 +40,9 @@ const RECONNECT_MAX: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub(crate) struct Published {
     size: watch::Sender<u64>,
+    /// The log's freeze, once a head message has carried one (a freeze
+    /// is never undone).
+    frozen: watch::Sender<Option<Frozen>>,
     /// Dropped with the handle: the watcher task sees its receiver close.
     _stop: oneshot::Sender<()>,
 }
@@ -49,14 +52,27 @@ impl Published {
     /// Tokio runtime).
     pub(crate) fn spawn(shard: &str, sequencer: SequencerPool) -> Published {
         let (size, _) = watch::channel(0);
+        let (frozen, _) = watch::channel(None);
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(watch_stream(
             shard.to_owned(),
             sequencer,
-            size.clone(),
+            Seen {
+                size: size.clone(),
+                frozen: frozen.clone(),
+            },
             stopped,
         ));
-        Published { size, _stop: stop }
+        Published {
+            size,
+            frozen,
+            _stop: stop,
+        }
+    }
+
+    /// The log's freeze, if this frontend has heard of it.
+    pub(crate) fn frozen(&self) -> Option<Frozen> {
+        self.frozen.borrow().clone()
     }
 
     /// Records a published size learned elsewhere (a `GetTreeHeads` answer).
@@ -86,13 +102,19 @@ fn raise(size: &watch::Sender<u64>, published: u64) {
     });
 }
 
+/// Where the watcher records what it sees.
+struct Seen {
+    size: watch::Sender<u64>,
+    frozen: watch::Sender<Option<Frozen>>,
+}
+
 /// The watcher task: follows the stream on the pool's leader guess,
 /// moving with the guess and reconnecting with backoff, until `stopped`
 /// resolves (the handle was dropped).
 async fn watch_stream(
     shard: String,
     sequencer: SequencerPool,
-    size: watch::Sender<u64>,
+    seen: Seen,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let mut backoff = RECONNECT_MIN;
@@ -100,7 +122,7 @@ async fn watch_stream(
         let (node, client) = sequencer.current();
         let followed = tokio::select! {
             _ = &mut stopped => return,
-            r = follow(&shard, client, &size) => r,
+            r = follow(&shard, client, &seen) => r,
             // Calls found another leader: follow it instead, at once.
             () = sequencer.moved_from(&node) => continue,
         };
@@ -125,7 +147,7 @@ async fn watch_stream(
 async fn follow(
     shard: &str,
     mut sequencer: SequencerClient<Channel>,
-    size: &watch::Sender<u64>,
+    seen: &Seen,
 ) -> Result<bool, tonic::Status> {
     let mut stream = sequencer
         .watch_tree_heads(GetTreeHeadsRequest {
@@ -138,7 +160,14 @@ async fn follow(
         let heads = heads?;
         delivered = true;
         if let Some(published) = heads.cosigned.and_then(|c| c.signed) {
-            raise(size, published.size);
+            raise(&seen.size, published.size);
+        }
+        if let Some(frozen) = heads.frozen {
+            seen.frozen.send_if_modified(|known| {
+                let new = known.is_none();
+                known.get_or_insert(frozen);
+                new
+            });
         }
     }
     Ok(delivered)
@@ -163,6 +192,7 @@ mod tests {
         let (stop, _stopped) = oneshot::channel();
         let published = Published {
             size: watch::channel(0).0,
+            frozen: watch::channel(None).0,
             _stop: stop,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -185,6 +215,7 @@ mod tests {
         let (stop, _stopped) = oneshot::channel();
         let published = Published {
             size: watch::channel(0).0,
+            frozen: watch::channel(None).0,
             _stop: stop,
         };
         published.observe(1);

@@ -135,6 +135,84 @@ async fn add_leaf_answers_202_when_the_sequencer_has_not_committed_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_log_answers_410_naming_its_successor_but_200_for_a_leaf_it_holds() {
+    let h = Harness::start(Options::default()).await;
+    let (held, _) = request(1);
+    assert_eq!(h.add_leaf(held.to_ascii()).await.status(), StatusCode::OK);
+    h.log
+        .set_mode(AddMode::Frozen {
+            size: 1,
+            successor: "2027h1",
+        })
+        .await;
+    let body = expect_error(
+        h.add_leaf(request(2).0.to_ascii()).await,
+        StatusCode::GONE,
+        "a new leaf on a frozen log",
+    )
+    .await;
+    assert!(body.contains("frozen at tree size 1"), "{body}");
+    assert!(body.contains("\"2027h1\""), "{body}");
+    // sigsum-submit polling for the proof of a leaf the log holds.
+    assert_eq!(h.add_leaf(held.to_ascii()).await.status(), StatusCode::OK);
+    // Reads go on.
+    let head = text(h.get("get-tree-head").await).await;
+    assert!(head.contains("size=1\n"), "{head}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_lists_each_shard_with_its_policy_line_vkey_state_and_size() {
+    let h = with_leaves(3, Options::default()).await;
+    let root = h.base.trim_end_matches("dev/").to_owned();
+    let json = |body: String| -> serde_json::Value { serde_json::from_str(&body).unwrap() };
+    let response = reqwest::get(format!("{root}shards.json")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "content-type"), "application/json");
+    let index = json(response.text().await.unwrap());
+    let shard = &index["shards"][0];
+    let key = SigningKey::from_seed(&support::LOG_SEED).public_key();
+    assert_eq!(shard["name"], "dev");
+    assert_eq!(shard["state"], "active");
+    assert_eq!(shard["size"], 3);
+    assert_eq!(shard["public_key"], key.to_hex());
+    assert_eq!(shard["url"], h.base);
+    assert_eq!(
+        shard["policy_line"],
+        format!("log {} {}", key.to_hex(), h.base)
+    );
+    let origin = cairn_sigsum::tree_head::origin_for_key(&key);
+    let vkey = shard["vkey"].as_str().unwrap();
+    let verifier = cairn_tlog::note::Ed25519NoteVerifier::from_vkey(&vkey.parse().unwrap())
+        .expect("a usable vkey");
+    assert_eq!(verifier.public_key(), key.0);
+    assert!(vkey.starts_with(&format!("{origin}+")), "{vkey}");
+    assert!(shard["cosigned_age_seconds"].as_u64().is_some(), "{shard}");
+
+    h.log
+        .set_mode(AddMode::Frozen {
+            size: 3,
+            successor: "next",
+        })
+        .await;
+    support::eventually("the index shows the freeze", || async {
+        let body = reqwest::get(format!("{root}shards.json"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let shard = &json(body)["shards"][0];
+        shard["state"] == "frozen" && shard["frozen_size"] == 3 && shard["successor"] == "next"
+    })
+    .await;
+    let page = reqwest::get(&root).await.unwrap();
+    assert_eq!(header(&page, "content-type"), "text/html; charset=utf-8");
+    let page = page.text().await.unwrap();
+    assert!(page.contains("frozen at 3, successor next"), "{page}");
+    assert!(page.contains(&format!("log {}", key.to_hex())), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_leaf_with_a_signature_that_does_not_verify_is_403() {
     let h = Harness::start(Options::default()).await;
     let (mut req, _) = request(1);
@@ -661,9 +739,10 @@ async fn malformed_requests_unknown_paths_and_wrong_methods_get_400_404_405() {
     ] {
         expect_error(h.get(path).await, StatusCode::NOT_FOUND, path).await;
     }
+    // `/` is the index of shards; paths beside the shards are unknown.
     for url in [
         format!("{}/other/get-tree-head", h.root),
-        format!("{}/", h.root),
+        format!("{}/index.html", h.root),
     ] {
         let response = h.http.get(&url).send().await.unwrap();
         expect_error(response, StatusCode::NOT_FOUND, &url).await;

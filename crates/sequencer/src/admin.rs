@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use cairn_proto::v1::admin_server::{Admin, AdminServer};
 use cairn_proto::v1::{
-    AddNodeRequest, InitShardRequest, InitShardResponse, Member, MembershipResponse,
-    RemoveNodeRequest, Replication, StatusRequest, StatusResponse, TransferLeaderRequest,
-    TransferLeaderResponse,
+    AddNodeRequest, FreezeShardRequest, FreezeShardResponse, InitShardRequest, InitShardResponse,
+    Member, MembershipResponse, RemoveNodeRequest, Replication, StatusRequest, StatusResponse,
+    TransferLeaderRequest, TransferLeaderResponse,
 };
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Raft, ServerState};
@@ -139,6 +139,63 @@ fn change_error(
     }
 }
 
+/// How long a node being added gets to answer its Status call.
+const CANDIDATE_STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Refuses to add `node` unless it hosts the shard with the same log key:
+/// a node without the shard would never catch up, and one with another key
+/// would, once leader, sign heads no witness or verifier of this log
+/// accepts.
+async fn check_candidate(shard: &Shard, node: &Member) -> Result<(), Status> {
+    let unreachable = |e: String| {
+        Status::unavailable(format!(
+            "node {} ({}) did not answer its status call: {e}",
+            node.id, node.addr
+        ))
+    };
+    let channel = tonic::transport::Endpoint::from_shared(node.addr.clone())
+        .map_err(|e| Status::invalid_argument(format!("node address {:?}: {e}", node.addr)))?
+        .connect_timeout(CANDIDATE_STATUS_TIMEOUT)
+        .timeout(CANDIDATE_STATUS_TIMEOUT)
+        .connect_lazy();
+    let answer = cairn_proto::v1::admin_client::AdminClient::new(channel)
+        .status(StatusRequest {
+            shard: shard.name().to_owned(),
+        })
+        .await;
+    let status = match answer {
+        Ok(s) => s.into_inner(),
+        Err(e) if e.code() == tonic::Code::NotFound => {
+            return Err(Status::failed_precondition(format!(
+                "node {} ({}) does not host shard {:?}: add the shard, with its log key, to \
+                 that node's configuration and restart it",
+                node.id,
+                node.addr,
+                shard.name()
+            )));
+        }
+        Err(e) => return Err(unreachable(format!("{}: {}", e.code(), e.message()))),
+    };
+    if status.node_id != node.id {
+        return Err(Status::failed_precondition(format!(
+            "{} is node {}, not node {}: check the node id",
+            node.addr, status.node_id, node.id
+        )));
+    }
+    let ours = shard.signer().public_key().key_hash();
+    if status.log_key_hash != ours.0 {
+        return Err(Status::failed_precondition(format!(
+            "node {} ({}) holds another log key for shard {:?} (key hash {}, this log's is {ours}): \
+             every replica must hold the shard's key",
+            node.id,
+            node.addr,
+            shard.name(),
+            hex::encode(&status.log_key_hash),
+        )));
+    }
+    Ok(())
+}
+
 fn leader_only(shard: &Shard) -> Result<(), Status> {
     match not_leader(shard.raft(), shard.node_id()) {
         None => Ok(()),
@@ -191,6 +248,7 @@ impl Admin for AdminService {
         if current.voters.iter().any(|m| m.id == node.id) {
             return Ok(Response::new(current));
         }
+        check_candidate(shard, &node).await?;
         if current.voters.len() >= MAX_VOTERS {
             return Err(Status::failed_precondition(format!(
                 "the group already has {MAX_VOTERS} voters"
@@ -317,6 +375,23 @@ impl Admin for AdminService {
             degraded: shard.degraded().unwrap_or_default(),
             cleared: shard.cleared(),
             tree_root: state.tree_root.to_vec(),
+            frozen: state.frozen.clone().map(crate::service::frozen_message),
+            log_key_hash: shard.signer().public_key().key_hash().0.to_vec(),
+        }))
+    }
+
+    async fn freeze_shard(
+        &self,
+        request: Request<FreezeShardRequest>,
+    ) -> Result<Response<FreezeShardResponse>, Status> {
+        let req = request.into_inner();
+        let shard = self.get(&req.shard)?;
+        let frozen = shard
+            .freeze(&req.successor)
+            .await
+            .map_err(|e| status_for(&e))?;
+        Ok(Response::new(FreezeShardResponse {
+            frozen: Some(crate::service::frozen_message(frozen)),
         }))
     }
 

@@ -15,6 +15,12 @@
 //! their share of the limit until their proposal finishes, even if the
 //! submitter stopped waiting.
 //!
+//! Freezing: [`FreezeGate::close`] refuses new leaves ([`LeafStatus::Frozen`])
+//! before the leader proposes `Command::Freeze`, and [`FreezeGate::drained`]
+//! waits until every leaf accepted before it is proposed, so that a leaf
+//! either is in the frozen tree or was refused — never accepted and then
+//! dropped. Leaves already sequenced are still answered with their index.
+//!
 //! Deadlines: a submitter whose deadline passes before its batch commits gets
 //! [`LeafStatus::Pending`] for those leaves (Sigsum 202). The proposal
 //! continues; a resubmission then finds the leaf in the index. Nothing is lost
@@ -89,6 +95,69 @@ pub enum LeafStatus {
     /// Not committed before the deadline. It stays in the pipeline; submit
     /// it again to learn its index.
     Pending,
+    /// Not in the tree, and never will be: the log is frozen (or freezing).
+    Frozen,
+}
+
+/// The leader's gate for a freeze: closed before `Command::Freeze` is
+/// proposed, so that no leaf is accepted that the freeze would then refuse.
+/// Cheap to clone; every clone is the same gate.
+#[derive(Clone, Debug)]
+pub struct FreezeGate {
+    inner: Arc<GateInner>,
+}
+
+#[derive(Debug)]
+struct GateInner {
+    /// `Some(successor)` while closed. Submissions take the read lock while
+    /// they check it *and* take their pending permits, so once `close` has
+    /// the write lock, [`FreezeGate::drained`] sees every accepted leaf.
+    closing: std::sync::RwLock<Option<String>>,
+    pending: Arc<Semaphore>,
+    max_pending: usize,
+}
+
+impl FreezeGate {
+    /// Refuses new leaves from now on, naming `successor`.
+    pub fn close(&self, successor: &str) {
+        *self
+            .inner
+            .closing
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(successor.to_owned());
+    }
+
+    /// Accepts new leaves again (a freeze that did not commit).
+    pub fn reopen(&self) {
+        *self
+            .inner
+            .closing
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The successor named by [`FreezeGate::close`], while closed.
+    pub fn closing(&self) -> Option<String> {
+        self.inner
+            .closing
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits until no accepted leaf is queued or in flight, or `deadline`
+    /// passes; says which.
+    pub async fn drained(&self, deadline: Instant) -> bool {
+        loop {
+            if self.inner.pending.available_permits() >= self.inner.max_pending {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }
 
 /// Where a submission's indices (or its error) are sent.
@@ -115,6 +184,7 @@ pub struct Batcher {
     /// Unbounded on purpose: its length is bounded by `pending` permits.
     tx: mpsc::UnboundedSender<Submission>,
     pending: Arc<Semaphore>,
+    gate: FreezeGate,
     shutdown: watch::Sender<bool>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -156,11 +226,19 @@ impl Batcher {
         let (tx, rx) = mpsc::unbounded_channel();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(run(raft.clone(), config.clone(), rx, shutdown_rx));
+        let pending = Arc::new(Semaphore::new(config.max_pending));
         Batcher {
             node_id,
             raft,
             state_machine,
-            pending: Arc::new(Semaphore::new(config.max_pending)),
+            gate: FreezeGate {
+                inner: Arc::new(GateInner {
+                    closing: std::sync::RwLock::new(None),
+                    pending: Arc::clone(&pending),
+                    max_pending: config.max_pending,
+                }),
+            },
+            pending,
             config,
             tx,
             shutdown,
@@ -171,6 +249,11 @@ impl Batcher {
     /// The effective configuration (zero limits raised to 1).
     pub fn config(&self) -> &BatcherConfig {
         &self.config
+    }
+
+    /// The gate a freeze closes (see the module docs).
+    pub fn gate(&self) -> &FreezeGate {
+        &self.gate
     }
 
     /// Leaves currently queued or in flight.
@@ -185,6 +268,8 @@ impl Batcher {
     ///
     /// * Leaves already sequenced are answered from the index without a
     ///   proposal, on any node.
+    /// * On a frozen log (applied, or the gate closed for a freeze) the
+    ///   other leaves are [`LeafStatus::Frozen`].
     /// * Otherwise this node must be the leader ([`ShardError::NotLeader`]
     ///   with the leader's id and address), and the pool must have room for
     ///   the new leaves ([`ShardError::Pushback`]; nothing is queued then).
@@ -212,6 +297,17 @@ impl Batcher {
         if new_leaves.is_empty() {
             return Ok(results);
         }
+        let refuse = |mut results: Vec<LeafStatus>, positions: &[usize]| {
+            for &pos in positions {
+                if let Some(slot) = results.get_mut(pos) {
+                    *slot = LeafStatus::Frozen;
+                }
+            }
+            Ok(results)
+        };
+        if self.state_machine.state().frozen.is_some() {
+            return refuse(results, &new_positions);
+        }
         if let Some(hint) = not_leader(&self.raft, self.node_id) {
             return Err(ShardError::NotLeader(hint));
         }
@@ -224,9 +320,21 @@ impl Batcher {
             limit: self.config.max_pending,
         };
         let count = u32::try_from(requested).map_err(|_| pushback())?;
-        let permit = Arc::clone(&self.pending)
-            .try_acquire_many_owned(count)
-            .map_err(|_| pushback())?;
+        let permit = {
+            let closing = self
+                .gate
+                .inner
+                .closing
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            if closing.is_some() {
+                drop(closing);
+                return refuse(results, &new_positions);
+            }
+            Arc::clone(&self.pending)
+                .try_acquire_many_owned(count)
+                .map_err(|_| pushback())?
+        };
 
         // One submission per batch-sized chunk, so no batch exceeds
         // `max_leaves` however large the call. Each chunk carries its share
@@ -252,21 +360,31 @@ impl Batcher {
             };
             let (reply, rx) = oneshot::channel();
             let submission = Submission {
-                leaves: chunk,
+                leaves: chunk.clone(),
                 reply,
                 permit: share,
             };
             self.tx
                 .send(submission)
                 .map_err(|_| ShardError::ShuttingDown)?;
-            waiting.push((chunk_positions, rx));
+            waiting.push((chunk_positions, chunk, rx));
         }
 
-        for (chunk_positions, rx) in waiting {
+        for (chunk_positions, chunk, rx) in waiting {
             match tokio::time::timeout_at(deadline, rx).await {
                 // Deadline passed: these leaves stay `Pending`.
                 Err(_elapsed) => {}
                 Ok(Err(_dropped)) => return Err(ShardError::ShuttingDown),
+                // The log froze before this batch: a leaf of it that is in
+                // the tree anyway (submitted twice at once) keeps its index.
+                Ok(Ok(Err(ShardError::Frozen(_)))) => {
+                    let known = self.lookup(&chunk).await?;
+                    for (pos, index) in chunk_positions.into_iter().zip(known) {
+                        if let Some(slot) = results.get_mut(pos) {
+                            *slot = index.map_or(LeafStatus::Frozen, LeafStatus::Committed);
+                        }
+                    }
+                }
                 Ok(Ok(Err(e))) => return Err(e),
                 Ok(Ok(Ok(indices))) => {
                     if indices.len() != chunk_positions.len() {
@@ -414,6 +532,11 @@ async fn propose_batch(
             for (count, reply) in waiting {
                 let mine: Vec<u64> = indices.by_ref().take(count).collect();
                 let _ = reply.send(Ok(mine));
+            }
+        }
+        Ok(CommandResponse::Frozen(frozen)) => {
+            for (_, reply) in waiting {
+                let _ = reply.send(Err(ShardError::Frozen(frozen.clone())));
             }
         }
         Ok(other) => {

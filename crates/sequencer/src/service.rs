@@ -126,6 +126,7 @@ pub fn status_for(e: &ShardError) -> Status {
         ShardError::Stale { .. }
         | ShardError::Rejected(_)
         | ShardError::WrongKey { .. }
+        | ShardError::Frozen(_)
         | ShardError::Refused(_) => Status::failed_precondition(msg),
         ShardError::NotInTree { .. } => Status::out_of_range(msg),
         ShardError::Halted(_)
@@ -184,20 +185,37 @@ fn tree_heads_message(heads: crate::shard::TreeHeads) -> TreeHeads {
         tree_size: heads.tree_size,
         signed: Some(signed),
         cosigned,
+        frozen: heads.frozen.map(frozen_message),
     }
 }
 
-/// What makes a `WatchTreeHeads` message worth sending: the signed size and
-/// the published head (its size and how many cosignatures it carries, as a
-/// re-publication may add some). The bare tree size alone changes with
-/// every batch and is not worth a message.
-fn watched(heads: &crate::shard::TreeHeads) -> (u64, Option<(u64, usize)>) {
+/// The wire form of a freeze.
+pub(crate) fn frozen_message(frozen: crate::types::Frozen) -> cairn_proto::v1::Frozen {
+    cairn_proto::v1::Frozen {
+        size: frozen.size,
+        successor: frozen.successor,
+    }
+}
+
+/// What makes a `WatchTreeHeads` message worth sending: the signed size,
+/// the published head (its size and cosignatures, as a re-publication may
+/// add some or renew them) and whether the log is frozen. The bare tree
+/// size alone changes with every batch and is not worth a message.
+type Watched = (u64, Option<(u64, Vec<StoredCosignature>)>, bool);
+
+fn watched_of(integrated_size: u64, cosigned: Option<&CosignedHead>, frozen: bool) -> Watched {
     (
+        integrated_size,
+        cosigned.map(|c| (c.size, c.cosignatures.clone())),
+        frozen,
+    )
+}
+
+fn watched(heads: &crate::shard::TreeHeads) -> Watched {
+    watched_of(
         heads.signed.tree_head.size,
-        heads
-            .cosigned
-            .as_ref()
-            .map(|c| (c.size, c.cosignatures.len())),
+        heads.cosigned.as_ref(),
+        heads.frozen.is_some(),
     )
 }
 
@@ -224,12 +242,10 @@ async fn watch_heads(
         // Signing happens only here, for a state that moved: one signature
         // per new head and stream, not one per poll.
         let state = states.borrow_and_update().clone();
-        if (
+        if watched_of(
             state.integrated_size,
-            state
-                .cosigned
-                .as_ref()
-                .map(|c| (c.size, c.cosignatures.len())),
+            state.cosigned.as_ref(),
+            state.frozen.is_some(),
         ) == last
         {
             continue;
@@ -286,20 +302,31 @@ impl Sequencer for SequencerService {
             .submit(leaves, Instant::now() + wait)
             .await
             .map_err(|e| status_for(&e))?;
+        let frozen = statuses
+            .contains(&LeafStatus::Frozen)
+            .then(|| shard.frozen().map(frozen_message))
+            .flatten();
         let results = statuses
             .into_iter()
             .map(|s| match s {
                 LeafStatus::Committed(index) => LeafResult {
                     committed: true,
                     index,
+                    frozen: false,
                 },
                 LeafStatus::Pending => LeafResult {
                     committed: false,
                     index: 0,
+                    frozen: false,
+                },
+                LeafStatus::Frozen => LeafResult {
+                    committed: false,
+                    index: 0,
+                    frozen: true,
                 },
             })
             .collect();
-        Ok(Response::new(AddLeavesResponse { results }))
+        Ok(Response::new(AddLeavesResponse { results, frozen }))
     }
 
     async fn get_leaf_index(

@@ -34,7 +34,7 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::batcher::{Batcher, BatcherConfig, LeafStatus};
+use crate::batcher::{Batcher, BatcherConfig, FreezeGate, LeafStatus};
 use crate::integrator::{Degraded, HaltFlag, Integrator, IntegratorConfig};
 use crate::log_store::{LockHolder, StoreError, blocking, open_shard_db};
 use crate::network::{GrpcNetworkFactory, RaftTransportService};
@@ -44,7 +44,7 @@ use crate::raft::{
 use crate::record::{RecordError, SignedRecord};
 use crate::signer::{Signer, SignerError, WitnessKeys};
 use crate::state_machine::{AppliedState, SnapshotPoint, StateMachine, snapshot_due};
-use crate::types::{Command, CommandResponse, CosignedHead, LEAF_SIZE, NodeId, TypeConfig};
+use crate::types::{Command, CommandResponse, CosignedHead, Frozen, LEAF_SIZE, NodeId, TypeConfig};
 
 /// Most attempts to re-write the `checkpoint` object on leadership gain when
 /// the object store is unavailable; later publications write it anyway.
@@ -59,6 +59,18 @@ pub const RECOVERY_APPLY_TIMEOUT: Duration = Duration::from_secs(60);
 /// worker exits asynchronously after Raft shutdown, so the previous
 /// instance's database closes a moment after [`Shard::shutdown`] returns.
 pub const OPEN_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a freeze waits for the leaves accepted before it to be
+/// proposed; past it the freeze goes ahead, and a leaf still queued is
+/// refused by the state machine (its submitter was not yet answered 200).
+pub const FREEZE_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a scheduled freeze that is due is retried while it cannot be
+/// done (no leader here yet, the leader not yet checked, Raft trouble).
+const FREEZE_RETRY: Duration = Duration::from_secs(1);
+
+/// Longest successor name accepted (a shard name).
+pub const MAX_SUCCESSOR_LEN: usize = 64;
 
 /// How long a requested snapshot may take before it is requested again
 /// (openraft drops a request while a build is running, and a failed build
@@ -133,6 +145,13 @@ pub struct ShardConfig {
     pub batcher: BatcherConfig,
     /// Integration limits; see [`IntegratorConfig`] for the defaults.
     pub integrator: IntegratorConfig,
+    /// Temporal rotation: the log freezes itself (as [`Shard::freeze`]
+    /// with [`ShardConfig::successor`]) once the clock passes this time.
+    /// The leader does it; nodes may disagree on the time by their clock
+    /// skew. `None` (the default): only an operator freezes the log.
+    pub freeze_at: Option<std::time::SystemTime>,
+    /// The successor named by a scheduled freeze. Default empty.
+    pub successor: String,
 }
 
 impl ShardConfig {
@@ -165,6 +184,8 @@ impl ShardConfig {
             bootstrap: true,
             batcher: BatcherConfig::default(),
             integrator: IntegratorConfig::default(),
+            freeze_at: None,
+            successor: String::new(),
         }
     }
 }
@@ -266,6 +287,24 @@ pub enum ShardError {
     /// shortly.
     #[error("the leader is checking its state against the published log; retry shortly")]
     NotCleared,
+    /// The log is frozen: it adds no leaf after its final size.
+    #[error("{}", frozen_message(.0))]
+    Frozen(Frozen),
+}
+
+/// The human-readable refusal of a frozen log.
+pub fn frozen_message(frozen: &Frozen) -> String {
+    let mut message = format!(
+        "this log is frozen at tree size {} and accepts no new leaves",
+        frozen.size
+    );
+    if !frozen.successor.is_empty() {
+        message.push_str(&format!(
+            "; submit to its successor, shard {:?}",
+            frozen.successor
+        ));
+    }
+    message
 }
 
 impl ShardError {
@@ -307,6 +346,8 @@ pub struct TreeHeads {
     pub signed: SignedTreeHead,
     /// The latest published cosigned tree head, if any.
     pub cosigned: Option<CosignedHead>,
+    /// Set once the log is frozen.
+    pub frozen: Option<Frozen>,
 }
 
 /// Why a leader may not act on its applied state yet.
@@ -349,6 +390,8 @@ struct Pipeline {
     /// True while this node leads and has checked its applied state against
     /// the published log this term; submissions wait for it.
     cleared: Arc<watch::Sender<bool>>,
+    /// The batcher's gate, which a freeze closes first.
+    gate: FreezeGate,
 }
 
 /// One running shard. Share it behind an `Arc`; every method takes `&self`
@@ -435,25 +478,10 @@ impl Shard {
             }
         }
 
-        let pipeline = Pipeline {
-            name: name.clone(),
-            node_id: config.node_id,
-            raft: raft.clone(),
-            state_machine: state_machine.clone(),
-            signer: Arc::new(signer),
-            witnesses: Arc::new(WitnessKeys::new(config.witnesses.iter().copied())),
-            store: config.tile_store.clone(),
-            integrator: config.integrator.clone(),
-            halt: HaltFlag::new(),
-            publish_lock: Arc::new(Mutex::new(())),
-            record: Arc::new(record),
-            degraded: Degraded::default(),
-            cleared: Arc::new(watch::channel(false).0),
-        };
         let batcher = Batcher::start(
             config.node_id,
-            raft,
-            state_machine,
+            raft.clone(),
+            state_machine.clone(),
             BatcherConfig {
                 // The state machine refuses larger `Append`s.
                 max_leaves: config
@@ -463,9 +491,32 @@ impl Shard {
                 ..config.batcher.clone()
             },
         );
+        let pipeline = Pipeline {
+            name: name.clone(),
+            node_id: config.node_id,
+            raft,
+            state_machine,
+            signer: Arc::new(signer),
+            witnesses: Arc::new(WitnessKeys::new(config.witnesses.iter().copied())),
+            store: config.tile_store.clone(),
+            integrator: config.integrator.clone(),
+            halt: HaltFlag::new(),
+            publish_lock: Arc::new(Mutex::new(())),
+            record: Arc::new(record),
+            degraded: Degraded::default(),
+            cleared: Arc::new(watch::channel(false).0),
+            gate: batcher.gate().clone(),
+        };
         let (stop, stop_rx) = watch::channel(false);
         let leadership = tokio::spawn(pipeline.clone().lead(stop_rx.clone()));
         tokio::spawn(pipeline.clone().trigger_snapshots(stop_rx.clone()));
+        if let Some(at) = config.freeze_at {
+            tokio::spawn(pipeline.clone().freeze_when_due(
+                at,
+                config.successor.clone(),
+                stop_rx.clone(),
+            ));
+        }
         tokio::spawn(pipeline.clone().watch_raft_core(stop_rx));
         tracing::info!(shard = %name, node_id = config.node_id, origin = pipeline.signer.origin(), "shard started");
         Ok(Shard {
@@ -771,6 +822,32 @@ impl Shard {
             tree_size: state.tree_size,
             signed,
             cosigned: state.cosigned,
+            frozen: state.frozen,
+        })
+    }
+
+    /// Freezes the log at its current size (architecture.md §4): the
+    /// leader refuses new leaves at once, lets the leaves it accepted
+    /// before be proposed (at most [`FREEZE_DRAIN_TIMEOUT`]), then commits
+    /// `Command::Freeze`. From then on every replica refuses leaves that
+    /// are not in the tree, with [`LeafStatus::Frozen`] naming `successor`;
+    /// integration, signing and publication of the final size go on.
+    /// Idempotent: on a frozen log it answers the existing freeze (with its
+    /// first successor). Needs the leader ([`ShardError::NotLeader`]); a
+    /// halted or unchecked leader refuses retryably.
+    pub async fn freeze(&self, successor: &str) -> Result<Frozen, ShardError> {
+        self.pipeline.freeze(successor).await
+    }
+
+    /// The freeze of this log: applied, or (on the leader, while a freeze
+    /// is being committed) the one under way, at the current size.
+    pub fn frozen(&self) -> Option<Frozen> {
+        let state = self.state();
+        state.frozen.clone().or_else(|| {
+            self.pipeline.gate.closing().map(|successor| Frozen {
+                size: state.tree_size,
+                successor,
+            })
         })
     }
 
@@ -895,6 +972,100 @@ impl Shard {
 impl Pipeline {
     fn is_leader(&self) -> bool {
         not_leader(&self.raft, self.node_id).is_none()
+    }
+
+    /// See [`Shard::freeze`].
+    async fn freeze(&self, successor: &str) -> Result<Frozen, ShardError> {
+        if successor.len() > MAX_SUCCESSOR_LEN
+            || !successor
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(ShardError::Refused(format!(
+                "successor {successor:?} is not a shard name (at most {MAX_SUCCESSOR_LEN} \
+                 letters, digits, '-', '_' or '.')"
+            )));
+        }
+        if let Some(frozen) = self.state_machine.state().frozen.clone() {
+            return Ok(frozen);
+        }
+        if let Some(reason) = self.halt.reason() {
+            return Err(ShardError::Halted(reason.to_owned()));
+        }
+        if let Some(hint) = not_leader(&self.raft, self.node_id) {
+            return Err(ShardError::NotLeader(hint));
+        }
+        if !*self.cleared.borrow() {
+            return Err(ShardError::NotCleared);
+        }
+        self.gate.close(successor);
+        if !self
+            .gate
+            .drained(Instant::now() + FREEZE_DRAIN_TIMEOUT)
+            .await
+        {
+            tracing::warn!(shard = %self.name, "freezing with leaves still queued; they will be refused");
+        }
+        let outcome = propose(
+            &self.raft,
+            Command::Freeze {
+                successor: successor.to_owned(),
+            },
+        )
+        .await;
+        let frozen = match outcome {
+            Ok(CommandResponse::Applied) => self.state_machine.state().frozen.clone(),
+            Ok(other) => {
+                self.gate.reopen();
+                return Err(ShardError::Rejected(format!("{other:?} for a Freeze")));
+            }
+            Err(e) => {
+                self.gate.reopen();
+                return Err(e.into());
+            }
+        };
+        let frozen = frozen.ok_or_else(|| {
+            ShardError::Rejected("Freeze applied but the state is not frozen".into())
+        })?;
+        tracing::info!(shard = %self.name, size = frozen.size, successor = %frozen.successor, "the log is frozen");
+        Ok(frozen)
+    }
+
+    /// Temporal rotation: freezes the log once the clock passes `at`
+    /// (retrying every [`FREEZE_RETRY`] on the leader until it is done).
+    /// Every node runs it; only a checked leader can freeze, and the first
+    /// freeze applied ends it everywhere.
+    async fn freeze_when_due(
+        self,
+        at: std::time::SystemTime,
+        successor: String,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            if self.state_machine.state().frozen.is_some() {
+                return;
+            }
+            let wait = match at.duration_since(std::time::SystemTime::now()) {
+                // Sleep in bounded steps: the wall clock may be set
+                // forward meanwhile.
+                Ok(until) if !until.is_zero() => until.min(Duration::from_secs(60)),
+                _ => {
+                    if self.is_leader() && *self.cleared.borrow() {
+                        match self.freeze(&successor).await {
+                            Ok(_) => return,
+                            Err(e) => {
+                                tracing::warn!(shard = %self.name, error = %e, "scheduled freeze failed; retrying")
+                            }
+                        }
+                    }
+                    FREEZE_RETRY
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
     }
 
     /// Halts the shard if openraft's core stops by itself (a fatal storage

@@ -342,6 +342,7 @@ mod tests {
             integrated_size,
             integrated_root: [0xbb; 32],
             cosigned: None,
+            frozen: None,
         })
     }
 

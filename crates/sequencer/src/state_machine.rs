@@ -8,7 +8,7 @@
 //! | `leaves` | big-endian u64 leaf index | the 128-byte leaf; only leaves not yet in a full entry bundle (see *Pruning*) |
 //! | `leaf_index` | 32-byte leaf hash | big-endian u64 leaf index; every sequenced leaf, never pruned (dedup) |
 //! | `roots` | big-endian u64 tree size after an `Append` | 32-byte root |
-//! | `sm_meta` | `state` | postcard `StoredState`: last applied log id, last membership, tree size and right edge, integrated size and root, cosigned head |
+//! | `sm_meta` | `state` | postcard `StoredState`: last applied log id, last membership, tree size and right edge, integrated size and root, cosigned head; `V2` (written once the log is frozen) adds its final size and successor |
 //! | `sm_meta` | `installing` | postcard `SnapshotMeta`; present only while a snapshot install replaces the column families (see *Snapshots*) |
 //!
 //! # Applying
@@ -130,7 +130,7 @@ use crate::log_store::{
 pub use crate::snapshot::WriteStats;
 use crate::snapshot::{FormatError, Frame, SECTION_ORDER, SnapshotReader, SnapshotWriter};
 use crate::types::{
-    Command, CommandResponse, CosignedHead, LEAF_SIZE, NodeId, ShardState, TypeConfig,
+    Command, CommandResponse, CosignedHead, Frozen, LEAF_SIZE, NodeId, ShardState, TypeConfig,
 };
 
 /// Most leaves one `Append` may carry (8 MiB of leaves). A larger command is
@@ -261,6 +261,8 @@ const KEY_STATE: &[u8] = b"state";
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum StoredState {
     V1(StateV1),
+    /// `V1` and whether the log is frozen.
+    V2(StateV1, Option<Frozen>),
 }
 
 /// Everything of the applied state that is not a per-leaf or per-size record.
@@ -286,6 +288,7 @@ struct Applied {
     integrated_size: u64,
     integrated_root: Hash,
     cosigned: Option<CosignedHead>,
+    frozen: Option<Frozen>,
 }
 
 impl Applied {
@@ -297,11 +300,23 @@ impl Applied {
             integrated_size: 0,
             integrated_root: EMPTY_ROOT,
             cosigned: None,
+            frozen: None,
         }
     }
 
     fn from_stored(stored: StoredState) -> Result<Self, StoreError> {
-        let StoredState::V1(s) = stored;
+        let (s, frozen) = match stored {
+            StoredState::V1(s) => (s, None),
+            StoredState::V2(s, frozen) => (s, frozen),
+        };
+        if let Some(f) = &frozen
+            && f.size > s.tree_size
+        {
+            return Err(StoreError::Corrupt(format!(
+                "frozen at size {} above tree size {}",
+                f.size, s.tree_size
+            )));
+        }
         let tree = CompactRange::from_parts(s.tree_size, s.right_edge)
             .map_err(|e| StoreError::Corrupt(format!("sm_meta/state right edge: {e}")))?;
         if s.integrated_size > s.tree_size {
@@ -317,11 +332,12 @@ impl Applied {
             integrated_size: s.integrated_size,
             integrated_root: s.integrated_root,
             cosigned: s.cosigned,
+            frozen,
         })
     }
 
     fn to_stored(&self) -> StoredState {
-        StoredState::V1(StateV1 {
+        let state = StateV1 {
             last_applied: self.last_applied,
             last_membership: self.last_membership.clone(),
             tree_size: self.tree.size(),
@@ -329,7 +345,13 @@ impl Applied {
             integrated_size: self.integrated_size,
             integrated_root: self.integrated_root,
             cosigned: self.cosigned.clone(),
-        })
+        };
+        // A log that was never frozen keeps the V1 record, which the
+        // previous release reads too.
+        match &self.frozen {
+            None => StoredState::V1(state),
+            Some(f) => StoredState::V2(state, Some(f.clone())),
+        }
     }
 
     fn shard_state(&self) -> AppliedState {
@@ -340,6 +362,7 @@ impl Applied {
             integrated_size: self.integrated_size,
             integrated_root: self.integrated_root,
             cosigned: self.cosigned.clone(),
+            frozen: self.frozen.clone(),
         })
     }
 }
@@ -1489,6 +1512,15 @@ impl Batch<'_> {
                     }
                 }
             }
+            Command::Freeze { successor } => {
+                if work.frozen.is_none() {
+                    work.frozen = Some(Frozen {
+                        size: work.tree.size(),
+                        successor,
+                    });
+                }
+                Ok(CommandResponse::Applied)
+            }
         }
     }
 
@@ -1504,6 +1536,12 @@ impl Batch<'_> {
             return Ok(rejected(format!(
                 "append of {count} leaves is above the limit of {MAX_APPEND_LEAVES}"
             )));
+        }
+        if let Some(frozen) = &work.frozen {
+            // Deterministic on every replica: an append proposed before the
+            // freeze was known (a race with the leader's gate, or an old
+            // leader's batch) adds nothing after it.
+            return Ok(CommandResponse::Frozen(frozen.clone()));
         }
         // `count ≤ MAX_APPEND_LEAVES` fits any u64.
         if work.tree.size().checked_add(count as u64).is_none() {

@@ -55,6 +55,16 @@ pub enum Command {
         /// The tree head with the witness cosignatures that met the quorum.
         head: CosignedHead,
     },
+    /// Freeze the log at its current tree size: from this entry on, every
+    /// `Append` that would add a leaf is refused (`CommandResponse::Frozen`);
+    /// integration, signing and publication of the leaves already sequenced
+    /// go on. Applied once; a later `Freeze` changes nothing (the first
+    /// successor stays).
+    Freeze {
+        /// The shard that takes new submissions instead, for the error
+        /// that refused submitters see; empty if none is named.
+        successor: String,
+    },
 }
 
 /// What applying a [`Command`] produced.
@@ -73,8 +83,20 @@ pub enum CommandResponse {
         /// Why (human-readable).
         reason: String,
     },
+    /// For `Append` on a frozen log: nothing was added (not even the
+    /// leaves already in the tree are answered; look them up instead).
+    Frozen(Frozen),
     /// Membership and blank entries, which carry no command.
     None,
+}
+
+/// A frozen log: no leaf is added after `size`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frozen {
+    /// The tree size when the log froze: its final size.
+    pub size: u64,
+    /// The shard named to take new submissions; empty if none.
+    pub successor: String,
 }
 
 // Written out (not derived) so the default is visible next to the contract.
@@ -128,4 +150,6 @@ pub struct ShardState {
     pub integrated_root: Hash,
     /// Latest published cosigned tree head.
     pub cosigned: Option<CosignedHead>,
+    /// Set once the log is frozen ([`Command::Freeze`]).
+    pub frozen: Option<Frozen>,
 }

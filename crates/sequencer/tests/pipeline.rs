@@ -872,3 +872,159 @@ async fn tiles_lost_below_the_integrated_size_are_rebuilt_from_full_bundles_and_
     );
     node.stop().await;
 }
+
+async fn add_raw(
+    client: &mut SequencerClient<Channel>,
+    leaves: &[[u8; 128]],
+    wait_ms: u32,
+) -> cairn_proto::v1::AddLeavesResponse {
+    client
+        .add_leaves(AddLeavesRequest {
+            shard: SHARD.into(),
+            leaves: leaves.iter().map(|l| l.to_vec()).collect(),
+            wait_ms,
+        })
+        .await
+        .expect("AddLeaves")
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_log_keeps_its_accepted_leaves_refuses_new_ones_and_signs_its_final_size() {
+    use cairn_proto::v1::admin_client::AdminClient;
+    use cairn_proto::v1::{FreezeShardRequest, Frozen};
+
+    init_tracing();
+    let dirs = Dirs::new();
+    // Batches stay open a while, so a leaf is still queued when the freeze
+    // is asked for.
+    let node = Node::start(&dirs, |config| {
+        config.batcher = BatcherConfig {
+            max_delay: Duration::from_millis(300),
+            ..BatcherConfig::default()
+        };
+    })
+    .await;
+    node.wait_for_leadership().await;
+    let mut c = node.client().await;
+    let before: Vec<[u8; 128]> = (0..3).map(leaf).collect();
+    add_all(&c, &before).await;
+
+    let queued = add_raw(&mut c, &[leaf(10)], 0).await;
+    assert!(!queued.results[0].committed && !queued.results[0].frozen);
+    let mut admin = AdminClient::connect(format!("http://{}", node.addr))
+        .await
+        .unwrap();
+    let frozen = admin
+        .freeze_shard(FreezeShardRequest {
+            shard: SHARD.into(),
+            successor: "next".into(),
+        })
+        .await
+        .expect("FreezeShard")
+        .into_inner()
+        .frozen
+        .expect("the freeze");
+    let expected = Frozen {
+        size: 4,
+        successor: "next".into(),
+    };
+    assert_eq!(frozen, expected, "the queued leaf is in the frozen tree");
+
+    // A sequenced leaf keeps its index; a new one is refused, and told why.
+    let answer = add_raw(&mut c, &[leaf(10), leaf(11)], 1000).await;
+    assert_eq!(
+        answer
+            .results
+            .iter()
+            .map(|r| (r.committed, r.index, r.frozen))
+            .collect::<Vec<_>>(),
+        vec![(true, 3, false), (false, 0, true)]
+    );
+    assert_eq!(answer.frozen, Some(expected.clone()));
+
+    // Asking again answers the freeze already made.
+    let again = admin
+        .freeze_shard(FreezeShardRequest {
+            shard: SHARD.into(),
+            successor: "other".into(),
+        })
+        .await
+        .expect("a second FreezeShard")
+        .into_inner();
+    assert_eq!(again.frozen, Some(expected.clone()));
+
+    // The final size is integrated, signed and can be published.
+    let heads = wait_for_signed_size(&c, 4).await;
+    assert_eq!(heads.frozen, Some(expected.clone()));
+    let signed = heads.signed.expect("signed head");
+    publish(&mut c, cosign(&signed, 1_700_000_000))
+        .await
+        .expect("the final head publishes");
+    let mut all = before.clone();
+    all.push(leaf(10));
+    check_tiles(&node.store, &signed_head(&signed), &all).await;
+
+    // The freeze survives a restart.
+    drop((c, admin));
+    node.stop().await;
+    let node = Node::start(&dirs, |_| {}).await;
+    node.wait_for_leadership().await;
+    let mut c = node.client().await;
+    // Until the new leader has checked its state, it refuses retryably.
+    let answer = poll("an answer after the restart", || {
+        let mut c = c.clone();
+        async move {
+            c.add_leaves(AddLeavesRequest {
+                shard: SHARD.into(),
+                leaves: vec![leaf(12).to_vec()],
+                wait_ms: 1000,
+            })
+            .await
+            .ok()
+            .map(|r| r.into_inner())
+        }
+    })
+    .await;
+    assert!(answer.results[0].frozen);
+    assert_eq!(tree_heads(&mut c).await.frozen, Some(expected));
+    drop(c);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_with_a_freeze_time_freezes_itself_when_the_clock_passes_it() {
+    init_tracing();
+    let dirs = Dirs::new();
+    let at = std::time::SystemTime::now() + Duration::from_secs(2);
+    let node = Node::start(&dirs, |config| {
+        config.freeze_at = Some(at);
+        config.successor = "2027h2".into();
+    })
+    .await;
+    node.wait_for_leadership().await;
+    let mut c = node.client().await;
+    let before: Vec<[u8; 128]> = (0..5).map(leaf).collect();
+    add_all(&c, &before).await;
+    assert_eq!(tree_heads(&mut c).await.frozen, None, "not before its time");
+
+    let frozen = poll("the scheduled freeze", || {
+        let mut c = c.clone();
+        async move { tree_heads(&mut c).await.frozen }
+    })
+    .await;
+    assert!(std::time::SystemTime::now() >= at);
+    assert_eq!((frozen.size, frozen.successor.as_str()), (5, "2027h2"));
+    let answer = add_raw(&mut c, &[leaf(0), leaf(99)], 1000).await;
+    assert_eq!(
+        answer
+            .results
+            .iter()
+            .map(|r| (r.committed, r.frozen))
+            .collect::<Vec<_>>(),
+        vec![(true, false), (false, true)]
+    );
+    wait_for_signed_size(&c, 5).await;
+    drop(c);
+    node.stop().await;
+}

@@ -11,8 +11,8 @@ use cairn_sequencer::state_machine::{
     MAX_APPEND_LEAVES, MAX_READ_LEAVES, SnapshotOptions, StateMachine,
 };
 use cairn_sequencer::types::{
-    Command, CommandResponse, CosignedHead, LEAF_SIZE, NodeId, ShardState, StoredCosignature,
-    TypeConfig,
+    Command, CommandResponse, CosignedHead, Frozen, LEAF_SIZE, NodeId, ShardState,
+    StoredCosignature, TypeConfig,
 };
 use cairn_testvectors::JsonExt;
 use cairn_tlog::{EMPTY_ROOT, Hash};
@@ -462,6 +462,94 @@ async fn applied_state_survives_reopen() {
     assert_eq!(s.sm.root_at(4).unwrap(), Some(r4));
     // Dedup and index assignment continue where they were.
     assert_eq!(s.append(&[2, 5]).await, vec![1, 4]);
+}
+
+#[tokio::test]
+async fn a_frozen_log_adds_no_leaf_but_integrates_and_publishes_its_final_size() {
+    let mut s = Shard::new();
+    s.append(&[1, 2, 3]).await;
+    let frozen = Frozen {
+        size: 3,
+        successor: "next".into(),
+    };
+    let responses = s
+        .apply_all(vec![
+            Command::Freeze {
+                successor: "next".into(),
+            },
+            // Proposed before the freeze was known: refused in the same apply.
+            Command::Append {
+                leaves: batch(&[4]),
+            },
+            // A second freeze changes nothing.
+            Command::Freeze {
+                successor: "other".into(),
+            },
+        ])
+        .await;
+    assert_eq!(
+        responses,
+        vec![
+            CommandResponse::Applied,
+            CommandResponse::Frozen(frozen.clone()),
+            CommandResponse::Applied,
+        ]
+    );
+    // Leaves already in the tree are refused alike: the batcher looks them
+    // up before it proposes anything.
+    assert_eq!(
+        s.apply(Command::Append {
+            leaves: batch(&[1])
+        })
+        .await,
+        CommandResponse::Frozen(frozen.clone())
+    );
+    let state = s.sm.state();
+    assert_eq!(
+        (state.tree_size, state.frozen.clone()),
+        (3, Some(frozen.clone()))
+    );
+    assert_eq!(
+        s.sm.leaf_index(&cairn_tlog::leaf_hash(&leaf(4))).unwrap(),
+        None
+    );
+
+    // The final size still integrates and publishes.
+    let r3 = root(&s.sm, 3);
+    assert_eq!(
+        s.apply(Command::Integrated { size: 3, root: r3 }).await,
+        CommandResponse::Applied
+    );
+    assert_eq!(
+        s.apply(Command::Cosigned { head: head(3, r3) }).await,
+        CommandResponse::Applied
+    );
+
+    // The freeze is durable, and travels in snapshots.
+    let mut s = s.reopen();
+    assert_eq!(s.sm.state().frozen, Some(frozen.clone()));
+    let snapshot =
+        s.sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+    let mut follower = Shard::new();
+    follower
+        .sm
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .unwrap();
+    assert_eq!(follower.sm.state(), s.sm.state());
+    follower.next_index = s.next_index;
+    assert_eq!(
+        follower
+            .apply(Command::Append {
+                leaves: batch(&[5])
+            })
+            .await,
+        CommandResponse::Frozen(frozen)
+    );
 }
 
 /// Everything observable through the read API, for comparing two replicas.

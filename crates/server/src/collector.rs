@@ -17,7 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cairn_collector::{Collector, CollectorConfig, DEFAULT_POLL_INTERVAL, DEFAULT_WITNESS_TIMEOUT};
+use cairn_collector::{
+    Collector, CollectorConfig, DEFAULT_POLL_INTERVAL, DEFAULT_RECOSIGN_INTERVAL,
+    DEFAULT_WITNESS_TIMEOUT,
+};
 use cairn_proto::{PoolOptions, SequencerPool};
 use cairn_sigsum::PublicKey;
 use cairn_sigsum::policy::Policy;
@@ -103,6 +106,11 @@ pub struct ShardFile {
     /// carry more than the minimum of cosignatures. Default 0.
     #[serde(default)]
     pub extra_wait_ms: u64,
+    /// Seconds after which the published head, if no larger one is signed
+    /// (an idle or frozen log), is cosigned again and re-published with the
+    /// witnesses' fresh cosignatures. Default 300.
+    #[serde(default = "default_recosign_interval_s")]
+    pub recosign_interval_s: u64,
     /// Publish heads without the policy quorum (counted in
     /// `cairn_collector_published_without_quorum_total`). Default false:
     /// no quorum, no publication.
@@ -120,6 +128,10 @@ fn default_listen() -> SocketAddr {
 
 fn default_poll_interval_ms() -> u64 {
     u64::try_from(DEFAULT_POLL_INTERVAL.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn default_recosign_interval_s() -> u64 {
+    DEFAULT_RECOSIGN_INTERVAL.as_secs()
 }
 
 fn default_witness_timeout_ms() -> u64 {
@@ -180,6 +192,7 @@ impl CollectorFile {
             for (field, v) in [
                 ("poll_interval_ms", s.poll_interval_ms),
                 ("witness_timeout_ms", s.witness_timeout_ms),
+                ("recosign_interval_s", s.recosign_interval_s),
             ] {
                 if v == 0 {
                     bail!("shard {:?}: {field} must be positive", s.name);
@@ -226,6 +239,7 @@ impl CollectorFile {
             config.poll_interval = Duration::from_millis(s.poll_interval_ms);
             config.witness_timeout = Duration::from_millis(s.witness_timeout_ms);
             config.extra_wait = Duration::from_millis(s.extra_wait_ms);
+            config.recosign_interval = Duration::from_secs(s.recosign_interval_s);
             config.fail_open = s.fail_open;
             if let Some(roots) = &s.witness_roots {
                 config.witness_roots = read_limited(&base.join(roots))

@@ -176,6 +176,33 @@ pub struct SequencerShardFile {
     /// relative to that file), e.g. an S3 bucket; not `[http]`, which is
     /// read-only. Either this or `tiles`.
     pub object_store: Option<PathBuf>,
+    /// Temporal rotation: when the log freezes itself, as an RFC 3339 time
+    /// (e.g. `"2027-01-01T00:00:00Z"`). From then on add-leaf is refused
+    /// (410, naming `successor`) while reads, proofs and the final head's
+    /// cosigning go on. Create the successor's group ahead of time and list
+    /// both logs in submitters' policies. Optional: without it only `cairn
+    /// cluster freeze` freezes the log. Use the same value on every node.
+    pub freeze_at: Option<String>,
+    /// The shard that takes new submissions once this one is frozen by
+    /// `freeze_at`, named in the refusal. Optional.
+    pub successor: Option<String>,
+}
+
+impl SequencerShardFile {
+    /// `freeze_at` as a time.
+    pub fn freeze_time(&self) -> anyhow::Result<Option<std::time::SystemTime>> {
+        self.freeze_at
+            .as_deref()
+            .map(|t| {
+                humantime::parse_rfc3339_weak(t).with_context(|| {
+                    format!(
+                        "shard {:?}: freeze_at {t:?} is not an RFC 3339 time like 2027-01-01T00:00:00Z",
+                        self.name
+                    )
+                })
+            })
+            .transpose()
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -232,6 +259,22 @@ impl SequencerFile {
             }
             if !names.insert(&s.name) {
                 bail!("shard {:?} is listed twice", s.name);
+            }
+            s.freeze_time()?;
+            if let Some(successor) = &s.successor {
+                if !valid_shard_name(successor) || *successor == s.name {
+                    bail!(
+                        "shard {:?}: successor {successor:?} must be another shard's name",
+                        s.name
+                    );
+                }
+                if s.freeze_at.is_none() {
+                    bail!(
+                        "shard {:?}: successor is only used with freeze_at (`cairn cluster \
+                         freeze` names its own)",
+                        s.name
+                    );
+                }
             }
             crate::files::check_store_choice(
                 &s.name,
@@ -327,6 +370,8 @@ impl SequencerFile {
             config.transport = Some(transport.clone());
             config.signed_record = data_dir.join(format!("{}.signed-head", s.name));
             config.integrator.partial_tile_grace = self.partial_tile_grace();
+            config.freeze_at = s.freeze_time()?;
+            config.successor = s.successor.clone().unwrap_or_default();
             out.push(PreparedShard { config });
         }
         Ok(out)

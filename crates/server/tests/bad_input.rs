@@ -1040,7 +1040,9 @@ fn token_headers(f: &Fixture) -> Vec<Case> {
 /// of no leaf.
 #[rustfmt::skip]
 const PATHS: &[(&str, &str, u16)] = &[
-    ("/", "/", 404),
+    // `/` is the index of shards, `/shards.json` its JSON form.
+    ("a page beside the index", "/index.html", 404),
+    ("the JSON index with a trailing slash", "/shards.json/", 404),
     ("unknown endpoint", "/dev/get-nothing", 404),
     ("endpoint name in upper case", "/dev/GET-TREE-HEAD", 404),
     ("get-tree-head with a trailing slash", "/dev/get-tree-head/", 404),

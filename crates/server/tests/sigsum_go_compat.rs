@@ -573,3 +573,140 @@ async fn a_sigsum_go_token_verifies_against_the_domains_txt_record() {
     })
     .await;
 }
+
+/// A policy over both logs (`first` tried first, as a shuffle may do) whose
+/// quorum is either log's embedded witness.
+fn policy_of_both(first: &DevLog, second: &DevLog) -> Policy {
+    let mut text = String::new();
+    for log in [first, second] {
+        text.push_str(&format!("log {} {}\n", log.log_key.to_hex(), log.url));
+    }
+    for (name, log) in [("wa", first), ("wb", second)] {
+        let w = &log.policy.witnesses()[0];
+        let url = w.url().and_then(|u| u.as_str()).expect("witness URL");
+        text.push_str(&format!("witness {name} {} {url}\n", w.key().to_hex()));
+    }
+    text.push_str("group either 1 wa wb\nquorum either\n");
+    Policy::parse(text.as_bytes()).expect("the combined policy parses")
+}
+
+/// Issue 15: a frozen log refuses new leaves with 410 naming its
+/// successor; sigsum-submit's `submitLeaves` then moves on to the next log
+/// of its policy, while a leaf the frozen log took before is still proved
+/// by it (its re-post answers 200). The index lists the log as frozen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigsum_go_moves_on_from_a_frozen_log_which_still_proves_what_it_took() {
+    use cairn_proto::v1::FreezeShardRequest;
+    use cairn_proto::v1::admin_client::AdminClient;
+
+    within_deadline(async {
+        let grpc = free_port();
+        let grpc_arg = grpc.to_string();
+        let old = DevLog::start(&[OsStr::new("--grpc-listen"), OsStr::new(&grpc_arg)]).await;
+        let new = DevLog::start(&[]).await;
+        let key = SigningKey::from_seed(&[0x66; 32]);
+        let before_message = file_message("before the freeze", 0);
+        let before = LeafRequest::sign(&key, &before_message);
+        one_proof(
+            submit_leaf_requests(&old.submit_config(), &[before]).await,
+            "before the freeze",
+        );
+
+        let frozen = AdminClient::connect(format!("http://{grpc}"))
+            .await
+            .expect("admin")
+            .freeze_shard(FreezeShardRequest {
+                shard: "dev".into(),
+                successor: "next".into(),
+            })
+            .await
+            .expect("FreezeShard")
+            .into_inner()
+            .frozen
+            .expect("the freeze");
+        assert_eq!((frozen.size, frozen.successor.as_str()), (1, "next"));
+
+        // A new leaf: 410 from the frozen log, then the next log takes it.
+        let policy = policy_of_both(&old, &new);
+        let config = SubmitConfig {
+            timeout: SUBMIT_TIMEOUT,
+            ..SubmitConfig::new(policy.clone())
+        };
+        let after_message = file_message("after the freeze", 0);
+        let run = submit_leaf_requests(&config, &[LeafRequest::sign(&key, &after_message)]).await;
+        match run.events.first() {
+            Some(Event::AddLeaf {
+                result: Err(ClientError::Status { code: 410, body }),
+                ..
+            }) => {
+                assert!(body.contains("frozen at tree size 1"), "{body}");
+                assert!(body.contains("\"next\""), "{body}");
+            }
+            other => panic!(
+                "the frozen log's first answer: {other:?}; steps: {}",
+                describe(&run.events)
+            ),
+        }
+        let proof = one_proof(run, "after the freeze");
+        assert_eq!(proof.log_key_hash, new.log_key.key_hash().0);
+        verify_offline(&proof, &after_message, &key.public_key(), &policy);
+
+        // The leaf the frozen log took is still proved by it.
+        let run = submit_leaf_requests(&config, &[before]).await;
+        assert_eq!(
+            run.events.first(),
+            Some(&Event::AddLeaf {
+                request: 0,
+                result: Ok(true)
+            }),
+            "steps: {}",
+            describe(&run.events)
+        );
+        let proof = one_proof(run, "the frozen log's leaf");
+        assert_eq!(proof.log_key_hash, old.log_key.key_hash().0);
+        verify_offline(&proof, &before_message, &key.public_key(), &policy);
+
+        // The index says so, for tools and for people.
+        let root = format!(
+            "{}/",
+            old.url.trim_end_matches('/').trim_end_matches("/dev")
+        );
+        let index = reqwest::get(format!("{root}shards.json"))
+            .await
+            .expect("GET shards.json")
+            .text()
+            .await
+            .expect("body");
+        let index: serde_json::Value =
+            serde_json::from_str(&index).unwrap_or_else(|e| panic!("{e}: {index}"));
+        let shard = &index["shards"][0];
+        assert_eq!(shard["name"], "dev");
+        assert_eq!(shard["state"], "frozen");
+        assert_eq!(shard["frozen_size"], 1);
+        assert_eq!(shard["successor"], "next");
+        assert_eq!(shard["size"], 1);
+        assert_eq!(
+            shard["policy_line"],
+            format!(
+                "log {} {}/",
+                old.log_key.to_hex(),
+                old.url.trim_end_matches('/')
+            )
+        );
+        let vkey = shard["vkey"].as_str().expect("vkey");
+        assert!(
+            vkey.starts_with(&format!(
+                "{}+",
+                cairn_sigsum::tree_head::origin_for_key(&old.log_key)
+            )),
+            "{vkey}"
+        );
+        let page = reqwest::get(&root).await.expect("GET /");
+        assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+        let page = page.text().await.expect("page");
+        assert!(page.contains("frozen at 1, successor next"), "{page}");
+        old.stop();
+        new.stop();
+    })
+    .await;
+}

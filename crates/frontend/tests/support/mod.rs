@@ -57,6 +57,9 @@ pub enum AddMode {
     Fail(Code),
     /// Refuse as a follower that knows no leader (an election is on).
     NotLeader,
+    /// A frozen log: leaves it holds are committed, others refused as
+    /// frozen; the heads carry the freeze.
+    Frozen { size: u64, successor: &'static str },
 }
 
 /// The refusal of a sequencer node that is not the leader, naming the
@@ -181,6 +184,7 @@ impl FakeLog {
 
     pub async fn set_mode(&self, mode: AddMode) {
         self.state.lock().await.mode = mode;
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// Makes `GetTreeHeads` fail `UNAVAILABLE` (as a halted or stopping
@@ -262,6 +266,17 @@ fn heads_message(state: &State) -> pb::TreeHeads {
         tree_size: state.leaves.len() as u64,
         signed: state.signed.as_ref().map(signed_pb),
         cosigned,
+        frozen: frozen_of(state.mode),
+    }
+}
+
+fn frozen_of(mode: AddMode) -> Option<pb::Frozen> {
+    match mode {
+        AddMode::Frozen { size, successor } => Some(pb::Frozen {
+            size,
+            successor: successor.to_owned(),
+        }),
+        _ => None,
     }
 }
 
@@ -321,6 +336,7 @@ impl Sequencer for FakeSequencer {
                 .map(|_| pb::LeafResult {
                     committed: false,
                     index: 0,
+                    frozen: false,
                 })
                 .collect(),
             AddMode::Commit => self
@@ -331,10 +347,28 @@ impl Sequencer for FakeSequencer {
                 .map(|index| pb::LeafResult {
                     committed: true,
                     index,
+                    frozen: false,
                 })
                 .collect(),
+            AddMode::Frozen { .. } => {
+                let state = self.0.state.lock().await;
+                leaves
+                    .iter()
+                    .map(|leaf| {
+                        let known = state.index.get(&cairn_tlog::leaf_hash(leaf)).copied();
+                        pb::LeafResult {
+                            committed: known.is_some(),
+                            index: known.unwrap_or(0),
+                            frozen: known.is_none(),
+                        }
+                    })
+                    .collect()
+            }
         };
-        Ok(Response::new(pb::AddLeavesResponse { results }))
+        Ok(Response::new(pb::AddLeavesResponse {
+            results,
+            frozen: frozen_of(mode),
+        }))
     }
 
     async fn get_leaf_index(
