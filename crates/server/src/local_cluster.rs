@@ -1,6 +1,7 @@
-//! `cairnd dev --nodes N`: a whole cluster on this machine, each role its
-//! own process — N sequencer nodes (one Raft group for the `dev` shard), a
-//! frontend, the collector and a witness — sharing one local object store.
+//! `cairnd dev --nodes N [--shards M]`: a whole cluster on this machine,
+//! each role its own process — N sequencer nodes (one Raft group per shard:
+//! `dev`, and with `--shards M` also `dev2` … `devM`), a frontend, the
+//! collector and a witness — sharing one local object store.
 //!
 //! The launcher writes every role's configuration file under the data
 //! directory (so the same files can be started by hand, and are by the
@@ -9,9 +10,10 @@
 //! dev` does, and stops the children on Ctrl-C or SIGTERM. It does not
 //! restart a child that dies: killing nodes is what the cluster is for.
 //!
-//! Layout of DIR: `cluster.toml` (ports; written once, reused), the log and
-//! witness keys and `policy` (as `cairnd dev`), `tiles/` (the shared object
-//! store), `node<i>/sequencer.toml` and its state, `witness/witness.toml`,
+//! Layout of DIR: `cluster.toml` (ports and shards; written once, reused),
+//! the log and witness keys and `policy` (as `cairnd dev`; the keys of
+//! shards other than `dev` in `keys/<shard>.key`), `tiles/` (the shared
+//! object store), `node<i>/sequencer.toml` and its state, `witness/witness.toml`,
 //! `collector.toml`, `frontend.toml`, and `logs/<process>.log`.
 
 use std::net::{SocketAddr, TcpListener};
@@ -31,6 +33,9 @@ use crate::shutdown::wait_for_signal;
 
 /// Most sequencer nodes `--nodes` starts.
 pub const MAX_NODES: u8 = 7;
+
+/// Most shards `--shards` creates.
+pub const MAX_SHARDS: u8 = 16;
 
 /// The layout file: which ports each process of the cluster uses.
 pub const LAYOUT: &str = "cluster.toml";
@@ -55,6 +60,42 @@ pub struct Layout {
     /// The sequencer nodes.
     #[serde(rename = "node")]
     pub nodes: Vec<NodeLayout>,
+    /// The shards, each hosted by every node. Default `["dev"]`.
+    #[serde(default = "default_shards")]
+    pub shards: Vec<String>,
+}
+
+fn default_shards() -> Vec<String> {
+    vec![SHARD.to_owned()]
+}
+
+/// The names of `n` shards: `dev`, `dev2`, … `dev<n>`.
+pub fn shard_names(n: u8) -> Vec<String> {
+    (1..=n)
+        .map(|i| {
+            if i == 1 {
+                SHARD.to_owned()
+            } else {
+                format!("{SHARD}{i}")
+            }
+        })
+        .collect()
+}
+
+/// The private key file of `shard` in the cluster directory `root`.
+pub fn shard_key_path(root: &Path, shard: &str) -> PathBuf {
+    if shard == SHARD {
+        root.join("log.key")
+    } else {
+        root.join("keys").join(format!("{shard}.key"))
+    }
+}
+
+/// `<key file>.pub`.
+fn public_key_path(key: &Path) -> PathBuf {
+    let mut name = key.as_os_str().to_owned();
+    name.push(".pub");
+    PathBuf::from(name)
 }
 
 /// One sequencer node in [`Layout`].
@@ -95,9 +136,12 @@ fn toml_list(items: &[String]) -> String {
 
 /// Writes (or reuses) the layout and every configuration file; returns the
 /// layout. `listen` is the frontend's address.
-pub fn configure(root: &Path, listen: SocketAddr, nodes: u8) -> anyhow::Result<Layout> {
+pub fn configure(root: &Path, listen: SocketAddr, nodes: u8, shards: u8) -> anyhow::Result<Layout> {
     if nodes == 0 || nodes > MAX_NODES {
         bail!("--nodes takes 1 to {MAX_NODES}");
+    }
+    if shards == 0 || shards > MAX_SHARDS {
+        bail!("--shards takes 1 to {MAX_SHARDS}");
     }
     let root = std::path::absolute(root).context("data directory")?;
     if root.join("raft").exists() {
@@ -114,14 +158,19 @@ pub fn configure(root: &Path, listen: SocketAddr, nodes: u8) -> anyhow::Result<L
             .with_context(|| format!("reading {}", layout_path.display()))?;
         let layout: Layout =
             toml::from_str(&text).with_context(|| format!("in {}", layout_path.display()))?;
-        if layout.nodes.len() != usize::from(nodes) || layout.frontend != listen {
+        if layout.nodes.len() != usize::from(nodes)
+            || layout.frontend != listen
+            || layout.shards.len() != usize::from(shards)
+        {
             bail!(
-                "{} was made for {} nodes with the frontend on {}; start with those \
-                 (--nodes {} --listen {}) or use another directory",
+                "{} was made for {} nodes and {} shards with the frontend on {}; start with \
+                 those (--nodes {} --shards {} --listen {}) or use another directory",
                 root.display(),
                 layout.nodes.len(),
+                layout.shards.len(),
                 layout.frontend,
                 layout.nodes.len(),
+                layout.shards.len(),
                 layout.frontend
             );
         }
@@ -140,53 +189,88 @@ pub fn configure(root: &Path, listen: SocketAddr, nodes: u8) -> anyhow::Result<L
                     })
                 })
                 .collect::<anyhow::Result<_>>()?,
+            shards: shard_names(shards),
         };
         write_atomic(&layout_path, toml::to_string(&layout)?.as_bytes(), 0o644)?;
         layout
     };
 
-    let base_url = format!("http://{listen}/{SHARD}");
+    // Every shard's key (`dev`'s is the DevDir's log key).
+    let mut log_lines = String::new();
+    for shard in &layout.shards {
+        let key = if shard == SHARD {
+            dir.log_public_key()
+        } else {
+            std::fs::create_dir_all(root.join("keys"))?;
+            crate::files::load_or_generate_key(&shard_key_path(&root, shard))?.public_key()
+        };
+        log_lines.push_str(&format!("log {} http://{listen}/{shard}\n", key.to_hex()));
+    }
     let policy = format!(
         "# Sigsum policy for the local Cairn cluster (written by cairnd at every start).\n\
-         log {} {base_url}\n\
+         {log_lines}\
          witness cairn-dev-witness {} http://{}\n\
          quorum cairn-dev-witness\n",
-        dir.log_public_key().to_hex(),
         dir.witness_public_key().to_hex(),
         layout.witness,
     );
     write_atomic(&root.join("policy"), policy.as_bytes(), 0o644)?;
-    let log_key = root.join("log.key");
-    let log_pub = root.join("log.key.pub");
     let tiles = root.join("tiles");
     let policy_path = root.join("policy");
     std::fs::create_dir_all(root.join("logs"))?;
+    // The `[[shard]]` tables of a role: `log_key` is the private key for
+    // sequencers and the public one for the others; `extra` is the rest.
+    let shard_tables = |private: bool, extra: &dyn Fn(&str) -> String| {
+        let mut out = String::new();
+        for shard in &layout.shards {
+            let key = shard_key_path(&root, shard);
+            let key = if private { key } else { public_key_path(&key) };
+            out.push_str(&format!(
+                "\n[[shard]]\nname = \"{shard}\"\nlog_key = {}\n{}",
+                toml_str(&key),
+                extra(shard)
+            ));
+        }
+        out
+    };
+    let with_policy_and_tiles = |_: &str| {
+        format!(
+            "policy = {}\ntiles = {}\n",
+            toml_str(&policy_path),
+            toml_str(&tiles)
+        )
+    };
 
     for n in &layout.nodes {
         let node_dir = root.join(format!("node{}", n.id));
         std::fs::create_dir_all(&node_dir)?;
         let text = format!(
             "# Sequencer node {id} of the local cluster (written by cairnd dev --nodes).\n\
-             node_id = {id}\nlisten = \"{grpc}\"\nops_listen = \"{ops}\"\ndata_dir = \"data\"\n\n\
-             [[shard]]\nname = \"{SHARD}\"\nlog_key = {key}\npolicy = {policy}\ntiles = {tiles}\n",
+             node_id = {id}\nlisten = \"{grpc}\"\nops_listen = \"{ops}\"\ndata_dir = \"data\"\n{shards}",
             id = n.id,
             grpc = n.grpc,
             ops = n.ops,
-            key = toml_str(&log_key),
-            policy = toml_str(&policy_path),
-            tiles = toml_str(&tiles),
+            shards = shard_tables(true, &with_policy_and_tiles),
         );
         write_atomic(&node_dir.join("sequencer.toml"), text.as_bytes(), 0o644)?;
     }
     let sequencers = toml_list(&layout.sequencer_urls());
     std::fs::create_dir_all(root.join("witness"))?;
+    let witnessed: String = layout
+        .shards
+        .iter()
+        .map(|shard| {
+            format!(
+                "\n[[log]]\npublic_key_file = {}\n",
+                toml_str(&public_key_path(&shard_key_path(&root, shard)))
+            )
+        })
+        .collect();
     let witness = format!(
         "# The local cluster's witness (written by cairnd dev --nodes).\n\
-         listen = \"{}\"\nkey_name = \"{WITNESS_NAME}\"\nkey_file = {}\nstate_dir = \"state\"\n\n\
-         [[log]]\npublic_key_file = {}\n",
+         listen = \"{}\"\nkey_name = \"{WITNESS_NAME}\"\nkey_file = {}\nstate_dir = \"state\"\n{witnessed}",
         layout.witness,
         toml_str(&root.join("witness.key")),
-        toml_str(&log_pub),
     );
     write_atomic(
         &root.join("witness").join("witness.toml"),
@@ -195,12 +279,9 @@ pub fn configure(root: &Path, listen: SocketAddr, nodes: u8) -> anyhow::Result<L
     )?;
     let collector = format!(
         "# The local cluster's collector (written by cairnd dev --nodes).\n\
-         listen = \"{}\"\nsequencers = {sequencers}\n\n\
-         [[shard]]\nname = \"{SHARD}\"\nlog_key = {}\npolicy = {}\ntiles = {}\n",
+         listen = \"{}\"\nsequencers = {sequencers}\n{}",
         layout.collector_ops,
-        toml_str(&log_pub),
-        toml_str(&policy_path),
-        toml_str(&tiles),
+        shard_tables(false, &with_policy_and_tiles),
     );
     write_atomic(&root.join("collector.toml"), collector.as_bytes(), 0o644)?;
     let frontend = format!(
@@ -208,11 +289,9 @@ pub fn configure(root: &Path, listen: SocketAddr, nodes: u8) -> anyhow::Result<L
          listen = \"{listen}\"\nsequencers = {sequencers}\n\n\
          # As for cairnd dev: load tools on this machine open a connection\n\
          # per request in flight.\n\
-         [http]\nmax_connections_per_ip = {}\n\n\
-         [[shard]]\nname = \"{SHARD}\"\nlog_key = {}\ntiles = {}\n",
+         [http]\nmax_connections_per_ip = {}\n{}",
         crate::dev::DEV_MAX_CONNECTIONS_PER_IP,
-        toml_str(&log_pub),
-        toml_str(&tiles),
+        shard_tables(false, &|_| format!("tiles = {}\n", toml_str(&tiles))),
     );
     write_atomic(&root.join("frontend.toml"), frontend.as_bytes(), 0o644)?;
     Ok(layout)
@@ -258,63 +337,76 @@ pub fn processes(root: &Path, layout: &Layout) -> Vec<(String, Vec<PathBuf>)> {
     out
 }
 
-/// Creates the shard's group on every node of `layout` unless it exists:
-/// waits until each node answers, then (if none holds a group) asks the
-/// first to create it, and waits for a leader.
-pub async fn ensure_group(layout: &Layout) -> anyhow::Result<u64> {
+/// Creates each shard's group on every node of `layout` unless it exists:
+/// waits until each node answers, then (if none holds the group) asks one
+/// to create it — the first voter of shard `i` is node `i mod N`, so that
+/// the first elections spread the leaders — and waits for a leader.
+/// Returns each shard's leader, in layout order.
+pub async fn ensure_groups(layout: &Layout) -> anyhow::Result<Vec<(String, u64)>> {
     let deadline = Instant::now() + START_WAIT;
     let urls = layout.sequencer_urls();
-    let mut initialized = false;
-    for url in &urls {
-        let status = loop {
-            match status(url).await {
-                Ok(s) => break s,
-                Err(e) if Instant::now() >= deadline => {
-                    bail!("sequencer {url} did not answer: {e}")
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        };
-        initialized |= status.initialized;
-    }
-    if !initialized {
-        let channel = tonic::transport::Endpoint::from_shared(urls[0].clone())?.connect_lazy();
-        AdminClient::new(channel)
-            .init_shard(InitShardRequest {
-                shard: SHARD.to_owned(),
-                voters: layout
-                    .nodes
-                    .iter()
-                    .map(|n| Member {
-                        id: n.id,
-                        addr: format!("http://{}", n.grpc),
-                    })
-                    .collect(),
-            })
-            .await
-            .map_err(|s| anyhow::anyhow!("creating the group: {}", s.message()))?;
-    }
-    loop {
+    for (i, shard) in layout.shards.iter().enumerate() {
+        let mut initialized = false;
         for url in &urls {
-            if let Ok(s) = status(url).await
-                && let Some(leader) = s.leader_id
-            {
-                return Ok(leader);
-            }
+            let status = loop {
+                match status(url, shard).await {
+                    Ok(s) => break s,
+                    Err(e) if Instant::now() >= deadline => {
+                        bail!("sequencer {url} did not answer for shard {shard}: {e}")
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            };
+            initialized |= status.initialized;
         }
-        if Instant::now() >= deadline {
-            bail!("the group elected no leader within {START_WAIT:?}");
+        if !initialized {
+            let mut voters: Vec<Member> = layout
+                .nodes
+                .iter()
+                .map(|n| Member {
+                    id: n.id,
+                    addr: format!("http://{}", n.grpc),
+                })
+                .collect();
+            let first = i % voters.len();
+            voters.rotate_left(first);
+            let channel =
+                tonic::transport::Endpoint::from_shared(voters[0].addr.clone())?.connect_lazy();
+            AdminClient::new(channel)
+                .init_shard(InitShardRequest {
+                    shard: shard.clone(),
+                    voters,
+                })
+                .await
+                .map_err(|s| anyhow::anyhow!("creating shard {shard}'s group: {}", s.message()))?;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let mut leaders = Vec::new();
+    for shard in &layout.shards {
+        'wait: loop {
+            for url in &urls {
+                if let Ok(s) = status(url, shard).await
+                    && let Some(leader) = s.leader_id
+                {
+                    leaders.push((shard.clone(), leader));
+                    break 'wait;
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!("shard {shard}'s group elected no leader within {START_WAIT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(leaders)
 }
 
-async fn status(url: &str) -> anyhow::Result<cairn_proto::v1::StatusResponse> {
+async fn status(url: &str, shard: &str) -> anyhow::Result<cairn_proto::v1::StatusResponse> {
     let channel = tonic::transport::Endpoint::from_shared(url.to_owned())?
         .connect_timeout(Duration::from_secs(1))
         .connect_lazy();
     let mut request = tonic::Request::new(StatusRequest {
-        shard: SHARD.to_owned(),
+        shard: shard.to_owned(),
     });
     request.set_timeout(Duration::from_secs(2));
     Ok(AdminClient::new(channel)
@@ -356,9 +448,10 @@ pub async fn run(
     root: PathBuf,
     listen: SocketAddr,
     nodes: u8,
+    shards: u8,
     configure_only: bool,
 ) -> anyhow::Result<()> {
-    let layout = configure(&root, listen, nodes)?;
+    let layout = configure(&root, listen, nodes, shards)?;
     let root = std::path::absolute(&root)?;
     if configure_only {
         println!(
@@ -389,7 +482,7 @@ pub async fn run(
             }
         }
     }
-    let leader = match ensure_group(&layout).await {
+    let leaders = match ensure_groups(&layout).await {
         Ok(l) => l,
         Err(e) => {
             stop_all(&mut children);
@@ -398,15 +491,15 @@ pub async fn run(
     };
     println!("cairnd dev: a {nodes}-node Cairn cluster with a witness, on this machine");
     println!("  data directory: {}", root.display());
-    println!("  log base URL:   http://{listen}/{SHARD}/");
+    for (shard, leader) in &leaders {
+        println!("  log base URL:   http://{listen}/{shard}/  (node {leader} leads)");
+    }
+    println!("  index of logs:  http://{listen}/");
     println!("  policy file:    {}", root.join("policy").display());
     for n in &layout.nodes {
         println!(
-            "  node {}:         grpc http://{}  ops http://{}{}",
-            n.id,
-            n.grpc,
-            n.ops,
-            if n.id == leader { "  (leader)" } else { "" }
+            "  node {}:         grpc http://{}  ops http://{}",
+            n.id, n.grpc, n.ops,
         );
     }
     println!("  logs:           {}", root.join("logs").display());

@@ -109,6 +109,18 @@ enum Command {
         /// and exit.
         #[arg(long, requires = "nodes")]
         configure_only: bool,
+        /// With --nodes: run N shards (logs) on the cluster instead of one:
+        /// `dev`, `dev2`, … `devN`, each with its own key (DIR/keys/) and
+        /// Raft group on every node, all listed in DIR/policy and served
+        /// by the one frontend under /<shard>/.
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 1,
+            requires = "nodes",
+            value_parser = clap::value_parser!(u8).range(1..=i64::from(local_cluster::MAX_SHARDS))
+        )]
+        shards: u8,
     },
     /// Run the cosignature collector for one or more shards: send each new
     /// signed tree head to the witnesses of the shard's policy and publish
@@ -292,8 +304,15 @@ fn main() -> anyhow::Result<()> {
             listen,
             nodes: Some(nodes),
             configure_only,
+            shards,
             ..
-        } => runtime.block_on(local_cluster::run(data_dir, listen, nodes, configure_only)),
+        } => runtime.block_on(local_cluster::run(
+            data_dir,
+            listen,
+            nodes,
+            shards,
+            configure_only,
+        )),
         Command::Dev {
             data_dir,
             listen,
@@ -307,6 +326,7 @@ fn main() -> anyhow::Result<()> {
             keep_partial_tiles,
             nodes: None,
             configure_only: _,
+            shards: _,
         } => runtime.block_on(dev::run(dev::DevOptions {
             object_store,
             partial_tile_grace: (!keep_partial_tiles)

@@ -58,6 +58,11 @@ struct Seen {
     checkpoints: Mutex<Vec<(Instant, u64, Hash)>>,
     /// Anything a client must never see.
     violations: Mutex<Vec<String>>,
+    /// Set once the shard is being frozen: a 410 is then the expected
+    /// answer to a new leaf, and ends that submitter.
+    expect_gone: AtomicBool,
+    /// 410 answers received.
+    gone: std::sync::atomic::AtomicUsize,
 }
 
 impl Seen {
@@ -120,6 +125,13 @@ async fn submitter(task: usize, base: String, seen: Arc<Seen>, stop: Arc<AtomicB
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
+                Ok(r)
+                    if r.status() == reqwest::StatusCode::GONE
+                        && seen.expect_gone.load(Ordering::SeqCst) =>
+                {
+                    seen.gone.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
                 Ok(r) => {
                     let status = r.status();
                     let text = r.text().await.unwrap_or_default();
@@ -148,7 +160,11 @@ enum CheckpointObject {
 
 impl CheckpointObject {
     fn local(cluster: &LocalCluster) -> Self {
-        Self::File(cluster.root.join("tiles").join("dev").join("checkpoint"))
+        Self::local_of(cluster, "dev")
+    }
+
+    fn local_of(cluster: &LocalCluster, shard: &str) -> Self {
+        Self::File(cluster.root.join("tiles").join(shard).join("checkpoint"))
     }
 
     async fn read(&self) -> Option<Vec<u8>> {
@@ -221,13 +237,24 @@ async fn wait_recovered(
     t0: Instant,
     old_leader: u64,
 ) -> (Duration, Duration) {
+    wait_recovered_of(cluster, "dev", seen, t0, old_leader).await
+}
+
+/// [`wait_recovered`] for `shard`.
+async fn wait_recovered_of(
+    cluster: &mut LocalCluster,
+    shard: &str,
+    seen: &Seen,
+    t0: Instant,
+    old_leader: u64,
+) -> (Duration, Duration) {
     let deadline = t0 + Duration::from_secs(60);
     let mut leader = None;
     let mut ack = None;
     while leader.is_none() || ack.is_none() {
         if leader.is_none()
             && cluster
-                .statuses()
+                .statuses_of(shard)
                 .await
                 .iter()
                 .any(|s| s.role == "leader" && s.cleared && s.node_id != old_leader)
@@ -241,7 +268,7 @@ async fn wait_recovered(
         }
         assert!(
             Instant::now() < deadline,
-            "the log did not recover within 60 s of losing its leader\n{}",
+            "shard {shard} did not recover within 60 s of losing its leader\n{}",
             cluster.log_tails()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -249,12 +276,12 @@ async fn wait_recovered(
     (leader.unwrap(), ack.unwrap())
 }
 
-/// Waits until every node has applied the same log and reports the same
-/// sizes; returns the agreed tree size.
-async fn wait_replicas_agree(cluster: &mut LocalCluster) -> u64 {
+/// Waits until every node has applied the same log of `shard` and reports
+/// the same sizes; returns the agreed tree size.
+async fn wait_replicas_agree_of(cluster: &mut LocalCluster, shard: &str) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let s = cluster.statuses().await;
+        let s = cluster.statuses_of(shard).await;
         if s.len() == cluster.nodes.len()
             && s.windows(2).all(|w| {
                 w[0].applied_index == w[1].applied_index
@@ -268,7 +295,7 @@ async fn wait_replicas_agree(cluster: &mut LocalCluster) -> u64 {
         }
         assert!(
             Instant::now() < deadline,
-            "replicas never agreed: {s:#?}\n{}",
+            "replicas of shard {shard} never agreed: {s:#?}\n{}",
             cluster.log_tails()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -282,6 +309,9 @@ fn median(v: &mut [Duration]) -> Duration {
 
 /// The client side of a test: submitters and a watcher, until `finish`.
 struct Workload {
+    shard: String,
+    /// Fewest 200s `finish` accepts as a real workload.
+    min_acked: usize,
     checkpoint: CheckpointObject,
     seen: Arc<Seen>,
     stop: Arc<AtomicBool>,
@@ -291,12 +321,24 @@ struct Workload {
 
 impl Workload {
     fn start(cluster: &LocalCluster, checkpoint: CheckpointObject) -> Workload {
-        let base = cluster.base_url();
+        Self::start_on(cluster, "dev", checkpoint, SUBMITTERS, 20)
+    }
+
+    /// `submitters` submitters and a watcher on `shard`; `finish` wants
+    /// more than `min_acked` leaves answered 200.
+    fn start_on(
+        cluster: &LocalCluster,
+        shard: &str,
+        checkpoint: CheckpointObject,
+        submitters: usize,
+        min_acked: usize,
+    ) -> Workload {
+        let base = cluster.base_url_of(shard);
         let client = LogClient::new(&base).unwrap();
         let seen = Arc::new(Seen::default());
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
-        for task in 0..SUBMITTERS {
+        for task in 0..submitters {
             tasks.push(tokio::spawn(submitter(
                 task,
                 base.clone(),
@@ -307,11 +349,13 @@ impl Workload {
         tasks.push(tokio::spawn(watcher(
             client.clone(),
             checkpoint.clone(),
-            cluster.log_key(),
+            cluster.log_key_of(shard),
             seen.clone(),
             stop.clone(),
         )));
         Workload {
+            shard: shard.to_owned(),
+            min_acked,
             checkpoint,
             seen,
             stop,
@@ -330,13 +374,14 @@ impl Workload {
         let (client, seen) = (self.client, self.seen);
 
         // Nothing acknowledged is lost: the latest head proves every 200.
-        let final_size = wait_replicas_agree(cluster).await;
+        let shard = self.shard.as_str();
+        let final_size = wait_replicas_agree_of(cluster, shard).await;
         let head = client.get_tree_head().await.expect("final head");
         let th = *head.tree_head();
         let acked: Vec<Leaf> = seen.acked.lock().iter().map(|(_, _, l)| *l).collect();
         assert!(
-            acked.len() > 20,
-            "too few leaves acknowledged: {}",
+            acked.len() > self.min_acked,
+            "shard {shard}: too few leaves acknowledged: {}",
             acked.len()
         );
         for leaf in &acked {
@@ -419,7 +464,7 @@ impl Workload {
         // Everything published checks end to end from outside, through the
         // frontend, under the policy (log signature and witness quorum).
         let policy = cluster.root.join("policy");
-        let base = cluster.base_url();
+        let base = cluster.base_url_of(shard);
         let args = cairn_cli::fsck::FsckArgs::parse_from([
             base.as_str(),
             "--key",
@@ -430,13 +475,16 @@ impl Workload {
         assert_eq!(
             fsck.code,
             cairn_cli::fsck::EXIT_OK,
-            "fsck of the cluster's log: {}",
+            "fsck of shard {shard}: {}",
             fsck.message
         );
         assert!(fsck.summary["size"].as_u64().expect("size") >= th.size);
 
         let violations = seen.violations.lock().clone();
-        assert!(violations.is_empty(), "clients saw: {violations:#?}");
+        assert!(
+            violations.is_empty(),
+            "clients of shard {shard} saw: {violations:#?}"
+        );
         (acked.len(), th.size)
     }
 }
@@ -632,22 +680,76 @@ async fn a_cut_off_leader_is_replaced_and_removed_wiped_and_restarted_nodes_rejo
     let name = format!("node{}", follower.id);
     cluster.kill(&name);
     std::fs::remove_dir_all(tmp.join(&name).join("data")).unwrap();
+    let add_request = || {
+        let mut request = tonic::Request::new(cairn_proto::v1::AddNodeRequest {
+            shard: "dev".into(),
+            node: Some(cairn_proto::v1::Member {
+                id: follower.id,
+                addr: follower.grpc.clone(),
+            }),
+        });
+        request.set_timeout(Duration::from_secs(60));
+        request
+    };
+
+    // Restarted by mistake with another log key for the shard: the leader
+    // refuses to add it, and changes nothing.
+    let config = tmp.join(&name).join("sequencer.toml");
+    let right = std::fs::read_to_string(&config).unwrap();
+    let stranger = tmp.join("stranger.key");
+    support::write_private_key(&stranger, &SigningKey::from_seed(&[0x77; 32]));
+    let log_key_line = format!("log_key = {:?}", tmp.join("log.key").display().to_string());
+    assert!(right.contains(&log_key_line), "{right}");
+    std::fs::write(
+        &config,
+        right.replace(
+            &log_key_line,
+            &format!("log_key = {:?}", stranger.display().to_string()),
+        ),
+    )
+    .unwrap();
     cluster.start(&name);
-    let mut request = tonic::Request::new(cairn_proto::v1::AddNodeRequest {
-        shard: "dev".into(),
-        node: Some(cairn_proto::v1::Member {
-            id: follower.id,
-            addr: follower.grpc.clone(),
-        }),
-    });
-    request.set_timeout(Duration::from_secs(60));
-    let added = cluster
-        .leader_admin()
-        .await
-        .add_node(request)
-        .await
-        .expect("AddNode")
-        .into_inner();
+    let refused = loop {
+        match cluster.leader_admin().await.add_node(add_request()).await {
+            // Not up yet.
+            Err(e) if e.code() == tonic::Code::Unavailable => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            other => break other.expect_err("a node with another key is refused"),
+        }
+    };
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("another log key"),
+        "{}",
+        refused.message()
+    );
+    let statuses = cluster.statuses().await;
+    assert!(
+        statuses
+            .iter()
+            .filter(|s| s.role == "leader")
+            .all(|s| s.voters.len() == 2 && s.learners.is_empty()),
+        "{statuses:?}"
+    );
+    cluster.kill(&name);
+    std::fs::remove_dir_all(tmp.join(&name).join("data")).unwrap();
+    std::fs::write(&config, right).unwrap();
+
+    cluster.start(&name);
+    let added = loop {
+        match cluster.leader_admin().await.add_node(add_request()).await {
+            // Not listening yet: the leader asks it first.
+            Err(e) if e.code() == tonic::Code::Unavailable => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            other => break other.expect("AddNode").into_inner(),
+        }
+    };
     assert_eq!(added.voters.len(), 3, "{added:?}");
     wait_replicas_agree_under_load(&mut cluster, follower.id).await;
 
@@ -668,6 +770,122 @@ async fn a_cut_off_leader_is_replaced_and_removed_wiped_and_restarted_nodes_rejo
     work.finish(&mut cluster).await;
     remove_on_success(cluster, &tmp);
     drop(net);
+}
+
+/// Issue 15: eight shards (logs) on three nodes, each its own Raft group,
+/// with submitters and a watcher on every shard. The node that leads the
+/// most shards is killed: each shard it led elects a new leader and takes
+/// leaves again on its own, the others never notice. One shard is frozen
+/// under load meanwhile: its submitters get 410 from then on, and its final
+/// head holds every leaf it answered 200. Every shard's invariants are
+/// checked at the end (`Workload::finish`: nothing acknowledged lost, one
+/// history, tiles that rebuild the root, fsck under the policy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_shards_on_three_nodes_fail_over_each_on_its_own_and_one_freezes_under_load() {
+    let tmp = cluster_dir();
+    let mut cluster = LocalCluster::configure_shards(&tmp, free_port(), 3, 8);
+    cluster.start_all().await;
+    let shards = cluster.shards.clone();
+    assert_eq!(shards.len(), 8);
+    for shard in &shards {
+        cluster.wait_published_of(shard, 1).await;
+    }
+    let mut work = Vec::new();
+    for shard in &shards {
+        let checkpoint = CheckpointObject::local_of(&cluster, shard);
+        work.push(Workload::start_on(&cluster, shard, checkpoint, 2, 3));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // The first elections spread the leaders; kill the busiest node.
+    let mut leaders = std::collections::BTreeMap::new();
+    for shard in &shards {
+        leaders.insert(shard.clone(), cluster.leader_of(shard).await);
+    }
+    let mut per_node = std::collections::BTreeMap::<u64, usize>::new();
+    for id in leaders.values() {
+        *per_node.entry(*id).or_default() += 1;
+    }
+    eprintln!("leaders per node: {per_node:?}");
+    assert!(
+        per_node.len() > 1,
+        "every shard is led by one node: {leaders:?}"
+    );
+    let victim = *per_node.iter().max_by_key(|(_, n)| **n).unwrap().0;
+    let led: Vec<usize> = (0..shards.len())
+        .filter(|&i| leaders[&shards[i]] == victim)
+        .collect();
+    let t0 = Instant::now();
+    cluster.kill(&format!("node{victim}"));
+    for &i in &led {
+        let (elected, ack) =
+            wait_recovered_of(&mut cluster, &shards[i], &work[i].seen, t0, victim).await;
+        eprintln!(
+            "shard {}: new leader after {elected:?}, next 200 after {ack:?}",
+            shards[i]
+        );
+    }
+    // Shards the victim did not lead kept their leaders.
+    for (i, shard) in shards.iter().enumerate() {
+        if !led.contains(&i) {
+            assert_eq!(cluster.leader_of(shard).await, leaders[shard], "{shard}");
+        }
+    }
+
+    // Freeze one shard under load: from then on its new leaves get 410.
+    let frozen_shard = 1;
+    let shard = shards[frozen_shard].clone();
+    work[frozen_shard]
+        .seen
+        .expect_gone
+        .store(true, Ordering::SeqCst);
+    let leader = cluster.leader_of(&shard).await;
+    let node = cluster
+        .nodes
+        .iter()
+        .find(|n| n.id == leader)
+        .unwrap()
+        .clone();
+    let frozen = support::cluster::admin(&node.grpc)
+        .freeze_shard(cairn_proto::v1::FreezeShardRequest {
+            shard: shard.clone(),
+            successor: shards[2].clone(),
+        })
+        .await
+        .expect("FreezeShard")
+        .into_inner()
+        .frozen
+        .expect("the freeze");
+    eprintln!("shard {shard}: frozen at {}", frozen.size);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while work[frozen_shard].seen.gone.load(Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the frozen shard's submitters never got 410"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The killed node comes back and catches up on every shard.
+    cluster.start(&format!("node{victim}"));
+    for shard in &shards {
+        wait_replicas_agree_of(&mut cluster, shard).await;
+    }
+    let mut total = 0;
+    for w in work {
+        let shard = w.shard.clone();
+        let (acked, size) = w.finish(&mut cluster).await;
+        eprintln!("shard {shard}: {acked} leaves answered 200, final size {size}");
+        total += acked;
+        if shard == shards[frozen_shard] {
+            assert_eq!(
+                size, frozen.size,
+                "the frozen shard grew past its final size"
+            );
+        }
+    }
+    eprintln!("{total} leaves answered 200 over 8 shards");
+    remove_on_success(cluster, &tmp);
 }
 
 /// Leaves per second that get 200 with `in_flight` submitters posting one

@@ -30,6 +30,8 @@ pub struct LocalCluster {
     pub root: PathBuf,
     pub frontend: String,
     pub nodes: Vec<Node>,
+    /// The shards every node hosts (`dev` first).
+    pub shards: Vec<String>,
     procs: BTreeMap<String, Child>,
     /// Process name → the network namespace it runs in.
     netns: BTreeMap<String, String>,
@@ -39,8 +41,20 @@ impl LocalCluster {
     /// Writes the configuration of an `n`-node cluster under `root` (with
     /// the frontend on `listen`) and starts nothing.
     pub fn configure(root: &Path, listen: std::net::SocketAddr, n: u8) -> LocalCluster {
+        Self::configure_shards(root, listen, n, 1)
+    }
+
+    /// As [`LocalCluster::configure`], with `shards` shards (`dev`, `dev2`,
+    /// …) on every node.
+    pub fn configure_shards(
+        root: &Path,
+        listen: std::net::SocketAddr,
+        n: u8,
+        shards: u8,
+    ) -> LocalCluster {
         let out = Command::new(env!("CARGO_BIN_EXE_cairnd"))
             .args(["dev", "--configure-only", "--nodes", &n.to_string()])
+            .args(["--shards", &shards.to_string()])
             .arg("--data-dir")
             .arg(root)
             .args(["--listen", &listen.to_string()])
@@ -63,6 +77,12 @@ impl LocalCluster {
                 ops: format!("http://{}", n["ops"].as_str().expect("ops")),
             })
             .collect();
+        let shards: Vec<String> = layout["shards"]
+            .as_array()
+            .expect("shards")
+            .iter()
+            .map(|s| s.as_str().expect("shard name").to_owned())
+            .collect();
         std::fs::create_dir_all(root.join("logs")).expect("logs dir");
         // Partial tiles are collected one second after the published tree
         // outgrew them, so every failover test also runs leaders that
@@ -83,6 +103,7 @@ impl LocalCluster {
             root: root.to_owned(),
             frontend: listen.to_string(),
             nodes,
+            shards,
             procs: BTreeMap::new(),
             netns: BTreeMap::new(),
         }
@@ -121,7 +142,22 @@ impl LocalCluster {
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}/dev/", self.frontend)
+        self.base_url_of("dev")
+    }
+
+    pub fn base_url_of(&self, shard: &str) -> String {
+        format!("http://{}/{shard}/", self.frontend)
+    }
+
+    /// The public key of `shard`'s log.
+    pub fn log_key_of(&self, shard: &str) -> cairn_sigsum::PublicKey {
+        let file = if shard == "dev" {
+            self.root.join("log.key.pub")
+        } else {
+            self.root.join("keys").join(format!("{shard}.key.pub"))
+        };
+        let text = std::fs::read(&file).expect("public key file");
+        cairn_sigsum::key::parse_public_key_file(&text).expect("public key")[0].0
     }
 
     pub fn policy(&self) -> cairn_sigsum::policy::Policy {
@@ -231,7 +267,8 @@ impl LocalCluster {
         self.wait_published(1).await;
     }
 
-    /// Creates the group on all nodes (InitShard on the first).
+    /// Creates every shard's group on all nodes: InitShard on node `i mod
+    /// N` for shard `i`, so that the first leaders spread over the nodes.
     pub async fn init_group(&mut self) {
         let deadline = Instant::now() + START_DEADLINE;
         for n in self.nodes.clone() {
@@ -241,28 +278,37 @@ impl LocalCluster {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        let mut admin = admin(&self.nodes[0].grpc);
-        admin
-            .init_shard(cairn_proto::v1::InitShardRequest {
-                shard: "dev".into(),
-                voters: self
-                    .nodes
-                    .iter()
-                    .map(|n| cairn_proto::v1::Member {
-                        id: n.id,
-                        addr: n.grpc.clone(),
-                    })
-                    .collect(),
-            })
-            .await
-            .expect("InitShard");
+        for (i, shard) in self.shards.iter().enumerate() {
+            let mut voters: Vec<cairn_proto::v1::Member> = self
+                .nodes
+                .iter()
+                .map(|n| cairn_proto::v1::Member {
+                    id: n.id,
+                    addr: n.grpc.clone(),
+                })
+                .collect();
+            let first = i % voters.len();
+            voters.rotate_left(first);
+            admin(&voters[0].addr)
+                .init_shard(cairn_proto::v1::InitShardRequest {
+                    shard: shard.clone(),
+                    voters,
+                })
+                .await
+                .unwrap_or_else(|e| panic!("InitShard {shard}: {e}"));
+        }
     }
 
     /// Waits until the frontend's get-tree-head serves a head of at least
     /// `size` leaves... or any head at all for size 1 on a fresh log (the
     /// empty tree is published first).
     pub async fn wait_published(&mut self, min_size: u64) -> u64 {
-        let client = cairn_client::LogClient::new(&self.base_url()).expect("client");
+        self.wait_published_of("dev", min_size).await
+    }
+
+    /// [`LocalCluster::wait_published`] for `shard`.
+    pub async fn wait_published_of(&mut self, shard: &str, min_size: u64) -> u64 {
+        let client = cairn_client::LogClient::new(&self.base_url_of(shard)).expect("client");
         let deadline = Instant::now() + START_DEADLINE;
         loop {
             if let Ok(head) = client.get_tree_head().await
@@ -344,7 +390,12 @@ impl LocalCluster {
     }
 
     pub async fn statuses(&self) -> Vec<StatusResponse> {
-        let asks = self.nodes.iter().map(|n| status(&n.grpc));
+        self.statuses_of("dev").await
+    }
+
+    /// Every node's Status of `shard` (unreachable nodes left out).
+    pub async fn statuses_of(&self, shard: &str) -> Vec<StatusResponse> {
+        let asks = self.nodes.iter().map(|n| status_of(&n.grpc, shard));
         futures::future::join_all(asks)
             .await
             .into_iter()
@@ -355,9 +406,14 @@ impl LocalCluster {
     /// The leader as the reachable nodes agree on it (highest term),
     /// waiting for one.
     pub async fn leader(&mut self) -> u64 {
+        self.leader_of("dev").await
+    }
+
+    /// [`LocalCluster::leader`] of `shard`.
+    pub async fn leader_of(&mut self, shard: &str) -> u64 {
         let deadline = Instant::now() + START_DEADLINE;
         loop {
-            let statuses = self.statuses().await;
+            let statuses = self.statuses_of(shard).await;
             if let Some(s) = statuses
                 .iter()
                 .filter(|s| s.role == "leader" && s.cleared)
@@ -517,9 +573,14 @@ pub fn admin(url: &str) -> AdminClient<tonic::transport::Channel> {
 
 /// One node's Status, bounded by 0.7 s.
 pub async fn status(url: &str) -> Result<StatusResponse, tonic::Status> {
+    status_of(url, "dev").await
+}
+
+/// One node's Status of `shard`, bounded by 0.7 s.
+pub async fn status_of(url: &str, shard: &str) -> Result<StatusResponse, tonic::Status> {
     // Short: a frozen node must not slow down polling the others.
     let mut request = tonic::Request::new(StatusRequest {
-        shard: "dev".into(),
+        shard: shard.into(),
     });
     request.set_timeout(Duration::from_millis(500));
     match tokio::time::timeout(Duration::from_millis(700), admin(url).status(request)).await {
