@@ -52,9 +52,11 @@ const COSIGN_WAIT: Duration = Duration::from_secs(30);
 /// Arguments of `cairn hammer`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct HammerArgs {
-    /// The log's base URL, e.g. http://127.0.0.1:6965/dev/.
-    #[arg(long, value_name = "URL")]
-    pub log: String,
+    /// The log's base URL, e.g. http://127.0.0.1:6965/dev/. Repeat it to
+    /// load several logs (shards) at once: leaves and readers are spread
+    /// over them in turn, and the figures are their sum.
+    #[arg(long, value_name = "URL", required = true)]
+    pub log: Vec<String>,
     /// Seconds of load.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub duration: u64,
@@ -101,9 +103,10 @@ pub struct HammerArgs {
     #[arg(long, default_value_t = 50)]
     pub sample: u64,
     /// The log's process id, if it runs on this machine: its CPU time over
-    /// the run is reported.
+    /// the run is reported. Repeat it for a log made of several processes
+    /// (the sum is reported).
     #[arg(long)]
-    pub pid: Option<u32>,
+    pub pid: Vec<u32>,
     /// Print the summary as JSON on standard output.
     #[arg(long)]
     pub json: bool,
@@ -286,7 +289,7 @@ pub struct ReadSummary {
 /// The result of a run (`--json` prints it).
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    /// The log.
+    /// The log's base URL (the URLs, space-separated, for several logs).
     pub log: String,
     /// "closed" or "open".
     pub mode: &'static str,
@@ -314,7 +317,7 @@ pub struct Summary {
     pub reads: BTreeMap<String, ReadSummary>,
     /// The largest tree size seen.
     pub tree_size: u64,
-    /// CPU seconds the log's process used during the run (`--pid`).
+    /// CPU seconds the log's processes used during the run (`--pid`, summed).
     pub log_cpu_s: Option<f64>,
     /// This machine's one-thread Ed25519 verifications per second of
     /// Sigsum leaves, measured just before the run: the yardstick, since a
@@ -365,7 +368,12 @@ pub async fn run(args: HammerArgs) -> anyhow::Result<Summary> {
         .transpose()
         .context("--token")?;
     let config = ClientConfig::default();
-    let client = LogClient::with_config(&args.log, &config).context("--log")?;
+    let clients: Vec<LogClient> = args
+        .log
+        .iter()
+        .map(|url| LogClient::with_config(url, &config).with_context(|| format!("--log {url}")))
+        .collect::<anyhow::Result<_>>()?;
+    let clients: Arc<[LogClient]> = clients.into();
     let duration = Duration::from_secs(args.duration);
     let wanted = args.leaves.unwrap_or_else(|| {
         let per_sec = args.rate.map_or(CLOSED_LOOP_LEAVES_PER_SEC, |r| r as usize);
@@ -388,11 +396,21 @@ pub async fn run(args: HammerArgs) -> anyhow::Result<Summary> {
         stats.read_latency.entry(*r).or_default();
     }
     let stats = Arc::new(stats);
-    let cpu_before = args.pid.map(process_cpu).transpose()?;
+    let cpu_of = |pids: &[u32]| -> anyhow::Result<Option<f64>> {
+        if pids.is_empty() {
+            return Ok(None);
+        }
+        let mut sum = 0.0;
+        for &pid in pids {
+            sum += process_cpu(pid)?;
+        }
+        Ok(Some(sum))
+    };
+    let cpu_before = cpu_of(&args.pid)?;
     let start = Instant::now();
     let end = start + duration;
     let submit = Submit {
-        client: client.clone(),
+        clients: clients.clone(),
         token: token.map(Arc::new),
         retry: Duration::from_millis(args.retry_interval_ms),
         sample: args.sample,
@@ -445,7 +463,8 @@ pub async fn run(args: HammerArgs) -> anyhow::Result<Summary> {
         }
     }
     for r in 0..args.readers {
-        let (client, stats, mix) = (client.clone(), stats.clone(), mix.clone());
+        let client = clients[r % clients.len()].clone();
+        let (stats, mix) = (stats.clone(), mix.clone());
         let base = client.base_url().to_owned();
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
@@ -472,8 +491,8 @@ pub async fn run(args: HammerArgs) -> anyhow::Result<Summary> {
     }
     progress.abort();
     let elapsed = duration.as_secs_f64();
-    let log_cpu_s = match (args.pid, cpu_before) {
-        (Some(pid), Some(before)) => Some(process_cpu(pid)? - before),
+    let log_cpu_s = match (cpu_of(&args.pid)?, cpu_before) {
+        (Some(after), Some(before)) => Some(after - before),
         _ => None,
     };
     let reads = stats
@@ -513,7 +532,11 @@ pub async fn run(args: HammerArgs) -> anyhow::Result<Summary> {
     }
     let add_leaf_per_sec = in_time as f64 / rate_span;
     Ok(Summary {
-        log: client.base_url().to_owned(),
+        log: clients
+            .iter()
+            .map(|c| c.base_url().to_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
         mode: if args.rate.is_some() {
             "open"
         } else {
@@ -586,7 +609,8 @@ async fn sign_leaves(seed: u64, keys: u32, n: usize) -> anyhow::Result<Vec<AddLe
 /// What every submission shares.
 #[derive(Clone)]
 struct Submit {
-    client: LogClient,
+    /// Leaf `i` goes to log `i mod len`.
+    clients: Arc<[LogClient]>,
     token: Option<Arc<SubmitHeader>>,
     retry: Duration,
     sample: u64,
@@ -599,11 +623,12 @@ impl Submit {
     /// Posts leaf number `i` until 200 (retrying 202, 503, 429 and
     /// transport errors like sigsum-go), a refusal, or the drain limit.
     async fn one(&self, i: u64, request: &AddLeafRequest) {
+        let client = &self.clients[(i % self.clients.len() as u64) as usize];
         let posted = Instant::now();
         let give_up = self.end + DRAIN;
         let mut first = true;
         loop {
-            let result = self.client.add_leaf(request, self.token.as_deref()).await;
+            let result = client.add_leaf(request, self.token.as_deref()).await;
             if first {
                 self.stats.first_response.record(posted.elapsed());
                 first = false;
@@ -634,7 +659,7 @@ impl Submit {
                         .unwrap_or_else(|e| e.into_inner())
                         .push(hash);
                     if self.sample > 0 && i.is_multiple_of(self.sample) {
-                        self.until_in_head(hash, now).await;
+                        self.until_in_head(client, hash, now).await;
                     }
                     return;
                 }
@@ -655,17 +680,17 @@ impl Submit {
 
     /// Polls get-tree-head (and the leaf's inclusion proof in it) until the
     /// head proves the leaf; records the time since `committed`.
-    async fn until_in_head(&self, hash: Hash, committed: Instant) {
+    async fn until_in_head(&self, client: &LogClient, hash: Hash, committed: Instant) {
         while committed.elapsed() < COSIGN_WAIT {
             let logged_before = self.stats.logged_count();
-            if let Ok(head) = self.client.get_tree_head().await {
+            if let Ok(head) = client.get_tree_head().await {
                 let size = head.tree_head().size;
                 self.stats.saw_head(size, logged_before);
                 let proven = match size {
                     0 => false,
                     // A one-leaf tree's root is the leaf hash.
                     1 => head.tree_head().root_hash == hash,
-                    _ => self.client.get_inclusion_proof(size, &hash).await.is_ok(),
+                    _ => client.get_inclusion_proof(size, &hash).await.is_ok(),
                 };
                 if proven {
                     self.stats.to_head.record(committed.elapsed());

@@ -35,7 +35,7 @@ use crate::shutdown::wait_for_signal;
 pub const MAX_NODES: u8 = 7;
 
 /// Most shards `--shards` creates.
-pub const MAX_SHARDS: u8 = 16;
+pub const MAX_SHARDS: u8 = 64;
 
 /// The layout file: which ports each process of the cluster uses.
 pub const LAYOUT: &str = "cluster.toml";

@@ -11,7 +11,7 @@ use support::{Cairnd, free_port};
 
 fn args(log: &str) -> HammerArgs {
     HammerArgs {
-        log: log.to_owned(),
+        log: vec![log.to_owned()],
         duration: 3,
         concurrency: 16,
         rate: None,
@@ -24,7 +24,7 @@ fn args(log: &str) -> HammerArgs {
         readers: 2,
         read_mix: "tree-head,inclusion,consistency,leaves,tile".into(),
         sample: 10,
-        pid: None,
+        pid: Vec::new(),
         json: true,
     }
 }
@@ -71,7 +71,7 @@ async fn the_hammer_logs_leaves_reads_everything_and_reports_what_the_log_says()
     open.rate = Some(200);
     open.seed = 2;
     open.readers = 0;
-    open.pid = Some(cairnd.pid());
+    open.pid = vec![cairnd.pid()];
     let open = hammer::run(open).await.expect("open-loop run");
     assert_eq!(open.mode, "open");
     assert!(open.committed >= 400, "{open:?}");
@@ -84,4 +84,49 @@ async fn the_hammer_logs_leaves_reads_everything_and_reports_what_the_log_says()
     bad.read_mix = "tree-head,everything".into();
     assert!(hammer::run(bad).await.is_err());
     cairnd.stop();
+}
+
+/// `--log` repeated: the load is spread over the logs in turn, and the
+/// summary counts them together (`benches/scenarios/shards.sh`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_hammer_spreads_its_leaves_over_every_log_it_is_given() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut logs = Vec::new();
+    for name in ["a", "b"] {
+        let mut cairnd = Cairnd::start_with(
+            &tmp.path().join(name),
+            free_port(),
+            &[],
+            "warn",
+            Stdio::inherit(),
+        );
+        cairnd.wait_ready().await;
+        logs.push(cairnd);
+    }
+    let urls: Vec<String> = logs.iter().map(Cairnd::base_url).collect();
+    let mut two = args(&urls[0]);
+    two.log = urls.clone();
+    two.readers = 0;
+    two.pid = logs.iter().map(Cairnd::pid).collect();
+    let summary = hammer::run(two).await.expect("run over two logs");
+    assert!(summary.committed > 0, "{summary:?}");
+    assert!(
+        summary.log_cpu_s.is_some_and(|cpu| cpu > 0.0),
+        "{summary:?}"
+    );
+    let mut sizes = Vec::new();
+    for url in &urls {
+        let head = LogClient::new(url).unwrap().get_tree_head().await.unwrap();
+        sizes.push(head.tree_head().size);
+    }
+    // Leaf i goes to log i mod 2: the two halves differ by at most the
+    // leaves in flight when the run ended.
+    assert!(sizes.iter().sum::<u64>() >= summary.committed, "{sizes:?}");
+    assert!(
+        sizes.iter().all(|&s| s * 3 > summary.committed),
+        "{sizes:?}"
+    );
+    for cairnd in logs {
+        cairnd.stop();
+    }
 }
