@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use cairn_proto::LEADER_METADATA_KEY;
 use cairn_proto::v1::admin_client::AdminClient;
 use cairn_proto::v1::{
-    AddNodeRequest, FreezeShardRequest, InitShardRequest, Member, MembershipResponse,
-    RemoveNodeRequest, StatusRequest, StatusResponse, TransferLeaderRequest,
+    AddNodeRequest, FreezeShardRequest, InitShardRequest, ListShardsRequest, Member,
+    MembershipResponse, RemoveNodeRequest, StatusRequest, StatusResponse, TransferLeaderRequest,
 };
 use clap::{Args, Subcommand};
 use tokio::time::Instant;
@@ -49,6 +49,22 @@ pub enum ClusterCommand {
     /// Shard lifecycle operations.
     #[command(subcommand)]
     Shard(ShardCommand),
+    /// Spread the shards' leaders over the nodes: while one node leads at
+    /// least two shards more than another voter of one of them that is
+    /// caught up, hand that shard's leadership over (TransferLeader). Run
+    /// it after a node comes back: failovers leave the survivors leading.
+    Balance(BalanceArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BalanceArgs {
+    /// gRPC URL of a node (repeatable); the members of every shard it
+    /// hosts are asked too.
+    #[arg(long, value_name = "URL", required = true)]
+    via: Vec<String>,
+    /// Only print the moves.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -59,6 +75,16 @@ pub enum ShardCommand {
     /// Create the successor shard first (`cairn cluster init`) and list it
     /// in submitters' policies. Idempotent; a freeze cannot be undone.
     Freeze(FreezeArgs),
+    /// Every shard the nodes host: its leader, term, sizes and state.
+    List(ListArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// gRPC URL of a node (repeatable); the members of every shard it
+    /// hosts are asked too.
+    #[arg(long, value_name = "URL", required = true)]
+    via: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -295,7 +321,240 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ClusterCommand::Shard(ShardCommand::Freeze(args)) => freeze(&args).await,
+        ClusterCommand::Shard(ShardCommand::List(args)) => list(&args.via).await,
+        ClusterCommand::Balance(args) => balance(&args.via, args.dry_run).await,
     }
+}
+
+/// Most nodes a cluster view asks.
+const MAX_VIEW_NODES: usize = 64;
+
+/// One shard as the nodes see it.
+#[derive(Debug, Default)]
+pub struct ShardView {
+    /// Each answering node's status, by URL.
+    pub statuses: std::collections::BTreeMap<String, StatusResponse>,
+}
+
+impl ShardView {
+    /// The leader's own status (highest term among those saying leader).
+    pub fn leader(&self) -> Option<&StatusResponse> {
+        self.statuses
+            .values()
+            .filter(|s| s.role == "leader")
+            .max_by_key(|s| s.term)
+    }
+}
+
+/// Every shard hosted by the nodes reachable from `via` (and the members
+/// they report), as each node sees it.
+pub async fn cluster_view(
+    via: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, ShardView>> {
+    let mut urls: Vec<String> = via.to_vec();
+    let mut view: std::collections::BTreeMap<String, ShardView> = Default::default();
+    let mut failures = Vec::new();
+    let mut i = 0;
+    while i < urls.len() && i < MAX_VIEW_NODES {
+        let url = urls[i].clone();
+        i += 1;
+        let mut request = tonic::Request::new(ListShardsRequest {});
+        request.set_timeout(STATUS_TIMEOUT);
+        let shards =
+            match tokio::time::timeout(STATUS_TIMEOUT, client(&url)?.list_shards(request)).await {
+                Ok(Ok(answer)) => answer.into_inner().shards,
+                Ok(Err(s)) => {
+                    failures.push(format!("{url}: {}: {}", s.code(), s.message()));
+                    continue;
+                }
+                Err(_) => {
+                    failures.push(format!("{url}: no answer within {STATUS_TIMEOUT:?}"));
+                    continue;
+                }
+            };
+        for shard in shards {
+            let Ok(status) = status_of(&url, &shard).await else {
+                continue;
+            };
+            for m in status.voters.iter().chain(&status.learners) {
+                if !urls.contains(&m.addr) {
+                    urls.push(m.addr.clone());
+                }
+            }
+            view.entry(shard)
+                .or_default()
+                .statuses
+                .insert(url.clone(), status);
+        }
+    }
+    if view.is_empty() {
+        bail!("no node answered: {}", failures.join("; "));
+    }
+    for f in failures {
+        eprintln!("warning: {f}");
+    }
+    Ok(view)
+}
+
+/// `cairn cluster shard list`.
+async fn list(via: &[String]) -> anyhow::Result<()> {
+    let view = cluster_view(via).await?;
+    println!(
+        "{:<20} {:>6} {:>5} {:>10} {:>10} {:>10} {:>5}  state",
+        "shard", "leader", "term", "tree", "signed", "published", "nodes"
+    );
+    for (name, shard) in &view {
+        let newest = shard
+            .leader()
+            .or_else(|| shard.statuses.values().max_by_key(|s| s.applied_index));
+        let Some(s) = newest else { continue };
+        let state = match &s.frozen {
+            Some(f) if f.successor.is_empty() => format!("frozen at {}", f.size),
+            Some(f) => format!("frozen at {}, successor {}", f.size, f.successor),
+            None => "active".to_owned(),
+        };
+        println!(
+            "{:<20} {:>6} {:>5} {:>10} {:>10} {:>10} {:>5}  {}",
+            name,
+            shard
+                .leader()
+                .map_or("-".to_owned(), |l| l.node_id.to_string()),
+            s.term,
+            s.tree_size,
+            s.integrated_size,
+            s.published_size,
+            shard.statuses.len(),
+            state
+        );
+    }
+    Ok(())
+}
+
+/// A leadership move [`plan_balance`] proposes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Move {
+    /// The shard.
+    pub shard: String,
+    /// Its leader now.
+    pub from: u64,
+    /// The voter to lead it.
+    pub to: u64,
+}
+
+/// Moves that spread leaders: `shards` maps each shard to its leader and
+/// the voters caught up enough to take over. While some node leads at least
+/// two shards more than a caught-up voter of one of them, that shard moves
+/// to the voter leading fewest. Deterministic (shards and nodes in order).
+pub fn plan_balance(shards: &std::collections::BTreeMap<String, (u64, Vec<u64>)>) -> Vec<Move> {
+    let mut count = std::collections::BTreeMap::<u64, usize>::new();
+    for (leader, ready) in shards.values() {
+        *count.entry(*leader).or_default() += 1;
+        for v in ready {
+            count.entry(*v).or_default();
+        }
+    }
+    let mut leaders: std::collections::BTreeMap<&String, u64> =
+        shards.iter().map(|(name, (l, _))| (name, *l)).collect();
+    let mut moves = Vec::new();
+    for _ in 0..shards.len() {
+        let mut best: Option<(usize, &String, u64, u64)> = None;
+        for (name, (_, ready)) in shards {
+            let from = leaders[name];
+            let from_count = count[&from];
+            for &to in ready {
+                if to == from {
+                    continue;
+                }
+                let gap = from_count.saturating_sub(count[&to]);
+                if gap >= 2 && best.is_none_or(|(g, ..)| gap > g) {
+                    best = Some((gap, name, from, to));
+                }
+            }
+        }
+        let Some((_, name, from, to)) = best else {
+            break;
+        };
+        *count.entry(from).or_default() -= 1;
+        *count.entry(to).or_default() += 1;
+        leaders.insert(name, to);
+        moves.push(Move {
+            shard: name.clone(),
+            from,
+            to,
+        });
+    }
+    moves
+}
+
+/// Most log entries a voter may lag and still be handed a shard.
+const BALANCE_MAX_LAG: u64 = 64;
+
+/// `cairn cluster balance`.
+pub async fn balance(via: &[String], dry_run: bool) -> anyhow::Result<()> {
+    let view = cluster_view(via).await?;
+    let mut shards = std::collections::BTreeMap::new();
+    let mut addrs = std::collections::BTreeMap::new();
+    for (name, shard) in &view {
+        let Some(leader) = shard.leader() else {
+            eprintln!("shard {name}: no leader now; left alone");
+            continue;
+        };
+        for m in &leader.voters {
+            addrs.insert(m.id, m.addr.clone());
+        }
+        let voters: std::collections::BTreeSet<u64> = leader.voters.iter().map(|m| m.id).collect();
+        let ready: Vec<u64> = leader
+            .replication
+            .iter()
+            .filter(|r| voters.contains(&r.id))
+            .filter(|r| {
+                r.matched
+                    .is_some_and(|m| leader.last_log_index.saturating_sub(m) <= BALANCE_MAX_LAG)
+            })
+            .map(|r| r.id)
+            .collect();
+        shards.insert(name.clone(), (leader.node_id, ready));
+    }
+    let moves = plan_balance(&shards);
+    if moves.is_empty() {
+        println!("leaders are spread: nothing to move");
+        return Ok(());
+    }
+    let mut failed = 0;
+    for m in &moves {
+        println!("shard {}: node {} -> node {}", m.shard, m.from, m.to);
+        if dry_run {
+            continue;
+        }
+        let Some(addr) = addrs.get(&m.from) else {
+            continue;
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let result = on_leader(std::slice::from_ref(addr), deadline, |mut c, remaining| {
+            let mut request = tonic::Request::new(TransferLeaderRequest {
+                shard: m.shard.clone(),
+                to: m.to,
+            });
+            request.set_timeout(remaining.min(Duration::from_secs(15)));
+            async move { c.transfer_leader(request).await }
+        })
+        .await;
+        match result {
+            Ok(answer) if answer.leader_id == m.to => {}
+            Ok(answer) => {
+                failed += 1;
+                eprintln!("shard {}: node {} leads instead", m.shard, answer.leader_id);
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("shard {}: {e:#}", m.shard);
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} moves did not happen", moves.len());
+    }
+    Ok(())
 }
 
 /// `cairn cluster shard freeze`.
@@ -485,6 +744,63 @@ async fn status(shard: &str, via: &[String]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shards(list: &[(&str, u64, &[u64])]) -> std::collections::BTreeMap<String, (u64, Vec<u64>)> {
+        list.iter()
+            .map(|(name, leader, ready)| (name.to_string(), (*leader, ready.to_vec())))
+            .collect()
+    }
+
+    #[test]
+    fn balance_moves_leaders_off_a_node_that_leads_everything() {
+        // Node 3 came back after a failover: 1 and 2 lead all six.
+        let all = [1, 2, 3];
+        let before = shards(&[
+            ("a", 1, &all),
+            ("b", 1, &all),
+            ("c", 1, &all),
+            ("d", 2, &all),
+            ("e", 2, &all),
+            ("f", 2, &all),
+        ]);
+        let moves = plan_balance(&before);
+        assert_eq!(moves.len(), 2, "{moves:?}");
+        let mut count = std::collections::BTreeMap::<u64, usize>::new();
+        let mut leaders: std::collections::BTreeMap<String, u64> =
+            before.iter().map(|(n, (l, _))| (n.clone(), *l)).collect();
+        for m in &moves {
+            assert_eq!(leaders[&m.shard], m.from);
+            leaders.insert(m.shard.clone(), m.to);
+        }
+        for l in leaders.values() {
+            *count.entry(*l).or_default() += 1;
+        }
+        assert_eq!(count.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
+    }
+
+    #[test]
+    fn balance_leaves_spread_leaders_and_lagging_voters_alone() {
+        let all = [1, 2, 3];
+        assert!(
+            plan_balance(&shards(&[
+                ("a", 1, &all),
+                ("b", 2, &all),
+                ("c", 3, &all),
+                ("d", 1, &all)
+            ]))
+            .is_empty()
+        );
+        // Node 3 is not caught up on any shard: nothing can move to it.
+        let behind = [1, 2];
+        assert!(
+            plan_balance(&shards(&[
+                ("a", 1, &behind),
+                ("b", 1, &behind),
+                ("c", 2, &behind)
+            ]))
+            .is_empty()
+        );
+    }
 
     #[test]
     fn members_parse_as_id_equals_url() {

@@ -29,7 +29,6 @@
 //! counterpart is silent or terse stay so unless `-v` is given
 //! (`docs/compatibility.md` lists the comparisons).
 
-mod cluster;
 mod keys;
 mod monitor;
 mod policy;
@@ -40,7 +39,7 @@ mod verify;
 
 use std::process::ExitCode;
 
-use cairn_cli::{files, fsck, hammer, key_files};
+use cairn_cli::{cluster, files, fsck, hammer, key_files};
 use clap::{ArgAction, Parser, Subcommand};
 
 /// Sigsum transparency-log client: keys, submission, offline verification.

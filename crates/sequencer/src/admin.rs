@@ -14,8 +14,8 @@ use std::time::Duration;
 use cairn_proto::v1::admin_server::{Admin, AdminServer};
 use cairn_proto::v1::{
     AddNodeRequest, FreezeShardRequest, FreezeShardResponse, InitShardRequest, InitShardResponse,
-    Member, MembershipResponse, RemoveNodeRequest, Replication, StatusRequest, StatusResponse,
-    TransferLeaderRequest, TransferLeaderResponse,
+    ListShardsRequest, ListShardsResponse, Member, MembershipResponse, RemoveNodeRequest,
+    Replication, StatusRequest, StatusResponse, TransferLeaderRequest, TransferLeaderResponse,
 };
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Raft, ServerState};
@@ -377,6 +377,15 @@ impl Admin for AdminService {
             tree_root: state.tree_root.to_vec(),
             frozen: state.frozen.clone().map(crate::service::frozen_message),
             log_key_hash: shard.signer().public_key().key_hash().0.to_vec(),
+        }))
+    }
+
+    async fn list_shards(
+        &self,
+        _request: Request<ListShardsRequest>,
+    ) -> Result<Response<ListShardsResponse>, Status> {
+        Ok(Response::new(ListShardsResponse {
+            shards: self.shards.names(),
         }))
     }
 

@@ -83,6 +83,13 @@ impl SequencerService {
         }
     }
 
+    /// The names of the shards, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.shards.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     /// The shard named `name`.
     pub fn shard(&self, name: &str) -> Option<&Arc<Shard>> {
         self.shards.get(name)

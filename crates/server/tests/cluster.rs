@@ -866,11 +866,26 @@ async fn eight_shards_on_three_nodes_fail_over_each_on_its_own_and_one_freezes_u
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // The killed node comes back and catches up on every shard.
+    // The killed node comes back and catches up on every shard; `cairn
+    // cluster balance` then hands it leaders again, under load.
     cluster.start(&format!("node{victim}"));
     for shard in &shards {
         wait_replicas_agree_of(&mut cluster, shard).await;
     }
+    let via: Vec<String> = cluster.nodes.iter().map(|n| n.grpc.clone()).collect();
+    cairn_cli::cluster::balance(&via, false)
+        .await
+        .expect("cairn cluster balance");
+    let mut per_node = std::collections::BTreeMap::<u64, usize>::new();
+    for shard in &shards {
+        *per_node.entry(cluster.leader_of(shard).await).or_default() += 1;
+    }
+    eprintln!("leaders per node after balancing: {per_node:?}");
+    assert_eq!(per_node.len(), 3, "{per_node:?}");
+    assert!(
+        per_node.values().max().unwrap() - per_node.values().min().unwrap() <= 1,
+        "{per_node:?}"
+    );
     let mut total = 0;
     for w in work {
         let shard = w.shard.clone();
