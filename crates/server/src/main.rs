@@ -91,9 +91,9 @@ enum Command {
         /// Never delete superseded partial tiles and bundles.
         #[arg(long)]
         keep_partial_tiles: bool,
-        /// Run a local cluster instead: N sequencer nodes (one Raft group),
-        /// a frontend on --listen, the collector and a witness, each its
-        /// own process, sharing DIR/tiles. The configuration of every
+        /// Run a local cluster instead: N sequencer nodes (one Raft group
+        /// per shard), a frontend on --listen, the collector and a
+        /// witness, each its own process, sharing DIR/tiles. The configuration of every
         /// process is written under DIR (DIR/cluster.toml lists the ports),
         /// so each can be stopped and started by hand; logs go to
         /// DIR/logs/. Ctrl-C stops them all.
