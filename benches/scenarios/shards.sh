@@ -4,6 +4,7 @@
 #
 #   benches/scenarios/shards.sh [--nodes N] [--counts 1,2,4,8] [--duration S]
 #   benches/scenarios/shards.sh --idle [--nodes N] [--counts 1,16,64] [--idle-seconds S]
+#   benches/scenarios/shards.sh --wal [--counts 1,2,4,8,16,64]
 #
 # Load: for each count, a fresh `cairnd dev --nodes N --shards COUNT` (N
 # sequencer processes, each hosting every shard's Raft group, plus the
@@ -16,6 +17,11 @@
 # Idle: the same clusters with no load: the RSS and CPU of each sequencer
 # process over --idle-seconds, i.e. what N idle Raft groups (heartbeats to
 # two followers every 100 ms each) cost a node.
+#
+# WAL: `cairn-wal` (benches/wal.rs) on this machine's disk: synced commits
+# per second and CPU per commit with one RocksDB (one WAL) per shard, as
+# Cairn runs today, and with one RocksDB per node (a column family per
+# shard, one WAL for all).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,6 +29,7 @@ nodes=3
 counts=
 duration=10
 idle=false
+wal=false
 idle_seconds=20
 while (($#)); do
     case "$1" in
@@ -30,13 +37,23 @@ while (($#)); do
         --counts) counts="$2"; shift ;;
         --duration) duration="$2"; shift ;;
         --idle) idle=true ;;
+        --wal) wal=true ;;
         --idle-seconds) idle_seconds="$2"; shift ;;
-        *) echo "usage: $0 [--idle] [--nodes N] [--counts N,N,...] [--duration S] [--idle-seconds S]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--idle|--wal] [--nodes N] [--counts N,N,...] [--duration S] [--idle-seconds S]" >&2; exit 2 ;;
     esac
     shift
 done
 if [ -z "$counts" ]; then
-    if $idle; then counts=1,16,64; else counts=1,2,4,8; fi
+    if $idle; then counts=1,16,64; elif $wal; then counts=1,2,4,8,16,64; else counts=1,2,4,8; fi
+fi
+
+if $wal; then
+    cargo build --release --locked -p cairn-benches --bin cairn-wal >&2
+    IFS=, read -ra list <<<"$counts"
+    for n in "${list[@]}"; do
+        "${CARGO_TARGET_DIR:-target}/release/cairn-wal" --shards "$n" --seconds "$duration"
+    done
+    exit 0
 fi
 
 cargo build --release --locked --bin cairnd --bin cairn >&2
