@@ -620,14 +620,7 @@ async fn a_cut_off_leader_is_replaced_and_removed_wiped_and_restarted_nodes_rejo
 
     // A group is created once: a second InitShard on a live shard is
     // refused, naming why, and changes nothing.
-    let voters = cluster
-        .nodes
-        .iter()
-        .map(|n| cairn_proto::v1::Member {
-            id: n.id,
-            addr: n.grpc.clone(),
-        })
-        .collect();
+    let voters = cluster.members();
     let refused = support::cluster::admin(&cluster.nodes[1].grpc)
         .init_shard(cairn_proto::v1::InitShardRequest {
             shard: "dev".into(),

@@ -267,6 +267,17 @@ impl LocalCluster {
         self.wait_published(1).await;
     }
 
+    /// Every node as a Raft member (id and gRPC URL).
+    pub fn members(&self) -> Vec<cairn_proto::v1::Member> {
+        self.nodes
+            .iter()
+            .map(|n| cairn_proto::v1::Member {
+                id: n.id,
+                addr: n.grpc.clone(),
+            })
+            .collect()
+    }
+
     /// Creates every shard's group on all nodes: InitShard on node `i mod
     /// N` for shard `i`, so that the first leaders spread over the nodes.
     pub async fn init_group(&mut self) {
@@ -279,14 +290,7 @@ impl LocalCluster {
             }
         }
         for (i, shard) in self.shards.iter().enumerate() {
-            let mut voters: Vec<cairn_proto::v1::Member> = self
-                .nodes
-                .iter()
-                .map(|n| cairn_proto::v1::Member {
-                    id: n.id,
-                    addr: n.grpc.clone(),
-                })
-                .collect();
+            let mut voters = self.members();
             let first = i % voters.len();
             voters.rotate_left(first);
             admin(&voters[0].addr)
