@@ -8,12 +8,12 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cairn_proto::LEADER_METADATA_KEY;
 use cairn_proto::v1::admin_client::AdminClient;
 use cairn_proto::v1::{
     AddNodeRequest, FreezeShardRequest, InitShardRequest, ListShardsRequest, Member,
     MembershipResponse, RemoveNodeRequest, StatusRequest, StatusResponse, TransferLeaderRequest,
 };
+use cairn_proto::{LEADER_METADATA_KEY, NOT_LEADER_METADATA_KEY};
 use clap::{Args, Subcommand};
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
@@ -56,6 +56,9 @@ pub enum ClusterCommand {
     /// Transfers are best effort under load: it looks and plans again, up
     /// to three rounds, and fails only if leaders are still not spread.
     Balance(BalanceArgs),
+    /// The cluster registry: the replicated list of shards.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
 }
 
 #[derive(Args, Debug)]
@@ -79,6 +82,31 @@ pub enum ShardCommand {
     Freeze(FreezeArgs),
     /// Every shard the nodes host: its leader, term, sizes and state.
     List(ListArgs),
+    /// Add a shard to the cluster registry: its replica nodes start
+    /// hosting it (each must hold its private key in its `[registry]
+    /// keys_dir`), its group is created, and frontends and collectors
+    /// that follow the registry serve and cosign it, all without a
+    /// restart. Rerun to finish an interrupted create.
+    Create(crate::registry_cmd::CreateArgs),
+    /// Retire a frozen shard whose final head is published: its nodes stop
+    /// its group and delete their replicas; frontends serve it from object
+    /// storage alone (its tiles and final checkpoint stay).
+    Retire(crate::registry_cmd::RetireArgs),
+    /// Move a registry shard's replica to another node: the new node
+    /// starts hosting it and joins the group (caught up by log or
+    /// snapshot), then the old node leaves the group and deletes its
+    /// replica.
+    Move(crate::registry_cmd::MoveArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegistryCommand {
+    /// Create the registry's Raft group (named `@meta`) on these nodes,
+    /// once per cluster. Every node must run with `[registry]` and hold
+    /// no registry state.
+    Init(crate::registry_cmd::RegistryInitArgs),
+    /// Print the registry: every shard's state, replicas and key hash.
+    Show(crate::registry_cmd::RegistryShowArgs),
 }
 
 #[derive(Args, Debug)]
@@ -92,18 +120,18 @@ pub struct ListArgs {
 #[derive(Args, Debug)]
 pub struct FreezeArgs {
     /// The shard to freeze.
-    shard: String,
+    pub shard: String,
     /// The shard that takes new submissions instead (named to refused
     /// submitters).
     #[arg(long)]
-    successor: Option<String>,
+    pub successor: Option<String>,
     /// gRPC URL of any member of the shard's group (repeatable).
     #[arg(long, value_name = "URL", required = true)]
-    via: Vec<String>,
+    pub via: Vec<String>,
     /// Seconds to wait for the freeze to commit (queued leaves are
     /// proposed first, for up to 30 s).
     #[arg(long, default_value_t = 60)]
-    timeout: u64,
+    pub timeout: u64,
 }
 
 #[derive(Args, Debug)]
@@ -113,7 +141,7 @@ pub struct InitArgs {
     shard: String,
     /// A voter as ID=URL (its node_id and gRPC URL), e.g.
     /// 1=http://10.0.0.1:6970; repeat for each voter.
-    #[arg(long = "node", value_name = "ID=URL", required = true, value_parser = parse_member)]
+    #[arg(long = "node", value_name = "ID=URL", required = true, value_parser = parse_member_arg)]
     nodes: Vec<Member>,
 }
 
@@ -127,7 +155,7 @@ pub struct AddNodeArgs {
     #[arg(long, value_name = "URL", required = true)]
     via: Vec<String>,
     /// The node to add, as ID=URL.
-    #[arg(long, value_name = "ID=URL", value_parser = parse_member)]
+    #[arg(long, value_name = "ID=URL", value_parser = parse_member_arg)]
     node: Member,
     /// Seconds to wait for the node to catch up and become a voter.
     #[arg(long, default_value_t = 300)]
@@ -175,7 +203,7 @@ pub struct TransferArgs {
 }
 
 /// Parses `ID=URL`.
-fn parse_member(s: &str) -> Result<Member, String> {
+pub fn parse_member_arg(s: &str) -> Result<Member, String> {
     let (id, addr) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?} is not ID=URL"))?;
@@ -194,7 +222,7 @@ fn parse_member(s: &str) -> Result<Member, String> {
     })
 }
 
-fn client(url: &str) -> anyhow::Result<AdminClient<Channel>> {
+pub fn client(url: &str) -> anyhow::Result<AdminClient<Channel>> {
     let channel = Endpoint::from_shared(url.to_owned())
         .with_context(|| format!("{url:?} is not a URL"))?
         .connect_timeout(Duration::from_secs(3))
@@ -217,7 +245,7 @@ pub async fn status_of(url: &str, shard: &str) -> anyhow::Result<StatusResponse>
 
 /// Calls `f` on the shard's leader: tries each of `via` in turn and follows
 /// `cairn-leader` hints, until `deadline`.
-async fn on_leader<T, F, Fut>(via: &[String], deadline: Instant, mut f: F) -> anyhow::Result<T>
+pub async fn on_leader<T, F, Fut>(via: &[String], deadline: Instant, mut f: F) -> anyhow::Result<T>
 where
     F: FnMut(AdminClient<Channel>, Duration) -> Fut,
     Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -239,12 +267,17 @@ where
                     .get(LEADER_METADATA_KEY)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
+                let not_leader = status.metadata().get(NOT_LEADER_METADATA_KEY).is_some();
                 match (status.code(), hint) {
                     (tonic::Code::FailedPrecondition, Some(leader)) if hops < MAX_HOPS => {
                         hops += 1;
                         queue.insert(0, leader);
                     }
-                    (tonic::Code::Unavailable | tonic::Code::FailedPrecondition, _) => {}
+                    // A follower that knows no leader, a node that is down,
+                    // or one that does not host the shard: ask the next. A
+                    // refusal by the leader itself is the answer.
+                    (tonic::Code::FailedPrecondition, _) if not_leader => {}
+                    (tonic::Code::Unavailable | tonic::Code::NotFound, _) => {}
                     _ => bail!("{url}: {}: {}", status.code(), status.message()),
                 }
                 last = Some(format!("{url}: {}: {}", status.code(), status.message()));
@@ -324,6 +357,21 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
         }
         ClusterCommand::Shard(ShardCommand::Freeze(args)) => freeze(&args).await,
         ClusterCommand::Shard(ShardCommand::List(args)) => list(&args.via).await,
+        ClusterCommand::Shard(ShardCommand::Create(args)) => {
+            crate::registry_cmd::create(&args).await
+        }
+        ClusterCommand::Shard(ShardCommand::Retire(args)) => {
+            crate::registry_cmd::retire(&args).await
+        }
+        ClusterCommand::Shard(ShardCommand::Move(args)) => {
+            crate::registry_cmd::move_replica(&args).await
+        }
+        ClusterCommand::Registry(RegistryCommand::Init(args)) => {
+            crate::registry_cmd::registry_init(&args).await
+        }
+        ClusterCommand::Registry(RegistryCommand::Show(args)) => {
+            crate::registry_cmd::registry_show(&args).await
+        }
         ClusterCommand::Balance(args) => balance(&args.via, args.dry_run).await,
     }
 }
@@ -353,6 +401,18 @@ impl ShardView {
 pub async fn cluster_view(
     via: &[String],
 ) -> anyhow::Result<std::collections::BTreeMap<String, ShardView>> {
+    let (view, failures) = cluster_view_quiet(via).await?;
+    for f in failures {
+        eprintln!("warning: {f}");
+    }
+    Ok(view)
+}
+
+/// [`cluster_view`], returning the nodes that did not answer instead of
+/// printing them.
+pub async fn cluster_view_quiet(
+    via: &[String],
+) -> anyhow::Result<(std::collections::BTreeMap<String, ShardView>, Vec<String>)> {
     let mut urls: Vec<String> = via.to_vec();
     let mut view: std::collections::BTreeMap<String, ShardView> = Default::default();
     let mut failures = Vec::new();
@@ -392,10 +452,7 @@ pub async fn cluster_view(
     if view.is_empty() {
         bail!("no node answered: {}", failures.join("; "));
     }
-    for f in failures {
-        eprintln!("warning: {f}");
-    }
-    Ok(view)
+    Ok((view, failures))
 }
 
 /// `cairn cluster shard list`.
@@ -498,7 +555,7 @@ pub async fn balance(via: &[String], dry_run: bool) -> anyhow::Result<()> {
     // rounds, before calling it a failure.
     let mut failed = Vec::new();
     for round in 0..BALANCE_ROUNDS {
-        let (moves, addrs) = balance_plan(via).await?;
+        let (moves, addrs) = balance_plan(via, false).await?;
         if moves.is_empty() {
             if round == 0 {
                 println!("leaders are spread: nothing to move");
@@ -514,22 +571,11 @@ pub async fn balance(via: &[String], dry_run: bool) -> anyhow::Result<()> {
             let Some(addr) = addrs.get(&m.from) else {
                 continue;
             };
-            let deadline = Instant::now() + Duration::from_secs(20);
-            let result = on_leader(std::slice::from_ref(addr), deadline, |mut c, remaining| {
-                let mut request = tonic::Request::new(TransferLeaderRequest {
-                    shard: m.shard.clone(),
-                    to: m.to,
-                });
-                request.set_timeout(remaining.min(Duration::from_secs(15)));
-                async move { c.transfer_leader(request).await }
-            })
-            .await;
-            match result {
-                Ok(answer) if answer.leader_id == m.to => {}
-                Ok(answer) => failed.push(format!(
-                    "shard {}: node {} leads instead",
-                    m.shard, answer.leader_id
-                )),
+            match transfer(addr, m).await {
+                Ok(leader) if leader == m.to => {}
+                Ok(leader) => {
+                    failed.push(format!("shard {}: node {leader} leads instead", m.shard))
+                }
                 Err(e) => failed.push(format!("shard {}: {e:#}", m.shard)),
             }
         }
@@ -540,7 +586,7 @@ pub async fn balance(via: &[String], dry_run: bool) -> anyhow::Result<()> {
             eprintln!("{f}");
         }
     }
-    let (moves, _) = balance_plan(via).await?;
+    let (moves, _) = balance_plan(via, false).await?;
     if moves.is_empty() {
         return Ok(());
     }
@@ -556,15 +602,41 @@ pub async fn balance(via: &[String], dry_run: bool) -> anyhow::Result<()> {
 const BALANCE_ROUNDS: usize = 3;
 
 /// The moves that would spread the leaders now, and every voter's address.
-async fn balance_plan(
+/// Hands `m.shard`'s leadership from `m.from` (at `addr`) to `m.to`;
+/// returns the leader afterwards (best effort under load).
+pub async fn transfer(addr: &str, m: &Move) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = on_leader(&[addr.to_owned()], deadline, |mut c, remaining| {
+        let mut request = tonic::Request::new(TransferLeaderRequest {
+            shard: m.shard.clone(),
+            to: m.to,
+        });
+        request.set_timeout(remaining.min(Duration::from_secs(15)));
+        async move { c.transfer_leader(request).await }
+    })
+    .await?;
+    Ok(answer.leader_id)
+}
+
+/// The moves [`plan_balance`] proposes for the shards reachable from
+/// `via`, and the nodes' addresses; `quiet` leaves out the warnings about
+/// nodes that did not answer and shards without a leader.
+pub async fn balance_plan(
     via: &[String],
+    quiet: bool,
 ) -> anyhow::Result<(Vec<Move>, std::collections::BTreeMap<u64, String>)> {
-    let view = cluster_view(via).await?;
+    let view = if quiet {
+        cluster_view_quiet(via).await?.0
+    } else {
+        cluster_view(via).await?
+    };
     let mut shards = std::collections::BTreeMap::new();
     let mut addrs = std::collections::BTreeMap::new();
     for (name, shard) in &view {
         let Some(leader) = shard.leader() else {
-            eprintln!("shard {name}: no leader now; left alone");
+            if !quiet {
+                eprintln!("shard {name}: no leader now; left alone");
+            }
             continue;
         };
         for m in &leader.voters {
@@ -617,6 +689,9 @@ async fn freeze(args: &FreezeArgs) -> anyhow::Result<()> {
             "note: the shard was already frozen, naming successor {:?}",
             frozen.successor
         );
+    }
+    if crate::registry_cmd::record_frozen(&args.via, &args.shard, &frozen.successor).await? {
+        println!("shard {}: recorded as frozen in the registry", args.shard);
     }
     Ok(())
 }
@@ -833,10 +908,10 @@ mod tests {
 
     #[test]
     fn members_parse_as_id_equals_url() {
-        let m = parse_member("3=http://10.0.0.3:6970").unwrap();
+        let m = parse_member_arg("3=http://10.0.0.3:6970").unwrap();
         assert_eq!((m.id, m.addr.as_str()), (3, "http://10.0.0.3:6970"));
         for bad in ["3", "0=http://x:1", "x=http://x:1", "3=10.0.0.3:6970"] {
-            assert!(parse_member(bad).is_err(), "{bad}");
+            assert!(parse_member_arg(bad).is_err(), "{bad}");
         }
     }
 }

@@ -9,3 +9,4 @@ pub mod files;
 pub mod fsck;
 pub mod hammer;
 pub mod key_files;
+pub mod registry_cmd;

@@ -342,6 +342,13 @@ mod tests {
                 halted: false,
             }))
         }
+
+        async fn get_registry(
+            &self,
+            _: tonic::Request<cairn_proto::v1::GetRegistryRequest>,
+        ) -> Result<tonic::Response<cairn_proto::v1::Registry>, tonic::Status> {
+            Err(tonic::Status::not_found("no registry"))
+        }
     }
 
     async fn start() -> (Arc<Gated>, SequencerPool) {

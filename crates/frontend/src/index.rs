@@ -23,10 +23,10 @@ use serde::Serialize;
 
 use crate::shard::Shard;
 
-/// Every shard of the router, in configuration order.
+/// Every shard of the router (listed by name).
 #[derive(Debug)]
 pub(crate) struct Index {
-    pub(crate) shards: Vec<Arc<Shard>>,
+    pub(crate) shards: Arc<crate::ShardSet>,
 }
 
 /// One shard's line of the index.
@@ -101,7 +101,8 @@ async fn entry(shard: &Shard, headers: &HeaderMap, uri: &Uri) -> Entry {
 }
 
 async fn entries(index: &Index, headers: &HeaderMap, uri: &Uri) -> Vec<Entry> {
-    futures::future::join_all(index.shards.iter().map(|s| entry(s, headers, uri))).await
+    let shards = index.shards.all();
+    futures::future::join_all(shards.iter().map(|s| entry(s, headers, uri))).await
 }
 
 /// `GET /shards.json`.

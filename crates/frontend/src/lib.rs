@@ -81,7 +81,6 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::any;
 use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
@@ -118,61 +117,43 @@ pub const INDEX_JSON: &str = "/shards.json";
 /// above the token timeout plus the submit wait. Nothing is started on
 /// error.
 pub fn router(shards: Vec<ShardFrontend>, config: FrontendConfig) -> Result<Router, ConfigError> {
+    router_with_handle(shards, config).map(|(router, _)| router)
+}
+
+/// [`router`], and a handle that adds shards to it and removes them while
+/// it serves (a frontend following the cluster registry).
+pub fn router_with_handle(
+    shards: Vec<ShardFrontend>,
+    config: FrontendConfig,
+) -> Result<(Router, Shards), ConfigError> {
     config.validate()?;
     let mut names = HashSet::new();
     for shard in &shards {
-        config::validate_shard_name(&shard.name)?;
-        shard.limits.validate()?;
-        if config.request_timeout <= shard.limits.submit_wait {
-            return Err(ConfigError::BadSetting {
-                field: "request_timeout",
-                reason: format!(
-                    "must exceed shard {:?}'s submit_wait of {:?}",
-                    shard.name, shard.limits.submit_wait
-                ),
-            });
-        }
-        if config.token_verifier.is_some()
-            && config.token_timeout + shard.limits.submit_wait >= config.request_timeout
-        {
-            return Err(ConfigError::BadSetting {
-                field: "token_timeout",
-                reason: format!(
-                    "plus shard {:?}'s submit_wait of {:?} must stay below request_timeout",
-                    shard.name, shard.limits.submit_wait
-                ),
-            });
-        }
+        check_shard(shard, &config)?;
         if !names.insert(shard.name.clone()) {
             return Err(ConfigError::DuplicateShard(shard.name.clone()));
         }
     }
-
-    let mut app = Router::new();
-    let mut all = Vec::with_capacity(shards.len());
+    let config = Arc::new(config);
+    let set = Arc::new(ShardSet::default());
+    let handle = Shards {
+        set: Arc::clone(&set),
+        config: Arc::clone(&config),
+    };
     for frontend in shards {
-        let shard = Arc::new(Shard::start(frontend, &config));
-        all.push(Arc::clone(&shard));
-        let bare = format!("/{}", shard.name);
-        let prefix = shard.prefix.clone();
-        let routes = Router::new()
-            .route(&bare, any(Redirect::permanent(&prefix)))
-            .route(&prefix, any(shard::dispatch))
-            .route(&format!("{prefix}{{*rest}}"), any(shard::dispatch))
-            .with_state(shard);
-        app = app.merge(routes);
+        handle.add(frontend)?;
     }
-    let index = Arc::new(index::Index { shards: all });
-    app = app.merge(
-        Router::new()
-            .route("/", axum::routing::get(index::html))
-            .route(INDEX_JSON, axum::routing::get(index::json))
-            .with_state(index),
-    );
+    let index = Arc::new(index::Index {
+        shards: Arc::clone(&set),
+    });
+    let app = Router::new()
+        .route("/", axum::routing::get(index::html))
+        .route(INDEX_JSON, axum::routing::get(index::json))
+        .with_state(index)
+        .merge(Router::new().fallback(route_to_shard).with_state(set));
 
     let slots = Arc::new(Semaphore::new(config.max_concurrent_requests));
-    Ok(app
-        .fallback(unknown_path)
+    let app = app
         // Innermost first: the timeout bounds the handler, the concurrency
         // limit counts requests being handled (a request refused for its
         // Host takes no slot), the body filler makes even layer-made errors
@@ -189,7 +170,109 @@ pub fn router(shards: Vec<ShardFrontend>, config: FrontendConfig) -> Result<Rout
         .layer(
             TraceLayer::new_for_http()
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
-        ))
+        );
+    Ok((app, handle))
+}
+
+/// Checks one shard against the router's configuration.
+fn check_shard(shard: &ShardFrontend, config: &FrontendConfig) -> Result<(), ConfigError> {
+    config::validate_shard_name(&shard.name)?;
+    shard.limits.validate()?;
+    if config.request_timeout <= shard.limits.submit_wait {
+        return Err(ConfigError::BadSetting {
+            field: "request_timeout",
+            reason: format!(
+                "must exceed shard {:?}'s submit_wait of {:?}",
+                shard.name, shard.limits.submit_wait
+            ),
+        });
+    }
+    if config.token_verifier.is_some()
+        && config.token_timeout + shard.limits.submit_wait >= config.request_timeout
+    {
+        return Err(ConfigError::BadSetting {
+            field: "token_timeout",
+            reason: format!(
+                "plus shard {:?}'s submit_wait of {:?} must stay below request_timeout",
+                shard.name, shard.limits.submit_wait
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The shards a router serves, by name; shared with its [`Shards`] handle.
+#[derive(Debug, Default)]
+pub(crate) struct ShardSet {
+    map: std::sync::RwLock<std::collections::BTreeMap<String, Arc<Shard>>>,
+}
+
+impl ShardSet {
+    fn get(&self, name: &str) -> Option<Arc<Shard>> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        map.get(name).cloned()
+    }
+
+    /// Every shard, by name.
+    pub(crate) fn all(&self) -> Vec<Arc<Shard>> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        map.values().cloned().collect()
+    }
+}
+
+/// Adds shards to a running router and removes them ([`router_with_handle`]).
+/// Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Shards {
+    set: Arc<ShardSet>,
+    config: Arc<FrontendConfig>,
+}
+
+impl Shards {
+    /// Serves `frontend` from now on (starting its tasks). Errors as for
+    /// [`router`]; [`ConfigError::DuplicateShard`] if the name is served.
+    pub fn add(&self, frontend: ShardFrontend) -> Result<(), ConfigError> {
+        check_shard(&frontend, &self.config)?;
+        let mut map = self.set.map.write().unwrap_or_else(|e| e.into_inner());
+        if map.contains_key(&frontend.name) {
+            return Err(ConfigError::DuplicateShard(frontend.name));
+        }
+        let shard = Arc::new(Shard::start(frontend, &self.config));
+        map.insert(shard.name.clone(), shard);
+        Ok(())
+    }
+
+    /// Stops serving `name` (its paths answer 404 from now on; requests in
+    /// flight finish). Whether it was served.
+    pub fn remove(&self, name: &str) -> bool {
+        let mut map = self.set.map.write().unwrap_or_else(|e| e.into_inner());
+        map.remove(name).is_some()
+    }
+
+    /// The names served, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let map = self.set.map.read().unwrap_or_else(|e| e.into_inner());
+        map.keys().cloned().collect()
+    }
+}
+
+/// Every path that is not the index: `/<name>` redirects to `/<name>/`,
+/// paths below it go to the shard, anything else is 404.
+async fn route_to_shard(State(set): State<Arc<ShardSet>>, request: Request) -> Response {
+    let path = request.uri().path();
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    let (name, below) = match rest.split_once('/') {
+        Some((name, _)) => (name, true),
+        None => (rest, false),
+    };
+    let Some(shard) = set.get(name) else {
+        return unknown_path().await;
+    };
+    if below {
+        shard::dispatch(State(shard), request).await
+    } else {
+        Redirect::permanent(&shard.prefix).into_response()
+    }
 }
 
 /// Refuses a request at once (503) when every slot is taken, instead of

@@ -1226,3 +1226,52 @@ async fn deterministic_vectors_are_reproduced_byte_for_byte() {
     let tail: String = (2..7).map(line).collect();
     assert_eq!(text(h.get("get-leaves/2/7").await).await, tail);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_added_and_removed_while_serving_are_routed_at_once() {
+    let shard = |name: &str| cairn_frontend::ShardFrontend {
+        name: name.to_owned(),
+        log_key: SigningKey::from_seed(&[2; 32]).public_key(),
+        sequencer: cairn_proto::SequencerPool::new(["http://127.0.0.1:1"], Default::default())
+            .unwrap(),
+        tiles: cairn_storage::TileStore::new(std::sync::Arc::new(object_store_memory()), "x")
+            .unwrap(),
+        limits: ShardLimits::default(),
+    };
+    let (app, shards) =
+        cairn_frontend::router_with_handle(vec![shard("first")], FrontendConfig::default())
+            .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str| http.get(format!("{base}{path}")).send();
+
+    assert_eq!(get("/late/").await.unwrap().status(), StatusCode::NOT_FOUND);
+    shards.add(shard("late")).unwrap();
+    let info = get("/late/").await.unwrap();
+    assert_eq!(info.status(), StatusCode::OK);
+    assert!(info.text().await.unwrap().contains("late"));
+    assert_eq!(
+        get("/late").await.unwrap().status(),
+        StatusCode::PERMANENT_REDIRECT
+    );
+    assert!(matches!(
+        shards.add(shard("late")),
+        Err(cairn_frontend::ConfigError::DuplicateShard(_))
+    ));
+    assert_eq!(shards.names(), ["first", "late"]);
+    let index = get("/shards.json").await.unwrap().text().await.unwrap();
+    assert!(
+        index.contains("\"late\"") && index.contains("\"first\""),
+        "{index}"
+    );
+
+    assert!(shards.remove("late"));
+    assert_eq!(get("/late/").await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(get("/first/").await.unwrap().status(), StatusCode::OK);
+    assert!(!shards.remove("late"));
+}

@@ -116,6 +116,13 @@ impl Sequencer for Follower {
     ) -> Result<Response<pb::ReportWitnessAheadResponse>, Status> {
         Err(not_leader(self.leader.lock().unwrap().as_deref()))
     }
+
+    async fn get_registry(
+        &self,
+        _: tonic::Request<cairn_proto::v1::GetRegistryRequest>,
+    ) -> Result<tonic::Response<cairn_proto::v1::Registry>, tonic::Status> {
+        Err(tonic::Status::not_found("no registry"))
+    }
 }
 
 /// The size of the head `get-tree-head` serves.

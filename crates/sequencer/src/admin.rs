@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use cairn_proto::v1::admin_server::{Admin, AdminServer};
 use cairn_proto::v1::{
-    AddNodeRequest, FreezeShardRequest, FreezeShardResponse, InitShardRequest, InitShardResponse,
-    ListShardsRequest, ListShardsResponse, Member, MembershipResponse, RemoveNodeRequest,
-    Replication, StatusRequest, StatusResponse, TransferLeaderRequest, TransferLeaderResponse,
+    AddNodeRequest, CanHostResponse, ChangeRegistryRequest, FreezeShardRequest,
+    FreezeShardResponse, InitShardRequest, InitShardResponse, ListShardsRequest,
+    ListShardsResponse, Member, MembershipResponse, RemoveNodeRequest, Replication, StatusRequest,
+    StatusResponse, TransferLeaderRequest, TransferLeaderResponse,
 };
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Raft, ServerState};
@@ -23,7 +24,8 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use crate::raft::not_leader;
-use crate::service::{SequencerService, status_for};
+use crate::registry::{Lifecycle, META_GROUP, MetaGroup, RegistryChange};
+use crate::service::{SequencerService, record_from_message, registry_message, status_for};
 use crate::shard::{Shard, ShardError};
 use crate::types::{NodeId, TypeConfig};
 
@@ -55,10 +57,56 @@ impl AdminService {
         AdminServer::new(self)
     }
 
-    fn get(&self, name: &str) -> Result<&Arc<Shard>, Status> {
+    fn get(&self, name: &str) -> Result<Arc<Shard>, Status> {
         self.shards
             .shard(name)
             .ok_or_else(|| Status::not_found(format!("this node hosts no shard {name:?}")))
+    }
+
+    fn meta(&self) -> Result<Arc<MetaGroup>, Status> {
+        self.shards.meta().cloned().ok_or_else(|| {
+            Status::not_found(
+                "this node keeps no cluster registry (no [registry] in its configuration)",
+            )
+        })
+    }
+
+    /// A shard, or the meta group for [`META_GROUP`].
+    fn group(&self, name: &str) -> Result<Group, Status> {
+        if name == META_GROUP {
+            self.meta().map(Group::Meta)
+        } else {
+            self.get(name).map(Group::Shard)
+        }
+    }
+}
+
+/// A Raft group this node belongs to: a shard's, or the registry's.
+enum Group {
+    Shard(Arc<Shard>),
+    Meta(Arc<MetaGroup>),
+}
+
+impl Group {
+    fn name(&self) -> &str {
+        match self {
+            Group::Shard(s) => s.name(),
+            Group::Meta(_) => META_GROUP,
+        }
+    }
+
+    fn raft(&self) -> &Raft<TypeConfig> {
+        match self {
+            Group::Shard(s) => s.raft(),
+            Group::Meta(m) => m.raft(),
+        }
+    }
+
+    fn node_id(&self) -> NodeId {
+        match self {
+            Group::Shard(s) => s.node_id(),
+            Group::Meta(m) => m.node_id(),
+        }
     }
 }
 
@@ -124,18 +172,57 @@ fn membership(raft: &Raft<TypeConfig>) -> MembershipResponse {
 }
 
 /// Maps a failed membership change.
-fn change_error(
-    e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
-    shard: &Shard,
-) -> Status {
+fn change_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>, group: &str) -> Status {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
             status_for(&ShardError::NotLeader(f.into()))
         }
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-            Status::failed_precondition(format!("shard {}: {e}", shard.name()))
+            Status::failed_precondition(format!("group {group}: {e}"))
         }
-        e => Status::unavailable(format!("shard {}: raft: {e}", shard.name())),
+        e => Status::unavailable(format!("group {group}: raft: {e}")),
+    }
+}
+
+/// Deadline of a registry change when the caller sets none (it asks every
+/// new replica whether it can host the shard first).
+pub const DEFAULT_REGISTRY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Asks node `id` at `addr` whether it can host `record` (its CanHost).
+async fn check_host(
+    id: NodeId,
+    addr: &str,
+    record: &crate::registry::ShardRecord,
+    deadline: Instant,
+) -> Result<(), Status> {
+    let channel = tonic::transport::Endpoint::from_shared(addr.to_owned())
+        .map_err(|e| Status::invalid_argument(format!("node {id} address {addr:?}: {e}")))?
+        .connect_timeout(CANDIDATE_STATUS_TIMEOUT)
+        .connect_lazy();
+    let mut request = Request::new(crate::service::record_message(record));
+    request.set_timeout(
+        deadline
+            .saturating_duration_since(Instant::now())
+            .min(CANDIDATE_STATUS_TIMEOUT),
+    );
+    match cairn_proto::v1::admin_client::AdminClient::new(channel)
+        .can_host(request)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == tonic::Code::FailedPrecondition => {
+            Err(Status::failed_precondition(format!(
+                "node {id} cannot host shard {:?}: {}",
+                record.name,
+                e.message()
+            )))
+        }
+        Err(e) => Err(Status::unavailable(format!(
+            "node {id} ({addr}) did not answer whether it can host shard {:?}: {}: {}",
+            record.name,
+            e.code(),
+            e.message()
+        ))),
     }
 }
 
@@ -146,7 +233,7 @@ const CANDIDATE_STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// a node without the shard would never catch up, and one with another key
 /// would, once leader, sign heads no witness or verifier of this log
 /// accepts.
-async fn check_candidate(shard: &Shard, node: &Member) -> Result<(), Status> {
+async fn check_candidate(group: &Group, node: &Member) -> Result<(), Status> {
     let unreachable = |e: String| {
         Status::unavailable(format!(
             "node {} ({}) did not answer its status call: {e}",
@@ -160,18 +247,18 @@ async fn check_candidate(shard: &Shard, node: &Member) -> Result<(), Status> {
         .connect_lazy();
     let answer = cairn_proto::v1::admin_client::AdminClient::new(channel)
         .status(StatusRequest {
-            shard: shard.name().to_owned(),
+            shard: group.name().to_owned(),
         })
         .await;
     let status = match answer {
         Ok(s) => s.into_inner(),
         Err(e) if e.code() == tonic::Code::NotFound => {
             return Err(Status::failed_precondition(format!(
-                "node {} ({}) does not host shard {:?}: add the shard, with its log key, to \
-                 that node's configuration and restart it",
+                "node {} ({}) does not host {:?}: add it (a shard with its log key, or \
+                 [registry] for the meta group) to that node's configuration and restart it",
                 node.id,
                 node.addr,
-                shard.name()
+                group.name()
             )));
         }
         Err(e) => return Err(unreachable(format!("{}: {}", e.code(), e.message()))),
@@ -182,6 +269,9 @@ async fn check_candidate(shard: &Shard, node: &Member) -> Result<(), Status> {
             node.addr, status.node_id, node.id
         )));
     }
+    let Group::Shard(shard) = group else {
+        return Ok(());
+    };
     let ours = shard.signer().public_key().key_hash();
     if status.log_key_hash != ours.0 {
         return Err(Status::failed_precondition(format!(
@@ -196,8 +286,8 @@ async fn check_candidate(shard: &Shard, node: &Member) -> Result<(), Status> {
     Ok(())
 }
 
-fn leader_only(shard: &Shard) -> Result<(), Status> {
-    match not_leader(shard.raft(), shard.node_id()) {
+fn leader_only(group: &Group) -> Result<(), Status> {
+    match not_leader(group.raft(), group.node_id()) {
         None => Ok(()),
         Some(hint) => Err(status_for(&ShardError::NotLeader(hint))),
     }
@@ -210,7 +300,7 @@ impl Admin for AdminService {
         request: Request<InitShardRequest>,
     ) -> Result<Response<InitShardResponse>, Status> {
         let req = request.into_inner();
-        let shard = self.get(&req.shard)?;
+        let group = self.group(&req.shard)?;
         if req.voters.is_empty() || req.voters.len() > MAX_VOTERS {
             return Err(Status::invalid_argument(format!(
                 "a group needs 1 to {MAX_VOTERS} voters, got {}",
@@ -227,7 +317,11 @@ impl Admin for AdminService {
                 )));
             }
         }
-        shard.init_group(voters).await.map_err(|e| status_for(&e))?;
+        match &group {
+            Group::Shard(shard) => shard.init_group(voters).await,
+            Group::Meta(meta) => meta.init_group(voters).await,
+        }
+        .map_err(|e| status_for(&e))?;
         Ok(Response::new(InitShardResponse {}))
     }
 
@@ -237,18 +331,19 @@ impl Admin for AdminService {
     ) -> Result<Response<MembershipResponse>, Status> {
         let deadline = deadline_of(&request, DEFAULT_CHANGE_TIMEOUT);
         let req = request.into_inner();
-        let shard = self.get(&req.shard)?;
+        let group = self.group(&req.shard)?;
         let node = req
             .node
             .ok_or_else(|| Status::invalid_argument("the node to add is missing"))?;
         check_member(&node)?;
-        leader_only(shard)?;
-        let raft = shard.raft();
+        leader_only(&group)?;
+        let raft = group.raft();
+        let name = group.name();
         let current = membership(raft);
         if current.voters.iter().any(|m| m.id == node.id) {
             return Ok(Response::new(current));
         }
-        check_candidate(shard, &node).await?;
+        check_candidate(&group, &node).await?;
         if current.voters.len() >= MAX_VOTERS {
             return Err(Status::failed_precondition(format!(
                 "the group already has {MAX_VOTERS} voters"
@@ -265,11 +360,11 @@ impl Admin for AdminService {
                 true,
             )
             .await
-            .map_err(|e| change_error(e, shard))?;
-            tracing::info!(shard = %shard.name(), node = node.id, addr = %node.addr, "learner caught up; promoting to voter");
+            .map_err(|e| change_error(e, name))?;
+            tracing::info!(group = %name, node = node.id, addr = %node.addr, "learner caught up; promoting to voter");
             raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node.id])), false)
                 .await
-                .map_err(|e| change_error(e, shard))?;
+                .map_err(|e| change_error(e, name))?;
             Ok::<_, Status>(())
         };
         tokio::time::timeout_at(deadline, work)
@@ -281,7 +376,7 @@ impl Admin for AdminService {
                     node.id
                 ))
             })??;
-        tracing::info!(shard = %shard.name(), node = node.id, "node added as a voter");
+        tracing::info!(group = %name, node = node.id, "node added as a voter");
         Ok(Response::new(membership(raft)))
     }
 
@@ -291,9 +386,9 @@ impl Admin for AdminService {
     ) -> Result<Response<MembershipResponse>, Status> {
         let deadline = deadline_of(&request, DEFAULT_CHANGE_TIMEOUT);
         let req = request.into_inner();
-        let shard = self.get(&req.shard)?;
-        leader_only(shard)?;
-        let raft = shard.raft();
+        let group = self.group(&req.shard)?;
+        leader_only(&group)?;
+        let raft = group.raft();
         let current = membership(raft);
         let is_voter = current.voters.iter().any(|m| m.id == req.id);
         let is_learner = current.learners.iter().any(|m| m.id == req.id);
@@ -313,8 +408,8 @@ impl Admin for AdminService {
         tokio::time::timeout_at(deadline, raft.change_membership(change, false))
             .await
             .map_err(|_| Status::deadline_exceeded("the membership change did not commit in time"))?
-            .map_err(|e| change_error(e, shard))?;
-        tracing::info!(shard = %shard.name(), node = req.id, "node removed from the group");
+            .map_err(|e| change_error(e, group.name()))?;
+        tracing::info!(group = %group.name(), node = req.id, "node removed from the group");
         Ok(Response::new(membership(raft)))
     }
 
@@ -323,17 +418,20 @@ impl Admin for AdminService {
         request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
         let req = request.into_inner();
-        let shard = self.get(&req.shard)?;
-        let raft = shard.raft();
-        let empty = shard.is_empty().await.map_err(|e| status_for(&e))?;
+        let group = self.group(&req.shard)?;
+        let raft = group.raft();
+        let (empty, state) = match &group {
+            Group::Shard(s) => (s.is_empty().await, s.state()),
+            Group::Meta(m) => (m.is_empty().await, m.state()),
+        };
+        let empty = empty.map_err(|e| status_for(&e))?;
         let m = raft.metrics().borrow().clone();
-        let state = shard.state();
         let membership = m.membership_config.membership();
         let voter_ids: BTreeSet<NodeId> = membership.voter_ids().collect();
         let initialized = membership.nodes().next().is_some();
         let role = match m.state {
             ServerState::Leader => "leader",
-            ServerState::Follower if voter_ids.contains(&shard.node_id()) => "follower",
+            ServerState::Follower if voter_ids.contains(&group.node_id()) => "follower",
             ServerState::Follower | ServerState::Learner => "learner",
             ServerState::Candidate => "candidate",
             ServerState::Shutdown => "shutdown",
@@ -354,9 +452,13 @@ impl Admin for AdminService {
                     .collect()
             })
             .unwrap_or_default();
+        let shard = match &group {
+            Group::Shard(s) => Some(s),
+            Group::Meta(_) => None,
+        };
         Ok(Response::new(StatusResponse {
-            shard: shard.name().to_owned(),
-            node_id: shard.node_id(),
+            shard: group.name().to_owned(),
+            node_id: group.node_id(),
             role: role.to_owned(),
             term: m.current_term,
             leader_id: m.current_leader,
@@ -371,12 +473,14 @@ impl Admin for AdminService {
             integrated_size: state.integrated_size,
             published_size: state.cosigned.as_ref().map_or(0, |c| c.size),
             replication,
-            halted: shard.halted().unwrap_or_default(),
-            degraded: shard.degraded().unwrap_or_default(),
-            cleared: shard.cleared(),
+            halted: shard.and_then(|s| s.halted()).unwrap_or_default(),
+            degraded: shard.and_then(|s| s.degraded()).unwrap_or_default(),
+            cleared: shard.is_some_and(|s| s.cleared()),
             tree_root: state.tree_root.to_vec(),
             frozen: state.frozen.clone().map(crate::service::frozen_message),
-            log_key_hash: shard.signer().public_key().key_hash().0.to_vec(),
+            log_key_hash: shard
+                .map(|s| s.signer().public_key().key_hash().0.to_vec())
+                .unwrap_or_default(),
         }))
     }
 
@@ -404,17 +508,113 @@ impl Admin for AdminService {
         }))
     }
 
+    async fn change_registry(
+        &self,
+        request: Request<ChangeRegistryRequest>,
+    ) -> Result<Response<cairn_proto::v1::Registry>, Status> {
+        use cairn_proto::v1::change_registry_request::Change;
+        let deadline = deadline_of(&request, DEFAULT_REGISTRY_TIMEOUT);
+        let meta = self.meta()?;
+        if let Some(hint) = not_leader(meta.raft(), meta.node_id()) {
+            return Err(status_for(&ShardError::NotLeader(hint)));
+        }
+        let change = match request.into_inner().change {
+            None => return Err(Status::invalid_argument("no change given")),
+            Some(Change::Create(record)) => {
+                let record = record_from_message(record)?;
+                crate::registry::check_record(&record).map_err(Status::invalid_argument)?;
+                RegistryChange::Create(record)
+            }
+            Some(Change::SetState(s)) => RegistryChange::SetState {
+                state: Lifecycle::parse(&s.state).ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "state {:?} is not frozen or retired",
+                        s.state
+                    ))
+                })?,
+                name: s.shard,
+                successor: s.successor,
+            },
+            Some(Change::SetReplicas(r)) => RegistryChange::SetReplicas {
+                name: r.shard,
+                replicas: r.replicas,
+            },
+        };
+        // Nodes that would start hosting the shard must be able to: ask
+        // them before anything is recorded.
+        let registry = meta.registry();
+        let (record, new_nodes) = match &change {
+            RegistryChange::Create(r) => (Some(r.clone()), r.replicas.clone()),
+            RegistryChange::SetReplicas { name, replicas } => match registry.get(name) {
+                Some(r) => (
+                    Some(r.clone()),
+                    replicas
+                        .iter()
+                        .filter(|id| !r.replicas.contains(id))
+                        .copied()
+                        .collect(),
+                ),
+                None => (None, Vec::new()),
+            },
+            RegistryChange::SetState { .. } => (None, Vec::new()),
+        };
+        if let Some(record) = record {
+            let m = meta.raft().metrics().borrow().clone();
+            let nodes = m.membership_config.membership().clone();
+            for id in new_nodes {
+                let Some(node) = nodes.get_node(&id) else {
+                    return Err(Status::failed_precondition(format!(
+                        "node {id} is not a member of the registry's group: add it with \
+                         `cairn cluster add-node --shard {META_GROUP}` first"
+                    )));
+                };
+                check_host(id, &node.addr, &record, deadline).await?;
+            }
+        }
+        tokio::time::timeout_at(deadline, meta.change(change))
+            .await
+            .map_err(|_| Status::deadline_exceeded("the registry change did not commit in time"))?
+            .map_err(|e| match e {
+                ShardError::Rejected(reason) => Status::failed_precondition(reason),
+                e => status_for(&e),
+            })?;
+        Ok(Response::new(registry_message(&meta)))
+    }
+
+    async fn can_host(
+        &self,
+        request: Request<cairn_proto::v1::ShardRecord>,
+    ) -> Result<Response<CanHostResponse>, Status> {
+        let record = record_from_message(request.into_inner())?;
+        let check = self.shards.host_check().ok_or_else(|| {
+            Status::failed_precondition(
+                "this node hosts no registry shards (no [registry] in its configuration)",
+            )
+        })?;
+        check.check(&record).map_err(Status::failed_precondition)?;
+        Ok(Response::new(CanHostResponse {}))
+    }
+
     async fn transfer_leader(
         &self,
         request: Request<TransferLeaderRequest>,
     ) -> Result<Response<TransferLeaderResponse>, Status> {
         let deadline = deadline_of(&request, DEFAULT_TRANSFER_TIMEOUT);
         let req = request.into_inner();
-        let shard = self.get(&req.shard)?;
-        let leader = shard
-            .transfer_leadership(req.to, deadline)
-            .await
-            .map_err(|e| status_for(&e))?;
+        let leader = match self.group(&req.shard)? {
+            Group::Shard(shard) => shard.transfer_leadership(req.to, deadline).await,
+            Group::Meta(meta) => {
+                crate::raft::transfer_leadership(
+                    meta.raft(),
+                    meta.node_id(),
+                    META_GROUP,
+                    req.to,
+                    deadline,
+                )
+                .await
+            }
+        }
+        .map_err(|e| status_for(&e))?;
         Ok(Response::new(TransferLeaderResponse { leader_id: leader }))
     }
 }

@@ -30,6 +30,7 @@ pub mod log_store;
 pub mod network;
 pub mod raft;
 pub mod record;
+pub mod registry;
 pub mod service;
 pub mod shard;
 pub mod signer;

@@ -229,3 +229,79 @@ pub(crate) fn not_leader(raft: &Raft<TypeConfig>, node_id: NodeId) -> Option<Lea
         leader_addr,
     })
 }
+
+/// Hands `raft`'s leadership to voter `to` (maintenance), waiting until `to`
+/// leads or `deadline`; returns the leader then known. See
+/// [`crate::shard::Shard::transfer_leadership`]; `name` is the group's name
+/// in Admin calls (a shard, or the meta group).
+pub(crate) async fn transfer_leadership(
+    raft: &Raft<TypeConfig>,
+    node_id: NodeId,
+    name: &str,
+    to: NodeId,
+    deadline: tokio::time::Instant,
+) -> Result<NodeId, crate::shard::ShardError> {
+    use crate::shard::ShardError;
+    use std::time::Duration;
+    use tokio::time::Instant;
+    let metrics = raft.metrics().borrow().clone();
+    let membership = metrics.membership_config.membership().clone();
+    let Some(target) = membership.get_node(&to).cloned() else {
+        return Err(ShardError::Refused(format!("node {to} is not a member")));
+    };
+    if !membership.voter_ids().any(|id| id == to) {
+        return Err(ShardError::Refused(format!("node {to} is not a voter")));
+    }
+    let lease = Duration::from_millis(raft.config().election_timeout_max);
+    let wait_leader = |deadline: Instant| async move {
+        let mut m = raft.metrics();
+        let _ = tokio::time::timeout_at(
+            deadline,
+            m.wait_for(|m| m.current_leader == Some(to) && m.state != ServerState::Candidate),
+        )
+        .await;
+        raft.metrics().borrow().current_leader
+    };
+    if to == node_id {
+        if not_leader(raft, node_id).is_none() {
+            return Ok(to);
+        }
+        tokio::time::sleep_until((Instant::now() + lease).min(deadline)).await;
+        raft.trigger()
+            .elect()
+            .await
+            .map_err(|e| ShardError::Raft(e.to_string()))?;
+        let leader = wait_leader(deadline).await;
+        return leader.ok_or_else(|| ShardError::Raft("no leader after the election".into()));
+    }
+    if let Some(hint) = not_leader(raft, node_id) {
+        return Err(ShardError::NotLeader(hint));
+    }
+    tracing::info!(shard = %name, to, "transferring leadership");
+    raft.runtime_config().heartbeat(false);
+    raft.runtime_config().elect(false);
+    let asked = async {
+        let channel = tonic::transport::Endpoint::from_shared(target.addr.clone())
+            .map_err(|e| ShardError::Raft(format!("node {to} address: {e}")))?
+            .connect_timeout(crate::network::CONNECT_TIMEOUT)
+            .connect_lazy();
+        let mut client = cairn_proto::v1::admin_client::AdminClient::new(channel);
+        let mut request = tonic::Request::new(cairn_proto::v1::TransferLeaderRequest {
+            shard: name.to_owned(),
+            to,
+        });
+        request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+        client
+            .transfer_leader(request)
+            .await
+            .map_err(|s| ShardError::Raft(format!("node {to}: {}", s.message())))
+    };
+    let result = tokio::time::timeout_at(deadline, asked).await;
+    raft.runtime_config().heartbeat(true);
+    raft.runtime_config().elect(true);
+    match result {
+        Ok(Ok(answer)) => Ok(answer.into_inner().leader_id),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(raft.metrics().borrow().current_leader.unwrap_or(node_id)),
+    }
+}

@@ -22,7 +22,7 @@
 //! [`StorageError::is_retryable`](cairn_storage::StorageError::is_retryable).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use cairn_proto::v1::sequencer_server::{Sequencer, SequencerServer};
@@ -43,6 +43,7 @@ use tonic::{Request, Response, Status};
 use crate::batcher::LeafStatus;
 use crate::network::RaftTransportService;
 use crate::raft::LeaderHint;
+use crate::registry::{HostCheck, Lifecycle, MetaGroup, ShardRecord};
 use crate::shard::{Shard, ShardError};
 use crate::types::{CosignedHead, LEAF_SIZE, StoredCosignature};
 
@@ -63,10 +64,15 @@ pub const MAX_COSIGNATURES_PER_CALL: usize = crate::signer::MAX_COSIGNATURES;
 /// leaves) with room for framing.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
-/// The sequencer service for a set of shards, keyed by name. Cheap to clone.
+/// The sequencer service for a set of shards, keyed by name, and the
+/// node's replica of the cluster registry if it has one. Cheap to clone:
+/// clones share the set, which changes while serving as the node starts
+/// and stops shards ([`insert`](Self::insert), [`remove`](Self::remove)).
 #[derive(Clone, Debug)]
 pub struct SequencerService {
-    shards: Arc<HashMap<String, Arc<Shard>>>,
+    shards: Arc<RwLock<HashMap<String, Arc<Shard>>>>,
+    meta: Option<Arc<MetaGroup>>,
+    host_check: Option<Arc<dyn HostCheck>>,
 }
 
 impl SequencerService {
@@ -74,25 +80,69 @@ impl SequencerService {
     /// earlier one).
     pub fn new(shards: impl IntoIterator<Item = Arc<Shard>>) -> Self {
         SequencerService {
-            shards: Arc::new(
+            shards: Arc::new(RwLock::new(
                 shards
                     .into_iter()
                     .map(|s| (s.name().to_owned(), s))
                     .collect(),
-            ),
+            )),
+            meta: None,
+            host_check: None,
         }
+    }
+
+    /// The same service with the node's replica of the registry, and how
+    /// the node decides whether it can host a shard of it.
+    pub fn with_registry(mut self, meta: Arc<MetaGroup>, host_check: Arc<dyn HostCheck>) -> Self {
+        self.meta = Some(meta);
+        self.host_check = Some(host_check);
+        self
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Shard>>> {
+        // A panic while holding the lock leaves a valid map behind.
+        self.shards.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Serves `shard` from now on; returns the shard it replaced, if any.
+    pub fn insert(&self, shard: Arc<Shard>) -> Option<Arc<Shard>> {
+        let mut map = self.shards.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(shard.name().to_owned(), shard)
+    }
+
+    /// Stops serving `name` (calls for it are NOT_FOUND from now on);
+    /// returns the shard, which the caller shuts down.
+    pub fn remove(&self, name: &str) -> Option<Arc<Shard>> {
+        let mut map = self.shards.write().unwrap_or_else(|e| e.into_inner());
+        map.remove(name)
     }
 
     /// The names of the shards, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.shards.keys().cloned().collect();
+        let mut names: Vec<String> = self.read().keys().cloned().collect();
         names.sort();
         names
     }
 
+    /// Every shard served now.
+    pub fn all(&self) -> Vec<Arc<Shard>> {
+        self.read().values().cloned().collect()
+    }
+
     /// The shard named `name`.
-    pub fn shard(&self, name: &str) -> Option<&Arc<Shard>> {
-        self.shards.get(name)
+    pub fn shard(&self, name: &str) -> Option<Arc<Shard>> {
+        self.read().get(name).cloned()
+    }
+
+    /// The node's replica of the registry, if it has one.
+    pub fn meta(&self) -> Option<&Arc<MetaGroup>> {
+        self.meta.as_ref()
+    }
+
+    /// How the node decides whether it can host a shard, if it hosts
+    /// registry shards.
+    pub fn host_check(&self) -> Option<&Arc<dyn HostCheck>> {
+        self.host_check.as_ref()
     }
 
     /// The tonic server, with message sizes bounded by
@@ -103,11 +153,67 @@ impl SequencerService {
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
-    fn get(&self, name: &str) -> Result<&Arc<Shard>, Status> {
-        self.shards
-            .get(name)
+    fn get(&self, name: &str) -> Result<Arc<Shard>, Status> {
+        self.shard(name)
             .ok_or_else(|| Status::not_found(format!("unknown shard {name:?}")))
     }
+}
+
+/// The registry as a protobuf message.
+pub fn registry_message(meta: &MetaGroup) -> cairn_proto::v1::Registry {
+    let state = meta.state();
+    let initialized = meta
+        .raft()
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .nodes()
+        .next()
+        .is_some();
+    cairn_proto::v1::Registry {
+        shards: state.registry.values().map(record_message).collect(),
+        applied_index: state.last_applied.map_or(0, |l| l.index),
+        initialized,
+    }
+}
+
+/// A registry record as a protobuf message.
+pub fn record_message(r: &ShardRecord) -> cairn_proto::v1::ShardRecord {
+    cairn_proto::v1::ShardRecord {
+        name: r.name.clone(),
+        log_key: r.log_key.to_vec(),
+        policy: r.policy.clone(),
+        prefix: r.prefix.clone(),
+        replicas: r.replicas.clone(),
+        state: r.state.as_str().to_owned(),
+        successor: r.successor.clone(),
+        freeze_at: r.freeze_at,
+    }
+}
+
+/// A registry record from its protobuf message.
+pub fn record_from_message(m: cairn_proto::v1::ShardRecord) -> Result<ShardRecord, Status> {
+    let log_key: [u8; 32] =
+        m.log_key.as_slice().try_into().map_err(|_| {
+            Status::invalid_argument("log_key must be a 32-byte Ed25519 public key")
+        })?;
+    let state = Lifecycle::parse(&m.state).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "state {:?} is not active, frozen or retired",
+            m.state
+        ))
+    })?;
+    Ok(ShardRecord {
+        name: m.name,
+        log_key,
+        policy: m.policy,
+        prefix: m.prefix,
+        replicas: m.replicas,
+        state,
+        successor: m.successor,
+        freeze_at: m.freeze_at,
+    })
 }
 
 /// A router serving the sequencer, admin and Raft transport services on
@@ -385,6 +491,17 @@ impl Sequencer for SequencerService {
         }))
     }
 
+    async fn get_registry(
+        &self,
+        _request: Request<cairn_proto::v1::GetRegistryRequest>,
+    ) -> Result<Response<cairn_proto::v1::Registry>, Status> {
+        let meta = self
+            .meta
+            .as_ref()
+            .ok_or_else(|| Status::not_found("this node keeps no cluster registry"))?;
+        Ok(Response::new(registry_message(meta)))
+    }
+
     async fn get_tree_heads(
         &self,
         request: Request<GetTreeHeadsRequest>,
@@ -402,7 +519,7 @@ impl Sequencer for SequencerService {
         request: Request<GetTreeHeadsRequest>,
     ) -> Result<Response<Self::WatchTreeHeadsStream>, Status> {
         let req = request.into_inner();
-        let shard = Arc::clone(self.get(&req.shard)?);
+        let shard = self.get(&req.shard)?;
         // Fails the call itself (rather than the stream) if the shard
         // cannot sign its current head.
         let first = shard.tree_heads().map_err(|e| status_for(&e))?;

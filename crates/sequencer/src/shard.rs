@@ -80,7 +80,7 @@ const SNAPSHOT_RETRY: Duration = Duration::from_secs(60);
 /// Opens the shard database off the async threads, waiting up to
 /// [`OPEN_LOCK_WAIT`] while this process still holds its lock (an in-process
 /// restart). A lock held by another process fails at once.
-async fn open_db(dir: &std::path::Path) -> Result<Arc<rocksdb::DB>, StoreError> {
+pub(crate) async fn open_db(dir: &std::path::Path) -> Result<Arc<rocksdb::DB>, StoreError> {
     let deadline = Instant::now() + OPEN_LOCK_WAIT;
     loop {
         let d = dir.to_path_buf();
@@ -677,67 +677,7 @@ impl Shard {
         deadline: Instant,
     ) -> Result<NodeId, ShardError> {
         let p = &self.pipeline;
-        let raft = &p.raft;
-        let metrics = raft.metrics().borrow().clone();
-        let membership = metrics.membership_config.membership().clone();
-        let Some(target) = membership.get_node(&to).cloned() else {
-            return Err(ShardError::Refused(format!("node {to} is not a member")));
-        };
-        if !membership.voter_ids().any(|id| id == to) {
-            return Err(ShardError::Refused(format!("node {to} is not a voter")));
-        }
-        let lease = Duration::from_millis(raft.config().election_timeout_max);
-        let wait_leader = |deadline: Instant| async move {
-            let mut m = raft.metrics();
-            let _ = tokio::time::timeout_at(
-                deadline,
-                m.wait_for(|m| m.current_leader == Some(to) && m.state != ServerState::Candidate),
-            )
-            .await;
-            raft.metrics().borrow().current_leader
-        };
-        if to == p.node_id {
-            if self.is_leader() {
-                return Ok(to);
-            }
-            tokio::time::sleep_until((Instant::now() + lease).min(deadline)).await;
-            raft.trigger()
-                .elect()
-                .await
-                .map_err(|e| ShardError::Raft(e.to_string()))?;
-            let leader = wait_leader(deadline).await;
-            return leader.ok_or_else(|| ShardError::Raft("no leader after the election".into()));
-        }
-        if let Some(hint) = not_leader(raft, p.node_id) {
-            return Err(ShardError::NotLeader(hint));
-        }
-        tracing::info!(shard = %p.name, to, "transferring leadership");
-        raft.runtime_config().heartbeat(false);
-        raft.runtime_config().elect(false);
-        let asked = async {
-            let channel = tonic::transport::Endpoint::from_shared(target.addr.clone())
-                .map_err(|e| ShardError::Raft(format!("node {to} address: {e}")))?
-                .connect_timeout(crate::network::CONNECT_TIMEOUT)
-                .connect_lazy();
-            let mut client = cairn_proto::v1::admin_client::AdminClient::new(channel);
-            let mut request = tonic::Request::new(cairn_proto::v1::TransferLeaderRequest {
-                shard: p.name.clone(),
-                to,
-            });
-            request.set_timeout(deadline.saturating_duration_since(Instant::now()));
-            client
-                .transfer_leader(request)
-                .await
-                .map_err(|s| ShardError::Raft(format!("node {to}: {}", s.message())))
-        };
-        let result = tokio::time::timeout_at(deadline, asked).await;
-        raft.runtime_config().heartbeat(true);
-        raft.runtime_config().elect(true);
-        match result {
-            Ok(Ok(answer)) => Ok(answer.into_inner().leader_id),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Ok(raft.metrics().borrow().current_leader.unwrap_or(p.node_id)),
-        }
+        crate::raft::transfer_leadership(&p.raft, p.node_id, &p.name, to, deadline).await
     }
 
     /// Whether this node currently believes it is the shard's leader.

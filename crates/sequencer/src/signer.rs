@@ -343,6 +343,7 @@ mod tests {
             integrated_root: [0xbb; 32],
             cosigned: None,
             frozen: None,
+            registry: Default::default(),
         })
     }
 

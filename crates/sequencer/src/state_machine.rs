@@ -127,6 +127,7 @@ use crate::log_store::{
     CF_LEAF_INDEX, CF_LEAVES, CF_ROOTS, CF_SM_META, KEY_UPPER_BOUND, SM_CFS, StoreError, blocking,
     cf, decode_u64, index_key, sync_write,
 };
+use crate::registry::Registry;
 pub use crate::snapshot::WriteStats;
 use crate::snapshot::{FormatError, Frame, SECTION_ORDER, SnapshotReader, SnapshotWriter};
 use crate::types::{
@@ -263,6 +264,8 @@ enum StoredState {
     V1(StateV1),
     /// `V1` and whether the log is frozen.
     V2(StateV1, Option<Frozen>),
+    /// `V2` and the cluster registry (the meta group only).
+    V3(StateV1, Option<Frozen>, Registry),
 }
 
 /// Everything of the applied state that is not a per-leaf or per-size record.
@@ -289,6 +292,7 @@ struct Applied {
     integrated_root: Hash,
     cosigned: Option<CosignedHead>,
     frozen: Option<Frozen>,
+    registry: Arc<Registry>,
 }
 
 impl Applied {
@@ -301,13 +305,15 @@ impl Applied {
             integrated_root: EMPTY_ROOT,
             cosigned: None,
             frozen: None,
+            registry: Arc::default(),
         }
     }
 
     fn from_stored(stored: StoredState) -> Result<Self, StoreError> {
-        let (s, frozen) = match stored {
-            StoredState::V1(s) => (s, None),
-            StoredState::V2(s, frozen) => (s, frozen),
+        let (s, frozen, registry) = match stored {
+            StoredState::V1(s) => (s, None, Registry::new()),
+            StoredState::V2(s, frozen) => (s, frozen, Registry::new()),
+            StoredState::V3(s, frozen, registry) => (s, frozen, registry),
         };
         if let Some(f) = &frozen
             && f.size > s.tree_size
@@ -333,6 +339,7 @@ impl Applied {
             integrated_root: s.integrated_root,
             cosigned: s.cosigned,
             frozen,
+            registry: Arc::new(registry),
         })
     }
 
@@ -348,9 +355,10 @@ impl Applied {
         };
         // A log that was never frozen keeps the V1 record, which the
         // previous release reads too.
-        match &self.frozen {
-            None => StoredState::V1(state),
-            Some(f) => StoredState::V2(state, Some(f.clone())),
+        match (&self.frozen, self.registry.is_empty()) {
+            (None, true) => StoredState::V1(state),
+            (frozen, true) => StoredState::V2(state, frozen.clone()),
+            (frozen, false) => StoredState::V3(state, frozen.clone(), (*self.registry).clone()),
         }
     }
 
@@ -363,6 +371,7 @@ impl Applied {
             integrated_root: self.integrated_root,
             cosigned: self.cosigned.clone(),
             frozen: self.frozen.clone(),
+            registry: self.registry.clone(),
         })
     }
 }
@@ -1521,6 +1530,16 @@ impl Batch<'_> {
                 }
                 Ok(CommandResponse::Applied)
             }
+            Command::Registry(change) => {
+                let mut registry = (*work.registry).clone();
+                match crate::registry::apply(&mut registry, change) {
+                    Ok(()) => {
+                        work.registry = Arc::new(registry);
+                        Ok(CommandResponse::Applied)
+                    }
+                    Err(reason) => Ok(rejected(reason)),
+                }
+            }
         }
     }
 
@@ -1958,6 +1977,55 @@ mod tests {
         assert_eq!(follower.last_install_stats().unwrap().skipped_leaves, 512);
         assert_eq!(count(&follower.inner.db, CF_LEAVES), 88);
         assert_eq!(follower.state(), leader.state());
+    }
+
+    #[tokio::test]
+    async fn the_registry_survives_a_reopen_and_a_snapshot_install_and_refusals_change_nothing() {
+        use crate::registry::{Lifecycle, RegistryChange, ShardRecord};
+        let (ldir, fdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut meta = open(ldir.path());
+        let record = ShardRecord {
+            name: "y2027".into(),
+            log_key: [7; 32],
+            policy: "quorum none\n".into(),
+            prefix: "y2027".into(),
+            replicas: vec![1, 2, 3],
+            state: Lifecycle::Active,
+            successor: String::new(),
+            freeze_at: Some(1_800_000_000),
+        };
+        let entry = |index, change| Entry::<TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(1, 0), index),
+            payload: EntryPayload::Normal(Command::Registry(change)),
+        };
+        let answers = meta
+            .apply([
+                entry(1, RegistryChange::Create(record.clone())),
+                entry(2, RegistryChange::Create(record.clone())),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(answers[0], CommandResponse::Applied);
+        assert!(
+            matches!(&answers[1], CommandResponse::Rejected { reason } if reason.contains("exists"))
+        );
+        assert_eq!(
+            *meta.state().registry,
+            Registry::from([("y2027".into(), record.clone())])
+        );
+        drop(meta);
+
+        let mut meta = open(ldir.path());
+        assert_eq!(meta.state().registry["y2027"], record);
+        assert_eq!(meta.state().tree_size, 0);
+        let snapshot = built(&mut meta).await;
+        let mut follower = open(fdir.path());
+        follower
+            .install_snapshot(&snapshot.meta, snapshot.snapshot)
+            .await
+            .unwrap();
+        assert_eq!(follower.state(), meta.state());
+        assert_eq!(follower.state().registry["y2027"], record);
     }
 
     #[tokio::test]

@@ -65,6 +65,10 @@ pub enum Command {
         /// that refused submitters see; empty if none is named.
         successor: String,
     },
+    /// Change the cluster registry. Only the meta group
+    /// ([`crate::registry::META_GROUP`]) carries these; they never touch
+    /// the tree.
+    Registry(crate::registry::RegistryChange),
 }
 
 /// What applying a [`Command`] produced.
@@ -152,4 +156,6 @@ pub struct ShardState {
     pub cosigned: Option<CosignedHead>,
     /// Set once the log is frozen ([`Command::Freeze`]).
     pub frozen: Option<Frozen>,
+    /// The cluster registry; empty except in the meta group.
+    pub registry: std::sync::Arc<crate::registry::Registry>,
 }

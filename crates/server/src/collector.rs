@@ -70,9 +70,15 @@ pub struct CollectorFile {
     /// as `sequencers = [URL]` (the older form). Give this or `sequencers`,
     /// not both.
     pub sequencer: Option<String>,
-    /// The shards to collect for (at least one, at most 1024).
-    #[serde(rename = "shard")]
+    /// The shards to collect for by configuration (at most 1024; at least
+    /// one unless `[registry]` is given).
+    #[serde(rename = "shard", default)]
     pub shards: Vec<ShardFile>,
+    /// Collect for every shard of the cluster registry too (its policy
+    /// from its record, the defaults of [`ShardFile`] otherwise), picked up
+    /// without a restart; retired shards are dropped. See
+    /// [`FollowFile`](crate::registry_follow::FollowFile).
+    pub registry: Option<crate::registry_follow::FollowFile>,
 }
 
 /// One shard in [`CollectorFile`].
@@ -173,8 +179,11 @@ impl CollectorFile {
                 bail!("sequencer URL {url:?} is listed twice");
             }
         }
-        if file.shards.is_empty() {
-            bail!("no [[shard]]: a collector needs at least one shard");
+        if file.shards.is_empty() && file.registry.is_none() {
+            bail!("no [[shard]]: a collector needs at least one shard, or [registry]");
+        }
+        if let Some(r) = &file.registry {
+            r.check()?;
         }
         if file.shards.len() > MAX_SHARDS {
             bail!("{} shards; the limit is {MAX_SHARDS}", file.shards.len());
@@ -270,6 +279,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         .with_context(|| format!("collector configuration {}", config_path.display()))?;
     let base = config_path.parent().unwrap_or(Path::new("."));
     let store_metrics = cairn_storage::StoreMetrics::new();
+    let follow = file.registry.clone();
     let (listen, sequencer_urls, shards) = file
         .prepare(base, &store_metrics)
         .with_context(|| format!("collector configuration {}", config_path.display()))?;
@@ -298,6 +308,23 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             tokio::spawn(async move { c.run(stop).await })
         })
         .collect();
+    if let Some(follow) = follow {
+        let mut follower = RegistryCollectors {
+            base: base.to_path_buf(),
+            follow: follow.clone(),
+            sequencer: sequencer.clone(),
+            configured: collectors.iter().map(|c| c.shard().to_owned()).collect(),
+            running: Default::default(),
+            stop: stop_rx.clone(),
+            store_metrics: cairn_storage::StoreMetrics::new(),
+        };
+        tokio::spawn(crate::registry_follow::follow(
+            sequencer_urls.clone(),
+            Duration::from_millis(follow.poll_interval_ms),
+            stop_rx.clone(),
+            move |records| follower.apply(records),
+        ));
+    }
     let http_server =
         cairn_http::Server::new(cairn_http::HttpConfig::default()).context("HTTP limits")?;
     let app = ops::router(ops::Ops {
@@ -326,6 +353,80 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     // Bounded by the listener's shutdown grace.
     serve_task.await.context("operator listener task")?;
     Ok(())
+}
+
+/// Collects for the registry's shards in a running collector.
+struct RegistryCollectors {
+    base: PathBuf,
+    follow: crate::registry_follow::FollowFile,
+    sequencer: SequencerPool,
+    /// Shards of the configuration file: never touched.
+    configured: std::collections::HashSet<String>,
+    /// Per registry shard: the stop flag of its collector task.
+    running: std::collections::HashMap<String, watch::Sender<bool>>,
+    stop: watch::Receiver<bool>,
+    store_metrics: cairn_storage::StoreMetrics,
+}
+
+impl RegistryCollectors {
+    fn apply(
+        &mut self,
+        records: &std::collections::BTreeMap<String, cairn_proto::v1::ShardRecord>,
+    ) {
+        for (name, record) in records {
+            if self.configured.contains(name) {
+                continue;
+            }
+            let retired = record.state == "retired";
+            if retired {
+                if let Some(stop) = self.running.remove(name) {
+                    stop.send_replace(true);
+                    tracing::info!(shard = %name, "the shard is retired: no longer collecting");
+                }
+            } else if !self.running.contains_key(name) {
+                match self.collector(record) {
+                    Ok(c) => {
+                        let (tx, rx) = watch::channel(false);
+                        let all = self.stop.clone();
+                        tokio::spawn(async move {
+                            c.run(async move {
+                                tokio::select! {
+                                    () = stopped(all) => {}
+                                    () = stopped(rx) => {}
+                                }
+                            })
+                            .await
+                        });
+                        self.running.insert(name.clone(), tx);
+                        tracing::info!(shard = %name, "collecting for a new shard of the registry");
+                    }
+                    Err(e) => {
+                        tracing::error!(shard = %name, error = format!("{e:#}"), "cannot collect for the registry's shard")
+                    }
+                }
+            }
+        }
+    }
+
+    fn collector(&self, record: &cairn_proto::v1::ShardRecord) -> anyhow::Result<Collector> {
+        let policy = Policy::parse(record.policy.as_bytes()).context("the record's policy")?;
+        let tiles = crate::files::shard_tile_store(
+            &self.base,
+            &record.prefix,
+            self.follow.tiles.as_deref(),
+            self.follow.object_store.as_deref(),
+            crate::files::Access::Reads,
+            &self.store_metrics,
+        )?;
+        let log_key = crate::registry_follow::log_key(record)?;
+        Ok(Collector::new(
+            CollectorConfig::new(record.name.clone()),
+            policy,
+            log_key,
+            self.sequencer.clone(),
+            tiles,
+        )?)
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cairn_client::token::TokenVerifier;
@@ -67,9 +68,15 @@ pub struct FrontendFile {
     /// `HttpConfig`; every key optional).
     #[serde(default)]
     pub http: cairn_http::HttpConfig,
-    /// The shards served (at least one).
-    #[serde(rename = "shard")]
+    /// The shards served by configuration (at least one, unless
+    /// `[registry]` is given).
+    #[serde(rename = "shard", default)]
     pub shards: Vec<FrontendShardFile>,
+    /// Serve every shard of the cluster registry too, picked up from the
+    /// sequencers without a restart (polled every `poll_interval_ms`);
+    /// retired shards stop being served. See
+    /// [`FollowFile`](crate::registry_follow::FollowFile).
+    pub registry: Option<crate::registry_follow::FollowFile>,
 }
 
 /// One shard of [`FrontendFile`].
@@ -110,11 +117,15 @@ impl FrontendFile {
         for url in &file.sequencers {
             SequencerPool::check_url(url).context("sequencers")?;
         }
-        if file.shards.is_empty() || file.shards.len() > MAX_SHARDS {
+        if (file.shards.is_empty() && file.registry.is_none()) || file.shards.len() > MAX_SHARDS {
             bail!(
-                "a frontend serves 1 to {MAX_SHARDS} shards ([[shard]] tables), found {}",
+                "a frontend serves 1 to {MAX_SHARDS} shards ([[shard]] tables), found {}; or \
+                 give [registry] to serve the shards of the cluster registry",
                 file.shards.len()
             );
+        }
+        if let Some(r) = &file.registry {
+            r.check()?;
         }
         for s in &file.shards {
             crate::files::check_store_choice(
@@ -200,7 +211,9 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", file.listen))?;
     let http_server = cairn_http::Server::new(file.http.clone()).context("[http]")?;
-    let frontend = cairn_frontend::router(
+    let configured: std::collections::HashSet<String> =
+        shards.iter().map(|s| s.name.clone()).collect();
+    let (frontend, handle) = cairn_frontend::router_with_handle(
         shards,
         FrontendConfig {
             public_base_url: file.public_base_url.clone(),
@@ -224,11 +237,86 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         file.sequencers.join(", ")
     );
     let (stop_tx, stop_rx) = watch::channel(false);
+    if let Some(r) = file.registry.clone() {
+        let follower = RegistryShards {
+            base: base.clone(),
+            follow: r.clone(),
+            pool: pool.clone(),
+            handle,
+            configured,
+            store_metrics: cairn_storage::StoreMetrics::new(),
+        };
+        tokio::spawn(crate::registry_follow::follow(
+            file.sequencers.clone(),
+            Duration::from_millis(r.poll_interval_ms),
+            stop_rx.clone(),
+            move |records| follower.apply(records),
+        ));
+    }
     let serve = tokio::spawn(http_server.serve(listener, app, stopped(stop_rx)));
     wait_for_signal().await;
     stop_tx.send_replace(true);
     serve.await.context("HTTP server task")?;
     Ok(())
+}
+
+/// Serves the registry's shards on a running frontend.
+struct RegistryShards {
+    base: PathBuf,
+    follow: crate::registry_follow::FollowFile,
+    pool: SequencerPool,
+    handle: cairn_frontend::Shards,
+    /// Shards of the configuration file: never touched.
+    configured: std::collections::HashSet<String>,
+    store_metrics: cairn_storage::StoreMetrics,
+}
+
+impl RegistryShards {
+    fn apply(&self, records: &std::collections::BTreeMap<String, cairn_proto::v1::ShardRecord>) {
+        let served: std::collections::HashSet<String> = self.handle.names().into_iter().collect();
+        for (name, record) in records {
+            if self.configured.contains(name) {
+                continue;
+            }
+            let retired = record.state == "retired";
+            if retired && served.contains(name) {
+                self.handle.remove(name);
+                tracing::info!(shard = %name, "the shard is retired: no longer served");
+            } else if !retired && !served.contains(name) {
+                match self.shard(record) {
+                    Ok(shard) => match self.handle.add(shard) {
+                        Ok(()) => {
+                            tracing::info!(shard = %name, "serving a new shard of the registry")
+                        }
+                        Err(e) => {
+                            tracing::error!(shard = %name, error = %e, "cannot serve the registry's shard")
+                        }
+                    },
+                    Err(e) => {
+                        tracing::error!(shard = %name, error = format!("{e:#}"), "cannot serve the registry's shard")
+                    }
+                }
+            }
+        }
+    }
+
+    fn shard(&self, record: &cairn_proto::v1::ShardRecord) -> anyhow::Result<ShardFrontend> {
+        let tiles = crate::files::shard_tile_store(
+            &self.base,
+            &record.prefix,
+            self.follow.tiles.as_deref(),
+            self.follow.object_store.as_deref(),
+            crate::files::Access::Reads,
+            &self.store_metrics,
+        )?;
+        Ok(ShardFrontend {
+            name: record.name.clone(),
+            log_key: crate::registry_follow::log_key(record)?,
+            sequencer: self.pool.clone(),
+            tiles,
+            limits: ShardLimits::default(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ use cairn_proto::v1::{InitShardRequest, Member, StatusRequest};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use cairn_sequencer::registry::META_GROUP;
+
 use crate::dev::{DevDir, SHARD, WITNESS_NAME};
 use crate::files::write_atomic;
 use crate::shutdown::wait_for_signal;
@@ -36,6 +38,14 @@ pub const MAX_NODES: u8 = 7;
 
 /// Most shards `--shards` creates.
 pub const MAX_SHARDS: u8 = 64;
+
+/// Keys made for shards created later through the registry
+/// (`keys/spare<i>.key`), known to the witness from the start.
+pub const SPARE_KEYS: usize = 4;
+
+/// How often the frontend and collector poll the registry (ms): a local
+/// cluster should pick up a new shard quickly.
+const FOLLOW_POLL_MS: u64 = 500;
 
 /// The layout file: which ports each process of the cluster uses.
 pub const LAYOUT: &str = "cluster.toml";
@@ -241,16 +251,34 @@ pub fn configure(root: &Path, listen: SocketAddr, nodes: u8, shards: u8) -> anyh
         )
     };
 
+    // Keys for shards created later through the registry (`cairn cluster
+    // shard create --key keys/spareN.key.pub`): the witness knows them
+    // already, as a real witness is told of a log before it goes live.
+    std::fs::create_dir_all(root.join("keys"))?;
+    let spares: Vec<PathBuf> = (1..=SPARE_KEYS)
+        .map(|i| root.join("keys").join(format!("spare{i}.key")))
+        .collect();
+    for spare in &spares {
+        crate::files::load_or_generate_key(spare)?;
+    }
+    let registry_table = |extra: &str| {
+        format!(
+            "\n# Shards of the cluster registry (`cairn cluster shard create`).\n\
+             [registry]\ntiles = {}\n{extra}",
+            toml_str(&tiles)
+        )
+    };
     for n in &layout.nodes {
         let node_dir = root.join(format!("node{}", n.id));
         std::fs::create_dir_all(&node_dir)?;
         let text = format!(
             "# Sequencer node {id} of the local cluster (written by cairnd dev --nodes).\n\
-             node_id = {id}\nlisten = \"{grpc}\"\nops_listen = \"{ops}\"\ndata_dir = \"data\"\n{shards}",
+             node_id = {id}\nlisten = \"{grpc}\"\nops_listen = \"{ops}\"\ndata_dir = \"data\"\n{shards}{registry}",
             id = n.id,
             grpc = n.grpc,
             ops = n.ops,
             shards = shard_tables(true, &with_policy_and_tiles),
+            registry = registry_table(&format!("keys_dir = {}\n", toml_str(&root.join("keys")))),
         );
         write_atomic(&node_dir.join("sequencer.toml"), text.as_bytes(), 0o644)?;
     }
@@ -259,10 +287,12 @@ pub fn configure(root: &Path, listen: SocketAddr, nodes: u8, shards: u8) -> anyh
     let witnessed: String = layout
         .shards
         .iter()
-        .map(|shard| {
+        .map(|shard| shard_key_path(&root, shard))
+        .chain(spares.iter().cloned())
+        .map(|key| {
             format!(
                 "\n[[log]]\npublic_key_file = {}\n",
-                toml_str(&public_key_path(&shard_key_path(&root, shard)))
+                toml_str(&public_key_path(&key))
             )
         })
         .collect();
@@ -279,9 +309,10 @@ pub fn configure(root: &Path, listen: SocketAddr, nodes: u8, shards: u8) -> anyh
     )?;
     let collector = format!(
         "# The local cluster's collector (written by cairnd dev --nodes).\n\
-         listen = \"{}\"\nsequencers = {sequencers}\n{}",
+         listen = \"{}\"\nsequencers = {sequencers}\n{}{}",
         layout.collector_ops,
         shard_tables(false, &with_policy_and_tiles),
+        registry_table(&format!("poll_interval_ms = {FOLLOW_POLL_MS}\n")),
     );
     write_atomic(&root.join("collector.toml"), collector.as_bytes(), 0o644)?;
     let frontend = format!(
@@ -289,9 +320,10 @@ pub fn configure(root: &Path, listen: SocketAddr, nodes: u8, shards: u8) -> anyh
          listen = \"{listen}\"\nsequencers = {sequencers}\n\n\
          # As for cairnd dev: load tools on this machine open a connection\n\
          # per request in flight.\n\
-         [http]\nmax_connections_per_ip = {}\n{}",
+         [http]\nmax_connections_per_ip = {}\n{}{}",
         crate::dev::DEV_MAX_CONNECTIONS_PER_IP,
         shard_tables(false, &|_| format!("tiles = {}\n", toml_str(&tiles))),
+        registry_table(&format!("poll_interval_ms = {FOLLOW_POLL_MS}\n")),
     );
     write_atomic(&root.join("frontend.toml"), frontend.as_bytes(), 0o644)?;
     Ok(layout)
@@ -345,7 +377,11 @@ pub fn processes(root: &Path, layout: &Layout) -> Vec<(String, Vec<PathBuf>)> {
 pub async fn ensure_groups(layout: &Layout) -> anyhow::Result<Vec<(String, u64)>> {
     let deadline = Instant::now() + START_WAIT;
     let urls = layout.sequencer_urls();
-    for (i, shard) in layout.shards.iter().enumerate() {
+    // The registry's group first, then every configured shard's.
+    let groups: Vec<String> = std::iter::once(META_GROUP.to_owned())
+        .chain(layout.shards.iter().cloned())
+        .collect();
+    for (i, shard) in groups.iter().enumerate() {
         let mut initialized = false;
         for url in &urls {
             let status = loop {
@@ -368,7 +404,8 @@ pub async fn ensure_groups(layout: &Layout) -> anyhow::Result<Vec<(String, u64)>
                     addr: format!("http://{}", n.grpc),
                 })
                 .collect();
-            let first = i % voters.len();
+            // The registry (0) and the first shard (1) both start on node 1.
+            let first = i.saturating_sub(1) % voters.len();
             voters.rotate_left(first);
             let channel =
                 tonic::transport::Endpoint::from_shared(voters[0].addr.clone())?.connect_lazy();
@@ -382,13 +419,15 @@ pub async fn ensure_groups(layout: &Layout) -> anyhow::Result<Vec<(String, u64)>
         }
     }
     let mut leaders = Vec::new();
-    for shard in &layout.shards {
+    for shard in &groups {
         'wait: loop {
             for url in &urls {
                 if let Ok(s) = status(url, shard).await
                     && let Some(leader) = s.leader_id
                 {
-                    leaders.push((shard.clone(), leader));
+                    if shard != META_GROUP {
+                        leaders.push((shard.clone(), leader));
+                    }
                     break 'wait;
                 }
             }

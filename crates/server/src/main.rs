@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod balancer;
 mod bastion;
 mod collector;
 mod config_check;
@@ -15,6 +16,8 @@ mod files;
 mod frontend;
 mod local_cluster;
 mod ops;
+mod registry_follow;
+mod registry_host;
 mod sequencer;
 mod shutdown;
 mod witness;

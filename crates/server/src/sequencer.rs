@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cairn_sequencer::RaftTransportService;
+use cairn_sequencer::registry::MetaGroup;
 use cairn_sequencer::service::{SequencerService, grpc_router};
 use cairn_sequencer::shard::{Shard, ShardConfig};
 use cairn_sigsum::policy::Policy;
@@ -25,6 +26,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::files::{read_limited, read_private_key, write_atomic};
 use crate::ops;
+use crate::registry_host::{Host, KeysDir};
 use crate::shutdown::{stopped, wait_for_signal};
 
 /// Most shards one node hosts (each is a RocksDB and a Raft group today).
@@ -79,9 +81,44 @@ pub struct SequencerFile {
     /// that must keep every object ever served). Default `false`.
     #[serde(default)]
     pub keep_partial_tiles: bool,
-    /// The shards this node may host (at least one).
-    #[serde(rename = "shard")]
+    /// The shards this node hosts by configuration (at least one, unless
+    /// `[registry]` is given).
+    #[serde(rename = "shard", default)]
     pub shards: Vec<SequencerShardFile>,
+    /// The cluster registry: with this table the node keeps a replica of
+    /// the registry's Raft group (`cairn cluster registry init`) and hosts
+    /// the shards whose records name it, started and stopped without a
+    /// restart; see [`RegistryFile`].
+    pub registry: Option<RegistryFile>,
+}
+
+/// `[registry]` of [`SequencerFile`]: where a node finds what registry
+/// shards need besides their record.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryFile {
+    /// Directory of the private keys of the shards this node may host (any
+    /// file names; `.pub` files are skipped): the node picks the key whose
+    /// public key the shard's record names, and refuses to host a shard
+    /// whose key it lacks. Read at every lookup, so a key added later is
+    /// found without a restart.
+    pub keys_dir: PathBuf,
+    /// Root of the cluster's local object store (each shard under its
+    /// prefix). Either this or `object_store`.
+    pub tiles: Option<PathBuf>,
+    /// A file describing the cluster's object store (`[local]` or `[s3]`),
+    /// each shard under its prefix. Either this or `tiles`.
+    pub object_store: Option<PathBuf>,
+    /// Seconds between looks at leader placement: the registry's leader
+    /// hands one shard's leadership to another node when one node leads at
+    /// least two shards more than a caught-up voter of it (as `cairn
+    /// cluster balance` does). 0 turns it off. Default 60.
+    #[serde(default = "default_balance_interval_s")]
+    pub balance_interval_s: u64,
+}
+
+fn default_balance_interval_s() -> u64 {
+    60
 }
 
 /// Raft timing of every shard on the node. The defaults are for a LAN or
@@ -242,11 +279,19 @@ impl SequencerFile {
         if file.node_id == 0 {
             bail!("node_id must be > 0");
         }
-        if file.shards.is_empty() || file.shards.len() > MAX_SHARDS {
+        if (file.shards.is_empty() && file.registry.is_none()) || file.shards.len() > MAX_SHARDS {
             bail!(
-                "a node hosts 1 to {MAX_SHARDS} shards ([[shard]] tables), found {}",
+                "a node hosts 1 to {MAX_SHARDS} shards ([[shard]] tables), found {}; or give \
+                 [registry] to host the shards of the cluster registry",
                 file.shards.len()
             );
+        }
+        if let Some(r) = &file.registry {
+            crate::files::check_store_choice(
+                "[registry]",
+                r.tiles.as_deref(),
+                r.object_store.as_deref(),
+            )?;
         }
         let mut names = std::collections::HashSet::new();
         for s in &file.shards {
@@ -310,6 +355,17 @@ impl SequencerFile {
         &self,
         base: &Path,
     ) -> anyhow::Result<Vec<(cairn_sigsum::SigningKey, Policy)>> {
+        if let Some(r) = &self.registry {
+            let dir = base.join(&r.keys_dir);
+            std::fs::read_dir(&dir)
+                .with_context(|| format!("[registry] keys_dir {}", dir.display()))?;
+            crate::files::read_shard_store(
+                base,
+                r.object_store.as_deref(),
+                crate::files::Access::Writes,
+            )
+            .context("[registry]")?;
+        }
         self.shards
             .iter()
             .map(|s| {
@@ -381,18 +437,17 @@ impl SequencerFile {
 /// Whether `name` can be a shard name: one URL path segment and one
 /// object-store prefix segment.
 fn valid_shard_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    cairn_sequencer::registry::valid_shard_name(name)
 }
 
 /// Records which log key a shard's state on this node belongs to, and
 /// refuses another one: a replica must never sign one log's tree with
 /// another log's key (or continue another log's tree).
-fn bind_key(data_dir: &Path, shard: &str, key: &cairn_sigsum::SigningKey) -> anyhow::Result<()> {
+pub(crate) fn bind_key(
+    data_dir: &Path,
+    shard: &str,
+    key: &cairn_sigsum::SigningKey,
+) -> anyhow::Result<()> {
     let path = data_dir.join(format!("{shard}.log-key"));
     let hash = key.public_key().key_hash().to_hex();
     match std::fs::read_to_string(&path) {
@@ -449,7 +504,55 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         }
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let service = SequencerService::new(shards.iter().map(|(s, _)| s.clone()));
+    let mut service = SequencerService::new(shards.iter().map(|(s, _)| s.clone()));
+    let mut registry_tasks = None;
+    if let Some(r) = &file.registry {
+        let data_dir = base.join(&file.data_dir);
+        let meta = match MetaGroup::start(
+            file.node_id,
+            &data_dir.join("registry"),
+            file.raft.openraft()?,
+            None,
+            Some(transport.clone()),
+        )
+        .await
+        {
+            Ok(meta) => Arc::new(meta),
+            Err(e) => {
+                for (s, _) in &shards {
+                    s.shutdown().await;
+                }
+                return Err(e).context("starting the registry's Raft group");
+            }
+        };
+        let keys = Arc::new(KeysDir::new(base.join(&r.keys_dir)));
+        service = service.with_registry(meta.clone(), keys.clone());
+        let host = Host {
+            node_id: file.node_id,
+            advertise: file.advertised(),
+            data_dir,
+            base: base.clone(),
+            keys,
+            tiles: r.tiles.clone(),
+            object_store: r.object_store.clone(),
+            raft_config: file.raft.openraft()?,
+            transport: transport.clone(),
+            store_metrics: store_metrics.clone(),
+            partial_tile_grace: file.partial_tile_grace(),
+            service: service.clone(),
+            configured: file.shards.iter().map(|s| s.name.clone()).collect(),
+            started: Default::default(),
+        };
+        if r.balance_interval_s > 0 {
+            tokio::spawn(crate::balancer::run(
+                meta.clone(),
+                Duration::from_secs(r.balance_interval_s),
+                stop_rx.clone(),
+            ));
+        }
+        let task = tokio::spawn(host.run(meta.clone(), stop_rx.clone()));
+        registry_tasks = Some((meta, task));
+    }
     let grpc_server = spawn_grpc(grpc_router(service, transport), grpc, stop_rx.clone());
     let ops_app = ops::router(ops::Ops {
         shards: shards.iter().map(|(s, _)| s.clone()).collect(),
@@ -490,9 +593,19 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
 
     let fatal = {
         let cores = futures_any(shards.iter().map(|(s, _)| s.clone()).collect());
+        let meta_core = async {
+            match &registry_tasks {
+                Some((meta, _)) => format!(
+                    "the registry's Raft core stopped: {}",
+                    meta.raft_core_stopped().await
+                ),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = wait_for_signal() => None,
             reason = cores => Some(reason),
+            reason = meta_core => Some(reason),
         }
     };
     if let Some(reason) = &fatal {
@@ -501,6 +614,10 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     stop_tx.send_replace(true);
     for (s, _) in &shards {
         s.shutdown().await;
+    }
+    if let Some((meta, task)) = registry_tasks {
+        let _ = task.await;
+        meta.shutdown().await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), ops_task).await;
     grpc_server.await?.context("gRPC server")?;
@@ -533,8 +650,12 @@ pub fn spawn_grpc(
     })
 }
 
-/// Resolves once any shard's Raft core has stopped by itself.
+/// Resolves once any shard's Raft core has stopped by itself; never for
+/// no shards (a node hosting only registry shards).
 async fn futures_any(shards: Vec<Arc<Shard>>) -> String {
+    if shards.is_empty() {
+        return std::future::pending().await;
+    }
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
     for s in shards {
         let tx = tx.clone();
@@ -616,6 +737,21 @@ tiles = "tiles"
             let err = format!("{:#}", SequencerFile::parse(&text).unwrap_err());
             assert!(err.contains(expect), "{expect:?} not in {err}");
         }
+    }
+
+    #[test]
+    fn a_registry_node_needs_no_configured_shard_but_one_store() {
+        let registry = "node_id = 1\ndata_dir = \"d\"\n[registry]\nkeys_dir = \"keys\"\n";
+        let f = SequencerFile::parse(&format!("{registry}tiles = \"tiles\"\n")).unwrap();
+        assert!(f.shards.is_empty());
+        assert!(f.registry.is_some());
+        let err = format!("{:#}", SequencerFile::parse(registry).unwrap_err());
+        assert!(err.contains("missing tiles"), "{err}");
+        let err = format!(
+            "{:#}",
+            SequencerFile::parse("node_id = 1\ndata_dir = \"d\"\n").unwrap_err()
+        );
+        assert!(err.contains("[registry]"), "{err}");
     }
 
     #[test]

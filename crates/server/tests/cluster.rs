@@ -279,10 +279,16 @@ async fn wait_recovered_of(
 /// Waits until every node has applied the same log of `shard` and reports
 /// the same sizes; returns the agreed tree size.
 async fn wait_replicas_agree_of(cluster: &mut LocalCluster, shard: &str) -> u64 {
+    let replicas = cluster.nodes.len();
+    wait_replicas_agree(cluster, shard, replicas).await
+}
+
+/// [`wait_replicas_agree_of`] for a shard on `replicas` of the nodes.
+async fn wait_replicas_agree(cluster: &mut LocalCluster, shard: &str, replicas: usize) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let s = cluster.statuses_of(shard).await;
-        if s.len() == cluster.nodes.len()
+        if s.len() == replicas
             && s.windows(2).all(|w| {
                 w[0].applied_index == w[1].applied_index
                     && w[0].tree_size == w[1].tree_size
@@ -310,6 +316,8 @@ fn median(v: &mut [Duration]) -> Duration {
 /// The client side of a test: submitters and a watcher, until `finish`.
 struct Workload {
     shard: String,
+    /// How many nodes host the shard (all, unless placed by the registry).
+    replicas: usize,
     /// Fewest 200s `finish` accepts as a real workload.
     min_acked: usize,
     checkpoint: CheckpointObject,
@@ -355,6 +363,7 @@ impl Workload {
         )));
         Workload {
             shard: shard.to_owned(),
+            replicas: cluster.nodes.len(),
             min_acked,
             checkpoint,
             seen,
@@ -375,7 +384,7 @@ impl Workload {
 
         // Nothing acknowledged is lost: the latest head proves every 200.
         let shard = self.shard.as_str();
-        let final_size = wait_replicas_agree_of(cluster, shard).await;
+        let final_size = wait_replicas_agree(cluster, shard, self.replicas).await;
         let head = client.get_tree_head().await.expect("final head");
         let th = *head.tree_head();
         let acked: Vec<Leaf> = seen.acked.lock().iter().map(|(_, _, l)| *l).collect();
@@ -1029,5 +1038,313 @@ async fn a_cluster_on_s3_loses_nothing_when_its_leader_is_killed() {
         "S3 cluster: killed leader node {leader}: new leader after {elected:?}, next 200 after \
          {ack:?}; {acked} leaves acknowledged, final size {size}"
     );
+    remove_on_success(cluster, &tmp);
+}
+
+/// Sets `shard`'s policy line in the cluster's policy file (read by the
+/// checks of [`Workload::finish`]) and writes the shard's own policy (its
+/// log line and the cluster's witnesses) to `DIR/<shard>.policy`.
+fn add_to_policy(cluster: &LocalCluster, shard: &str) -> std::path::PathBuf {
+    let line = format!(
+        "log {} {}\n",
+        cluster.log_key_of(shard).to_hex(),
+        cluster.base_url_of(shard)
+    );
+    let path = cluster.root.join("policy");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{line}{text}")).unwrap();
+    let witnesses: String = text
+        .lines()
+        .filter(|l| !l.starts_with("log "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let own = cluster.root.join(format!("{shard}.policy"));
+    std::fs::write(&own, format!("{line}{witnesses}")).unwrap();
+    own
+}
+
+fn member(cluster: &LocalCluster, id: u64) -> cairn_proto::v1::Member {
+    cluster
+        .members()
+        .into_iter()
+        .find(|m| m.id == id)
+        .expect("a node of the cluster")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_registry_shard_is_created_failed_over_moved_frozen_and_retired_under_load() {
+    let tmp = cluster_dir();
+    let mut cluster = LocalCluster::configure(&tmp, free_port(), 4);
+    cluster.start_all().await;
+    let via: Vec<String> = cluster.nodes.iter().map(|n| n.grpc.clone()).collect();
+    // Load on the configured shard the whole time.
+    let dev = Workload::start(&cluster, CheckpointObject::local(&cluster));
+
+    // Create a shard on nodes 1-3 through the registry, under that load.
+    // No process restarts: the nodes start it, the frontend serves it and
+    // the collector cosigns it from the registry.
+    let shard = "spare1";
+    let policy = add_to_policy(&cluster, shard);
+    let t0 = Instant::now();
+    cairn_cli::registry_cmd::create(&cairn_cli::registry_cmd::CreateArgs {
+        shard: shard.into(),
+        key: cluster.root.join("keys").join(format!("{shard}.key.pub")),
+        policy,
+        replicas: (1..=3).map(|id| member(&cluster, id)).collect(),
+        prefix: None,
+        freeze_at: None,
+        successor: None,
+        via: via.clone(),
+    })
+    .await
+    .expect("cairn cluster shard create");
+    cluster.wait_published_of(shard, 1).await;
+    eprintln!(
+        "shard {shard}: created and published after {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        cluster
+            .statuses_of(shard)
+            .await
+            .iter()
+            .all(|s| s.node_id != 4),
+        "node 4 hosts a shard that does not name it"
+    );
+    let mut work = Workload::start_on(
+        &cluster,
+        shard,
+        CheckpointObject::local_of(&cluster, shard),
+        2,
+        3,
+    );
+    work.replicas = 3;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Its leader dies: it fails over on its own.
+    let leader = cluster.leader_of(shard).await;
+    let t0 = Instant::now();
+    cluster.kill(&format!("node{leader}"));
+    let (elected, ack) = wait_recovered_of(&mut cluster, shard, &work.seen, t0, leader).await;
+    eprintln!("shard {shard}: new leader after {elected:?}, next 200 after {ack:?}");
+    cluster.start(&format!("node{leader}"));
+    wait_replicas_agree(&mut cluster, shard, 3).await;
+
+    // Move the replica of node `leader` to node 4, under load.
+    cairn_cli::registry_cmd::move_replica(&cairn_cli::registry_cmd::MoveArgs {
+        shard: shard.into(),
+        from: leader,
+        to: member(&cluster, 4),
+        via: via.clone(),
+        timeout: 120,
+    })
+    .await
+    .expect("cairn cluster shard move");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let old_state = cluster
+        .root
+        .join(format!("node{leader}"))
+        .join("data")
+        .join("raft")
+        .join(shard);
+    while old_state.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "node {leader} kept its replica of {shard} after the move\n{}",
+            cluster.log_tails()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let hosts: Vec<u64> = cluster
+        .statuses_of(shard)
+        .await
+        .iter()
+        .map(|s| s.node_id)
+        .collect();
+    assert!(hosts.contains(&4) && !hosts.contains(&leader), "{hosts:?}");
+
+    // Freeze it under load (410 for new leaves), check everything its
+    // clients saw, then retire it.
+    work.seen.expect_gone.store(true, Ordering::SeqCst);
+    let freeze = cairn_cli::cluster::ClusterCommand::Shard(
+        cairn_cli::cluster::ShardCommand::Freeze(cairn_cli::cluster::FreezeArgs {
+            shard: shard.into(),
+            successor: Some("dev".into()),
+            via: via.clone(),
+            timeout: 60,
+        }),
+    );
+    cairn_cli::cluster::run(freeze)
+        .await
+        .expect("cairn cluster shard freeze");
+    let (acked, size) = work.finish(&mut cluster).await;
+    eprintln!("shard {shard}: {acked} leaves answered 200, final size {size}");
+    let final_size = cluster.statuses_of(shard).await[0]
+        .frozen
+        .as_ref()
+        .expect("frozen")
+        .size;
+    assert!(final_size >= size);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let retired = cairn_cli::registry_cmd::retire(&cairn_cli::registry_cmd::RetireArgs {
+            shard: shard.into(),
+            via: via.clone(),
+        })
+        .await;
+        match retired {
+            Ok(()) => break,
+            // The final head may still be waiting for its cosignatures.
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("retire: {e:#}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("cairn cluster shard retire: {e:#}"),
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cluster.statuses_of(shard).await.is_empty()
+        || cluster.nodes.iter().any(|n| {
+            cluster
+                .root
+                .join(format!("node{}", n.id))
+                .join("data/raft")
+                .join(shard)
+                .exists()
+        })
+    {
+        assert!(
+            Instant::now() < deadline,
+            "nodes still hold the retired shard\n{}",
+            cluster.log_tails()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Its tiles and final checkpoint stay in object storage.
+    let object = CheckpointObject::local_of(&cluster, shard)
+        .read()
+        .await
+        .expect("the retired shard's checkpoint");
+    let checkpoint = cairn_tlog::checkpoint::SignedCheckpoint::parse(&object).unwrap();
+    assert_eq!(checkpoint.checkpoint().size, final_size);
+
+    let (acked, size) = dev.finish(&mut cluster).await;
+    eprintln!("shard dev: {acked} leaves answered 200, final size {size}");
+    remove_on_success(cluster, &tmp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_temporal_rotation_in_accelerated_time_moves_submitters_on_and_leaders_spread_by_themselves()
+ {
+    let tmp = cluster_dir();
+    let mut cluster = LocalCluster::configure(&tmp, free_port(), 3);
+    cluster.balance_every(2);
+    cluster.start_all().await;
+    let via: Vec<String> = cluster.nodes.iter().map(|n| n.grpc.clone()).collect();
+    // A "half year" of twenty seconds: spare3 is created ahead of time as
+    // the successor, then spare2 with its end already set.
+    let mut end = std::time::SystemTime::now();
+    for shard in ["spare3", "spare2"] {
+        let (freeze_at, successor) = if shard == "spare2" {
+            end = std::time::SystemTime::now() + Duration::from_secs(20);
+            (
+                Some(humantime::format_rfc3339_seconds(end).to_string()),
+                Some("spare3".to_owned()),
+            )
+        } else {
+            (None, None)
+        };
+        let policy = add_to_policy(&cluster, shard);
+        cairn_cli::registry_cmd::create(&cairn_cli::registry_cmd::CreateArgs {
+            shard: shard.into(),
+            key: cluster.root.join("keys").join(format!("{shard}.key.pub")),
+            policy,
+            replicas: cluster.members(),
+            prefix: None,
+            freeze_at,
+            successor,
+            via: via.clone(),
+        })
+        .await
+        .expect("cairn cluster shard create");
+        cluster.wait_published_of(shard, 1).await;
+    }
+    // Submitters post to spare2 until it answers 410, as sigsum-submit
+    // moves to the next log of its policy then; spare3 takes load too.
+    let old = Workload::start_on(
+        &cluster,
+        "spare2",
+        CheckpointObject::local_of(&cluster, "spare2"),
+        2,
+        3,
+    );
+    old.seen.expect_gone.store(true, Ordering::SeqCst);
+    let new = Workload::start_on(
+        &cluster,
+        "spare3",
+        CheckpointObject::local_of(&cluster, "spare3"),
+        2,
+        3,
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while old.seen.gone.load(Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "spare2 never froze itself\n{}",
+            cluster.log_tails()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let froze_after = std::time::SystemTime::now()
+        .duration_since(end)
+        .unwrap_or_default();
+    eprintln!("spare2 froze itself {froze_after:?} after its end");
+    // The registry records the scheduled freeze.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let registry = cairn_cli::registry_cmd::fetch_registry(&via).await.unwrap();
+        let state = registry
+            .shards
+            .iter()
+            .find(|r| r.name == "spare2")
+            .map(|r| r.state.clone());
+        if state.as_deref() == Some("frozen") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the registry still says {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (acked, size) = old.finish(&mut cluster).await;
+    eprintln!("spare2: {acked} leaves answered 200, final size {size}");
+    let frozen = cluster.statuses_of("spare2").await[0]
+        .frozen
+        .clone()
+        .expect("frozen");
+    assert_eq!(frozen.size, size, "spare2 grew past its final size");
+    assert_eq!(frozen.successor, "spare3");
+    // Every group was created on node 1 first; the registry's leader has
+    // spread their leaders meanwhile, without an operator.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut leaders = std::collections::BTreeSet::new();
+        for shard in ["dev", "spare2", "spare3"] {
+            leaders.insert(cluster.leader_of(shard).await);
+        }
+        if leaders.len() > 1 {
+            eprintln!("leaders spread over nodes {leaders:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {leaders:?} still leads every shard\n{}",
+            cluster.log_tails()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (acked, size) = new.finish(&mut cluster).await;
+    eprintln!("spare3: {acked} leaves answered 200, size {size}");
     remove_on_success(cluster, &tmp);
 }

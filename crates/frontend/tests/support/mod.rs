@@ -446,6 +446,13 @@ impl Sequencer for FakeSequencer {
             halted: false,
         }))
     }
+
+    async fn get_registry(
+        &self,
+        _: tonic::Request<cairn_proto::v1::GetRegistryRequest>,
+    ) -> Result<tonic::Response<cairn_proto::v1::Registry>, tonic::Status> {
+        Err(tonic::Status::not_found("no registry"))
+    }
 }
 
 /// How to start a [`Harness`].

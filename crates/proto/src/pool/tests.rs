@@ -122,6 +122,13 @@ impl Sequencer for Fake {
     ) -> Result<Response<pb::ReportWitnessAheadResponse>, Status> {
         Err(Status::unimplemented("test"))
     }
+
+    async fn get_registry(
+        &self,
+        _: tonic::Request<pb::GetRegistryRequest>,
+    ) -> Result<tonic::Response<pb::Registry>, tonic::Status> {
+        Err(tonic::Status::not_found("no registry"))
+    }
 }
 
 /// Serves `fake` on a fresh port; returns its URL.
