@@ -626,6 +626,9 @@ fn retry_for(status: &Status) -> Option<Retry> {
         // source; a status the node sent never does.
         _ if std::error::Error::source(status).is_some() => Some(Retry::Unreachable),
         Code::Unavailable => Some(Retry::Down),
+        // A node that does not host the shard (a replica moved away, or not
+        // started yet): the shard's other nodes may.
+        Code::NotFound => Some(Retry::NoLeader),
         _ => None,
     }
 }
