@@ -107,6 +107,17 @@ impl Shard {
     /// frontend cannot vouch for must neither be served nor anchor reads);
     /// the signature is checked once per new head.
     pub(crate) async fn heads(&self) -> Result<Heads, ApiError> {
+        if self.retired.is_some() {
+            // A retired log's checkpoint is final: read it once.
+            let known = self
+                .newest_head
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            if known.is_some() {
+                return Ok(Heads { published: known });
+            }
+        }
         let fetched = self.fresh_heads.get().await?;
         let published = self.newest_published(fetched)?;
         if let Some(head) = &published {
@@ -222,6 +233,52 @@ pub(crate) fn tree_heads_call(
     })
 }
 
+/// The fetch behind [`Shard::heads`] for a retired shard: its final
+/// `checkpoint` object read back as a cosigned tree head (log signature
+/// and the policy witnesses' valid cosignatures, see
+/// [`CosignedTreeHead::from_checkpoint_note`]); `None` if the store has no
+/// checkpoint.
+pub(crate) fn archived_head_call(
+    shard: String,
+    tiles: cairn_storage::TileStore,
+    log_key: cairn_sigsum::PublicKey,
+    witnesses: Vec<cairn_sigsum::PublicKey>,
+) -> Fetch<Option<CosignedTreeHead>, ApiError> {
+    let witnesses = Arc::new(witnesses);
+    Arc::new(move || {
+        let (shard, tiles, witnesses) = (shard.clone(), tiles.clone(), witnesses.clone());
+        Box::pin(async move {
+            let Some(note) = tiles.checkpoint().await.map_err(from_storage)? else {
+                return Ok(None);
+            };
+            CosignedTreeHead::from_checkpoint_note(&note, &log_key, &witnesses)
+                .map(Some)
+                .map_err(|e| {
+                    ApiError::Internal(format!(
+                        "the stored checkpoint of retired log {shard:?} is not its tree head: {e}"
+                    ))
+                })
+        })
+    })
+}
+
+/// The 410 body of add-leaf on a retired log.
+fn retired_message(shard: &str, retired: &crate::shard::Retired) -> String {
+    let mut message = format!(
+        "log {shard:?} is retired and accepts no new leaves; its final tree head, \
+         consistency proofs, leaves and tiles stay served"
+    );
+    if retired.successor.is_empty() {
+        message.push_str(". Submit to another log of your policy");
+    } else {
+        message.push_str(&format!(
+            ". Submit to its successor, shard {:?} (base URL ../{}/ relative to this log's)",
+            retired.successor, retired.successor
+        ));
+    }
+    message
+}
+
 /// 400 unless `size` is within the published tree.
 fn within_published(what: &str, size: u64, heads: &Heads) -> Result<(), ApiError> {
     let published = heads.published_size();
@@ -247,6 +304,14 @@ pub(crate) async fn get_tree_head(shard: &Shard) -> Result<Response, ApiError> {
 /// `GET get-inclusion-proof/<size>/<leaf hash>`.
 pub(crate) async fn get_inclusion_proof(shard: &Shard, args: &str) -> Result<Response, ApiError> {
     let request = InclusionProofRequest::parse_args(args).map_err(bad_arguments)?;
+    if shard.retired.is_some() {
+        return Err(ApiError::Gone(format!(
+            "log {:?} is retired: its leaf-hash index is gone, so inclusion proofs are no \
+             longer served. A proof of logging made before stays valid; the leaves are in \
+             get-leaves and the tiles",
+            shard.name
+        )));
+    }
     let heads = shard.heads_covering(request.size).await?;
     within_published("tree size", request.size, &heads)?;
     let not_in_tree = || {
@@ -410,6 +475,9 @@ pub(crate) async fn add_leaf(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    if let Some(retired) = &shard.retired {
+        return Err(ApiError::Gone(retired_message(&shard.name, retired)));
+    }
     let deadline = tokio::time::Instant::now() + shard.limits.submit_wait;
     let body = read_body(headers, body, shard.limits.max_add_leaf_body).await?;
     let request = AddLeafRequest::parse(&body)

@@ -41,7 +41,7 @@ struct Entry {
     key_hash: String,
     origin: String,
     vkey: String,
-    /// `active` or `frozen`.
+    /// `active`, `frozen` or `retired`.
     state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     frozen_size: Option<u64>,
@@ -82,7 +82,12 @@ async fn entry(shard: &Shard, headers: &HeaderMap, uri: &Uri) -> Entry {
         },
         Err(e) => (None, None, Some(e.to_string())),
     };
-    let frozen = shard.published.frozen();
+    let (state, frozen_size, successor) = match (&shard.retired, shard.published.frozen()) {
+        // Retired after a freeze: the final head is the frozen tree.
+        (Some(retired), _) => ("retired", size, Some(retired.successor.clone())),
+        (None, Some(frozen)) => ("frozen", Some(frozen.size), Some(frozen.successor)),
+        (None, None) => ("active", None, None),
+    };
     Entry {
         name: shard.name.clone(),
         policy_line: format!("log {} {url}", key.to_hex()),
@@ -91,9 +96,9 @@ async fn entry(shard: &Shard, headers: &HeaderMap, uri: &Uri) -> Entry {
         key_hash: key.key_hash().to_string(),
         origin,
         vkey,
-        state: if frozen.is_some() { "frozen" } else { "active" },
-        frozen_size: frozen.as_ref().map(|f| f.size),
-        successor: frozen.map(|f| f.successor).filter(|s| !s.is_empty()),
+        state,
+        frozen_size,
+        successor: successor.filter(|s| !s.is_empty()),
         size,
         cosigned_age_seconds: age,
         error,
@@ -136,10 +141,10 @@ pub(crate) async fn html(
     for e in &list {
         let state = match (&e.frozen_size, &e.successor) {
             (Some(size), Some(successor)) => {
-                format!("frozen at {size}, successor {}", escape(successor))
+                format!("{} at {size}, successor {}", e.state, escape(successor))
             }
-            (Some(size), None) => format!("frozen at {size}"),
-            _ => "active".to_owned(),
+            (Some(size), None) => format!("{} at {size}", e.state),
+            _ => e.state.to_owned(),
         };
         let size = match (&e.size, &e.error) {
             (Some(size), _) => size.to_string(),

@@ -6,7 +6,7 @@
 //!
 //! | path | what | from |
 //! |---|---|---|
-//! | `GET /`, `GET /shards.json` | index of the shards: base URL, policy line, vkey, state (active/frozen, successor), published size, age of the newest cosignature | config, `GetTreeHeads` |
+//! | `GET /`, `GET /shards.json` | index of the shards: base URL, policy line, vkey, state (active/frozen/retired, successor), published size, age of the newest cosignature | config, `GetTreeHeads` |
 //! | `GET /<name>/` | info page (key, key hash, origin, policy line) | config |
 //! | `POST add-leaf` | parse (400/413), token header (400; DNS check 400/503 if configured), leaf signature (403), batch → 200 once a published head includes the leaf / 202 if not within `submit_wait`; 410 naming the successor if the log is frozen and the leaf not in it | sequencer `AddLeaves`, `WatchTreeHeads` |
 //! | `GET get-tree-head` | latest published cosigned tree head | sequencer `GetTreeHeads` |
@@ -22,6 +22,12 @@
 //! inconsistencies; an HTTP/1.1 request without exactly one well-formed
 //! `Host` header is 400 (RFC 9112 §3.2). Every error body is human-readable
 //! `text/plain`.
+//!
+//! A retired shard ([`Shards::retire`]) is served from object storage
+//! alone: get-tree-head is its final `checkpoint` read back (log signature
+//! and the policy witnesses' cosignatures), get-consistency-proof,
+//! get-leaves and the tiles work as before, and add-leaf and
+//! get-inclusion-proof answer 410 (the leaf-hash index was the sequencers').
 //!
 //! Object storage is not trusted: every tile and entry bundle behind a
 //! proof, a leaf or a served tile is verified against the published tree
@@ -91,7 +97,7 @@ pub use config::{
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_SEQUENCER_TIMEOUT, DEFAULT_SUBMIT_QUEUE, DEFAULT_SUBMIT_WAIT,
     DEFAULT_TOKEN_TIMEOUT, FrontendConfig, ShardLimits,
 };
-pub use shard::ShardFrontend;
+pub use shard::{Retired, ShardFrontend};
 pub use tiles::{
     CHECKPOINT_CACHE_CONTROL, FULL_TILE_CACHE_CONTROL, PARTIAL_TILE_CACHE_CONTROL,
     TILE_CONTENT_TYPE,
@@ -232,12 +238,29 @@ impl Shards {
     /// Serves `frontend` from now on (starting its tasks). Errors as for
     /// [`router`]; [`ConfigError::DuplicateShard`] if the name is served.
     pub fn add(&self, frontend: ShardFrontend) -> Result<(), ConfigError> {
+        self.insert(frontend, None, false)
+    }
+
+    /// Serves `frontend` as a retired shard from now on, in place of its
+    /// active form if that is served: from object storage alone, asking
+    /// nothing of sequencers (see [`Retired`]). Errors as for
+    /// [`Shards::add`], except that replacing the active form is allowed.
+    pub fn retire(&self, frontend: ShardFrontend, retired: Retired) -> Result<(), ConfigError> {
+        self.insert(frontend, Some(retired), true)
+    }
+
+    fn insert(
+        &self,
+        frontend: ShardFrontend,
+        retired: Option<Retired>,
+        replace: bool,
+    ) -> Result<(), ConfigError> {
         check_shard(&frontend, &self.config)?;
         let mut map = self.set.map.write().unwrap_or_else(|e| e.into_inner());
-        if map.contains_key(&frontend.name) {
+        if !replace && map.contains_key(&frontend.name) {
             return Err(ConfigError::DuplicateShard(frontend.name));
         }
-        let shard = Arc::new(Shard::start(frontend, &self.config));
+        let shard = Arc::new(Shard::start(frontend, &self.config, retired));
         map.insert(shard.name.clone(), shard);
         Ok(())
     }
@@ -253,6 +276,11 @@ impl Shards {
     pub fn names(&self) -> Vec<String> {
         let map = self.set.map.read().unwrap_or_else(|e| e.into_inner());
         map.keys().cloned().collect()
+    }
+
+    /// Whether `name` is served, and if so whether as a retired shard.
+    pub fn is_retired(&self, name: &str) -> Option<bool> {
+        self.set.get(name).map(|s| s.retired.is_some())
     }
 }
 

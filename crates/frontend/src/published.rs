@@ -70,6 +70,17 @@ impl Published {
         }
     }
 
+    /// A handle with no watcher, for a shard no sequencer hosts any more
+    /// (retired): its size only moves by [`Published::observe`].
+    pub(crate) fn idle() -> Published {
+        let (stop, _) = oneshot::channel();
+        Published {
+            size: watch::channel(0).0,
+            frozen: watch::channel(None).0,
+            _stop: stop,
+        }
+    }
+
     /// The log's freeze, if this frontend has heard of it.
     pub(crate) fn frozen(&self) -> Option<Frozen> {
         self.frozen.borrow().clone()

@@ -56,6 +56,20 @@ pub struct ShardFrontend {
     pub limits: ShardLimits,
 }
 
+/// A shard that no sequencer hosts any more (retired in the cluster
+/// registry): served from object storage alone. Its final checkpoint is
+/// its get-tree-head, and its tiles answer get-leaves and consistency
+/// proofs; add-leaf is refused (410) and so is get-inclusion-proof, whose
+/// leaf-hash index went with the sequencers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retired {
+    /// The shard that took over its submissions; empty if none was named.
+    pub successor: String,
+    /// The witness keys of its policy: get-tree-head carries the
+    /// checkpoint's cosignatures by these keys (and only valid ones).
+    pub witnesses: Vec<PublicKey>,
+}
+
 /// A shard's state as the handlers see it.
 #[derive(Debug)]
 pub(crate) struct Shard {
@@ -82,19 +96,38 @@ pub(crate) struct Shard {
     pub(crate) fresh_heads: Arc<Fresh<Option<CosignedTreeHead>, ApiError>>,
     /// Leaf-index lookups, batched across requests.
     pub(crate) lookups: Lookups,
+    /// `Some` once the shard is retired: nothing is asked of sequencers.
+    pub(crate) retired: Option<Retired>,
 }
 
 impl Shard {
     /// The state for `frontend`; starts its batcher and published-head
     /// watcher tasks (so it must run inside a Tokio runtime).
-    pub(crate) fn start(frontend: ShardFrontend, config: &FrontendConfig) -> Shard {
+    pub(crate) fn start(
+        frontend: ShardFrontend,
+        config: &FrontendConfig,
+        retired: Option<Retired>,
+    ) -> Shard {
         let batcher = Batcher::spawn(&frontend.name, frontend.sequencer.clone(), &frontend.limits);
-        let published = Published::spawn(&frontend.name, frontend.sequencer.clone());
-        let fresh_heads = Fresh::new(api::tree_heads_call(
-            frontend.name.clone(),
-            frontend.sequencer.clone(),
-            frontend.limits.sequencer_timeout,
-        ));
+        let (published, fresh_heads) = match &retired {
+            None => (
+                Published::spawn(&frontend.name, frontend.sequencer.clone()),
+                Fresh::new(api::tree_heads_call(
+                    frontend.name.clone(),
+                    frontend.sequencer.clone(),
+                    frontend.limits.sequencer_timeout,
+                )),
+            ),
+            Some(r) => (
+                Published::idle(),
+                Fresh::new(api::archived_head_call(
+                    frontend.name.clone(),
+                    frontend.tiles.clone(),
+                    frontend.log_key,
+                    r.witnesses.clone(),
+                )),
+            ),
+        };
         let lookups = Lookups::spawn(
             &frontend.name,
             frontend.sequencer.clone(),
@@ -117,6 +150,7 @@ impl Shard {
             newest_head: std::sync::Mutex::new(None),
             fresh_heads,
             lookups,
+            retired,
         }
     }
 }

@@ -273,16 +273,29 @@ struct RegistryShards {
 
 impl RegistryShards {
     fn apply(&self, records: &std::collections::BTreeMap<String, cairn_proto::v1::ShardRecord>) {
-        let served: std::collections::HashSet<String> = self.handle.names().into_iter().collect();
         for (name, record) in records {
             if self.configured.contains(name) {
                 continue;
             }
             let retired = record.state == "retired";
-            if retired && served.contains(name) {
-                self.handle.remove(name);
-                tracing::info!(shard = %name, "the shard is retired: no longer served");
-            } else if !retired && !served.contains(name) {
+            let served = self.handle.is_retired(name);
+            if retired && served != Some(true) {
+                // From now on its objects in storage are all there is.
+                match self.retired(record) {
+                    Ok((shard, how)) => match self.handle.retire(shard, how) {
+                        Ok(()) => {
+                            tracing::info!(shard = %name, "the shard is retired: served from object storage")
+                        }
+                        Err(e) => {
+                            tracing::error!(shard = %name, error = %e, "cannot serve the retired shard")
+                        }
+                    },
+                    Err(e) => {
+                        tracing::error!(shard = %name, error = format!("{e:#}"), "cannot serve the retired shard");
+                        self.handle.remove(name);
+                    }
+                }
+            } else if !retired && served.is_none() {
                 match self.shard(record) {
                     Ok(shard) => match self.handle.add(shard) {
                         Ok(()) => {
@@ -298,6 +311,21 @@ impl RegistryShards {
                 }
             }
         }
+    }
+
+    /// A retired record's shard, and the witnesses whose cosignatures its
+    /// final checkpoint carries.
+    fn retired(
+        &self,
+        record: &cairn_proto::v1::ShardRecord,
+    ) -> anyhow::Result<(ShardFrontend, cairn_frontend::Retired)> {
+        let policy = cairn_sigsum::policy::Policy::parse(record.policy.as_bytes())
+            .context("the record's policy")?;
+        let retired = cairn_frontend::Retired {
+            successor: record.successor.clone(),
+            witnesses: policy.witnesses().iter().map(|w| *w.key()).collect(),
+        };
+        Ok((self.shard(record)?, retired))
     }
 
     fn shard(&self, record: &cairn_proto::v1::ShardRecord) -> anyhow::Result<ShardFrontend> {

@@ -472,22 +472,7 @@ impl Workload {
 
         // Everything published checks end to end from outside, through the
         // frontend, under the policy (log signature and witness quorum).
-        let policy = cluster.root.join("policy");
-        let base = cluster.base_url_of(shard);
-        let args = cairn_cli::fsck::FsckArgs::parse_from([
-            base.as_str(),
-            "--key",
-            policy.to_str().expect("UTF-8 path"),
-        ])
-        .expect("fsck arguments");
-        let fsck = cairn_cli::fsck::check(&args, false).await;
-        assert_eq!(
-            fsck.code,
-            cairn_cli::fsck::EXIT_OK,
-            "fsck of shard {shard}: {}",
-            fsck.message
-        );
-        assert!(fsck.summary["size"].as_u64().expect("size") >= th.size);
+        assert!(fsck_through_frontend(cluster, shard).await >= th.size);
 
         let violations = seen.violations.lock().clone();
         assert!(
@@ -1227,10 +1212,99 @@ async fn a_registry_shard_is_created_failed_over_moved_frozen_and_retired_under_
         .expect("the retired shard's checkpoint");
     let checkpoint = cairn_tlog::checkpoint::SignedCheckpoint::parse(&object).unwrap();
     assert_eq!(checkpoint.checkpoint().size, final_size);
+    retired_shard_is_served_from_object_storage(&cluster, shard, final_size).await;
 
     let (acked, size) = dev.finish(&mut cluster).await;
     eprintln!("shard dev: {acked} leaves answered 200, final size {size}");
     remove_on_success(cluster, &tmp);
+}
+
+/// `cairn fsck` of `shard` through the frontend, under the cluster's
+/// policy (log signature and witness quorum), which must pass; the size
+/// it checked.
+async fn fsck_through_frontend(cluster: &LocalCluster, shard: &str) -> u64 {
+    let policy = cluster.root.join("policy");
+    let base = cluster.base_url_of(shard);
+    let args = cairn_cli::fsck::FsckArgs::parse_from([
+        base.as_str(),
+        "--key",
+        policy.to_str().expect("UTF-8 path"),
+    ])
+    .expect("fsck arguments");
+    let fsck = cairn_cli::fsck::check(&args, false).await;
+    assert_eq!(
+        fsck.code,
+        cairn_cli::fsck::EXIT_OK,
+        "fsck of shard {shard}: {}",
+        fsck.message
+    );
+    fsck.summary["size"].as_u64().expect("size")
+}
+
+/// The frontend keeps serving a retired shard from object storage: the
+/// index says so, `cairn fsck` through the frontend under the policy
+/// passes at the final size (get-tree-head from the stored checkpoint with
+/// its witness quorum, every tile and leaf), and add-leaf and inclusion
+/// proofs answer 410 with a readable reason.
+async fn retired_shard_is_served_from_object_storage(
+    cluster: &LocalCluster,
+    shard: &str,
+    final_size: u64,
+) {
+    let http = reqwest::Client::new();
+    let index = format!("http://{}/shards.json", cluster.frontend);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = http
+            .get(&index)
+            .send()
+            .await
+            .expect("index")
+            .text()
+            .await
+            .expect("index body");
+        let list: serde_json::Value = serde_json::from_str(&text).expect("index JSON");
+        let entry = list["shards"]
+            .as_array()
+            .expect("shards")
+            .iter()
+            .find(|e| e["name"] == shard)
+            .cloned();
+        if entry.as_ref().is_some_and(|e| e["state"] == "retired") {
+            let entry = entry.expect("entry");
+            assert_eq!(entry["size"], final_size, "{entry}");
+            assert_eq!(entry["successor"], "dev", "{entry}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the frontend does not list {shard} as retired: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let base = cluster.base_url_of(shard);
+    assert_eq!(fsck_through_frontend(cluster, shard).await, final_size);
+    let add = http
+        .post(format!("{base}add-leaf"))
+        .body("message=00\nsignature=00\npublic_key=00\n")
+        .send()
+        .await
+        .expect("add-leaf");
+    assert_eq!(add.status(), reqwest::StatusCode::GONE);
+    let body = add.text().await.expect("body");
+    assert!(
+        body.contains("retired") && body.contains("\"dev\""),
+        "{body}"
+    );
+    let proof = http
+        .get(format!(
+            "{base}get-inclusion-proof/{final_size}/{}",
+            "00".repeat(32)
+        ))
+        .send()
+        .await
+        .expect("get-inclusion-proof");
+    assert_eq!(proof.status(), reqwest::StatusCode::GONE);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -367,6 +367,100 @@ impl CosignedTreeHead {
         self.write(&mut w);
         w.into_string()
     }
+
+    /// The get-tree-head answer a log's published C2SP `checkpoint` note
+    /// stands for: its tree head and log signature, and the cosignature of
+    /// each of `witnesses` whose `cosignature/v1` line is in the note and
+    /// verifies. Lines by other keys, and ones that do not verify, are left
+    /// out, as a verifier would ignore them; so is a second line by the
+    /// same witness. This is how a log whose sequencer is gone (a retired
+    /// shard) keeps answering get-tree-head from object storage.
+    pub fn from_checkpoint_note(
+        note: &[u8],
+        log_key: &PublicKey,
+        witnesses: &[PublicKey],
+    ) -> Result<Self, FromCheckpointError> {
+        use cairn_tlog::checkpoint::SignedCheckpoint;
+        use cairn_tlog::cosignature::Cosignature as NoteCosignature;
+        use cairn_tlog::note::{SIG_TYPE_COSIGNATURE_V1, SIG_TYPE_ED25519, key_id};
+
+        let parsed = SignedCheckpoint::parse(note)
+            .map_err(|e| FromCheckpointError::Malformed(e.to_string()))?;
+        let checkpoint = parsed.checkpoint();
+        let expected = origin(&log_key.key_hash());
+        if checkpoint.origin != expected {
+            return Err(FromCheckpointError::Origin {
+                found: checkpoint.origin.clone(),
+                expected,
+            });
+        }
+        if !checkpoint.extensions.is_empty() {
+            return Err(FromCheckpointError::Extensions);
+        }
+        let tree_head = TreeHead {
+            size: checkpoint.size,
+            root_hash: checkpoint.root,
+        };
+        let log_id = key_id(&checkpoint.origin, SIG_TYPE_ED25519, &log_key.0);
+        let signed = parsed
+            .signatures()
+            .iter()
+            .filter(|s| s.key_id() == log_id)
+            .filter_map(|s| <[u8; 64]>::try_from(s.blob()).ok())
+            .map(|sig| SignedTreeHead {
+                tree_head,
+                signature: Signature(sig),
+            })
+            .find(|signed| signed.verify(log_key))
+            .ok_or(FromCheckpointError::NoLogSignature)?;
+        let mut head = CosignedTreeHead {
+            signed,
+            cosignatures: Vec::new(),
+        };
+        for line in parsed.signatures() {
+            let Some(witness) = witnesses
+                .iter()
+                .find(|w| line.key_id() == key_id(line.name(), SIG_TYPE_COSIGNATURE_V1, &w.0))
+            else {
+                continue;
+            };
+            let Ok(blob) = NoteCosignature::from_note_signature(line) else {
+                continue;
+            };
+            let cosignature = Cosignature {
+                key_hash: witness.key_hash(),
+                timestamp: blob.timestamp,
+                signature: Signature(blob.signature),
+            };
+            if cosignature.verify_for_origin(witness, &tree_head, &checkpoint.origin) {
+                // A second valid line by the same witness adds nothing.
+                let _ = head.add_cosignature(cosignature);
+            }
+        }
+        Ok(head)
+    }
+}
+
+/// Why a checkpoint note is not a cosigned tree head of the log.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FromCheckpointError {
+    /// Not a signed note, or its text not a checkpoint.
+    #[error("not a signed checkpoint: {0}")]
+    Malformed(String),
+    /// The origin is another log's.
+    #[error("the checkpoint's origin {found:?} is not this log's ({expected:?})")]
+    Origin {
+        /// The origin line of the note.
+        found: String,
+        /// This log's origin.
+        expected: String,
+    },
+    /// Sigsum tree heads have no extension lines.
+    #[error("the checkpoint has extension lines, which a Sigsum tree head cannot carry")]
+    Extensions,
+    /// No signature line by the log key verifies.
+    #[error("no signature in the checkpoint verifies with the log key")]
+    NoLogSignature,
 }
 
 #[cfg(test)]
@@ -382,6 +476,100 @@ mod tests {
             size: 3,
             root_hash: [9; 32],
         }
+    }
+
+    /// A checkpoint note of `head` signed by `log`, with a cosignature line
+    /// per `(name, witness, timestamp, forged)`.
+    fn note(
+        log: &SigningKey,
+        head: &TreeHead,
+        lines: &[(&str, &SigningKey, u64, bool)],
+    ) -> Vec<u8> {
+        use cairn_tlog::checkpoint::{CosignatureLine, SignedCheckpoint};
+        let log_hash = log.public_key().key_hash();
+        let signed = head.sign(log);
+        let keys: Vec<[u8; 32]> = lines.iter().map(|(_, w, _, _)| w.public_key().0).collect();
+        let cosignatures: Vec<CosignatureLine<'_>> = lines
+            .iter()
+            .zip(&keys)
+            .map(|((name, w, ts, forged), key)| {
+                let c = Cosignature::sign(w, head, &log_hash, *ts).unwrap();
+                let mut signature = c.signature.0;
+                if *forged {
+                    signature[0] ^= 1;
+                }
+                CosignatureLine {
+                    name,
+                    public_key: key,
+                    cosignature: cairn_tlog::cosignature::Cosignature {
+                        timestamp: *ts,
+                        signature,
+                    },
+                }
+            })
+            .collect();
+        SignedCheckpoint::assemble(
+            head.checkpoint(&log_hash),
+            &log.public_key().0,
+            &signed.signature.0,
+            &cosignatures,
+        )
+        .unwrap()
+        .note()
+        .to_bytes()
+    }
+
+    #[test]
+    fn a_published_checkpoint_reads_back_as_the_cosigned_head_of_the_policy_witnesses() {
+        let log = log_key();
+        let (w1, w2, stranger) = (
+            SigningKey::from_seed(&[0x57; 32]),
+            SigningKey::from_seed(&[0x58; 32]),
+            SigningKey::from_seed(&[0x59; 32]),
+        );
+        let bytes = note(
+            &log,
+            &head(),
+            &[
+                ("w1.example", &w1, 1000, false),
+                ("stranger.example", &stranger, 1001, false),
+                ("w2.example", &w2, 1002, true),
+            ],
+        );
+        let witnesses = [w1.public_key(), w2.public_key()];
+        let cth =
+            CosignedTreeHead::from_checkpoint_note(&bytes, &log.public_key(), &witnesses).unwrap();
+        assert_eq!(cth.signed, head().sign(&log));
+        // Only w1's line counts: the stranger is not a policy witness and
+        // w2's signature is forged.
+        assert_eq!(cth.cosignatures().len(), 1);
+        let c = cth.cosignature_by(&w1.public_key().key_hash()).unwrap();
+        assert_eq!(c.timestamp, 1000);
+        assert!(c.verify(&w1.public_key(), &head(), &log.public_key().key_hash()));
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_log_or_without_the_log_signature_is_refused() {
+        let log = log_key();
+        let other = SigningKey::from_seed(&[2; 32]);
+        let bytes = note(&other, &head(), &[]);
+        assert!(matches!(
+            CosignedTreeHead::from_checkpoint_note(&bytes, &log.public_key(), &[]),
+            Err(FromCheckpointError::Origin { .. })
+        ));
+        // Our origin, but the signature line is another key's.
+        let text = String::from_utf8(note(&log, &head(), &[])).unwrap();
+        let theirs = String::from_utf8(note(&other, &head(), &[])).unwrap();
+        let ours_line = text.lines().last().unwrap();
+        let forged = text.replace(ours_line, theirs.lines().last().unwrap());
+        assert_eq!(
+            CosignedTreeHead::from_checkpoint_note(forged.as_bytes(), &log.public_key(), &[]),
+            Err(FromCheckpointError::NoLogSignature)
+        );
+        assert!(matches!(
+            CosignedTreeHead::from_checkpoint_note(b"not a note", &log.public_key(), &[]),
+            Err(FromCheckpointError::Malformed(_))
+        ));
     }
 
     #[test]
