@@ -368,11 +368,17 @@ pub async fn run(args: HammerArgs) -> anyhow::Result<Summary> {
         .transpose()
         .context("--token")?;
     let config = ClientConfig::default();
-    let clients: Vec<LogClient> = args
-        .log
-        .iter()
-        .map(|url| LogClient::with_config(url, &config).with_context(|| format!("--log {url}")))
-        .collect::<anyhow::Result<_>>()?;
+    // One connection pool for all the logs: with a pool per log, idle
+    // connections of one log's pool are not reused by another's, and the
+    // total passes a server's per-address connection cap.
+    let mut clients: Vec<LogClient> = Vec::with_capacity(args.log.len());
+    for url in &args.log {
+        let client = match clients.first() {
+            None => LogClient::with_config(url, &config),
+            Some(first) => first.at(url),
+        };
+        clients.push(client.with_context(|| format!("--log {url}"))?);
+    }
     let clients: Arc<[LogClient]> = clients.into();
     let duration = Duration::from_secs(args.duration);
     let wanted = args.leaves.unwrap_or_else(|| {

@@ -107,6 +107,16 @@ impl LogClient {
         Ok(LogClient { http, base })
     }
 
+    /// A client for another log at `base_url` that shares this one's
+    /// configuration and connection pool: a tool talking to several logs
+    /// of one server keeps one set of connections, not one per log.
+    pub fn at(&self, base_url: &str) -> Result<Self, ClientError> {
+        Ok(LogClient {
+            http: self.http.clone(),
+            base: parse_base_url(base_url)?,
+        })
+    }
+
     /// The normalised base URL (ends with `/`).
     pub fn base_url(&self) -> &str {
         self.base.as_str()
@@ -375,6 +385,18 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_client_for_another_log_of_the_server_takes_that_base_url() {
+        let dev = LogClient::new("http://127.0.0.1:6965/dev").unwrap();
+        let dev2 = dev.at("http://127.0.0.1:6965/dev2").unwrap();
+        assert_eq!(dev2.base_url(), "http://127.0.0.1:6965/dev2/");
+        assert_eq!(dev.base_url(), "http://127.0.0.1:6965/dev/");
+        assert!(matches!(
+            dev.at("ftp://log.example/"),
+            Err(ClientError::InvalidUrl { .. })
+        ));
     }
 
     #[test]
