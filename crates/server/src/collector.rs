@@ -329,6 +329,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         cairn_http::Server::new(cairn_http::HttpConfig::default()).context("HTTP limits")?;
     let app = ops::router(ops::Ops {
         shards: Vec::new(),
+        sequencer: None,
         collectors: collectors.clone(),
         http: Some(http_server.stats().clone()),
         tile_stores,

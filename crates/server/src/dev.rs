@@ -491,6 +491,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         .nest("/witness", cairn_witness::router(Arc::clone(&witness)))
         .merge(ops::router(ops::Ops {
             shards: vec![shard.clone()],
+            sequencer: None,
             collectors: collector.iter().cloned().collect(),
             http: Some(http_server.stats().clone()),
             // One store, shared by the frontend and the collector.

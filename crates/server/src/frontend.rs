@@ -224,6 +224,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let app = axum::Router::new()
         .merge(ops::router(ops::Ops {
             shards: Vec::new(),
+            sequencer: None,
             collectors: Vec::new(),
             http: Some(http_server.stats().clone()),
             tile_stores: stores,

@@ -41,8 +41,12 @@ struct WitnessLabel {
 /// collectors of some (in `cairnd dev` both, for the one dev shard).
 #[derive(Clone, Debug, Default)]
 pub struct Ops {
-    /// Shards whose sequencer runs here.
+    /// Shards whose sequencer runs here, fixed at start.
     pub shards: Vec<Arc<Shard>>,
+    /// A sequencer node's service: the shards it hosts *now* (registry
+    /// shards come and go while it runs), read at each request in addition
+    /// to `shards`.
+    pub sequencer: Option<cairn_sequencer::service::SequencerService>,
     /// Shards whose cosignature collector runs here.
     pub collectors: Vec<Arc<Collector>>,
     /// The listener's connection counters (`cairn_http_*`), if this process
@@ -54,6 +58,23 @@ pub struct Ops {
     /// The object store metrics the tile stores record into
     /// (`cairn_object_store_*`), registered once for all of them.
     pub store_metrics: StoreMetrics,
+}
+
+impl Ops {
+    /// Every shard whose sequencer runs here now, each once, by name.
+    fn sequencer_shards(&self) -> Vec<Arc<Shard>> {
+        let mut all: std::collections::BTreeMap<String, Arc<Shard>> = self
+            .shards
+            .iter()
+            .map(|s| (s.name().to_owned(), s.clone()))
+            .collect();
+        if let Some(service) = &self.sequencer {
+            for s in service.all() {
+                all.insert(s.name().to_owned(), s);
+            }
+        }
+        all.into_values().collect()
+    }
 }
 
 /// The routes, for what this process runs.
@@ -89,7 +110,7 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
             ));
         }
     }
-    for shard in &ops.shards {
+    for shard in &ops.sequencer_shards() {
         if let Some(reason) = shard.halted() {
             problems.push(format!("shard {}: halted: {reason}", shard.name()));
         } else if let Some(reason) = shard.degraded() {
@@ -146,7 +167,7 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
         "halted",
         "1 if the shard's pipeline halted on a fatal error",
     );
-    for shard in &ops.shards {
+    for shard in &ops.sequencer_shards() {
         let label = ShardLabel {
             shard: shard.name().to_owned(),
         };

@@ -553,9 +553,11 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         let task = tokio::spawn(host.run(meta.clone(), stop_rx.clone()));
         registry_tasks = Some((meta, task));
     }
+    let ops_service = service.clone();
     let grpc_server = spawn_grpc(grpc_router(service, transport), grpc, stop_rx.clone());
     let ops_app = ops::router(ops::Ops {
-        shards: shards.iter().map(|(s, _)| s.clone()).collect(),
+        shards: Vec::new(),
+        sequencer: Some(ops_service),
         collectors: Vec::new(),
         http: None,
         tile_stores: shards

@@ -1105,6 +1105,15 @@ async fn a_registry_shard_is_created_failed_over_moved_frozen_and_retired_under_
     );
     work.replicas = 3;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // Its replicas report it on /metrics like a configured shard.
+    for node in cluster.nodes.iter().filter(|n| n.id <= 3) {
+        let text = support::scrape_metrics(&node.ops).await;
+        assert!(
+            text.contains(&format!("cairn_tree_size{{shard=\"{shard}\"}}")),
+            "node {}:\n{text}",
+            node.id
+        );
+    }
 
     // Its leader dies: it fails over on its own.
     let leader = cluster.leader_of(shard).await;
