@@ -377,6 +377,19 @@ pub async fn record_frozen(via: &[String], shard: &str, successor: &str) -> anyh
     }
 }
 
+/// Records `replicas` as the shard's placement in the registry.
+async fn set_replicas(via: &[String], shard: &str, replicas: &[u64]) -> anyhow::Result<()> {
+    change(
+        via,
+        Change::SetReplicas(SetShardReplicas {
+            shard: shard.to_owned(),
+            replicas: replicas.to_vec(),
+        }),
+    )
+    .await
+    .map(drop)
+}
+
 /// `cairn cluster shard move`.
 pub async fn move_replica(args: &MoveArgs) -> anyhow::Result<()> {
     let registry = fetch_registry(&args.via).await?;
@@ -400,14 +413,7 @@ pub async fn move_replica(args: &MoveArgs) -> anyhow::Result<()> {
     // 1. Record the new replica: the node starts hosting the shard.
     if !replicas.contains(&args.to.id) {
         replicas.push(args.to.id);
-        change(
-            &args.via,
-            Change::SetReplicas(SetShardReplicas {
-                shard: args.shard.clone(),
-                replicas: replicas.clone(),
-            }),
-        )
-        .await?;
+        set_replicas(&args.via, &args.shard, &replicas).await?;
     }
     wait_hosting(&args.shard, std::slice::from_ref(&args.to)).await?;
     // 2. Grow the group (learner, caught up, voter), then shrink it.
@@ -442,14 +448,7 @@ pub async fn move_replica(args: &MoveArgs) -> anyhow::Result<()> {
     println!("shard {}: node {} left the group", args.shard, args.from);
     // 3. Record it: the old node stops and deletes its replica.
     replicas.retain(|id| *id != args.from);
-    change(
-        &args.via,
-        Change::SetReplicas(SetShardReplicas {
-            shard: args.shard.clone(),
-            replicas: replicas.clone(),
-        }),
-    )
-    .await?;
+    set_replicas(&args.via, &args.shard, &replicas).await?;
     println!(
         "shard {}: moved from node {} to node {} (replicas {:?})",
         args.shard, args.from, args.to.id, replicas

@@ -402,6 +402,19 @@ impl MetaGroup {
         Ok(())
     }
 
+    /// The gRPC addresses of the meta group's members, as this node's
+    /// membership config has them; empty before the group is initialised.
+    pub fn member_addrs(&self) -> Vec<String> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(_, n)| n.addr.clone())
+            .collect()
+    }
+
     /// Whether this node believes it leads the meta group.
     pub fn is_leader(&self) -> bool {
         not_leader(&self.raft, self.node_id).is_none()

@@ -162,15 +162,7 @@ impl SequencerService {
 /// The registry as a protobuf message.
 pub fn registry_message(meta: &MetaGroup) -> cairn_proto::v1::Registry {
     let state = meta.state();
-    let initialized = meta
-        .raft()
-        .metrics()
-        .borrow()
-        .membership_config
-        .membership()
-        .nodes()
-        .next()
-        .is_some();
+    let initialized = !meta.member_addrs().is_empty();
     cairn_proto::v1::Registry {
         shards: state.registry.values().map(record_message).collect(),
         applied_index: state.last_applied.map_or(0, |l| l.index),

@@ -27,15 +27,7 @@ pub async fn run(meta: Arc<MetaGroup>, interval: Duration, mut stop: watch::Rece
         if !meta.is_leader() {
             continue;
         }
-        let via: Vec<String> = meta
-            .raft()
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .nodes()
-            .map(|(_, n)| n.addr.clone())
-            .collect();
+        let via = meta.member_addrs();
         let (moves, addrs) = match cairn_cli::cluster::balance_plan(&via, true).await {
             Ok(plan) => plan,
             Err(e) => {
