@@ -22,6 +22,9 @@ command -v ssh-agent >/dev/null || need_apt+=(openssh-client)
 # The cluster tests cut a node off in its own network namespace.
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v iptables >/dev/null || need_apt+=(iptables)
+# The alert rules are checked and unit-tested with promtool (Debian ships
+# it in the prometheus package).
+command -v promtool >/dev/null || need_apt+=(prometheus)
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         echo "bootstrap: installing ${need_apt[*]}"

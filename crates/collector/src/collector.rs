@@ -56,6 +56,7 @@ use futures::stream::FuturesUnordered;
 use reqwest::Url;
 use tokio::sync::{Notify, OnceCell, watch};
 use tokio::time::{Instant, MissedTickBehavior};
+use tracing::Instrument as _;
 
 use crate::client::{WitnessClient, WitnessError, add_checkpoint_url};
 use crate::config::{CollectorConfig, InvalidRoots};
@@ -278,15 +279,24 @@ impl Collector {
         let mut tick = tokio::time::interval(self.config.poll_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = signed.notified() => {}
-            }
+            let woken = tokio::select! {
+                _ = tick.tick() => false,
+                () = signed.notified() => true,
+            };
             if self.halted() {
                 // Publishing stays stopped until an operator restarts us.
                 return std::future::pending().await;
             }
-            self.round().await;
+            if woken {
+                // A new signed head: one trace from reading (signing) it,
+                // through every witness, to its publication. Polls that
+                // find nothing new are not traced.
+                self.round()
+                    .instrument(tracing::info_span!("publication", shard = %self.config.shard))
+                    .await;
+            } else {
+                self.round().await;
+            }
         }
     }
 
@@ -313,7 +323,7 @@ impl Collector {
     async fn follow_stream(
         &self,
         node: &str,
-        mut client: pb::sequencer_client::SequencerClient<tonic::transport::Channel>,
+        mut client: cairn_proto::Client,
         signed: &Notify,
         backoff: &mut Duration,
     ) {
@@ -570,11 +580,17 @@ impl Collector {
         let mut pending: FuturesUnordered<_> = self
             .witnesses
             .iter()
-            .map(|t| async move {
-                let r = tokio::time::timeout(limit, self.cosign(t, checkpoint, note, proofs))
-                    .await
-                    .unwrap_or(Err(CosignError::Deadline));
-                (t, r)
+            .map(|t| {
+                let span = tracing::info_span!("witness", witness = %t.name, size);
+                async move {
+                    let asked = Instant::now();
+                    let r = tokio::time::timeout(limit, self.cosign(t, checkpoint, note, proofs))
+                        .await
+                        .unwrap_or(Err(CosignError::Deadline));
+                    self.metrics.witness_answered(&t.name, asked.elapsed());
+                    (t, r)
+                }
+                .instrument(span)
             })
             .collect();
         let mut satisfied = HashSet::new();

@@ -32,6 +32,8 @@ pub struct CollectorMetrics {
     /// Keyed by the witness's policy name; bounded by the policy's witness
     /// count (at most a few dozen).
     witness_errors: Mutex<BTreeMap<String, u64>>,
+    /// Same keys: each witness's answer times.
+    witness_latency: Mutex<BTreeMap<String, Histogram>>,
     cosign_latency: Histogram,
     publish_latency: Histogram,
 }
@@ -47,6 +49,7 @@ impl Default for CollectorMetrics {
             publish_errors: AtomicU64::default(),
             sequencer_errors: AtomicU64::default(),
             witness_errors: Mutex::default(),
+            witness_latency: Mutex::default(),
             cosign_latency: Histogram::new(latency_buckets()),
             publish_latency: Histogram::new(latency_buckets()),
         }
@@ -106,6 +109,24 @@ impl CollectorMetrics {
     /// what cosigning adds to publication, including any `extra_wait`.
     pub fn publish_latency(&self) -> &Histogram {
         &self.publish_latency
+    }
+
+    /// Each witness's histogram of seconds from sending it a checkpoint
+    /// until it answered (a cosignature, a refusal or a timeout; requests
+    /// still open when a round ended are not observed), by policy name.
+    pub fn witness_latencies(&self) -> Vec<(String, Histogram)> {
+        self.witness_latency
+            .lock()
+            .map(|m| m.iter().map(|(k, h)| (k.clone(), h.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn witness_answered(&self, witness: &str, after: Duration) {
+        if let Ok(mut m) = self.witness_latency.lock() {
+            m.entry(witness.to_owned())
+                .or_insert_with(|| Histogram::new(latency_buckets()))
+                .observe(after.as_secs_f64());
+        }
     }
 
     pub(crate) fn quorum_reached(&self, after: Duration) {

@@ -21,9 +21,11 @@ use cairn_proto::v1::AddLeavesRequest;
 use cairn_sigsum::leaf::LEAF_SIZE;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::config::ShardLimits;
 use crate::error::ApiError;
+use crate::metrics::Refusal;
 
 /// Extra time an `AddLeaves` call gets beyond the `wait_ms` it asks for:
 /// the sequencer answers at `wait_ms` at the latest, plus one round trip.
@@ -51,6 +53,9 @@ pub(crate) enum Outcome {
 struct Submission {
     leaf: [u8; LEAF_SIZE],
     queued: Instant,
+    /// The submitter's span (its add-leaf request): the batch's call is a
+    /// child of the first one's and follows from the others.
+    span: tracing::Span,
     reply: oneshot::Sender<Result<Outcome, ApiError>>,
 }
 
@@ -96,8 +101,9 @@ impl Batcher {
 
     /// Queues a verified 128-byte leaf and waits for its batch's answer.
     ///
-    /// Errors: [`ApiError::Unavailable`] if the queue is full, the
-    /// sequencer is unreachable, overloaded or too slow; the caller answers
+    /// Errors: [`ApiError::Overloaded`] if the queue is full or the
+    /// sequencer overloaded, [`ApiError::Unavailable`] if it is
+    /// unreachable or too slow; the caller answers
     /// 503 and the client retries (resubmission is idempotent).
     /// [`ApiError::Internal`] if the sequencer's answer is inconsistent.
     pub(crate) async fn submit(&self, leaf: [u8; LEAF_SIZE]) -> Result<Outcome, ApiError> {
@@ -105,12 +111,14 @@ impl Batcher {
         let submission = Submission {
             leaf,
             queued: Instant::now(),
+            span: tracing::Span::current(),
             reply,
         };
         self.queue.try_send(submission).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                ApiError::Unavailable("the submission queue is full, retry later".to_owned())
-            }
+            mpsc::error::TrySendError::Full(_) => ApiError::Overloaded {
+                why: Refusal::SubmitQueue,
+                message: "the submission queue is full, retry later".to_owned(),
+            },
             mpsc::error::TrySendError::Closed(_) => {
                 ApiError::Unavailable("the submission batcher has stopped".to_owned())
             }
@@ -169,6 +177,15 @@ async fn send(pool: SequencerPool, config: &BatchConfig, batch: Vec<Submission>)
     let wait = config.wait.saturating_sub(oldest.elapsed());
     let deadline = Instant::now() + wait + CALL_GRACE;
     let leaves: Vec<Vec<u8>> = batch.iter().map(|s| s.leaf.to_vec()).collect();
+    let span = match batch.first() {
+        Some(first) => {
+            tracing::info_span!(parent: &first.span, "add_leaves_batch", shard = %config.shard, leaves = batch.len())
+        }
+        None => tracing::Span::none(),
+    };
+    for other in batch.iter().skip(1) {
+        span.follows_from(&other.span);
+    }
     // An attempt may wait as long as the whole call: the leader holds it
     // until the leaves commit. A node that stopped answering is still left
     // early, by the pool's keep-alive.
@@ -186,6 +203,7 @@ async fn send(pool: SequencerPool, config: &BatchConfig, batch: Vec<Submission>)
             request.set_timeout(left);
             async move { client.add_leaves(request).await }
         })
+        .instrument(span)
         .await;
     let mut frozen = None;
     let results = match answer {
@@ -374,6 +392,7 @@ mod tests {
         let submission = Submission {
             leaf: [i; LEAF_SIZE],
             queued: Instant::now(),
+            span: tracing::Span::none(),
             reply,
         };
         (submission, answer)
@@ -448,7 +467,10 @@ mod tests {
         }
         assert!(refused, "the queue never filled");
         match batcher.submit([9; LEAF_SIZE]).await {
-            Err(ApiError::Unavailable(m)) => assert!(m.contains("queue is full"), "{m}"),
+            Err(ApiError::Overloaded {
+                why: Refusal::SubmitQueue,
+                message,
+            }) => assert!(message.contains("queue is full"), "{message}"),
             other => panic!("expected 503, got {other:?}"),
         }
         gated.gate.add_permits(100);

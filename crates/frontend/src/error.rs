@@ -7,6 +7,8 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tonic::Code;
 
+use crate::metrics::Refusal;
+
 /// `Content-Type` of every text response, errors included.
 pub(crate) const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
@@ -53,6 +55,15 @@ pub(crate) enum ApiError {
     /// overloaded, queue full); the client should retry.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with `Retry-After`, like `Unavailable`, for overload: the
+    /// response carries the [`Refusal`] for the metrics layer to count.
+    #[error("{message}")]
+    Overloaded {
+        /// What was full.
+        why: Refusal,
+        /// The response body.
+        message: String,
+    },
     /// 500: a bug or corrupt data; retrying will not help.
     #[error("{0}")]
     Internal(String),
@@ -81,7 +92,9 @@ impl ApiError {
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,9 +110,10 @@ impl ApiError {
         match status.code() {
             // The sequencer's pending pool is full: back-pressure, not a
             // per-submitter rate limit, so 503 rather than Sigsum's 429.
-            Code::ResourceExhausted => {
-                ApiError::Unavailable(format!("the log is overloaded, retry later ({detail})"))
-            }
+            Code::ResourceExhausted => ApiError::Overloaded {
+                why: Refusal::SequencerOverloaded,
+                message: format!("the log is overloaded, retry later ({detail})"),
+            },
             // The pool has followed every leader hint and passed over
             // every unavailable node until the deadline: during an
             // election a submitter must be told to come back (503), never
@@ -156,7 +170,9 @@ impl IntoResponse for ApiError {
         let status = self.status();
         match &self {
             ApiError::Internal(m) => tracing::error!(status = status.as_u16(), "{m}"),
-            ApiError::Unavailable(m) => tracing::warn!(status = status.as_u16(), "{m}"),
+            ApiError::Unavailable(m) | ApiError::Overloaded { message: m, .. } => {
+                tracing::warn!(status = status.as_u16(), "{m}");
+            }
             _ => tracing::debug!(status = status.as_u16(), "{self}"),
         }
         let mut response = text_response(status, &self.to_string());
@@ -165,13 +181,16 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed { allow, .. } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::Overloaded { .. } => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_SECONDS),
                 );
             }
             _ => {}
+        }
+        if let ApiError::Overloaded { why, .. } = self {
+            response.extensions_mut().insert(why);
         }
         response
     }

@@ -74,6 +74,7 @@ mod index;
 mod info;
 mod keys;
 mod lookups;
+mod metrics;
 mod published;
 mod shard;
 mod tiles;
@@ -97,6 +98,7 @@ pub use config::{
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_SEQUENCER_TIMEOUT, DEFAULT_SUBMIT_QUEUE, DEFAULT_SUBMIT_WAIT,
     DEFAULT_TOKEN_TIMEOUT, FrontendConfig, ShardLimits,
 };
+pub use metrics::FrontendMetrics;
 pub use shard::{Retired, ShardFrontend};
 pub use tiles::{
     CHECKPOINT_CACHE_CONTROL, FULL_TILE_CACHE_CONTROL, PARTIAL_TILE_CACHE_CONTROL,
@@ -105,7 +107,11 @@ pub use tiles::{
 pub use token::{TOKEN_CACHE_ENTRIES, TOKEN_CACHE_TTL};
 
 use error::ApiError;
+use metrics::Refusal;
 use shard::Shard;
+
+/// How long `/readyz` waits for the sequencers' health answers.
+pub const READY_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Path of the JSON index of shards (the HTML one is `/`).
 pub const INDEX_JSON: &str = "/shards.json";
@@ -145,6 +151,7 @@ pub fn router_with_handle(
     let handle = Shards {
         set: Arc::clone(&set),
         config: Arc::clone(&config),
+        metrics: FrontendMetrics::default(),
     };
     for frontend in shards {
         handle.add(frontend)?;
@@ -156,7 +163,11 @@ pub fn router_with_handle(
         .route("/", axum::routing::get(index::html))
         .route(INDEX_JSON, axum::routing::get(index::json))
         .with_state(index)
-        .merge(Router::new().fallback(route_to_shard).with_state(set));
+        .merge(
+            Router::new()
+                .fallback(route_to_shard)
+                .with_state(Arc::clone(&set)),
+        );
 
     let slots = Arc::new(Semaphore::new(config.max_concurrent_requests));
     let app = app
@@ -173,10 +184,33 @@ pub fn router_with_handle(
         .layer(middleware::map_response(error::ensure_error_body))
         // Failures are logged once, by `ApiError` with their reason; the
         // layer's own report stays at debug.
+        // Every event of a request carries its id (JSON logs).
         .layer(
             TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let id = request
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = %id,
+                    )
+                })
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
-        );
+        )
+        .layer(middleware::from_fn(request_id))
+        // Outermost: the time and status the client sees.
+        .layer(middleware::from_fn_with_state(
+            Arc::new(Measured {
+                set: Arc::clone(&set),
+                metrics: handle.metrics.clone(),
+            }),
+            measure,
+        ));
     Ok((app, handle))
 }
 
@@ -232,6 +266,7 @@ impl ShardSet {
 pub struct Shards {
     set: Arc<ShardSet>,
     config: Arc<FrontendConfig>,
+    metrics: FrontendMetrics,
 }
 
 impl Shards {
@@ -278,6 +313,30 @@ impl Shards {
         map.keys().cloned().collect()
     }
 
+    /// The router's request metrics, to register with a server's
+    /// `/metrics`.
+    pub fn metrics(&self) -> &FrontendMetrics {
+        &self.metrics
+    }
+
+    /// Why this frontend cannot serve every active shard now (`/readyz`):
+    /// one line per shard whose sequencers report no leader that takes
+    /// leaves within [`READY_CHECK_TIMEOUT`]. Retired shards need no
+    /// sequencer and are not checked.
+    pub async fn unready(&self) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + READY_CHECK_TIMEOUT;
+        let shards = self.set.all();
+        let checks = shards
+            .iter()
+            .filter(|s| s.retired.is_none())
+            .map(|s| s.unready(deadline));
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
     /// Whether `name` is served, and if so whether as a retired shard.
     pub fn is_retired(&self, name: &str) -> Option<bool> {
         self.set.get(name).map(|s| s.retired.is_some())
@@ -303,6 +362,86 @@ async fn route_to_shard(State(set): State<Arc<ShardSet>>, request: Request) -> R
     }
 }
 
+/// The request id header: the client's, if it sent a short one of safe
+/// characters, or one made up here; echoed in the response and logged
+/// with every event of the request.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Longest client request id kept.
+const MAX_REQUEST_ID: usize = 64;
+
+/// Gives the request an id (see [`REQUEST_ID`]) and echoes it.
+async fn request_id(mut request: Request, next: Next) -> Response {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let given = request
+        .headers()
+        .get(REQUEST_ID)
+        .filter(|v| {
+            v.len() <= MAX_REQUEST_ID
+                && !v.is_empty()
+                && v.as_bytes()
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+        })
+        .cloned();
+    let id = given.unwrap_or_else(|| {
+        // A per-process prefix keeps ids of several frontends apart.
+        let prefix = PREFIX.get_or_init(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos() ^ std::process::id())
+        });
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        header::HeaderValue::from_str(&format!("{prefix:08x}-{n}"))
+            .unwrap_or_else(|_| header::HeaderValue::from_static("-"))
+    });
+    request.headers_mut().insert(REQUEST_ID, id.clone());
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}
+
+/// What [`measure`] needs: the shards (to label a request with a shard
+/// only if it is one) and where to record.
+struct Measured {
+    set: Arc<ShardSet>,
+    metrics: FrontendMetrics,
+}
+
+/// Records every request's latency by shard, endpoint and status, and
+/// counts overload refusals by reason.
+async fn measure(State(m): State<Arc<Measured>>, request: Request, next: Next) -> Response {
+    let (shard, endpoint) = request_labels(&m.set, request.uri().path());
+    let started = tokio::time::Instant::now();
+    let response = next.run(request).await;
+    m.metrics.observe(
+        &shard,
+        endpoint,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    if let Some(why) = response.extensions().get::<Refusal>() {
+        m.metrics.refused(&shard, *why);
+    }
+    response
+}
+
+/// The `shard` and `endpoint` labels of a request for `path`: a shard this
+/// router serves or `-`, and a name from a fixed set.
+fn request_labels(set: &ShardSet, path: &str) -> (String, &'static str) {
+    if path == "/" || path == INDEX_JSON {
+        return ("-".to_owned(), "index");
+    }
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    let (name, below) = rest.split_once('/').unwrap_or((rest, ""));
+    if set.get(name).is_none() {
+        return ("-".to_owned(), "unknown");
+    }
+    (name.to_owned(), shard::endpoint_label(below))
+}
+
 /// Refuses a request at once (503) when every slot is taken, instead of
 /// queueing it: queued requests would only time out later, holding memory.
 async fn limit_concurrency(
@@ -311,8 +450,11 @@ async fn limit_concurrency(
     next: Next,
 ) -> Response {
     let Ok(_slot) = slots.try_acquire_owned() else {
-        return ApiError::Unavailable("too many concurrent requests, retry later".to_owned())
-            .into_response();
+        return ApiError::Overloaded {
+            why: Refusal::ConcurrentRequests,
+            message: "too many concurrent requests, retry later".to_owned(),
+        }
+        .into_response();
     };
     next.run(request).await
 }

@@ -24,12 +24,10 @@
 use std::time::Duration;
 
 use cairn_proto::SequencerPool;
-use cairn_proto::v1::sequencer_client::SequencerClient;
 use cairn_proto::v1::{Frozen, GetTreeHeadsRequest};
 use futures::StreamExt as _;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
 /// First delay before reconnecting a broken stream; doubled per failure.
 const RECONNECT_MIN: Duration = Duration::from_millis(50);
@@ -157,7 +155,7 @@ async fn watch_stream(
 /// Follows one stream until it ends; `Ok(true)` if it delivered anything.
 async fn follow(
     shard: &str,
-    mut sequencer: SequencerClient<Channel>,
+    mut sequencer: cairn_proto::Client,
     seen: &Seen,
 ) -> Result<bool, tonic::Status> {
     let mut stream = sequencer

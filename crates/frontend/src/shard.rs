@@ -19,6 +19,9 @@ use cairn_sigsum::PublicKey;
 use cairn_sigsum::api::Endpoint;
 use cairn_sigsum::tree_head::CosignedTreeHead;
 use cairn_storage::TileStore;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::batcher::Batcher;
 use crate::config::{FrontendConfig, ShardLimits};
@@ -98,6 +101,8 @@ pub(crate) struct Shard {
     pub(crate) lookups: Lookups,
     /// `Some` once the shard is retired: nothing is asked of sequencers.
     pub(crate) retired: Option<Retired>,
+    /// The shard's sequencer nodes, for `/readyz`'s health checks.
+    pub(crate) sequencer: SequencerPool,
 }
 
 impl Shard {
@@ -151,7 +156,46 @@ impl Shard {
             fresh_heads,
             lookups,
             retired,
+            sequencer: frontend.sequencer,
         }
+    }
+
+    /// Why this shard cannot take submissions through this frontend now,
+    /// if it cannot: no sequencer node answers that it leads the shard and
+    /// takes leaves (the gRPC health service, within `deadline`).
+    pub(crate) async fn unready(&self, deadline: tokio::time::Instant) -> Option<String> {
+        let service = cairn_proto::shard_leader_health_service(&self.name);
+        let checks = self
+            .sequencer
+            .channels()
+            .into_iter()
+            .map(|(addr, channel)| {
+                let service = service.clone();
+                async move {
+                    let mut client = HealthClient::new(channel);
+                    let answer = tokio::time::timeout_at(
+                        deadline,
+                        client.check(HealthCheckRequest { service }),
+                    )
+                    .await;
+                    match answer {
+                        Ok(Ok(r)) if r.get_ref().status() == ServingStatus::Serving => Ok(()),
+                        Ok(Ok(r)) => Err(format!("{addr}: {:?}", r.get_ref().status())),
+                        Ok(Err(status)) => Err(format!("{addr}: {}", status.code())),
+                        Err(_) => Err(format!("{addr}: no answer in time")),
+                    }
+                }
+            });
+        let answers = futures::future::join_all(checks).await;
+        if answers.iter().any(Result::is_ok) {
+            return None;
+        }
+        let seen: Vec<String> = answers.into_iter().filter_map(Result::err).collect();
+        Some(format!(
+            "shard {}: no sequencer leads it and takes leaves ({})",
+            self.name,
+            seen.join("; ")
+        ))
     }
 }
 
@@ -171,6 +215,20 @@ enum Target<'a> {
 
 const GET_ALLOW: &str = "GET, HEAD";
 const POST_ALLOW: &str = "POST";
+
+/// The metrics label of the endpoint `rest` (the path after `/<name>/`)
+/// names: a Sigsum endpoint's name, `info`, `checkpoint`, `tile`,
+/// `entries` (entry bundles), or `unknown`.
+pub(crate) fn endpoint_label(rest: &str) -> &'static str {
+    match Target::parse(rest) {
+        Ok(Target::Info) => "info",
+        Ok(Target::Checkpoint) => "checkpoint",
+        Ok(Target::Tile(path)) if path.starts_with("tile/entries/") => "entries",
+        Ok(Target::Tile(_)) => "tile",
+        Ok(Target::Api(endpoint, _)) => endpoint.name(),
+        Err(_) => "unknown",
+    }
+}
 
 impl<'a> Target<'a> {
     /// Classifies `rest`, the path after `/<name>/`; 404 if it names
@@ -294,6 +352,22 @@ async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metric_labels_name_each_endpoint_and_lump_every_unknown_path_together() {
+        assert_eq!(endpoint_label(""), "info");
+        assert_eq!(endpoint_label("checkpoint"), "checkpoint");
+        assert_eq!(endpoint_label("tile/0/000"), "tile");
+        assert_eq!(endpoint_label("tile/entries/000"), "entries");
+        assert_eq!(endpoint_label("add-leaf"), "add-leaf");
+        assert_eq!(
+            endpoint_label("get-inclusion-proof/1/ab"),
+            "get-inclusion-proof"
+        );
+        // Arbitrary paths cannot create new series.
+        assert_eq!(endpoint_label("x/y/z"), "unknown");
+        assert_eq!(endpoint_label("get-tree-head/extra"), "unknown");
+    }
 
     #[test]
     fn paths_name_the_info_page_objects_and_endpoints() {

@@ -4,15 +4,28 @@
 //! * `raft` — sequencer ↔ sequencer (Raft transport).
 //! * `admin` — operator tools → sequencer (cluster membership, status).
 //! * [`SequencerPool`] — a sequencer client that follows the Raft leader.
+//! * [`trace`] — trace context across the gRPC calls.
 
 pub mod pool;
+pub mod trace;
 
-pub use pool::{PoolError, PoolOptions, SequencerPool};
+pub use pool::{Client, PoolError, PoolOptions, SequencerPool};
 
 /// Package `cairn.v1`.
 #[allow(missing_docs, missing_debug_implementations, clippy::all)]
 pub mod v1 {
     tonic::include_proto!("cairn.v1");
+}
+
+/// The standard gRPC health service (`grpc.health.v1.Health`) name of a
+/// sequencer node as a whole: `SERVING` when every shard it hosts is
+/// ready.
+pub const SEQUENCER_HEALTH_SERVICE: &str = "cairn.v1.Sequencer";
+
+/// The health service name that is `SERVING` on the node that leads
+/// `shard` and takes leaves, `NOT_SERVING` on its other replicas.
+pub fn shard_leader_health_service(shard: &str) -> String {
+    format!("{SEQUENCER_HEALTH_SERVICE}/{shard}")
 }
 
 /// Metadata key naming the leader's sequencer URL when a follower refuses a

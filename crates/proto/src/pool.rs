@@ -46,7 +46,12 @@ use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
+use crate::trace::{TraceContext, TracedChannel};
 use crate::v1::sequencer_client::SequencerClient;
+
+/// A sequencer client of the pool: its calls carry the caller's trace
+/// context ([`crate::trace`]).
+pub type Client = SequencerClient<TracedChannel>;
 use crate::{LEADER_METADATA_KEY, NOT_LEADER_METADATA_KEY};
 
 /// Most nodes a pool holds, configured and learned together: a bound on
@@ -146,7 +151,8 @@ pub enum PoolError {
 #[derive(Clone, Debug)]
 struct Node {
     addr: Arc<str>,
-    client: SequencerClient<Channel>,
+    channel: Channel,
+    client: Client,
 }
 
 #[derive(Debug)]
@@ -276,10 +282,19 @@ impl SequencerPool {
         self.nodes().iter().map(|n| n.addr.to_string()).collect()
     }
 
+    /// Every node's URL and channel, for other services on the same
+    /// listeners (the gRPC health service).
+    pub fn channels(&self) -> Vec<(String, Channel)> {
+        self.nodes()
+            .iter()
+            .map(|n| (n.addr.to_string(), n.channel.clone()))
+            .collect()
+    }
+
     /// The leader guess: its URL and a client on its channel. For streams
     /// (`WatchTreeHeads`), which [`call`](Self::call) does not serve: when
     /// one fails, report it with [`suspect`](Self::suspect).
-    pub fn current(&self) -> (String, SequencerClient<Channel>) {
+    pub fn current(&self) -> (String, Client) {
         // Never hold the watch's lock while taking the nodes' lock.
         let index = *self.inner.current.borrow();
         let node = self.node(index);
@@ -323,7 +338,7 @@ impl SequencerPool {
         f: F,
     ) -> Result<T, Status>
     where
-        F: FnMut(SequencerClient<Channel>) -> Fut,
+        F: FnMut(Client) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let attempt_timeout = self.inner.options.attempt_timeout;
@@ -342,7 +357,7 @@ impl SequencerPool {
         mut f: F,
     ) -> Result<T, Status>
     where
-        F: FnMut(SequencerClient<Channel>) -> Fut,
+        F: FnMut(Client) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let started = Instant::now();
@@ -438,7 +453,7 @@ impl SequencerPool {
         mut f: F,
     ) -> impl futures::Stream<Item = (String, Result<T, Status>)> + use<T, F, Fut>
     where
-        F: FnMut(SequencerClient<Channel>) -> Fut,
+        F: FnMut(Client) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let until = (Instant::now() + self.inner.options.attempt_timeout).min(deadline);
@@ -596,9 +611,11 @@ impl Node {
                 .http2_keep_alive_interval(keep_alive)
                 .keep_alive_timeout(keep_alive);
         }
+        let channel = endpoint.connect_lazy();
         Ok(Node {
             addr: addr.into(),
-            client: SequencerClient::new(endpoint.connect_lazy()),
+            client: SequencerClient::with_interceptor(channel.clone(), TraceContext),
+            channel,
         })
     }
 }

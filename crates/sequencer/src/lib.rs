@@ -18,15 +18,22 @@
 //!   kept outside its database, so a restored old database cannot sign a
 //!   second history.
 //! * [`shard`] — one shard's Raft, state and pipeline tasks.
+//! * [`metrics`] — what a shard's pipeline measures: latencies from
+//!   submission to commit and from commit to each later step, the merge
+//!   delay, leader changes.
 //! * [`service`] — the `cairn.v1.Sequencer` gRPC service.
+//! * [`health`] — the standard gRPC health service: liveness, the node's
+//!   readiness, and which node leads each shard.
 //! * [`admin`] — the `cairn.v1.Admin` gRPC service: create a shard's group,
 //!   change its membership, report each node's view.
 
 pub mod admin;
 pub mod batcher;
 pub mod gc;
+pub mod health;
 pub mod integrator;
 pub mod log_store;
+pub mod metrics;
 pub mod network;
 pub mod raft;
 pub mod record;

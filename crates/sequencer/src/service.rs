@@ -208,15 +208,18 @@ pub fn record_from_message(m: cairn_proto::v1::ShardRecord) -> Result<ShardRecor
     })
 }
 
-/// A router serving the sequencer, admin and Raft transport services on
-/// one address; serve it with `serve`/`serve_with_incoming_shutdown`.
+/// A router serving the sequencer, admin, health and Raft transport
+/// services on one address; serve it with `serve`/`serve_with_incoming_shutdown`.
 pub fn grpc_router(
     sequencer: SequencerService,
     transport: RaftTransportService,
 ) -> tonic::transport::server::Router {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        // Continues the callers' traces (cairn_proto::trace).
+        .trace_fn(cairn_proto::trace::server_span)
         .add_service(crate::admin::AdminService::new(sequencer.clone()).into_server())
+        .add_service(crate::health::HealthService::new(sequencer.clone()).into_server())
         .add_service(sequencer.into_server())
         .add_service(transport.into_server())
 }
@@ -500,7 +503,9 @@ impl Sequencer for SequencerService {
     ) -> Result<Response<TreeHeads>, Status> {
         let req = request.into_inner();
         let shard = self.get(&req.shard)?;
-        let heads = shard.tree_heads().map_err(|e| status_for(&e))?;
+        let heads = tracing::info_span!("sign", shard = %req.shard)
+            .in_scope(|| shard.tree_heads())
+            .map_err(|e| status_for(&e))?;
         Ok(Response::new(tree_heads_message(heads)))
     }
 

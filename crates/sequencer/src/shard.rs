@@ -33,10 +33,12 @@ use openraft::{Raft, ServerState};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::batcher::{Batcher, BatcherConfig, FreezeGate, LeafStatus};
 use crate::integrator::{Degraded, HaltFlag, Integrator, IntegratorConfig};
 use crate::log_store::{LockHolder, StoreError, blocking, open_shard_db};
+use crate::metrics::{ShardMetrics, Step};
 use crate::network::{GrpcNetworkFactory, RaftTransportService};
 use crate::raft::{
     LeaderHint, ProposeError, initialize_single_node, not_leader, propose, start_raft,
@@ -68,6 +70,16 @@ pub const FREEZE_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a scheduled freeze that is due is retried while it cannot be
 /// done (no leader here yet, the leader not yet checked, Raft trouble).
 const FREEZE_RETRY: Duration = Duration::from_secs(1);
+
+/// Most Raft log entries a replica may hold unapplied and still be ready:
+/// a replica further behind serves reads that are too old (a few seconds
+/// of batches at full load).
+pub const READY_MAX_APPLY_LAG: u64 = 1_000;
+
+/// Longest a leader of several voters may go without an acknowledgement
+/// from a quorum and still be ready: past it, it is probably cut off and
+/// about to be replaced (several election timeouts).
+pub const READY_MAX_QUORUM_SILENCE: Duration = Duration::from_secs(5);
 
 /// Longest successor name accepted (a shard name).
 pub const MAX_SUCCESSOR_LEN: usize = 64;
@@ -392,6 +404,8 @@ struct Pipeline {
     cleared: Arc<watch::Sender<bool>>,
     /// The batcher's gate, which a freeze closes first.
     gate: FreezeGate,
+    /// What the pipeline measures about itself.
+    metrics: Arc<ShardMetrics>,
 }
 
 /// One running shard. Share it behind an `Arc`; every method takes `&self`
@@ -506,18 +520,33 @@ impl Shard {
             degraded: Degraded::default(),
             cleared: Arc::new(watch::channel(false).0),
             gate: batcher.gate().clone(),
+            metrics: Arc::new(ShardMetrics::default()),
         };
         let (stop, stop_rx) = watch::channel(false);
-        let leadership = tokio::spawn(pipeline.clone().lead(stop_rx.clone()));
-        tokio::spawn(pipeline.clone().trigger_snapshots(stop_rx.clone()));
+        // Every event of the shard's tasks carries its name and this node.
+        let span = tracing::info_span!("shard", shard = %name, node = config.node_id);
+        let leadership = tokio::spawn(
+            pipeline
+                .clone()
+                .lead(stop_rx.clone())
+                .instrument(span.clone()),
+        );
+        tokio::spawn(
+            pipeline
+                .clone()
+                .trigger_snapshots(stop_rx.clone())
+                .instrument(span.clone()),
+        );
         if let Some(at) = config.freeze_at {
-            tokio::spawn(pipeline.clone().freeze_when_due(
-                at,
-                config.successor.clone(),
-                stop_rx.clone(),
-            ));
+            tokio::spawn(
+                pipeline
+                    .clone()
+                    .freeze_when_due(at, config.successor.clone(), stop_rx.clone())
+                    .instrument(span.clone()),
+            );
         }
-        tokio::spawn(pipeline.clone().watch_raft_core(stop_rx));
+        tokio::spawn(pipeline.clone().watch_progress(stop_rx.clone()));
+        tokio::spawn(pipeline.clone().watch_raft_core(stop_rx).instrument(span));
         tracing::info!(shard = %name, node_id = config.node_id, origin = pipeline.signer.origin(), "shard started");
         Ok(Shard {
             pipeline,
@@ -595,6 +624,53 @@ impl Shard {
     /// the published log this term (it accepts leaves).
     pub fn cleared(&self) -> bool {
         *self.pipeline.cleared.borrow()
+    }
+
+    /// Why this replica cannot do its job now, if it cannot (`/readyz`
+    /// and the gRPC health service): halted, integration failing, no
+    /// known leader, more than [`READY_MAX_APPLY_LAG`] log entries not yet
+    /// applied, a leader of several voters that heard from no quorum for
+    /// [`READY_MAX_QUORUM_SILENCE`], or nothing published yet.
+    pub fn unready(&self) -> Option<String> {
+        if let Some(reason) = self.halted() {
+            return Some(format!("halted: {reason}"));
+        }
+        if let Some(reason) = self.degraded() {
+            return Some(format!("integration failing: {reason}"));
+        }
+        let raft = self.pipeline.raft.metrics().borrow().clone();
+        if raft.current_leader.is_none() {
+            return Some("no Raft leader".to_owned());
+        }
+        let behind = raft
+            .last_log_index
+            .unwrap_or(0)
+            .saturating_sub(raft.last_applied.map_or(0, |l| l.index));
+        if behind > READY_MAX_APPLY_LAG {
+            return Some(format!(
+                "{behind} Raft log entries not yet applied (at most {READY_MAX_APPLY_LAG})"
+            ));
+        }
+        let voters = raft.membership_config.membership().voter_ids().count();
+        if raft.current_leader == Some(self.node_id())
+            && voters > 1
+            && let Some(silence) = raft.millis_since_quorum_ack
+            && silence > READY_MAX_QUORUM_SILENCE.as_millis() as u64
+        {
+            return Some(format!(
+                "leader without an acknowledgement from a quorum for {silence} ms"
+            ));
+        }
+        if self.state().cosigned.is_none() {
+            return Some("no cosigned tree head yet".to_owned());
+        }
+        None
+    }
+
+    /// Whether this node leads the shard and can take leaves now: checked
+    /// this term, not halted, integration working.
+    pub fn serving_as_leader(&self) -> bool {
+        self.is_leader() && self.cleared() && self.halted().is_none() && self.degraded().is_none()
     }
 
     /// The shard's object store.
@@ -688,6 +764,7 @@ impl Shard {
     /// Sequences leaves (see [`Batcher::submit`]): per leaf, its index or
     /// [`LeafStatus::Pending`] if not committed by `deadline`. Fails with
     /// [`ShardError::Halted`] while the pipeline is halted.
+    #[tracing::instrument(name = "sequence", skip_all, fields(shard = %self.name(), leaves = leaves.len()))]
     pub async fn submit(
         &self,
         leaves: Vec<[u8; LEAF_SIZE]>,
@@ -707,7 +784,25 @@ impl Shard {
         if let Some(reason) = self.pipeline.degraded.reason() {
             return Err(ShardError::Degraded(reason));
         }
-        self.batcher.submit(leaves, deadline).await
+        let started = Instant::now();
+        let statuses = self.batcher.submit(leaves, deadline).await?;
+        if statuses
+            .iter()
+            .all(|s| matches!(s, LeafStatus::Committed(_)))
+        {
+            self.pipeline.metrics.sequenced(started.elapsed());
+        }
+        Ok(statuses)
+    }
+
+    /// What this shard's pipeline measures on this node.
+    pub fn metrics(&self) -> &ShardMetrics {
+        &self.pipeline.metrics
+    }
+
+    /// Snapshots this node built and installed since the shard started.
+    pub fn snapshot_counts(&self) -> (u64, u64) {
+        self.pipeline.state_machine.snapshot_counts()
     }
 
     /// The index of the leaf with RFC 6962 leaf hash `leaf_hash`, if it is
@@ -757,6 +852,7 @@ impl Shard {
             }
             return Err(ShardError::Record(e));
         }
+        p.metrics.reached(Step::Signed, signed.tree_head.size);
         let state = state.into_inner();
         Ok(TreeHeads {
             tree_size: state.tree_size,
@@ -826,6 +922,7 @@ impl Shard {
     /// If the checkpoint write fails after the commit, the error is returned
     /// and a retry of the same call completes it. A fatal storage error
     /// halts the shard.
+    #[tracing::instrument(name = "publish", skip_all, fields(shard = %self.name(), size = head.size))]
     pub async fn publish_cosigned(&self, head: CosignedHead) -> Result<(), ShardError> {
         let p = &self.pipeline;
         if let Some(reason) = p.halt.reason() {
@@ -1008,6 +1105,38 @@ impl Pipeline {
         }
     }
 
+    /// Feeds the shard's metrics from the applied state (commits,
+    /// integration, publication) and Raft (leader changes), until `stop`.
+    async fn watch_progress(self, mut stop: watch::Receiver<bool>) {
+        let mut applied = self.state_machine.subscribe();
+        let mut raft = self.raft.metrics();
+        let mut leader = raft.borrow().current_leader;
+        loop {
+            {
+                let state = applied.borrow_and_update();
+                let m = &self.metrics;
+                m.committed(state.tree_size);
+                m.reached(Step::Integrated, state.integrated_size);
+                m.reached(
+                    Step::Published,
+                    state.cosigned.as_ref().map_or(0, |h| h.size),
+                );
+            }
+            let now = raft.borrow_and_update().current_leader;
+            if now.is_some() && now != leader {
+                if leader.is_some() {
+                    self.metrics.leader_changed();
+                }
+                leader = now;
+            }
+            tokio::select! {
+                r = applied.changed() => if r.is_err() { return },
+                r = raft.changed() => if r.is_err() { return },
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
     /// Halts the shard if openraft's core stops by itself (a fatal storage
     /// error such as a full disk on a Raft log write): the core does not
     /// restart, so without this the node would look alive and refuse every
@@ -1091,7 +1220,8 @@ impl Pipeline {
             if *stop.borrow() {
                 return;
             }
-            tracing::info!(shard = %self.name, node_id = self.node_id, "leadership gained; starting integrator");
+            let current_term = metrics.borrow().current_term;
+            tracing::info!(shard = %self.name, node_id = self.node_id, term = current_term, "leadership gained; starting integrator");
             let (term_stop, term_stop_rx) = watch::channel(false);
             let integrator = Integrator {
                 node_id: self.node_id,
@@ -1103,7 +1233,11 @@ impl Pipeline {
                 degraded: self.degraded.clone(),
                 resumed: Arc::new(watch::channel(false).0),
             };
-            let term = tokio::spawn(self.clone().lead_term(integrator, term_stop_rx));
+            let term = tokio::spawn(
+                self.clone()
+                    .lead_term(integrator, term_stop_rx)
+                    .instrument(tracing::info_span!("term", term = current_term)),
+            );
 
             // Wait for leadership loss or stop.
             let stopped = loop {
@@ -1417,6 +1551,7 @@ impl Pipeline {
     /// Writes the `checkpoint` object (caller holds `publish_lock`). A
     /// larger stored checkpoint is success (a later head is already
     /// published); a fatal storage error halts the shard.
+    #[tracing::instrument(name = "write_checkpoint", skip_all, fields(size))]
     async fn write_checkpoint(&self, size: u64, note: Vec<u8>) -> Result<(), ShardError> {
         match self.store.put_checkpoint(size, note).await {
             Ok(()) => Ok(()),

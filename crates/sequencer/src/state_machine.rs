@@ -431,6 +431,9 @@ struct Files {
 struct Stats {
     build: Option<WriteStats>,
     install: Option<InstallStats>,
+    /// Snapshots built and installed since open (`cairn_raft_snapshots_*`).
+    builds: u64,
+    installs: u64,
     /// The latest snapshot built or installed, or the state at open.
     point: Option<SnapshotPoint>,
 }
@@ -990,6 +993,15 @@ impl StateMachine {
             })
     }
 
+    /// Snapshots built and snapshots installed since open.
+    pub fn snapshot_counts(&self) -> (u64, u64) {
+        self.inner
+            .stats
+            .lock()
+            .map(|s| (s.builds, s.installs))
+            .unwrap_or_default()
+    }
+
     /// What the latest snapshot install since open wrote, if any.
     pub fn last_install_stats(&self) -> Option<InstallStats> {
         self.inner.stats.lock().ok().and_then(|s| s.install)
@@ -1246,6 +1258,7 @@ impl StateMachine {
         };
         if let Ok(mut s) = self.inner.stats.lock() {
             s.build = Some(stats);
+            s.builds += 1;
             s.point = Some(SnapshotPoint {
                 tree_size: applied.tree.size(),
                 bytes: stats.bytes,
@@ -1395,6 +1408,7 @@ impl StateMachine {
         }
         if let Ok(mut s) = self.inner.stats.lock() {
             s.install = Some(stats);
+            s.installs += 1;
             s.point = Some(SnapshotPoint {
                 tree_size: guard.tree.size(),
                 bytes: file_bytes,

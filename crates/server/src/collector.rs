@@ -328,6 +328,8 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let http_server =
         cairn_http::Server::new(cairn_http::HttpConfig::default()).context("HTTP limits")?;
     let app = ops::router(ops::Ops {
+        frontend: None,
+        data_dir: None,
         shards: Vec::new(),
         sequencer: None,
         collectors: collectors.clone(),

@@ -459,7 +459,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         WitnessState::open(root.join("witness")).context("opening the witness state")?,
     )?);
 
-    let frontend = cairn_frontend::router(
+    let (frontend, frontend_handle) = cairn_frontend::router_with_handle(
         vec![ShardFrontend {
             name: SHARD.to_owned(),
             log_key: dir.log_key.public_key(),
@@ -490,6 +490,8 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     let app = axum::Router::new()
         .nest("/witness", cairn_witness::router(Arc::clone(&witness)))
         .merge(ops::router(ops::Ops {
+            frontend: Some(frontend_handle),
+            data_dir: Some(root.clone()),
             shards: vec![shard.clone()],
             sequencer: None,
             collectors: collector.iter().cloned().collect(),

@@ -223,6 +223,8 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     )?;
     let app = axum::Router::new()
         .merge(ops::router(ops::Ops {
+            frontend: Some(handle.clone()),
+            data_dir: None,
             shards: Vec::new(),
             sequencer: None,
             collectors: Vec::new(),

@@ -489,6 +489,7 @@ pub async fn run(
     nodes: u8,
     shards: u8,
     configure_only: bool,
+    log_format: crate::telemetry::LogFormat,
 ) -> anyhow::Result<()> {
     let layout = configure(&root, listen, nodes, shards)?;
     let root = std::path::absolute(&root)?;
@@ -507,7 +508,11 @@ pub async fn run(
     let mut children: Vec<(String, Child)> = Vec::new();
     for (name, args) in processes(&root, &layout) {
         let log = std::fs::File::create(root.join("logs").join(format!("{name}.log")))?;
-        let spawned = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        if log_format == crate::telemetry::LogFormat::Json {
+            command.args(["--log-format", "json"]);
+        }
+        let spawned = command
             .args(&args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 mod balancer;
 mod bastion;
@@ -20,11 +19,17 @@ mod registry_follow;
 mod registry_host;
 mod sequencer;
 mod shutdown;
+mod telemetry;
 mod witness;
 
 #[derive(Debug, Parser)]
 #[command(name = "cairnd", version, about = "Cairn transparency log server")]
 struct Cli {
+    /// How to write logs to standard error: `text` for people, `json`
+    /// (one object per line, with the shard, node, term and request id of
+    /// the event's context) for log collectors. `RUST_LOG` sets the levels.
+    #[arg(long, global = true, value_enum, default_value_t = telemetry::LogFormat::Text)]
+    log_format: telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -238,13 +243,20 @@ enum ConfigCommand {
     },
 }
 
-/// The log filter without `RUST_LOG`: Cairn's own events at `info`, every
-/// library's at `warn` (openraft dumps its engine state at `info`, hyper and
-/// h2 narrate connections). `RUST_LOG` replaces it whole, e.g.
-/// `RUST_LOG=info,openraft=debug`.
-const DEFAULT_LOG_FILTER: &str = "warn,cairnd=info,cairn_server=info,cairn_sequencer=info,\
-    cairn_frontend=info,cairn_collector=info,cairn_witness=info,cairn_storage=info,\
-    cairn_bastion=info,cairn_client=info";
+impl Command {
+    /// The role's name, for traces (`cairnd-<role>`).
+    fn role(&self) -> &'static str {
+        match self {
+            Command::Dev { .. } => "dev",
+            Command::Collector { .. } => "collector",
+            Command::Witness { .. } => "witness",
+            Command::Bastion { .. } => "bastion",
+            Command::Sequencer { .. } => "sequencer",
+            Command::Frontend { .. } => "frontend",
+            Command::Config(_) => "config",
+        }
+    }
+}
 
 /// glibc's malloc arenas cairnd runs with unless its environment sets
 /// `MALLOC_ARENA_MAX` (see [`limit_malloc_arenas`]).
@@ -280,15 +292,14 @@ fn main() -> anyhow::Result<()> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     limit_malloc_arenas();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only for people: log files and collectors get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let telemetry = {
+        // The trace exporter's channel lives on the runtime.
+        let _entered = runtime.enter();
+        telemetry::init(cli.log_format, cli.command.role())?
+    };
     // Every listener caps its connections below the descriptor limit; the
     // soft limit is often 1024 while the hard one is far higher.
     match cairn_http::raise_nofile_limit() {
@@ -298,10 +309,7 @@ fn main() -> anyhow::Result<()> {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    match cli.command {
+    let result = match cli.command {
         Command::Dev {
             data_dir,
             listen,
@@ -315,6 +323,7 @@ fn main() -> anyhow::Result<()> {
             nodes,
             shards,
             configure_only,
+            cli.log_format,
         )),
         Command::Dev {
             data_dir,
@@ -354,5 +363,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sequencer { config } => runtime.block_on(sequencer::run(config)),
         Command::Frontend { config } => runtime.block_on(frontend::run(config)),
         Command::Config(ConfigCommand::Check { file, role }) => config_check::run(&file, role),
-    }
+    };
+    telemetry.shutdown();
+    result
 }

@@ -10,6 +10,7 @@
 //! call and count its failures (see `cairn_storage::StoreMetrics`).
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use axum::Router;
 use axum::extract::State;
@@ -17,13 +18,17 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cairn_collector::Collector;
+use cairn_sequencer::metrics::Step;
 use cairn_sequencer::shard::Shard;
 use cairn_storage::{StoreMetrics, TileStore};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector as MetricsCollector;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,6 +46,12 @@ struct WitnessLabel {
 /// collectors of some (in `cairnd dev` both, for the one dev shard).
 #[derive(Clone, Debug, Default)]
 pub struct Ops {
+    /// The frontend this process serves, if any: its request metrics and
+    /// the shards whose sequencers `/readyz` checks.
+    pub frontend: Option<cairn_frontend::Shards>,
+    /// The directory of this process's durable state (Raft logs, state
+    /// machines): its file system's free and total space are exported.
+    pub data_dir: Option<std::path::PathBuf>,
     /// Shards whose sequencer runs here, fixed at start.
     pub shards: Vec<Arc<Shard>>,
     /// A sequencer node's service: the shards it hosts *now* (registry
@@ -97,9 +108,10 @@ pub async fn method_not_allowed() -> Response {
         .into_response()
 }
 
-/// Ready when every shard has a Raft leader (in dev: this node), is not
-/// halted, and has published a cosigned tree head, and no collector has
-/// halted publishing.
+/// Ready when this process can do its job now: every sequencer shard here
+/// is ready ([`Shard::unready`]: a known leader, caught up, not halted,
+/// something published), no collector has halted publishing, and the
+/// frontend reaches a ready leader for each active shard it serves.
 async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
     let mut problems = Vec::new();
     for collector in &ops.collectors {
@@ -111,18 +123,12 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
         }
     }
     for shard in &ops.sequencer_shards() {
-        if let Some(reason) = shard.halted() {
-            problems.push(format!("shard {}: halted: {reason}", shard.name()));
-        } else if let Some(reason) = shard.degraded() {
-            problems.push(format!(
-                "shard {}: integration failing: {reason}",
-                shard.name()
-            ));
-        } else if shard.raft().metrics().borrow().current_leader.is_none() {
-            problems.push(format!("shard {}: no Raft leader", shard.name()));
-        } else if shard.state().cosigned.is_none() {
-            problems.push(format!("shard {}: no cosigned tree head yet", shard.name()));
+        if let Some(problem) = shard.unready() {
+            problems.push(format!("shard {}: {problem}", shard.name()));
         }
+    }
+    if let Some(frontend) = &ops.frontend {
+        problems.extend(frontend.unready().await);
     }
     if problems.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
@@ -136,48 +142,192 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
     if let Some(stats) = &ops.http {
         stats.register(&mut registry);
     }
-    let family = |registry: &mut Registry, name: &str, help: &str| {
-        let f = Family::<ShardLabel, Gauge>::default();
-        registry.register(name, help, f.clone());
-        f
-    };
-    let tree_size = family(&mut registry, "tree_size", "Leaves committed and applied");
+    if let Some(frontend) = &ops.frontend {
+        frontend.metrics().register(&mut registry);
+    }
+    // Each role exports its own families only (docs/metrics.md, by role).
+    if ops.sequencer.is_some() || !ops.shards.is_empty() {
+        register_sequencer_shards(&mut registry, &ops.sequencer_shards());
+    }
+    if let Some(dir) = &ops.data_dir {
+        register_disk(&mut registry, dir);
+    }
+    if !ops.collectors.is_empty() {
+        register_collectors(&mut registry, &ops.collectors);
+    }
+    register_tile_stores(&mut registry, &ops.tile_stores);
+    ops.store_metrics.register(&mut registry);
+    openmetrics(&registry)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FollowerLabel {
+    shard: String,
+    follower: String,
+}
+
+/// One metric family whose series (one per label set) are metrics that
+/// live elsewhere, e.g. each shard's own histogram: encoded under one
+/// `# HELP`/`# TYPE` header, as the exposition formats require (a
+/// sub-registry per shard would repeat the header for every shard, which
+/// Prometheus refuses).
+#[derive(Debug)]
+struct Labelled<L, M> {
+    name: &'static str,
+    help: &'static str,
+    unit: Option<Unit>,
+    metric_type: MetricType,
+    series: Vec<(L, M)>,
+}
+
+impl<L> Labelled<L, Histogram> {
+    /// A histogram family in seconds.
+    fn seconds(name: &'static str, help: &'static str) -> Self {
+        Labelled {
+            name,
+            help,
+            unit: Some(Unit::Seconds),
+            metric_type: MetricType::Histogram,
+            series: Vec::new(),
+        }
+    }
+}
+
+impl<L, M> MetricsCollector for Labelled<L, M>
+where
+    L: EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+    M: EncodeMetric + std::fmt::Debug + Send + Sync + 'static,
+{
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        // The header even without series, like a registered `Family`:
+        // the family exists before its first shard or witness does.
+        let mut family = encoder.encode_descriptor(
+            self.name,
+            self.help,
+            self.unit.as_ref(),
+            self.metric_type,
+        )?;
+        for (labels, metric) in &self.series {
+            metric.encode(family.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// A family labelled by shard, registered in `registry`.
+fn shard_family<M>(registry: &mut Registry, name: &str, help: &str) -> Family<ShardLabel, M>
+where
+    M: prometheus_client::registry::Metric + Default + Clone,
+    Family<ShardLabel, M>: prometheus_client::registry::Metric,
+{
+    let f = Family::<ShardLabel, M>::default();
+    registry.register(name, help, f.clone());
+    f
+}
+
+/// The sequencer's per-shard series, read at scrape time from each
+/// shard's applied state, Raft metrics and pipeline measurements.
+fn register_sequencer_shards(registry: &mut Registry, shards: &[Arc<Shard>]) {
+    let family = shard_family::<Gauge>;
+    let counter = shard_family::<Counter>;
+    let tree_size = family(registry, "tree_size", "Leaves committed and applied");
     let integrated = family(
-        &mut registry,
+        registry,
         "integrated_size",
-        "Largest tree size whose tiles are all in object storage (the signed size)",
+        "Largest tree size whose tiles are all in object storage (the signable size)",
+    );
+    let signed = family(
+        registry,
+        "signed_size",
+        "Largest tree size this node signed a tree head for",
     );
     let cosigned = family(
-        &mut registry,
+        registry,
         "cosigned_size",
         "Size of the latest published cosigned tree head",
     );
     let cosignatures = family(
-        &mut registry,
+        registry,
         "cosignatures",
         "Cosignatures on the latest published tree head",
     );
     let leader = family(
-        &mut registry,
+        registry,
         "is_leader",
         "1 if this node leads the shard's Raft group",
     );
     let halted = family(
-        &mut registry,
+        registry,
         "halted",
         "1 if the shard's pipeline halted on a fatal error",
     );
-    for shard in &ops.sequencer_shards() {
+    let unpublished_age = Family::<ShardLabel, Gauge<f64, AtomicU64>>::default();
+    registry.register_with_unit(
+        "unpublished_leaf_age",
+        "Age of the oldest leaf committed on this node that no published tree head covers (0 if none): the merge delay so far",
+        Unit::Seconds,
+        unpublished_age.clone(),
+    );
+    let term = family(
+        registry,
+        "raft_term",
+        "Current Raft term of the shard's group on this node",
+    );
+    let apply_lag = family(
+        registry,
+        "raft_apply_lag",
+        "Raft log entries on this node not yet applied to its state machine",
+    );
+    let replication_lag = Family::<FollowerLabel, Gauge>::default();
+    registry.register(
+        "raft_replication_lag",
+        "On the leader: Raft log entries each follower has not yet acknowledged",
+        replication_lag.clone(),
+    );
+    let leader_changes = counter(
+        registry,
+        "raft_leader_changes",
+        "Times this node saw a new leader of the shard's group (a leader other than the last one it knew)",
+    );
+    let builds = counter(
+        registry,
+        "raft_snapshots_built",
+        "State machine snapshots this node built (to purge its Raft log)",
+    );
+    let installs = counter(
+        registry,
+        "raft_snapshots_installed",
+        "State machine snapshots this node installed from its leader",
+    );
+    let mut sequence = Labelled::seconds(
+        "sequencer_sequence",
+        "Time an AddLeaves call took on the leader until all its leaves were committed (calls answered with every leaf committed)",
+    );
+    let mut integrate = Labelled::seconds(
+        "sequencer_integrate",
+        "Time from a batch of leaves being applied on this node until its tiles were in object storage",
+    );
+    let mut sign = Labelled::seconds(
+        "sequencer_sign",
+        "Time from a batch of leaves being applied on this node until this node signed a tree head covering it",
+    );
+    let mut publish = Labelled::seconds(
+        "sequencer_publish",
+        "Time from a batch of leaves being applied on this node until a published cosigned tree head covered it",
+    );
+    let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    for shard in shards {
         let label = ShardLabel {
             shard: shard.name().to_owned(),
         };
         let state = shard.state();
         let set = |f: &Family<ShardLabel, Gauge>, v: u64| {
-            f.get_or_create(&label)
-                .set(i64::try_from(v).unwrap_or(i64::MAX));
+            f.get_or_create(&label).set(gauge(v));
         };
+        let m = shard.metrics();
         set(&tree_size, state.tree_size);
         set(&integrated, state.integrated_size);
+        set(&signed, m.signed_size());
         set(&cosigned, state.cosigned.as_ref().map_or(0, |h| h.size));
         set(
             &cosignatures,
@@ -188,11 +338,51 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
         );
         set(&leader, u64::from(shard.is_leader()));
         set(&halted, u64::from(shard.halted().is_some()));
+        unpublished_age
+            .get_or_create(&label)
+            .set(m.unpublished_age().as_secs_f64());
+        {
+            let raft = shard.raft().metrics().borrow().clone();
+            set(&term, raft.current_term);
+            let last_log = raft.last_log_index.unwrap_or(0);
+            let applied = raft.last_applied.map_or(0, |l| l.index);
+            set(&apply_lag, last_log.saturating_sub(applied));
+            if let Some(replication) = &raft.replication {
+                for (follower, matched) in replication.iter() {
+                    if *follower == raft.id {
+                        continue;
+                    }
+                    let matched = matched.map_or(0, |l| l.index);
+                    replication_lag
+                        .get_or_create(&FollowerLabel {
+                            shard: label.shard.clone(),
+                            follower: follower.to_string(),
+                        })
+                        .set(gauge(last_log.saturating_sub(matched)));
+                }
+            }
+        }
+        leader_changes
+            .get_or_create(&label)
+            .inc_by(m.leader_changes().get());
+        let (built, installed) = shard.snapshot_counts();
+        builds.get_or_create(&label).inc_by(built);
+        installs.get_or_create(&label).inc_by(installed);
+        sequence
+            .series
+            .push((label.clone(), m.sequence_latency().clone()));
+        integrate
+            .series
+            .push((label.clone(), m.step_latency(Step::Integrated).clone()));
+        sign.series
+            .push((label.clone(), m.step_latency(Step::Signed).clone()));
+        publish
+            .series
+            .push((label, m.step_latency(Step::Published).clone()));
     }
-    register_collectors(&mut registry, &ops.collectors);
-    register_tile_stores(&mut registry, &ops.tile_stores);
-    ops.store_metrics.register(&mut registry);
-    openmetrics(&registry)
+    for histograms in [sequence, integrate, sign, publish] {
+        registry.register_collector(Box::new(histograms));
+    }
 }
 
 /// A `/metrics` response: `registry` in the OpenMetrics text format.
@@ -233,13 +423,37 @@ fn register_tile_stores(registry: &mut Registry, stores: &[(String, TileStore)])
     }
 }
 
+/// The free and total space of the file system holding `dir` (a failed
+/// reading exports nothing, which the disk alert's `absent` catches).
+// `fsblkcnt_t` and friends are `u64` here but narrower on some platforms.
+#[allow(clippy::useless_conversion)]
+fn register_disk(registry: &mut Registry, dir: &std::path::Path) {
+    let Ok(stat) = nix::sys::statvfs::statvfs(dir) else {
+        return;
+    };
+    let fragment = u64::from(stat.fragment_size());
+    let bytes = |blocks: u64| i64::try_from(blocks.saturating_mul(fragment)).unwrap_or(i64::MAX);
+    let available = Gauge::<i64>::default();
+    available.set(bytes(u64::from(stat.blocks_available())));
+    registry.register_with_unit(
+        "disk_available",
+        "Bytes an unprivileged process can still write on the file system of the data directory",
+        Unit::Bytes,
+        available,
+    );
+    let size = Gauge::<i64>::default();
+    size.set(bytes(u64::from(stat.blocks())));
+    registry.register_with_unit(
+        "disk_size",
+        "Size in bytes of the file system of the data directory",
+        Unit::Bytes,
+        size,
+    );
+}
+
 /// The collectors' counters (read at scrape time) and latency histograms.
 fn register_collectors(registry: &mut Registry, collectors: &[Arc<Collector>]) {
-    let counter = |registry: &mut Registry, name: &str, help: &str| {
-        let f = Family::<ShardLabel, Counter>::default();
-        registry.register(name, help, f.clone());
-        f
-    };
+    let counter = shard_family::<Counter>;
     let rounds = counter(
         registry,
         "collector_rounds",
@@ -282,6 +496,18 @@ fn register_collectors(registry: &mut Registry, collectors: &[Arc<Collector>]) {
         "Witness requests that gave no valid cosignature",
         witness_errors.clone(),
     );
+    let mut cosign = Labelled::seconds(
+        "collector_cosign",
+        "Time from a new signed tree head until the policy quorum held",
+    );
+    let mut publish = Labelled::seconds(
+        "collector_publish",
+        "Time from a new signed tree head until its cosigned head was published",
+    );
+    let mut witness_latency = Labelled::seconds(
+        "collector_witness_request",
+        "Time a witness took to answer an add-checkpoint request, by witness (answers of any kind; failures are also counted in collector_witness_errors)",
+    );
     for collector in collectors {
         let label = ShardLabel {
             shard: collector.shard().to_owned(),
@@ -313,18 +539,23 @@ fn register_collectors(registry: &mut Registry, collectors: &[Arc<Collector>]) {
                 })
                 .inc_by(n);
         }
-        let sub = registry.sub_registry_with_label(("shard".into(), label.shard.into()));
-        sub.register_with_unit(
-            "collector_cosign",
-            "Time from a new signed tree head until the policy quorum held",
-            Unit::Seconds,
-            metrics.cosign_latency().clone(),
-        );
-        sub.register_with_unit(
-            "collector_publish",
-            "Time from a new signed tree head until its cosigned head was published",
-            Unit::Seconds,
-            metrics.publish_latency().clone(),
-        );
+        cosign
+            .series
+            .push((label.clone(), metrics.cosign_latency().clone()));
+        publish
+            .series
+            .push((label.clone(), metrics.publish_latency().clone()));
+        for (witness, histogram) in metrics.witness_latencies() {
+            witness_latency.series.push((
+                WitnessLabel {
+                    shard: label.shard.clone(),
+                    witness,
+                },
+                histogram,
+            ));
+        }
     }
+    registry.register_collector(Box::new(cosign));
+    registry.register_collector(Box::new(publish));
+    registry.register_collector(Box::new(witness_latency));
 }

@@ -556,6 +556,8 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let ops_service = service.clone();
     let grpc_server = spawn_grpc(grpc_router(service, transport), grpc, stop_rx.clone());
     let ops_app = ops::router(ops::Ops {
+        frontend: None,
+        data_dir: Some(base.join(&file.data_dir)),
         shards: Vec::new(),
         sequencer: Some(ops_service),
         collectors: Vec::new(),

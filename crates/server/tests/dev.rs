@@ -250,7 +250,8 @@ async fn the_dev_log_sequences_proves_and_survives_a_restart() {
 }
 
 /// The targets of the log lines in `text` (tracing's plain format:
-/// `<time> <LEVEL> <target>: <message>`).
+/// `<time> <LEVEL> [<span>{<fields>}:...] <target>: <message>`): the first
+/// word after the level that is a bare path ending in `:`.
 fn log_targets(text: &str) -> Vec<String> {
     text.lines()
         .filter_map(|l| {
@@ -260,7 +261,16 @@ fn log_targets(text: &str) -> Vec<String> {
             if !["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level) {
                 return None;
             }
-            Some(words.next()?.trim_end_matches(':').to_owned())
+            words
+                .find_map(|w| {
+                    let path = w.strip_suffix(':')?;
+                    let bare = !path.is_empty()
+                        && path
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+                    bare.then_some(path)
+                })
+                .map(str::to_owned)
         })
         .collect()
 }

@@ -35,6 +35,11 @@ pub struct LocalCluster {
     procs: BTreeMap<String, Child>,
     /// Process name → the network namespace it runs in.
     netns: BTreeMap<String, String>,
+    /// Environment every process started from now on gets (after
+    /// `RUST_LOG`, so it may replace that).
+    env: Vec<(String, String)>,
+    /// `cairnd` options every process gets before its role.
+    global_args: Vec<String>,
 }
 
 impl LocalCluster {
@@ -110,6 +115,8 @@ impl LocalCluster {
             shards,
             procs: BTreeMap::new(),
             netns: BTreeMap::new(),
+            env: Vec::new(),
+            global_args: Vec::new(),
         }
     }
 
@@ -241,6 +248,18 @@ impl LocalCluster {
         }
     }
 
+    /// Sets `key=value` in the environment of every process started from
+    /// now on.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Passes `arg` to every process started from now on, before its role
+    /// (e.g. `--log-format`).
+    pub fn global_arg(&mut self, arg: &str) {
+        self.global_args.push(arg.to_owned());
+    }
+
     /// Starts process `name` (its output appended to `logs/<name>.log`).
     pub fn start(&mut self, name: &str) {
         assert!(!self.procs.contains_key(name), "{name} is running");
@@ -260,6 +279,7 @@ impl LocalCluster {
             None => Command::new(env!("CARGO_BIN_EXE_cairnd")),
         };
         let child = command
+            .args(&self.global_args)
             .args([role.as_str(), "--config"])
             .arg(&config)
             .env(
@@ -267,6 +287,7 @@ impl LocalCluster {
                 std::env::var("CAIRN_TEST_LOG")
                     .unwrap_or_else(|_| "info,openraft=warn,openraft::replication=error".into()),
             )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
