@@ -91,6 +91,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Instrument as _;
 
 pub use config::{
     ConfigError, DEFAULT_BATCH_MAX_DELAY, DEFAULT_BATCH_MAX_LEAVES, DEFAULT_MAX_ADD_LEAF_BODY,
@@ -184,25 +185,14 @@ pub fn router_with_handle(
         .layer(middleware::map_response(error::ensure_error_body))
         // Failures are logged once, by `ApiError` with their reason; the
         // layer's own report stays at debug.
-        // Every event of a request carries its id (JSON logs).
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(|request: &Request| {
-                    let id = request
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default();
-                    tracing::info_span!(
-                        "request",
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                        request_id = %id,
-                    )
-                })
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
-        .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn_with_state(
+            config.request_spans,
+            request_id,
+        ))
         // Outermost: the time and status the client sees.
         .layer(middleware::from_fn_with_state(
             Arc::new(Measured {
@@ -370,8 +360,10 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// Longest client request id kept.
 const MAX_REQUEST_ID: usize = 64;
 
-/// Gives the request an id (see [`REQUEST_ID`]) and echoes it.
-async fn request_id(mut request: Request, next: Next) -> Response {
+/// Echoes the client's request id (see [`REQUEST_ID`]); with `spans`,
+/// also makes one up when the client sent none and runs the request in a
+/// span carrying it.
+async fn request_id(State(spans): State<bool>, mut request: Request, next: Next) -> Response {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
@@ -386,6 +378,13 @@ async fn request_id(mut request: Request, next: Next) -> Response {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
         })
         .cloned();
+    if !spans {
+        let mut response = next.run(request).await;
+        if let Some(id) = given {
+            response.headers_mut().insert(REQUEST_ID, id);
+        }
+        return response;
+    }
     let id = given.unwrap_or_else(|| {
         // A per-process prefix keeps ids of several frontends apart.
         let prefix = PREFIX.get_or_init(|| {
@@ -394,11 +393,18 @@ async fn request_id(mut request: Request, next: Next) -> Response {
                 .map_or(0, |d| d.subsec_nanos() ^ std::process::id())
         });
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        header::HeaderValue::from_str(&format!("{prefix:08x}-{n}"))
+        header::HeaderValue::from_maybe_shared(format!("{prefix:08x}-{n}"))
             .unwrap_or_else(|_| header::HeaderValue::from_static("-"))
     });
+    // Every event of the request carries its id (JSON logs), and the span
+    // is the root of its trace.
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        request_id = %String::from_utf8_lossy(id.as_bytes()),
+    );
     request.headers_mut().insert(REQUEST_ID, id.clone());
-    let mut response = next.run(request).await;
+    let mut response = next.run(request).instrument(span).await;
     response.headers_mut().insert(REQUEST_ID, id);
     response
 }

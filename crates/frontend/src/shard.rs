@@ -186,11 +186,15 @@ impl Shard {
                     }
                 }
             });
-        let answers = futures::future::join_all(checks).await;
-        if answers.iter().any(Result::is_ok) {
-            return None;
+        // The first node that leads settles it: no waiting for the others.
+        let mut pending: futures::stream::FuturesUnordered<_> = checks.collect();
+        let mut seen = Vec::new();
+        while let Some(answer) = futures::StreamExt::next(&mut pending).await {
+            match answer {
+                Ok(()) => return None,
+                Err(e) => seen.push(e),
+            }
         }
-        let seen: Vec<String> = answers.into_iter().filter_map(Result::err).collect();
         Some(format!(
             "shard {}: no sequencer leads it and takes leaves ({})",
             self.name,

@@ -89,6 +89,16 @@ pub const MAX_SUCCESSOR_LEN: usize = 64;
 /// leaves the point where it was).
 const SNAPSHOT_RETRY: Duration = Duration::from_secs(60);
 
+/// `make()`'s span if this runs inside a span (a traced request), else
+/// none: the pipeline's own work and untraced calls start no traces.
+pub(crate) fn traced(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    if tracing::Span::current().is_none() {
+        tracing::Span::none()
+    } else {
+        make()
+    }
+}
+
 /// Opens the shard database off the async threads, waiting up to
 /// [`OPEN_LOCK_WAIT`] while this process still holds its lock (an in-process
 /// restart). A lock held by another process fails at once.
@@ -764,8 +774,19 @@ impl Shard {
     /// Sequences leaves (see [`Batcher::submit`]): per leaf, its index or
     /// [`LeafStatus::Pending`] if not committed by `deadline`. Fails with
     /// [`ShardError::Halted`] while the pipeline is halted.
-    #[tracing::instrument(name = "sequence", skip_all, fields(shard = %self.name(), leaves = leaves.len()))]
     pub async fn submit(
+        &self,
+        leaves: Vec<[u8; LEAF_SIZE]>,
+        deadline: Instant,
+    ) -> Result<Vec<LeafStatus>, ShardError> {
+        let span =
+            traced(|| tracing::info_span!("sequence", shard = %self.name(), leaves = leaves.len()));
+        self.submit_untraced(leaves, deadline)
+            .instrument(span)
+            .await
+    }
+
+    async fn submit_untraced(
         &self,
         leaves: Vec<[u8; LEAF_SIZE]>,
         deadline: Instant,
@@ -922,8 +943,13 @@ impl Shard {
     /// If the checkpoint write fails after the commit, the error is returned
     /// and a retry of the same call completes it. A fatal storage error
     /// halts the shard.
-    #[tracing::instrument(name = "publish", skip_all, fields(shard = %self.name(), size = head.size))]
     pub async fn publish_cosigned(&self, head: CosignedHead) -> Result<(), ShardError> {
+        let span =
+            traced(|| tracing::info_span!("publish", shard = %self.name(), size = head.size));
+        self.publish_untraced(head).instrument(span).await
+    }
+
+    async fn publish_untraced(&self, head: CosignedHead) -> Result<(), ShardError> {
         let p = &self.pipeline;
         if let Some(reason) = p.halt.reason() {
             return Err(ShardError::Halted(reason.to_owned()));
@@ -1112,16 +1138,15 @@ impl Pipeline {
         let mut raft = self.raft.metrics();
         let mut leader = raft.borrow().current_leader;
         loop {
-            {
+            let (tree, integrated, published) = {
                 let state = applied.borrow_and_update();
-                let m = &self.metrics;
-                m.committed(state.tree_size);
-                m.reached(Step::Integrated, state.integrated_size);
-                m.reached(
-                    Step::Published,
-                    state.cosigned.as_ref().map_or(0, |h| h.size),
-                );
-            }
+                let published = state.cosigned.as_ref().map_or(0, |h| h.size);
+                (state.tree_size, state.integrated_size, published)
+            };
+            let m = &self.metrics;
+            m.committed(tree);
+            m.reached(Step::Integrated, integrated);
+            m.reached(Step::Published, published);
             let now = raft.borrow_and_update().current_leader;
             if now.is_some() && now != leader {
                 if leader.is_some() {
@@ -1551,9 +1576,9 @@ impl Pipeline {
     /// Writes the `checkpoint` object (caller holds `publish_lock`). A
     /// larger stored checkpoint is success (a later head is already
     /// published); a fatal storage error halts the shard.
-    #[tracing::instrument(name = "write_checkpoint", skip_all, fields(size))]
     async fn write_checkpoint(&self, size: u64, note: Vec<u8>) -> Result<(), ShardError> {
-        match self.store.put_checkpoint(size, note).await {
+        let span = traced(|| tracing::info_span!("write_checkpoint", size));
+        match self.store.put_checkpoint(size, note).instrument(span).await {
             Ok(()) => Ok(()),
             Err(StorageError::CheckpointShrinks { stored, requested }) => {
                 // Benign only if the larger checkpoint is part of our own

@@ -470,6 +470,7 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         FrontendConfig {
             public_base_url: Some(format!("http://{listen}")),
             token_verifier,
+            request_spans: crate::telemetry::request_spans(),
             ..FrontendConfig::default()
         },
     )?;

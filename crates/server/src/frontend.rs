@@ -218,6 +218,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         FrontendConfig {
             public_base_url: file.public_base_url.clone(),
             token_verifier,
+            request_spans: crate::telemetry::request_spans(),
             ..FrontendConfig::default()
         },
     )?;

@@ -28,6 +28,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -96,6 +98,16 @@ fn otlp_provider(role: &str) -> anyhow::Result<SdkTracerProvider> {
         .build())
 }
 
+/// Set by [`init`]: whether per-request spans have a consumer.
+static SPANS_CONSUMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether anything consumes per-request spans (JSON logs carry their
+/// request id, trace export their timing): the frontend makes them only
+/// then ([`cairn_frontend::FrontendConfig::request_spans`]).
+pub fn request_spans() -> bool {
+    SPANS_CONSUMED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Installs the process's subscriber: logs in `format`, and OTLP trace
 /// export if the environment asks for it (see the module docs). `role`
 /// names the service in traces. Call inside a Tokio runtime.
@@ -109,9 +121,19 @@ pub fn init(format: LogFormat, role: &str) -> anyhow::Result<Telemetry> {
     } else {
         None
     };
-    let otel = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(format!("cairnd-{role}"))));
+    let otel = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(format!("cairnd-{role}")))
+            // `shard` and `term` are log context that lives as long as the
+            // shard or the term, not work to trace.
+            .with_filter(filter_fn(|meta| {
+                !(meta.is_span() && matches!(meta.name(), "shard" | "term"))
+            }))
+    });
+    SPANS_CONSUMED.store(
+        provider.is_some() || format == LogFormat::Json,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     match format {
         LogFormat::Text => registry
