@@ -581,7 +581,12 @@ impl Collector {
             .witnesses
             .iter()
             .map(|t| {
-                let span = tracing::info_span!("witness", witness = %t.name, size);
+                // Only inside a traced round: untraced rounds start no traces.
+                let span = if tracing::Span::current().is_none() {
+                    tracing::Span::none()
+                } else {
+                    tracing::info_span!("witness", witness = %t.name, size)
+                };
                 async move {
                     let asked = Instant::now();
                     let r = tokio::time::timeout(limit, self.cosign(t, checkpoint, note, proofs))

@@ -85,8 +85,11 @@ impl CollectorMetrics {
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             rounds: self.rounds.load(Ordering::Relaxed),
-            published: self.published.load(Ordering::Relaxed),
+            // Read before `published`, which is counted first: a scrape
+            // between the two increments cannot see more heads published
+            // without quorum than in all.
             published_without_quorum: self.published_without_quorum.load(Ordering::Relaxed),
+            published: self.published.load(Ordering::Relaxed),
             published_size: self.published_size.load(Ordering::Relaxed),
             quorum_failed: self.quorum_failed.load(Ordering::Relaxed),
             publish_errors: self.publish_errors.load(Ordering::Relaxed),
@@ -112,8 +115,9 @@ impl CollectorMetrics {
     }
 
     /// Each witness's histogram of seconds from sending it a checkpoint
-    /// until it answered (a cosignature, a refusal or a timeout; requests
-    /// still open when a round ended are not observed), by policy name.
+    /// until it answered (a cosignature, a refusal, or the per-witness
+    /// timeout), by policy name. A request still open when the round ended
+    /// (quorum reached, `extra_wait` over) is not observed.
     pub fn witness_latencies(&self) -> Vec<(String, Histogram)> {
         self.witness_latency
             .lock()

@@ -111,6 +111,12 @@ use error::ApiError;
 use metrics::Refusal;
 use shard::Shard;
 
+/// A readiness answer and when it was made.
+type ReadyAnswer = (tokio::time::Instant, Vec<String>);
+
+/// How long a readiness answer is reused (see [`Shards::unready`]).
+pub const READY_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long `/readyz` waits for the sequencers' health answers.
 pub const READY_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -153,6 +159,7 @@ pub fn router_with_handle(
         set: Arc::clone(&set),
         config: Arc::clone(&config),
         metrics: FrontendMetrics::default(),
+        ready: Arc::default(),
     };
     for frontend in shards {
         handle.add(frontend)?;
@@ -257,6 +264,9 @@ pub struct Shards {
     set: Arc<ShardSet>,
     config: Arc<FrontendConfig>,
     metrics: FrontendMetrics,
+    /// The last readiness answer and when it was made: one check at a
+    /// time, reused for [`READY_CACHE`], so probes cannot flood sequencers.
+    ready: Arc<tokio::sync::Mutex<Option<ReadyAnswer>>>,
 }
 
 impl Shards {
@@ -312,8 +322,21 @@ impl Shards {
     /// Why this frontend cannot serve every active shard now (`/readyz`):
     /// one line per shard whose sequencers report no leader that takes
     /// leaves within [`READY_CHECK_TIMEOUT`]. Retired shards need no
-    /// sequencer and are not checked.
+    /// sequencer and are not checked. One check runs at a time and its
+    /// answer is reused for [`READY_CACHE`].
     pub async fn unready(&self) -> Vec<String> {
+        let mut last = self.ready.lock().await;
+        if let Some((at, problems)) = &*last
+            && at.elapsed() < READY_CACHE
+        {
+            return problems.clone();
+        }
+        let problems = self.check_ready().await;
+        *last = Some((tokio::time::Instant::now(), problems.clone()));
+        problems
+    }
+
+    async fn check_ready(&self) -> Vec<String> {
         let deadline = tokio::time::Instant::now() + READY_CHECK_TIMEOUT;
         let shards = self.set.all();
         let checks = shards

@@ -10,12 +10,17 @@
 //! | `cairn.v1.Sequencer/<shard>` ([`shard_service`]) | this node leads `<shard>` and takes leaves ([`Shard::serving_as_leader`]); `NOT_SERVING` on its other replicas, `NOT_FOUND` where it is not hosted |
 //!
 //! `Watch` re-evaluates every [`WATCH_INTERVAL`] and sends a message when
-//! the status changes (and once at the start).
+//! the status changes (and once at the start); it ends when the node
+//! shuts down.
+//!
+//! `cairn.v1.Sequencer/<shard>` is what Cairn's frontends ask; do not gate
+//! Raft traffic between nodes on the node-wide status: a node is not ready
+//! before its group has elected, which needs that traffic.
 
 use std::pin::Pin;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_server::{Health, HealthServer};
@@ -38,12 +43,14 @@ const MAX_SERVICE_LEN: usize = 256;
 #[derive(Clone, Debug)]
 pub struct HealthService {
     sequencer: SequencerService,
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl HealthService {
-    /// The health of the shards `sequencer` hosts (now and later).
-    pub fn new(sequencer: SequencerService) -> Self {
-        HealthService { sequencer }
+    /// The health of the shards `sequencer` hosts (now and later). `Watch`
+    /// streams end once `stop` is true (the node is shutting down).
+    pub fn new(sequencer: SequencerService, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        HealthService { sequencer, stop }
     }
 
     /// The tonic server.
@@ -121,6 +128,10 @@ impl Health for HealthService {
                 }
             },
         );
-        Ok(Response::new(Box::pin(stream)))
+        let mut stop = self.stop.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        Ok(Response::new(Box::pin(stream.take_until(stopped))))
     }
 }

@@ -93,6 +93,12 @@ impl Lag {
             return Vec::new();
         }
         self.reached[step.index()] = size;
+        if step == Step::Published {
+            // A published head was signed, if not here then by the leader:
+            // a node that signs nothing must not keep its marks forever.
+            let signed = &mut self.reached[Step::Signed.index()];
+            *signed = (*signed).max(size);
+        }
         let ages = self
             .marks
             .iter()
@@ -312,6 +318,17 @@ mod tests {
             end - at(t, 1),
             "the first mark is what the merge delay reads"
         );
+    }
+
+    #[test]
+    fn publication_covers_the_signing_step_on_a_node_that_signs_nothing() {
+        let t = Instant::now();
+        let mut lag = Lag::default();
+        lag.committed(5, t);
+        lag.reached(Step::Integrated, 5, t);
+        lag.reached(Step::Published, 5, t);
+        assert!(lag.is_empty(), "marks dropped without a local signature");
+        assert!(lag.reached(Step::Signed, 5, t).is_empty());
     }
 
     #[test]

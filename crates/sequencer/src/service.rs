@@ -209,17 +209,19 @@ pub fn record_from_message(m: cairn_proto::v1::ShardRecord) -> Result<ShardRecor
 }
 
 /// A router serving the sequencer, admin, health and Raft transport
-/// services on one address; serve it with `serve`/`serve_with_incoming_shutdown`.
+/// services on one address (health `Watch` streams end when `stop` turns
+/// true, so that a graceful shutdown does not wait for them); serve it with `serve`/`serve_with_incoming_shutdown`.
 pub fn grpc_router(
     sequencer: SequencerService,
     transport: RaftTransportService,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> tonic::transport::server::Router {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         // Continues the callers' traces (cairn_proto::trace).
         .trace_fn(cairn_proto::trace::server_span)
         .add_service(crate::admin::AdminService::new(sequencer.clone()).into_server())
-        .add_service(crate::health::HealthService::new(sequencer.clone()).into_server())
+        .add_service(crate::health::HealthService::new(sequencer.clone(), stop).into_server())
         .add_service(sequencer.into_server())
         .add_service(transport.into_server())
 }

@@ -661,14 +661,9 @@ impl Shard {
                 "{behind} Raft log entries not yet applied (at most {READY_MAX_APPLY_LAG})"
             ));
         }
-        let voters = raft.membership_config.membership().voter_ids().count();
-        if raft.current_leader == Some(self.node_id())
-            && voters > 1
-            && let Some(silence) = raft.millis_since_quorum_ack
-            && silence > READY_MAX_QUORUM_SILENCE.as_millis() as u64
-        {
+        if self.quorum_silent() {
             return Some(format!(
-                "leader without an acknowledgement from a quorum for {silence} ms"
+                "leader without an acknowledgement from a quorum for over {READY_MAX_QUORUM_SILENCE:?}"
             ));
         }
         if self.state().cosigned.is_none() {
@@ -678,9 +673,26 @@ impl Shard {
     }
 
     /// Whether this node leads the shard and can take leaves now: checked
-    /// this term, not halted, integration working.
+    /// this term, not halted, integration working, and (with several
+    /// voters) heard from a quorum within [`READY_MAX_QUORUM_SILENCE`], so
+    /// that a cut-off old leader does not claim it beside the new one.
     pub fn serving_as_leader(&self) -> bool {
-        self.is_leader() && self.cleared() && self.halted().is_none() && self.degraded().is_none()
+        self.is_leader()
+            && self.cleared()
+            && self.halted().is_none()
+            && self.degraded().is_none()
+            && !self.quorum_silent()
+    }
+
+    /// Whether this node leads a group of several voters and has heard
+    /// from no quorum for longer than [`READY_MAX_QUORUM_SILENCE`].
+    fn quorum_silent(&self) -> bool {
+        let raft = self.pipeline.raft.metrics().borrow().clone();
+        raft.current_leader == Some(self.node_id())
+            && raft.membership_config.membership().voter_ids().count() > 1
+            && raft
+                .millis_since_quorum_ack
+                .is_some_and(|ms| ms > READY_MAX_QUORUM_SILENCE.as_millis() as u64)
     }
 
     /// The shard's object store.
@@ -807,12 +819,8 @@ impl Shard {
         }
         let started = Instant::now();
         let statuses = self.batcher.submit(leaves, deadline).await?;
-        if statuses
-            .iter()
-            .all(|s| matches!(s, LeafStatus::Committed(_)))
-        {
-            self.pipeline.metrics.sequenced(started.elapsed());
-        }
+        // Calls that ran out of time count too: they are the slow ones.
+        self.pipeline.metrics.sequenced(started.elapsed());
         Ok(statuses)
     }
 
@@ -1003,7 +1011,10 @@ impl Shard {
                 )));
             }
         }
-        p.write_checkpoint(size, note).await
+        // Traced here only: the recovery write at a term's start is the
+        // pipeline's own work.
+        let span = traced(|| tracing::info_span!("write_checkpoint", size));
+        p.write_checkpoint(size, note).instrument(span).await
     }
 
     /// Stops the pipeline tasks (the integrator at its next await point;
@@ -1577,8 +1588,7 @@ impl Pipeline {
     /// larger stored checkpoint is success (a later head is already
     /// published); a fatal storage error halts the shard.
     async fn write_checkpoint(&self, size: u64, note: Vec<u8>) -> Result<(), ShardError> {
-        let span = traced(|| tracing::info_span!("write_checkpoint", size));
-        match self.store.put_checkpoint(size, note).instrument(span).await {
+        match self.store.put_checkpoint(size, note).await {
             Ok(()) => Ok(()),
             Err(StorageError::CheckpointShrinks { stored, requested }) => {
                 // Benign only if the larger checkpoint is part of our own

@@ -135,12 +135,11 @@ impl Node {
         let service = SequencerService::new([shard.clone()]);
         let (stop_server, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(
-            grpc_router(service, transport).serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
-                async {
+            // No health watchers here (the dropped sender would end one at once).
+            grpc_router(service, transport, tokio::sync::watch::channel(false).1)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                     let _ = stopped.await;
-                },
-            ),
+                }),
         );
         Node {
             shard,

@@ -441,7 +441,11 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
     );
 
     let grpc_server = crate::sequencer::spawn_grpc(
-        grpc_router(SequencerService::new([shard.clone()]), transport),
+        grpc_router(
+            SequencerService::new([shard.clone()]),
+            transport,
+            stop_rx.clone(),
+        ),
         grpc,
         stop_rx.clone(),
     );

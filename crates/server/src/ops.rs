@@ -424,12 +424,16 @@ fn register_tile_stores(registry: &mut Registry, stores: &[(String, TileStore)])
 }
 
 /// The free and total space of the file system holding `dir` (a failed
-/// reading exports nothing, which the disk alert's `absent` catches).
+/// reading exports nothing, and is logged).
 // `fsblkcnt_t` and friends are `u64` here but narrower on some platforms.
 #[allow(clippy::useless_conversion)]
 fn register_disk(registry: &mut Registry, dir: &std::path::Path) {
-    let Ok(stat) = nix::sys::statvfs::statvfs(dir) else {
-        return;
+    let stat = match nix::sys::statvfs::statvfs(dir) {
+        Ok(stat) => stat,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot read the data directory's disk space");
+            return;
+        }
     };
     let fragment = u64::from(stat.fragment_size());
     let bytes = |blocks: u64| i64::try_from(blocks.saturating_mul(fragment)).unwrap_or(i64::MAX);
@@ -520,7 +524,7 @@ fn register_collectors(registry: &mut Registry, collectors: &[Arc<Collector>]) {
         rounds.get_or_create(&label).inc_by(m.rounds);
         published
             .get_or_create(&label)
-            .inc_by(m.published - m.published_without_quorum);
+            .inc_by(m.published.saturating_sub(m.published_without_quorum));
         fail_open
             .get_or_create(&label)
             .inc_by(m.published_without_quorum);

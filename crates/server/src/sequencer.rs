@@ -554,7 +554,11 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         registry_tasks = Some((meta, task));
     }
     let ops_service = service.clone();
-    let grpc_server = spawn_grpc(grpc_router(service, transport), grpc, stop_rx.clone());
+    let grpc_server = spawn_grpc(
+        grpc_router(service, transport, stop_rx.clone()),
+        grpc,
+        stop_rx.clone(),
+    );
     let ops_app = ops::router(ops::Ops {
         frontend: None,
         data_dir: Some(base.join(&file.data_dir)),

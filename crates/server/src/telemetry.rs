@@ -47,7 +47,7 @@ pub enum LogFormat {
 /// library's at `warn` (openraft dumps its engine state at `info`, hyper and
 /// h2 narrate connections). `RUST_LOG` replaces it whole, e.g.
 /// `RUST_LOG=info,openraft=debug`.
-const DEFAULT_LOG_FILTER: &str = "warn,cairnd=info,cairn_server=info,cairn_sequencer=info,\
+const DEFAULT_LOG_FILTER: &str = "warn,cairnd=info,cairn_server=info,cairn_sequencer=info,cairn_proto=info,\
     cairn_frontend=info,cairn_collector=info,cairn_witness=info,cairn_storage=info,\
     cairn_bastion=info,cairn_client=info";
 
@@ -124,17 +124,21 @@ pub fn init(format: LogFormat, role: &str) -> anyhow::Result<Telemetry> {
     let otel = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer(format!("cairnd-{role}")))
-            // `shard` and `term` are log context that lives as long as the
-            // shard or the term, not work to trace.
+            // Its own filter, not the log filter: `RUST_LOG=warn` must not
+            // turn tracing off. Cairn's spans at info and above, except
+            // `shard` and `term`, which are log context that lives as long
+            // as the shard or the term, not work to trace.
             .with_filter(filter_fn(|meta| {
-                !(meta.is_span() && matches!(meta.name(), "shard" | "term"))
+                meta.target().starts_with("cairn")
+                    && *meta.level() <= tracing::Level::INFO
+                    && !(meta.is_span() && matches!(meta.name(), "shard" | "term"))
             }))
     });
     SPANS_CONSUMED.store(
         provider.is_some() || format == LogFormat::Json,
         std::sync::atomic::Ordering::Relaxed,
     );
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let registry = tracing_subscriber::registry().with(otel);
     match format {
         LogFormat::Text => registry
             .with(
@@ -142,7 +146,8 @@ pub fn init(format: LogFormat, role: &str) -> anyhow::Result<Telemetry> {
                     .with_writer(std::io::stderr)
                     // Colour codes only for people: files and collectors
                     // get plain text.
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_filter(filter),
             )
             .init(),
         LogFormat::Json => registry
@@ -152,7 +157,8 @@ pub fn init(format: LogFormat, role: &str) -> anyhow::Result<Telemetry> {
                     .flatten_event(true)
                     .with_current_span(false)
                     .with_span_list(true)
-                    .with_writer(std::io::stderr),
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
             )
             .init(),
     }
