@@ -89,7 +89,25 @@ async fn fsck_passes_cairns_own_log_from_disk_a_static_server_and_its_frontend_a
         assert!(results.iter().all(Result::is_ok), "every leaf proven");
         total += n;
         if first_checkpoint.is_empty() {
-            first_checkpoint = std::fs::read(shard_dir.join("checkpoint")).unwrap();
+            // The checkpoint object is written right after the publication
+            // commits, so it may trail the 200s by a moment.
+            let deadline = std::time::Instant::now() + DEADLINE;
+            loop {
+                let bytes = std::fs::read(shard_dir.join("checkpoint")).unwrap();
+                let size = String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .nth(1)
+                    .and_then(|l| l.parse::<usize>().ok());
+                if size == Some(total) {
+                    first_checkpoint = bytes;
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "checkpoint at {size:?}, want {total}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
         }
     }
     let total = total as u64;
