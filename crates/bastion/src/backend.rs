@@ -6,10 +6,10 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cairn_roots::Roots;
 use cairn_sigsum::{KeyHash, SigningKey};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -43,8 +43,9 @@ pub struct BackendConfig {
     /// The name the bastion's certificate must carry; `None` means the
     /// host part of [`BackendConfig::bastion`].
     pub server_name: Option<String>,
-    /// Root certificates trusted in addition to the Mozilla roots shipped
-    /// in `webpki-root-certs` (for bastions with a private CA).
+    /// Root certificates trusted in addition to the web PKI roots bundled
+    /// with Cairn ([`Roots::bundled`]; for bastions with a private CA). The
+    /// host's root store is never used.
     pub root_certificates: Vec<CertificateDer<'static>>,
     /// Limit on TCP connect plus TLS handshake.
     pub connect_timeout: Duration,
@@ -147,8 +148,7 @@ impl Backend {
                 address: name,
                 reason: e.to_string(),
             })?;
-        let mut roots = RootCertStore::empty();
-        roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
+        let mut roots = Roots::bundled().rustls_store();
         for cert in &config.root_certificates {
             roots.add(cert.clone()).map_err(TlsError::from)?;
         }

@@ -472,7 +472,9 @@ pub async fn run(args: HammerArgs) -> anyhow::Result<Summary> {
         let client = clients[r % clients.len()].clone();
         let (stats, mix) = (stats.clone(), mix.clone());
         let base = client.base_url().to_owned();
-        let http = reqwest::Client::builder()
+        let http = config
+            .roots
+            .reqwest_builder()
             .timeout(config.request_timeout)
             .build()
             .context("HTTP client")?;

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use cairn_roots::Roots;
 use cairn_sigsum::Hash;
 use cairn_sigsum::api::{
     AddLeafRequest, ConsistencyProof, ConsistencyProofRequest, Endpoint, InclusionProof,
@@ -48,6 +49,10 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// The `User-Agent` header. Default [`DEFAULT_USER_AGENT`].
     pub user_agent: String,
+    /// The roots trusted for `https` logs. Default: the web PKI roots
+    /// bundled with Cairn ([`Roots::bundled`]); the host's store is never
+    /// read, so a tool behaves the same in a minimal container.
+    pub roots: Roots,
 }
 
 impl Default for ClientConfig {
@@ -56,6 +61,7 @@ impl Default for ClientConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
+            roots: Roots::bundled(),
         }
     }
 }
@@ -97,7 +103,9 @@ impl LogClient {
     /// cannot be initialised.
     pub fn with_config(base_url: &str, config: &ClientConfig) -> Result<Self, ClientError> {
         let base = parse_base_url(base_url)?;
-        let http = reqwest::Client::builder()
+        let http = config
+            .roots
+            .reqwest_builder()
             .user_agent(config.user_agent.clone())
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)

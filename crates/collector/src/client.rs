@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use cairn_roots::Roots;
 use cairn_tlog::Hash;
 use cairn_witness::AddCheckpointRequest;
 use reqwest::{StatusCode, Url};
@@ -111,23 +112,20 @@ pub struct WitnessClient {
 
 impl WitnessClient {
     /// A client whose every request is limited to `timeout`, from connecting
-    /// to the end of the response body.
+    /// to the end of the response body, trusting the bundled web PKI roots
+    /// for `https` witnesses.
     pub fn new(timeout: Duration) -> Result<Self, WitnessError> {
-        Self::with_root_certificates(timeout, Vec::new())
+        Self::with_roots(timeout, &Roots::bundled())
     }
 
-    /// Like [`WitnessClient::new`], but also trusting `roots` (besides the
-    /// system's roots) for `https` witnesses and bastions run with a
-    /// private CA. Read PEM files with [`reqwest::Certificate::from_pem`].
-    pub fn with_root_certificates(
-        timeout: Duration,
-        roots: Vec<reqwest::Certificate>,
-    ) -> Result<Self, WitnessError> {
-        let http = reqwest::Client::builder()
+    /// Like [`WitnessClient::new`], but trusting `roots` (e.g. the bundled
+    /// ones plus a private CA's, for witnesses and bastions run with one).
+    pub fn with_roots(timeout: Duration, roots: &Roots) -> Result<Self, WitnessError> {
+        let http = roots
+            .reqwest_builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("cairn-collector/", env!("CARGO_PKG_VERSION")))
-            .tls_certs_merge(roots)
             .build()?;
         Ok(WitnessClient { http, timeout })
     }

@@ -220,11 +220,8 @@ impl Collector {
                 "the shard's log key is not in its policy: verifiers using this policy will reject its heads"
             );
         }
-        let client = WitnessClient::with_root_certificates(
-            config.witness_timeout,
-            config.witness_root_certificates()?,
-        )
-        .map_err(CollectorError::Client)?;
+        let client = WitnessClient::with_roots(config.witness_timeout, &config.witness_trust()?)
+            .map_err(CollectorError::Client)?;
         Ok(Collector {
             config,
             policy,

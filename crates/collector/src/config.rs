@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use cairn_roots::Roots;
+
 /// Default time between `GetTreeHeads` polls. New heads normally arrive
 /// through the `WatchTreeHeads` stream at once; polling covers a stream
 /// that is down.
@@ -47,10 +49,11 @@ pub struct CollectorConfig {
     /// Sigsum verifiers would reject such a head anyway.
     pub fail_open: bool,
     /// PEM text of root certificates trusted for `https` witnesses and
-    /// bastions, in addition to the system's roots (for a private CA or a
-    /// self-signed bastion). Empty (the default): the system's roots only.
-    /// Kept as text so the configuration stays comparable and printable;
-    /// [`CollectorConfig::witness_root_certificates`] parses it.
+    /// bastions, in addition to the web PKI roots bundled with Cairn (for a
+    /// private CA or a self-signed bastion). The host's root store is never
+    /// used. Empty (the default): the bundled roots only. Kept as text so
+    /// the configuration stays comparable and printable;
+    /// [`CollectorConfig::witness_trust`] parses it.
     pub witness_roots: Vec<u8>,
 }
 
@@ -68,19 +71,14 @@ impl CollectorConfig {
         }
     }
 
-    /// The certificates in [`CollectorConfig::witness_roots`]. Text that is
-    /// not empty must hold at least one `CERTIFICATE` block, so that a key
-    /// or a mistyped file is refused rather than silently trusting nothing.
-    pub fn witness_root_certificates(&self) -> Result<Vec<reqwest::Certificate>, InvalidRoots> {
-        if self.witness_roots.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Vec::new());
-        }
-        let certs = reqwest::Certificate::from_pem_bundle(&self.witness_roots)
-            .map_err(|e| InvalidRoots(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(InvalidRoots("no CERTIFICATE block in the PEM text".into()));
-        }
-        Ok(certs)
+    /// The roots trusted for witnesses: the bundled web PKI roots plus
+    /// [`CollectorConfig::witness_roots`]. Text that is not empty must hold
+    /// at least one usable `CERTIFICATE` block, so that a key or a mistyped
+    /// file is refused rather than silently trusting nothing more.
+    pub fn witness_trust(&self) -> Result<Roots, InvalidRoots> {
+        Roots::bundled()
+            .with_pem(&self.witness_roots)
+            .map_err(|e| InvalidRoots(e.to_string()))
     }
 }
 
@@ -100,39 +98,24 @@ mod tests {
         }
     }
 
-    fn certificate_pem(name: &str) -> String {
-        let key = rcgen::KeyPair::generate().expect("key");
-        rcgen::CertificateParams::new(vec![name.to_owned()])
-            .expect("params")
-            .self_signed(&key)
-            .expect("certificate")
-            .pem()
-    }
-
     #[test]
-    fn no_witness_roots_means_the_system_roots_only() {
+    fn no_witness_roots_means_the_bundled_roots_only() {
         for pem in [&b""[..], b"\n  \n"] {
-            let certs = with_roots(pem).witness_root_certificates().expect("valid");
-            assert!(certs.is_empty());
+            let roots = with_roots(pem).witness_trust().expect("valid");
+            assert_eq!(roots.extra(), 0);
+            assert!(!roots.certificates().is_empty());
         }
     }
 
-    #[test]
-    fn every_certificate_in_a_pem_bundle_is_trusted() {
-        let bundle = format!("{}{}", certificate_pem("a.test"), certificate_pem("b.test"));
-        let certs = with_roots(bundle.as_bytes())
-            .witness_root_certificates()
-            .expect("valid");
-        assert_eq!(certs.len(), 2);
-    }
-
+    // Which PEM is accepted is tested in `cairn_roots`; here, that the
+    // collector's text reaches it and its errors name the setting.
     #[test]
     fn pem_text_without_a_certificate_is_refused() {
         let key_only = rcgen::KeyPair::generate().expect("key").serialize_pem();
         let broken = "-----BEGIN CERTIFICATE-----\n%%%\n-----END CERTIFICATE-----\n";
         for pem in [key_only.as_str(), "not a certificate", broken] {
             let err = with_roots(pem.as_bytes())
-                .witness_root_certificates()
+                .witness_trust()
                 .expect_err("refused");
             assert!(
                 err.to_string().starts_with("witness root certificates:"),

@@ -255,7 +255,7 @@ impl CollectorFile {
                     .with_context(|| format!("witness_roots {}", roots.display()))
                     .with_context(context)?;
                 config
-                    .witness_root_certificates()
+                    .witness_trust()
                     .with_context(|| format!("witness_roots {}", roots.display()))
                     .with_context(context)?;
             }

@@ -285,7 +285,8 @@ pub struct DevOptions {
 
 /// Reads the `--object-store` file: TOML of a
 /// [`cairn_storage::ObjectStoreConfig`] (`[local]` or `[s3]`, unknown keys
-/// are errors), with relative paths in it (a local `dir`, credential files)
+/// are errors), with relative paths in it (a local `dir`, credential and
+/// roots files)
 /// taken relative to the file's directory, as in the roles' config files.
 pub fn read_object_store(path: &Path) -> anyhow::Result<ObjectStoreConfig> {
     let text = std::fs::read_to_string(path)
@@ -304,15 +305,24 @@ pub fn read_object_store(path: &Path) -> anyhow::Result<ObjectStoreConfig> {
             ObjectStoreConfig::Local { dir }
         }
         ObjectStoreConfig::S3(mut s3) => {
-            for file in [&mut s3.access_key_id_file, &mut s3.secret_access_key_file]
-                .into_iter()
-                .flatten()
+            for file in [
+                &mut s3.access_key_id_file,
+                &mut s3.secret_access_key_file,
+                &mut s3.roots,
+            ]
+            .into_iter()
+            .flatten()
             {
                 resolve(file);
             }
             ObjectStoreConfig::S3(s3)
         }
-        http @ ObjectStoreConfig::Http(_) => http,
+        ObjectStoreConfig::Http(mut http) => {
+            if let Some(roots) = &mut http.roots {
+                resolve(roots);
+            }
+            ObjectStoreConfig::Http(http)
+        }
     })
 }
 

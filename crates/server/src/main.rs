@@ -80,7 +80,8 @@ enum Command {
         /// optional `endpoint`, `region` (us-east-1), `prefix`, `allow_http`
         /// (false), `virtual_hosted_style` (false), `access_key_id_file` and
         /// `secret_access_key_file`; without the files, credentials come
-        /// from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY). Relative paths are
+        /// from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; `roots`, a PEM file
+        /// of extra CA roots for HTTPS). Relative paths are
         /// relative to FILE's directory. Keep using the same store with the
         /// same DIR: another log's tiles there are refused as a fork.
         #[arg(long, value_name = "FILE")]

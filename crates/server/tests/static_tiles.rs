@@ -96,7 +96,7 @@ async fn a_static_server_in_front_of_the_tiles_is_a_complete_read_path_after_gc(
 
     // Read everything back from the static server.
     let server = StaticServer::start(&dir.join("tiles"));
-    let http = HttpConfig { url: server.url() };
+    let http = HttpConfig::new(server.url());
     let reader = TileStore::http(&http, "dev", TileStoreOptions::default()).expect("http store");
     let note = reader
         .checkpoint()

@@ -6,9 +6,10 @@ use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_roots::Roots;
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::http::HttpBuilder;
-use object_store::{ClientOptions, RetryConfig};
+use object_store::{Certificate, ClientOptions, RetryConfig};
 use serde::Deserialize;
 
 use crate::error::StorageError;
@@ -69,6 +70,22 @@ pub struct HttpConfig {
     /// The base URL, `http://` or `https://`, e.g.
     /// `https://tiles.example.org/logs/`. Required.
     pub url: String,
+    /// PEM file of root certificates trusted for an `https` URL in addition
+    /// to the web PKI roots bundled with Cairn (a private CA). The host's
+    /// root store is never used. Relative paths are taken relative to the
+    /// file this table is in. Default: none (the bundled roots only).
+    #[serde(default)]
+    pub roots: Option<PathBuf>,
+}
+
+impl HttpConfig {
+    /// A tile URL with the bundled roots.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            roots: None,
+        }
+    }
 }
 
 fn default_local_dir() -> PathBuf {
@@ -134,6 +151,12 @@ pub struct S3Config {
     /// Set together with `access_key_id_file`. Default: none.
     #[serde(default)]
     pub secret_access_key_file: Option<PathBuf>,
+    /// PEM file of root certificates trusted for an `https` endpoint in
+    /// addition to the web PKI roots bundled with Cairn (a server with a
+    /// private CA). The host's root store is never used. Default: none (the
+    /// bundled roots only).
+    #[serde(default)]
+    pub roots: Option<PathBuf>,
 }
 
 fn default_region() -> String {
@@ -152,6 +175,7 @@ impl S3Config {
             virtual_hosted_style: false,
             access_key_id_file: None,
             secret_access_key_file: None,
+            roots: None,
         }
     }
 
@@ -215,7 +239,7 @@ impl S3Config {
     /// `credentials`, with conditional puts enabled and `object_store`'s own
     /// timeouts and retries bounded ([`S3_REQUEST_TIMEOUT`],
     /// [`S3_MAX_RETRIES`], [`S3_RETRY_TIMEOUT`]).
-    fn builder(&self, credentials: Option<Credentials>) -> AmazonS3Builder {
+    fn builder(&self, credentials: Option<Credentials>, roots: &Roots) -> AmazonS3Builder {
         let retry = RetryConfig {
             max_retries: S3_MAX_RETRIES,
             retry_timeout: S3_RETRY_TIMEOUT,
@@ -223,7 +247,7 @@ impl S3Config {
         };
         // Client options first: `with_allow_http` edits them.
         let mut builder = AmazonS3Builder::new()
-            .with_client_options(ClientOptions::new().with_timeout(S3_REQUEST_TIMEOUT))
+            .with_client_options(client_options(roots).with_timeout(S3_REQUEST_TIMEOUT))
             .with_retry(retry)
             .with_region(&self.region)
             .with_bucket_name(&self.bucket)
@@ -250,6 +274,33 @@ pub(crate) struct Credentials {
     access_key_id: String,
     secret_access_key: String,
     session_token: Option<String>,
+}
+
+/// `object_store` client options that trust exactly `roots`: never the
+/// host's root store, which `object_store` would otherwise load when the
+/// client is built (and fail to, in a container without one).
+pub fn client_options(roots: &Roots) -> ClientOptions {
+    roots
+        .certificates()
+        .iter()
+        .filter_map(|der| Certificate::from_der(der).ok())
+        .fold(
+            ClientOptions::new().with_no_system_certificates(true),
+            ClientOptions::with_root_certificate,
+        )
+}
+
+/// The bundled roots plus those in `file`, if any.
+fn read_roots(file: Option<&FsPath>) -> Result<Roots, StorageError> {
+    let roots = Roots::bundled();
+    match file {
+        None => Ok(roots),
+        Some(path) => roots
+            .with_pem_file(path)
+            .map_err(|e| StorageError::InvalidConfig {
+                reason: e.to_string(),
+            }),
+    }
 }
 
 /// The trimmed contents of the secret file `path`, which must not be empty.
@@ -291,8 +342,9 @@ impl TileStore {
     ) -> Result<Self, StorageError> {
         let prefix = config.shard_prefix(shard_prefix)?;
         let credentials = config.credentials(|name| std::env::var(name).ok())?;
+        let roots = read_roots(config.roots.as_deref())?;
         let s3 = config
-            .builder(credentials)
+            .builder(credentials, &roots)
             .build()
             .map_err(|source| StorageError::Backend {
                 op: "open",
@@ -315,8 +367,8 @@ impl TileStore {
     /// refused with [`StorageError::ReadOnly`].
     ///
     /// Each request is limited to [`S3_REQUEST_TIMEOUT`] and retried as for
-    /// S3. HTTPS trusts the web PKI roots bundled with the HTTP client.
-    /// Performs no IO; fails with [`StorageError::InvalidConfig`] for a URL
+    /// S3. HTTPS trusts the web PKI roots bundled with Cairn plus
+    /// [`HttpConfig::roots`]. Reads only that file; fails with [`StorageError::InvalidConfig`] for a URL
     /// that is not `http(s)://`, and [`StorageError::InvalidKey`] for a bad
     /// prefix.
     pub fn http(
@@ -336,10 +388,11 @@ impl TileStore {
             retry_timeout: S3_RETRY_TIMEOUT,
             ..RetryConfig::default()
         };
+        let roots = read_roots(config.roots.as_deref())?;
         let store = HttpBuilder::new()
             .with_url(url)
             .with_client_options(
-                ClientOptions::new()
+                client_options(&roots)
                     .with_timeout(S3_REQUEST_TIMEOUT)
                     .with_allow_http(true),
             )
@@ -490,7 +543,7 @@ mod tests {
         let store = TileStore::open(&config, "dev", TileStoreOptions::default()).unwrap();
         assert!(store.is_read_only());
         for url in ["ftp://x/", "/srv/tiles", ""] {
-            let http = HttpConfig { url: url.into() };
+            let http = HttpConfig::new(url);
             let err = TileStore::http(&http, "dev", TileStoreOptions::default()).unwrap_err();
             assert!(
                 matches!(err, StorageError::InvalidConfig { .. }),

@@ -84,7 +84,7 @@ mod write;
 pub use cache::{DEFAULT_CACHE_BYTES, LruMap};
 pub use config::{
     DEFAULT_LOCAL_DIR, DEFAULT_S3_REGION, HttpConfig, ObjectStoreConfig, S3_MAX_RETRIES,
-    S3_REQUEST_TIMEOUT, S3_RETRY_TIMEOUT, S3Config,
+    S3_REQUEST_TIMEOUT, S3_RETRY_TIMEOUT, S3Config, client_options,
 };
 pub use error::{Corruption, StorageError};
 pub use gc::{GcReport, MAX_GC_CANDIDATES};

@@ -97,7 +97,7 @@ async fn superseded_partials_are_deleted_and_every_proof_still_verifies() {
     // From a static web server, with a fresh reader over HTTP, which reads
     // at its latest head as a frontend does (plain HTTP cannot list).
     let server = StaticServer::start(dir.path());
-    let http = HttpConfig { url: server.url() };
+    let http = HttpConfig::new(server.url());
     let reader = TileStore::http(&http, PREFIX, TileStoreOptions::default()).unwrap();
     proofs_verify(&reader, &tree, false).await;
     let served = reader
@@ -185,7 +185,7 @@ async fn a_tile_url_is_read_only() {
     tree.grow(&store, 10).await;
     publish(&store, &tree, 10).await;
     let server = StaticServer::start(dir.path());
-    let http = HttpConfig { url: server.url() };
+    let http = HttpConfig::new(server.url());
     let reader = TileStore::http(&http, PREFIX, TileStoreOptions::default()).unwrap();
     let read_only = |e: StorageError| matches!(e, StorageError::ReadOnly { .. });
     assert!(read_only(

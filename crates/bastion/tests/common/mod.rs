@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_collector::{WitnessClient, WitnessError, add_checkpoint_url};
+use cairn_roots::Roots;
 use cairn_sigsum::{PublicKey, SigningKey};
 use cairn_tlog::checkpoint::SignedCheckpoint;
 use cairn_tlog::cosignature::cosignature_from_witness_response;
@@ -51,8 +52,10 @@ impl Pki {
 
     /// The collector's witness client, trusting this CA.
     pub fn witness_client(&self) -> WitnessClient {
-        let ca = reqwest::Certificate::from_der(&self.ca).expect("CA for reqwest");
-        WitnessClient::with_root_certificates(Duration::from_secs(10), vec![ca]).expect("client")
+        let roots = Roots::bundled()
+            .with_certificates(vec![self.ca.clone()])
+            .expect("CA is a usable root");
+        WitnessClient::with_roots(Duration::from_secs(10), &roots).expect("client")
     }
 }
 

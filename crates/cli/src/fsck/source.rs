@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::{Bytes, BytesMut};
+use cairn_roots::Roots;
 use futures::StreamExt;
 use object_store::http::HttpBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreExt, RetryConfig};
 
 /// Retries of one HTTP request inside `object_store` (5xx, resets); a
 /// missing object (404) is never retried.
@@ -45,7 +46,7 @@ impl Source {
                 // object_store appends the object's path segments to the
                 // URL's; a trailing slash would leave an empty segment.
                 let url = target.trim_end_matches('/');
-                let options = ClientOptions::new()
+                let options = cairn_storage::client_options(&Roots::bundled())
                     .with_allow_http(true)
                     .with_timeout(timeout)
                     .with_connect_timeout(timeout);
