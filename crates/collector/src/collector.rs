@@ -578,12 +578,9 @@ impl Collector {
             .witnesses
             .iter()
             .map(|t| {
-                // Only inside a traced round: untraced rounds start no traces.
-                let span = if tracing::Span::current().is_none() {
-                    tracing::Span::none()
-                } else {
-                    tracing::info_span!("witness", witness = %t.name, size)
-                };
+                let span = cairn_proto::trace::traced(
+                    || tracing::info_span!("witness", witness = %t.name, size),
+                );
                 async move {
                     let asked = Instant::now();
                     let r = tokio::time::timeout(limit, self.cosign(t, checkpoint, note, proofs))

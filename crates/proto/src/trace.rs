@@ -40,6 +40,16 @@ impl Interceptor for TraceContext {
     }
 }
 
+/// `make()`'s span if this runs inside a span (a traced request), else
+/// none: background work and untraced calls start no traces of their own.
+pub fn traced(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    if tracing::Span::current().is_none() {
+        tracing::Span::none()
+    } else {
+        make()
+    }
+}
+
 /// Writes the current span's context into `metadata`.
 pub fn inject(metadata: &mut MetadataMap) {
     let context = tracing::Span::current().context();

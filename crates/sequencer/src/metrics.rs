@@ -99,10 +99,13 @@ impl Lag {
             let signed = &mut self.reached[Step::Signed.index()];
             *signed = (*signed).max(size);
         }
+        // Marks are sorted by size: find the covered range by bisection,
+        // not a scan (this runs for every head a node sees).
+        let first = self.marks.partition_point(|(s, _)| *s <= before);
+        let end = self.marks.partition_point(|(s, _)| *s <= size);
         let ages = self
             .marks
-            .iter()
-            .filter(|(s, _)| *s > before && *s <= size)
+            .range(first..end)
             .map(|(_, t)| now.saturating_duration_since(*t))
             .collect();
         self.drop_done();
@@ -113,9 +116,9 @@ impl Lag {
     /// zero if `step` covers every applied leaf.
     pub fn oldest_behind(&self, step: Step, now: Instant) -> Duration {
         let reached = self.reached[step.index()];
+        let first = self.marks.partition_point(|(s, _)| *s <= reached);
         self.marks
-            .iter()
-            .find(|(s, _)| *s > reached)
+            .get(first)
             .map_or(Duration::ZERO, |(_, t)| now.saturating_duration_since(*t))
     }
 

@@ -505,7 +505,7 @@ impl Sequencer for SequencerService {
     ) -> Result<Response<TreeHeads>, Status> {
         let req = request.into_inner();
         let shard = self.get(&req.shard)?;
-        let heads = crate::shard::traced(|| tracing::info_span!("sign", shard = %req.shard))
+        let heads = cairn_proto::trace::traced(|| tracing::info_span!("sign", shard = %req.shard))
             .in_scope(|| shard.tree_heads())
             .map_err(|e| status_for(&e))?;
         Ok(Response::new(tree_heads_message(heads)))

@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_proto::trace::traced;
 use cairn_sigsum::tree_head::SignedTreeHead;
 use cairn_sigsum::{KeyHash, PublicKey, SigningKey};
 use cairn_storage::{StorageError, TileStore};
@@ -88,16 +89,6 @@ pub const MAX_SUCCESSOR_LEN: usize = 64;
 /// (openraft drops a request while a build is running, and a failed build
 /// leaves the point where it was).
 const SNAPSHOT_RETRY: Duration = Duration::from_secs(60);
-
-/// `make()`'s span if this runs inside a span (a traced request), else
-/// none: the pipeline's own work and untraced calls start no traces.
-pub(crate) fn traced(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
-    if tracing::Span::current().is_none() {
-        tracing::Span::none()
-    } else {
-        make()
-    }
-}
 
 /// Opens the shard database off the async threads, waiting up to
 /// [`OPEN_LOCK_WAIT`] while this process still holds its lock (an in-process
@@ -648,20 +639,29 @@ impl Shard {
         if let Some(reason) = self.degraded() {
             return Some(format!("integration failing: {reason}"));
         }
-        let raft = self.pipeline.raft.metrics().borrow().clone();
-        if raft.current_leader.is_none() {
+        // Read under one short borrow, not cloned: probes run this often.
+        let (leaderless, behind, silent) = {
+            let metrics = self.pipeline.raft.metrics();
+            let raft = metrics.borrow();
+            let behind = raft
+                .last_log_index
+                .unwrap_or(0)
+                .saturating_sub(raft.last_applied.map_or(0, |l| l.index));
+            (
+                raft.current_leader.is_none(),
+                behind,
+                self.quorum_silent_in(&raft),
+            )
+        };
+        if leaderless {
             return Some("no Raft leader".to_owned());
         }
-        let behind = raft
-            .last_log_index
-            .unwrap_or(0)
-            .saturating_sub(raft.last_applied.map_or(0, |l| l.index));
         if behind > READY_MAX_APPLY_LAG {
             return Some(format!(
                 "{behind} Raft log entries not yet applied (at most {READY_MAX_APPLY_LAG})"
             ));
         }
-        if self.quorum_silent() {
+        if silent {
             return Some(format!(
                 "leader without an acknowledgement from a quorum for over {READY_MAX_QUORUM_SILENCE:?}"
             ));
@@ -687,7 +687,11 @@ impl Shard {
     /// Whether this node leads a group of several voters and has heard
     /// from no quorum for longer than [`READY_MAX_QUORUM_SILENCE`].
     fn quorum_silent(&self) -> bool {
-        let raft = self.pipeline.raft.metrics().borrow().clone();
+        self.quorum_silent_in(&self.pipeline.raft.metrics().borrow())
+    }
+
+    /// [`Shard::quorum_silent`] of the metrics `raft`.
+    fn quorum_silent_in(&self, raft: &openraft::RaftMetrics<NodeId, openraft::BasicNode>) -> bool {
         raft.current_leader == Some(self.node_id())
             && raft.membership_config.membership().voter_ids().count() > 1
             && raft
