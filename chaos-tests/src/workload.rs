@@ -1,0 +1,254 @@
+//! Clients: submitters through every frontend, and readers of the tree
+//! head from every frontend and of the `checkpoint` object from the
+//! object store. Each records what it saw in the [`Recorder`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use cairn_client::{AddLeafStatus, LogClient};
+use cairn_sigsum::api::AddLeafRequest;
+use cairn_sigsum::leaf::Leaf;
+use cairn_sigsum::tree_head::{SignedTreeHead, TreeHead};
+use cairn_sigsum::{PublicKey, Signature, SigningKey};
+use cairn_tlog::Hash;
+use tokio::task::JoinHandle;
+
+use crate::history::{Recorder, Source};
+
+/// How often each reader polls.
+const READ_EVERY: Duration = Duration::from_millis(200);
+/// Limit on one client request.
+const REQUEST_LIMIT: Duration = Duration::from_secs(10);
+
+/// Running clients; [`Workload::stop`] ends them.
+#[derive(Debug)]
+pub struct Workload {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// What the clients talk to.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    pub frontends: Vec<LogClient>,
+    pub checkpoint_url: Option<String>,
+    pub log_key: PublicKey,
+}
+
+impl Workload {
+    /// Starts `submitters` submitters (spread over the frontends) and the
+    /// readers.
+    pub fn start(endpoints: &Endpoints, submitters: usize, recorder: &Recorder) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for i in 0..submitters {
+            tasks.push(tokio::spawn(submitter(
+                i,
+                endpoints.frontends.clone(),
+                recorder.clone(),
+                stop.clone(),
+            )));
+        }
+        tasks.extend(Self::readers(endpoints, recorder, &stop));
+        Workload { stop, tasks }
+    }
+
+    /// Only submitters (a burst): `n` of them, no readers.
+    pub fn submitters(endpoints: &Endpoints, n: usize, recorder: &Recorder) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..n)
+            .map(|i| {
+                tokio::spawn(submitter(
+                    i,
+                    endpoints.frontends.clone(),
+                    recorder.clone(),
+                    stop.clone(),
+                ))
+            })
+            .collect();
+        Workload { stop, tasks }
+    }
+
+    fn readers(
+        endpoints: &Endpoints,
+        recorder: &Recorder,
+        stop: &Arc<AtomicBool>,
+    ) -> Vec<JoinHandle<()>> {
+        let mut tasks: Vec<JoinHandle<()>> = endpoints
+            .frontends
+            .iter()
+            .enumerate()
+            .map(|(i, client)| {
+                tokio::spawn(head_reader(
+                    i,
+                    client.clone(),
+                    endpoints.log_key,
+                    recorder.clone(),
+                    stop.clone(),
+                ))
+            })
+            .collect();
+        if let Some(url) = &endpoints.checkpoint_url {
+            tasks.push(tokio::spawn(checkpoint_reader(
+                url.clone(),
+                endpoints.log_key,
+                recorder.clone(),
+                stop.clone(),
+            )));
+        }
+        tasks
+    }
+
+    /// Stops every client and waits for them (a request in flight may
+    /// still finish and be recorded).
+    pub async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(REQUEST_LIMIT * 2, task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).expect("operating system randomness");
+    b
+}
+
+/// Submits fresh leaves one at a time, as sigsum-submit does: the same
+/// request again after a 202 or an error until a 200, which is recorded.
+/// Errors move it to the next frontend (one may be down).
+async fn submitter(
+    index: usize,
+    frontends: Vec<LogClient>,
+    recorder: Recorder,
+    stop: Arc<AtomicBool>,
+) {
+    let key = SigningKey::from_seed(&random_bytes::<32>());
+    let mut frontend = index % frontends.len();
+    while !stop.load(Ordering::Relaxed) {
+        let message: Hash = random_bytes();
+        let request = AddLeafRequest::sign(&key, &message);
+        let leaf_hash = Leaf::sign(&key, &message).leaf_hash();
+        while !stop.load(Ordering::Relaxed) {
+            let answer =
+                tokio::time::timeout(REQUEST_LIMIT, frontends[frontend].add_leaf(&request, None))
+                    .await;
+            match answer {
+                Ok(Ok(AddLeafStatus::Committed)) => {
+                    recorder.ack(frontend, leaf_hash);
+                    break;
+                }
+                Ok(Ok(AddLeafStatus::Accepted)) => {
+                    recorder.accepted();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(Err(_)) | Err(_) => {
+                    recorder.refused();
+                    frontend = (frontend + 1) % frontends.len();
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Reads one frontend's tree head over and over; records those whose log
+/// signature verifies, and any that does not as a bad answer.
+async fn head_reader(
+    index: usize,
+    client: LogClient,
+    log_key: PublicKey,
+    recorder: Recorder,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(Ok(head)) = tokio::time::timeout(REQUEST_LIMIT, client.get_tree_head()).await {
+            let th = head.tree_head();
+            if head.signed.verify(&log_key) {
+                recorder.head(Source::Frontend(index), th.size, th.root_hash);
+            } else {
+                recorder.bad(format!(
+                    "frontend {} served a tree head of size {} whose signature does not verify",
+                    index + 1,
+                    th.size
+                ));
+            }
+        }
+        tokio::time::sleep(READ_EVERY).await;
+    }
+}
+
+/// Reads the `checkpoint` object straight from the object store.
+async fn checkpoint_reader(
+    url: String,
+    log_key: PublicKey,
+    recorder: Recorder,
+    stop: Arc<AtomicBool>,
+) {
+    let http = reqwest::Client::builder()
+        .timeout(REQUEST_LIMIT)
+        .build()
+        .expect("HTTP client");
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(r) = http.get(&url).send().await
+            && r.status().is_success()
+            && let Ok(body) = r.bytes().await
+        {
+            match parse_checkpoint(&body, &log_key) {
+                Ok((size, root)) => recorder.head(Source::Store, size, root),
+                Err(why) => recorder.bad(format!("the checkpoint object: {why}")),
+            }
+        }
+        tokio::time::sleep(READ_EVERY).await;
+    }
+}
+
+/// The size and root of a C2SP checkpoint signed by the Sigsum log
+/// `log_key`: origin line, size, base64 root, blank line, then signature
+/// lines `— <origin> base64(key ID ‖ signature)`; the log's must verify.
+fn parse_checkpoint(text: &[u8], log_key: &PublicKey) -> Result<(u64, Hash), String> {
+    let text = std::str::from_utf8(text).map_err(|_| "not UTF-8".to_owned())?;
+    let (body, signatures) = text
+        .split_once("\n\n")
+        .ok_or_else(|| "no blank line before the signatures".to_owned())?;
+    let mut lines = body.lines();
+    let origin = lines.next().ok_or("no origin")?;
+    let size: u64 = lines
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or("bad size line")?;
+    let root: Hash = lines
+        .next()
+        .and_then(|r| base64::engine::general_purpose::STANDARD.decode(r).ok())
+        .and_then(|r| r.try_into().ok())
+        .ok_or("bad root line")?;
+    let head = TreeHead {
+        size,
+        root_hash: root,
+    };
+    let signed = signatures
+        .lines()
+        .filter_map(|line| line.strip_prefix("— "))
+        .filter_map(|rest| rest.split_once(' '))
+        .filter(|(name, _)| *name == origin)
+        .filter_map(|(_, sig)| base64::engine::general_purpose::STANDARD.decode(sig).ok())
+        .filter(|sig| sig.len() == 68)
+        .any(|sig| {
+            let signature = Signature(sig[4..].try_into().expect("64 bytes"));
+            SignedTreeHead {
+                tree_head: head,
+                signature,
+            }
+            .verify(log_key)
+        });
+    if !signed {
+        return Err(format!("size {size}: no valid signature by the log"));
+    }
+    Ok((size, root))
+}
