@@ -32,7 +32,8 @@ struct Cli {
     /// Compose project name: the harness's containers, network and volumes.
     #[arg(long, global = true, default_value = "cairnchaos")]
     project: String,
-    /// Use a cluster this project already runs instead of starting one.
+    /// Use a cluster this project already runs instead of starting one (it
+    /// is left running).
     #[arg(long, global = true)]
     no_up: bool,
     /// Leave the cluster running at the end.
@@ -108,10 +109,18 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             cli.project
         );
         cluster.cluster(&["down"]).await.ok();
-        cluster.cluster(&["up"]).await?;
     }
-    let result = run_rows(&cli, &cluster).await;
-    if !cli.keep_up {
+    // Torn down below whatever happens, a failed start included.
+    let started = if cli.no_up {
+        Ok(String::new())
+    } else {
+        cluster.cluster(&["up"]).await
+    };
+    let result = match started {
+        Ok(_) => run_rows(&cli, &cluster).await,
+        Err(e) => Err(e),
+    };
+    if !cli.no_up && !cli.keep_up {
         cluster.cluster(&["down"]).await.ok();
     }
     let totals = result?;
