@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use base64::Engine as _;
 use cairn_client::{AddLeafStatus, LogClient};
 use cairn_sigsum::api::AddLeafRequest;
+use cairn_sigsum::key::log_origin;
 use cairn_sigsum::leaf::Leaf;
-use cairn_sigsum::tree_head::{SignedTreeHead, TreeHead};
-use cairn_sigsum::{PublicKey, Signature, SigningKey};
+use cairn_sigsum::{PublicKey, SigningKey};
 use cairn_tlog::Hash;
+use cairn_tlog::checkpoint::SignedCheckpoint;
+use cairn_tlog::note::Ed25519NoteVerifier;
 use tokio::task::JoinHandle;
 
 use crate::history::{Recorder, Source};
@@ -41,18 +42,10 @@ impl Workload {
     /// Starts `submitters` submitters (spread over the frontends) and the
     /// readers.
     pub fn start(endpoints: &Endpoints, submitters: usize, recorder: &Recorder) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut tasks = Vec::new();
-        for i in 0..submitters {
-            tasks.push(tokio::spawn(submitter(
-                i,
-                endpoints.frontends.clone(),
-                recorder.clone(),
-                stop.clone(),
-            )));
-        }
-        tasks.extend(Self::readers(endpoints, recorder, &stop));
-        Workload { stop, tasks }
+        let mut work = Self::submitters(endpoints, submitters, recorder);
+        work.tasks
+            .extend(Self::readers(endpoints, recorder, &work.stop));
+        work
     }
 
     /// Only submitters (a burst): `n` of them, no readers.
@@ -209,46 +202,15 @@ async fn checkpoint_reader(
     }
 }
 
-/// The size and root of a C2SP checkpoint signed by the Sigsum log
-/// `log_key`: origin line, size, base64 root, blank line, then signature
-/// lines `— <origin> base64(key ID ‖ signature)`; the log's must verify.
+/// The size and root of the checkpoint `text`, whose signature by the
+/// Sigsum log `log_key` must verify (C2SP signed-note).
 fn parse_checkpoint(text: &[u8], log_key: &PublicKey) -> Result<(u64, Hash), String> {
-    let text = std::str::from_utf8(text).map_err(|_| "not UTF-8".to_owned())?;
-    let (body, signatures) = text
-        .split_once("\n\n")
-        .ok_or_else(|| "no blank line before the signatures".to_owned())?;
-    let mut lines = body.lines();
-    let origin = lines.next().ok_or("no origin")?;
-    let size: u64 = lines
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or("bad size line")?;
-    let root: Hash = lines
-        .next()
-        .and_then(|r| base64::engine::general_purpose::STANDARD.decode(r).ok())
-        .and_then(|r| r.try_into().ok())
-        .ok_or("bad root line")?;
-    let head = TreeHead {
-        size,
-        root_hash: root,
-    };
-    let signed = signatures
-        .lines()
-        .filter_map(|line| line.strip_prefix("— "))
-        .filter_map(|rest| rest.split_once(' '))
-        .filter(|(name, _)| *name == origin)
-        .filter_map(|(_, sig)| base64::engine::general_purpose::STANDARD.decode(sig).ok())
-        .filter(|sig| sig.len() == 68)
-        .any(|sig| {
-            let signature = Signature(sig[4..].try_into().expect("64 bytes"));
-            SignedTreeHead {
-                tree_head: head,
-                signature,
-            }
-            .verify(log_key)
-        });
-    if !signed {
-        return Err(format!("size {size}: no valid signature by the log"));
-    }
-    Ok((size, root))
+    let signed = SignedCheckpoint::parse(text).map_err(|e| e.to_string())?;
+    let verifier =
+        Ed25519NoteVerifier::new(&log_origin(log_key), &log_key.0).map_err(|e| e.to_string())?;
+    let c = signed.checkpoint();
+    signed
+        .verify(&[&verifier])
+        .map_err(|e| format!("size {}: {e}", c.size))?;
+    Ok((c.size, c.root))
 }
