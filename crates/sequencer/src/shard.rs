@@ -368,8 +368,22 @@ pub struct TreeHeads {
 enum WorldCheck {
     /// The published log could not be read; try again.
     Retry(String),
-    /// The state is behind or contradicts what was published: halt.
+    /// What was published cannot be trusted or read: halt.
     Fatal(String),
+    /// This node's own state is behind or contradicts what was published
+    /// (a stale backup restored, a lost disk): halt, and leave the group's
+    /// work to the others (see [`Pipeline::lead_term`]).
+    Stale(String),
+}
+
+impl WorldCheck {
+    /// The reason of a fatal outcome, `None` for [`WorldCheck::Retry`].
+    fn fatal(&self) -> Option<&str> {
+        match self {
+            WorldCheck::Retry(_) => None,
+            WorldCheck::Fatal(r) | WorldCheck::Stale(r) => Some(r),
+        }
+    }
 }
 
 /// The outcome of [`Pipeline::confirm_leadership`].
@@ -885,6 +899,11 @@ impl Shard {
             }
             return Err(ShardError::Record(e));
         }
+        if signed.tree_head.size > p.metrics.signed_size() {
+            // Once per new size (heads are asked for far more often); the
+            // chaos harness kills the leader on this line.
+            tracing::debug!(shard = %p.name, size = signed.tree_head.size, "signed a larger tree head");
+        }
         p.metrics.reached(Step::Signed, signed.tree_head.size);
         let state = state.into_inner();
         Ok(TreeHeads {
@@ -1015,6 +1034,7 @@ impl Shard {
                 )));
             }
         }
+        tracing::debug!(shard = %p.name, size, "cosigned head committed; writing the checkpoint");
         // Traced here only: the recovery write at a term's start is the
         // pipeline's own work.
         let span = traced(|| tracing::info_span!("write_checkpoint", size));
@@ -1324,7 +1344,8 @@ impl Pipeline {
             }
             match self.check_world().await {
                 Ok(()) => break,
-                Err(WorldCheck::Fatal(reason)) => {
+                Err(e @ (WorldCheck::Fatal(_) | WorldCheck::Stale(_))) => {
+                    let reason = e.fatal().unwrap_or_default().to_owned();
                     // The world may have moved on because this node was
                     // deposed (frozen, cut off) after it confirmed its
                     // leadership: a successor published more. Halt only if
@@ -1337,9 +1358,30 @@ impl Pipeline {
                             return;
                         }
                     }
-                    if let Err(WorldCheck::Fatal(reason)) = self.check_world().await {
+                    if let Err(e) = self.check_world().await
+                        && let Some(reason) = e.fatal()
+                    {
                         tracing::error!(shard = %self.name, "{reason}");
                         self.halt.halt(reason);
+                        if let WorldCheck::Stale(_) = e {
+                            // Halting alone keeps this node the leader:
+                            // openraft restores a restarted leader's term,
+                            // and its heartbeats keep the others, which hold
+                            // the whole log, from electing one. So it stops
+                            // sending heartbeats and never stands for
+                            // election again in this process: another voter
+                            // takes over, and this one follows, halted
+                            // (unready) until the operator wipes it and adds
+                            // it back. Alone in its group it stays leader and
+                            // halted, which is all it can do.
+                            tracing::error!(
+                                shard = %self.name,
+                                node_id = self.node_id,
+                                "this node's state is older than the published log: stepping down for good; remove, wipe and re-add the node"
+                            );
+                            self.raft.runtime_config().heartbeat(false);
+                            self.raft.runtime_config().elect(false);
+                        }
                         return;
                     }
                     tracing::info!(shard = %self.name, first = %reason, "the published log check passed on a second look");
@@ -1448,7 +1490,7 @@ impl Pipeline {
              to make the error go away: that publishes a second history.";
         if let Some((size, root)) = self.record.largest() {
             if size > applied {
-                return Err(WorldCheck::Fatal(format!(
+                return Err(WorldCheck::Stale(format!(
                     "HALTED: this node signed tree size {size} before, but its whole Raft log \
                      applies only to integrated size {applied} (tree size {}): its database \
                      is older than what it published. {recover}",
@@ -1478,7 +1520,7 @@ impl Pipeline {
             ))
         })?;
         if size > applied {
-            return Err(WorldCheck::Fatal(format!(
+            return Err(WorldCheck::Stale(format!(
                 "HALTED: the published checkpoint has tree size {size}, but this node's whole \
                  Raft log applies only to integrated size {applied} (tree size {}): its \
                  database is older than what was published. {recover}",
@@ -1505,7 +1547,7 @@ impl Pipeline {
             }
         })?;
         if ours.as_ref() != Some(root) {
-            return Err(WorldCheck::Fatal(format!(
+            return Err(WorldCheck::Stale(format!(
                 "HALTED: {what} has root {} at tree size {size}, but this node's history has {}: \
                  the database and the published log disagree (a fork). {recover}",
                 hex::encode(root),
