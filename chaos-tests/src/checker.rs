@@ -41,6 +41,8 @@ pub struct Report {
     pub heads: usize,
     /// The final tree's size.
     pub final_size: u64,
+    /// Heads sent to witnesses beyond the final tree (not checkable).
+    pub unpublished: usize,
     /// Fraction of the run's whole seconds with at least one 200.
     pub availability: f64,
     /// Per fault: seconds from its start to the next 200 (None: no 200
@@ -49,33 +51,37 @@ pub struct Report {
 }
 
 /// The checks that need nothing but the history: no source's published
-/// size goes backwards, no size has two roots, no bad answer.
+/// size goes backwards, no size has two roots, no bad answer. Requests to
+/// witnesses are not published heads: a log may ask again for an older
+/// one, so only their roots are checked here.
 pub fn check_heads(history: &History) -> Vec<String> {
     let mut violations: Vec<String> = history.bad.clone();
     let mut last: BTreeMap<&Source, u64> = BTreeMap::new();
     let mut roots: BTreeMap<u64, Hash> = BTreeMap::new();
-    for head in &history.heads {
-        let previous = last.entry(&head.source).or_insert(head.size);
-        if head.size < *previous {
-            violations.push(format!(
-                "{} went back from size {} to {} at {:.1}s",
-                head.source, previous, head.size, head.at
-            ));
+    let mut heads: Vec<&crate::history::Head> = history.heads.iter().collect();
+    // Witness requests are added after the run; keep time order.
+    heads.sort_by(|a, b| a.at.total_cmp(&b.at));
+    for head in heads {
+        if !matches!(head.source, Source::Witness(_)) {
+            let previous = last.entry(&head.source).or_insert(head.size);
+            if head.size < *previous {
+                violations.push(format!(
+                    "{} went back from size {} to {} at {:.1}s",
+                    head.source, previous, head.size, head.at
+                ));
+            }
+            *previous = head.size.max(*previous);
         }
-        *previous = head.size.max(*previous);
-        match roots.get(&head.size) {
-            Some(root) if *root != head.root => violations.push(format!(
+        let root = roots.entry(head.size).or_insert(head.root);
+        if *root != head.root {
+            violations.push(format!(
                 "two roots for size {}: {} and {} ({} at {:.1}s)",
                 head.size,
                 hex(root),
                 hex(&head.root),
                 head.source,
                 head.at
-            )),
-            Some(_) => {}
-            None => {
-                roots.insert(head.size, head.root);
-            }
+            ));
         }
     }
     violations
@@ -140,7 +146,19 @@ pub async fn check(history: &History, last: TreeHead, log: &impl FinalLog) -> Re
         .filter(|h| h.size <= last.size)
         .map(|h| (h.size, h.root))
         .collect();
-    for h in history.heads.iter().filter(|h| h.size > last.size) {
+    // A head the log sent to witnesses but never published (publication
+    // stopped: no quorum, a witness ahead) cannot be proven consistent with
+    // a smaller final tree; it is counted, not judged.
+    let unpublished = history
+        .heads
+        .iter()
+        .filter(|h| h.size > last.size && matches!(h.source, Source::Witness(_)))
+        .count();
+    for h in history
+        .heads
+        .iter()
+        .filter(|h| h.size > last.size && !matches!(h.source, Source::Witness(_)))
+    {
         violations.push(format!(
             "{} published size {} at {:.1}s, beyond the final size {}",
             h.source, h.size, h.at, last.size
@@ -189,9 +207,22 @@ pub async fn check(history: &History, last: TreeHead, log: &impl FinalLog) -> Re
         acked: acked.len(),
         heads: heads.len(),
         final_size: last.size,
+        unpublished,
         availability: availability(history),
         recoveries: recoveries(history),
     }
+}
+
+/// The root of the tree whose leaf hashes are the level-0 `tiles` in
+/// order (C2SP tlog-tiles: 256 hashes per full tile, the last partial).
+pub fn root_from_tiles(tiles: &[Vec<Hash>]) -> Hash {
+    let mut range = cairn_tlog::compact::CompactRange::new();
+    for hash in tiles.iter().flatten() {
+        range
+            .append(*hash)
+            .expect("a tree of fewer than 2^64 leaves");
+    }
+    range.root()
 }
 
 /// Whether `leaf_hash` is in `last`, by a verified proof.
@@ -386,6 +417,49 @@ mod tests {
                 .any(|v| v.contains("two roots for size 8")),
             "{violations:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_forked_head_sent_to_a_witness_is_reported_but_an_older_one_is_not() {
+        let log = MemoryLog::new(12);
+        let mut fork = MemoryLog::new(12);
+        fork.leaves[4] = leaf(400);
+        let mut h = history(&log);
+        // Asking a witness again for an older head is no violation.
+        h.heads.push(head(4.0, Source::Witness(1), log.head(8)));
+        h.heads.push(head(4.1, Source::Witness(1), log.head(5)));
+        assert!(check_heads(&h).is_empty(), "{:?}", check_heads(&h));
+        // A head of another tree, even one never served, is.
+        h.heads.push(head(4.2, Source::Witness(2), fork.head(10)));
+        h.heads.push(head(4.3, Source::Witness(3), fork.head(5)));
+        let report = check(&h, log.head(12), &log).await;
+        assert!(
+            report
+                .violations
+                .iter()
+                .any(|v| v.contains("two roots for size 5") && v.contains("witness 3")),
+            "{:?}",
+            report.violations
+        );
+        assert!(
+            report
+                .violations
+                .iter()
+                .any(|v| v.contains("is not consistent") && v.contains("(size 10)")),
+            "{:?}",
+            report.violations
+        );
+    }
+
+    #[test]
+    fn tiles_rebuild_the_root_of_their_leaves() {
+        let log = MemoryLog::new(600);
+        let tiles: Vec<Vec<Hash>> = log.leaves.chunks(256).map(<[Hash]>::to_vec).collect();
+        assert_eq!(root_from_tiles(&tiles), log.head(600).root);
+        let mut lost = tiles.clone();
+        lost[1][7] = leaf(9999);
+        assert_ne!(root_from_tiles(&lost), log.head(600).root);
+        assert_eq!(root_from_tiles(&[]), cairn_tlog::EMPTY_ROOT);
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub enum Source {
     Frontend(usize),
     /// The `checkpoint` object read from the object store directly.
     Store,
+    /// A checkpoint the log asked witness N (1-based) to cosign, as the
+    /// proxy in front of that witness recorded it.
+    Witness(usize),
 }
 
 impl std::fmt::Display for Source {
@@ -20,6 +23,7 @@ impl std::fmt::Display for Source {
         match self {
             Source::Frontend(i) => write!(f, "frontend {}", i + 1),
             Source::Store => f.write_str("object store"),
+            Source::Witness(n) => write!(f, "a request to witness {n}"),
         }
     }
 }
@@ -113,7 +117,11 @@ impl Recorder {
     }
 
     pub fn head(&self, source: Source, size: u64, root: Hash) {
-        let at = self.now();
+        self.head_at(self.now(), source, size, root);
+    }
+
+    /// A head seen `at` seconds into the run (recorded elsewhere first).
+    pub fn head_at(&self, at: f64, source: Source, size: u64, root: Hash) {
         self.with(|h| {
             h.heads.push(Head {
                 at,
@@ -147,12 +155,38 @@ impl Recorder {
         self.with(|h| h.faults[fault].healed = Some(at));
     }
 
-    /// The history so far.
+    /// Ends the run's clock (the workload stopped): availability is over
+    /// the seconds until now, whatever is recorded afterwards.
+    pub fn end(&self) {
+        let now = self.now();
+        self.with(|h| h.duration = now);
+    }
+
+    /// The history so far (its duration up to [`Recorder::end`], or now).
     pub fn snapshot(&self) -> History {
-        let duration = self.now();
+        let now = self.now();
         self.with(|h| History {
-            duration,
+            duration: if h.duration > 0.0 { h.duration } else { now },
             ..h.clone()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_lasts_until_it_is_ended_not_until_it_is_checked() {
+        let r = Recorder::new();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        r.end();
+        let ended = r.snapshot().duration;
+        assert!(ended > 0.0);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        r.head(Source::Store, 1, [0; 32]);
+        let later = r.snapshot();
+        assert_eq!(later.duration, ended);
+        assert_eq!(later.heads.len(), 1);
     }
 }

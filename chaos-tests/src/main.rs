@@ -5,9 +5,11 @@
 mod checker;
 mod history;
 mod nemesis;
+mod proxy;
 mod target;
 mod workload;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -18,7 +20,7 @@ use cairn_tlog::Hash;
 use clap::{Parser, Subcommand};
 
 use crate::checker::{FinalLog, Report, TreeHead};
-use crate::history::{History, Recorder};
+use crate::history::{History, Recorder, Source};
 use crate::nemesis::Row;
 use crate::target::{Compose, Ports};
 use crate::workload::{Endpoints, Workload};
@@ -29,6 +31,15 @@ struct Cli {
     /// The compose cluster's directory (deploy/compose of the repository).
     #[arg(long, global = true, default_value = "deploy/compose")]
     compose_dir: PathBuf,
+    /// The harness's compose file, merged over the cluster's (proxies,
+    /// clocks).
+    #[arg(long, global = true, default_value = "chaos-tests/compose.yml")]
+    chaos_compose: PathBuf,
+    /// Host ports: the frontends on PORT and PORT+1, the S3 server on
+    /// PORT-65, the fault proxies' controls on PORT-55 to PORT-52 (all on
+    /// 127.0.0.1). Change it (and --project) to run two harnesses at once.
+    #[arg(long, global = true, default_value_t = 17965)]
+    port_base: u16,
     /// Compose project name: the harness's containers, network and volumes.
     #[arg(long, global = true, default_value = "cairnchaos")]
     project: String,
@@ -64,6 +75,53 @@ enum Command {
         #[arg(long = "row", value_enum)]
         rows: Vec<Row>,
     },
+    /// Against a deployed cluster, given only its URLs and keys: cycles of
+    /// workload, your fault command, your heal command, and the checks,
+    /// until MINUTES have passed. Without --inject it checks the log under
+    /// load (and whatever else happens to it meanwhile).
+    Remote {
+        /// A frontend's log URL, as in a policy (repeatable: submitters
+        /// and readers use every one), e.g. https://log.example.org/dev.
+        #[arg(long = "log-url", required = true)]
+        log_urls: Vec<String>,
+        /// The log's public key file (OpenSSH format).
+        #[arg(long)]
+        log_key: PathBuf,
+        /// The Sigsum policy: served cosignatures must verify under it and
+        /// served heads satisfy its quorum.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// The URL the log's `checkpoint` and `tile/…` objects are read at
+        /// (the bucket or CDN), to check that the tiles rebuild the
+        /// checkpoint.
+        #[arg(long)]
+        tiles_url: Option<String>,
+        #[arg(long)]
+        minutes: u64,
+        /// A shell command that injects a fault (run by `sh -c` once per
+        /// cycle), e.g. `kubectl delete pod cairn-sequencer-0
+        /// --grace-period=0 --force`.
+        #[arg(long)]
+        inject: Option<String>,
+        /// A shell command that heals it, `--hold` seconds later.
+        #[arg(long)]
+        heal: Option<String>,
+    },
+    /// The fault proxy (run by the harness in a container of the cluster).
+    Proxy {
+        /// Where clients connect.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// The base URL requests are forwarded to.
+        #[arg(long)]
+        upstream: String,
+        /// Where the harness switches faults and reads the record.
+        #[arg(long)]
+        control: SocketAddr,
+        /// Record every POST (witness requests) for the checker.
+        #[arg(long)]
+        record: bool,
+    },
 }
 
 /// Workload before the fault, and after healing it.
@@ -76,7 +134,26 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(90);
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    if let Command::Proxy {
+        listen,
+        upstream,
+        control,
+        record,
+    } = &cli.command
+    {
+        return match proxy::serve(*listen, upstream.clone(), *control, *record).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cairn-chaos proxy: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let ran = match &cli.command {
+        Command::Remote { .. } => remote(&cli).await,
+        _ => run(cli).await,
+    };
+    match ran {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -98,10 +175,13 @@ struct RowTotal {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
+    let absolute =
+        |p: &PathBuf| std::fs::canonicalize(p).with_context(|| format!("no {}", p.display()));
     let cluster = Compose {
-        dir: cli.compose_dir.clone(),
+        dir: absolute(&cli.compose_dir)?,
+        extra: absolute(&cli.chaos_compose)?,
         project: cli.project.clone(),
-        ports: Ports::default(),
+        ports: Ports::from_base(cli.port_base)?,
     };
     if !cli.no_up {
         eprintln!(
@@ -114,10 +194,13 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     let started = if cli.no_up {
         Ok(String::new())
     } else {
-        cluster.cluster(&["up"]).await
+        match cluster.prepare().await {
+            Ok(()) => cluster.cluster(&["up"]).await,
+            Err(e) => Err(e),
+        }
     };
     let result = match started {
-        Ok(_) => run_rows(&cli, &cluster).await,
+        Ok(_) => compose_rows(&cli, &cluster).await,
         Err(e) => Err(e),
     };
     if !cli.no_up && !cli.keep_up {
@@ -128,7 +211,60 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     Ok(totals.iter().all(|(_, t)| t.violations.is_empty()))
 }
 
-async fn run_rows(cli: &Cli, cluster: &Compose) -> anyhow::Result<Vec<(Row, RowTotal)>> {
+/// `remote`: cycles against a deployed cluster until the time is up.
+async fn remote(cli: &Cli) -> anyhow::Result<bool> {
+    let Command::Remote {
+        log_urls,
+        log_key,
+        policy,
+        tiles_url,
+        minutes,
+        inject,
+        heal,
+    } = &cli.command
+    else {
+        unreachable!("remote only")
+    };
+    let text = std::fs::read(log_key).with_context(|| format!("reading {}", log_key.display()))?;
+    let key = cairn_sigsum::key::parse_public_key_file(&text)
+        .with_context(|| format!("parsing {}", log_key.display()))?
+        .into_iter()
+        .next()
+        .map(|(k, _)| k)
+        .with_context(|| format!("no key in {}", log_key.display()))?;
+    let policy = match policy {
+        Some(path) => {
+            let text =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let p = cairn_sigsum::policy::Policy::parse(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            Some(std::sync::Arc::new(p))
+        }
+        None => None,
+    };
+    let endpoints = Endpoints {
+        frontends: log_urls
+            .iter()
+            .map(|u| LogClient::new(u))
+            .collect::<Result<Vec<_>, _>>()?,
+        store_url: tiles_url
+            .as_ref()
+            .map(|u| u.trim_end_matches('/').to_owned()),
+        log_key: key,
+        policy,
+    };
+    let nemesis = Nemesis::Commands {
+        inject: inject.as_deref(),
+        heal: heal.as_deref(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(minutes * 60);
+    let totals = run_rows(cli, &[nemesis], &endpoints, Some(deadline)).await?;
+    print_table(&totals);
+    Ok(totals.iter().all(|(_, t)| t.violations.is_empty()))
+}
+
+/// The matrix or the soak against the compose cluster.
+async fn compose_rows(cli: &Cli, cluster: &Compose) -> anyhow::Result<Vec<(String, RowTotal)>> {
     let frontends = cluster
         .frontend_urls()
         .iter()
@@ -136,8 +272,9 @@ async fn run_rows(cli: &Cli, cluster: &Compose) -> anyhow::Result<Vec<(Row, RowT
         .collect::<Result<Vec<_>, _>>()?;
     let endpoints = Endpoints {
         frontends,
-        checkpoint_url: Some(cluster.checkpoint_url()),
+        store_url: Some(cluster.store_url()),
         log_key: cluster.log_key()?,
+        policy: Some(std::sync::Arc::new(cluster.policy()?)),
     };
     let (rows, deadline) = match &cli.command {
         Command::Matrix { rows } => (pick(rows), None),
@@ -145,14 +282,54 @@ async fn run_rows(cli: &Cli, cluster: &Compose) -> anyhow::Result<Vec<(Row, RowT
             pick(rows),
             Some(Instant::now() + Duration::from_secs(minutes * 60)),
         ),
+        Command::Remote { .. } | Command::Proxy { .. } => unreachable!("not a compose run"),
     };
-    let mut totals: Vec<(Row, RowTotal)> = rows.iter().map(|r| (*r, RowTotal::default())).collect();
+    let nemeses: Vec<Nemesis> = rows
+        .into_iter()
+        .map(|row| Nemesis::Row { row, cluster })
+        .collect();
+    run_rows(cli, &nemeses, &endpoints, deadline).await
+}
+
+/// What a row's fault is: one of the matrix's against the compose
+/// cluster, or an operator's own commands against a deployed cluster.
+enum Nemesis<'a> {
+    Row {
+        row: Row,
+        cluster: &'a Compose,
+    },
+    Commands {
+        inject: Option<&'a str>,
+        heal: Option<&'a str>,
+    },
+}
+
+impl Nemesis<'_> {
+    fn name(&self) -> String {
+        match self {
+            Nemesis::Row { row, .. } => row.name(),
+            Nemesis::Commands { .. } => "remote".to_owned(),
+        }
+    }
+}
+
+/// Each nemesis in turn, once, or round after round until `deadline`.
+async fn run_rows(
+    cli: &Cli,
+    nemeses: &[Nemesis<'_>],
+    endpoints: &Endpoints,
+    deadline: Option<Instant>,
+) -> anyhow::Result<Vec<(String, RowTotal)>> {
+    let mut totals: Vec<(String, RowTotal)> = nemeses
+        .iter()
+        .map(|n| (n.name(), RowTotal::default()))
+        .collect();
     'rounds: loop {
-        for (row, total) in &mut totals {
+        for (nemesis, (name, total)) in nemeses.iter().zip(&mut totals) {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 break 'rounds;
             }
-            let (report, history) = run_row(*row, cli, cluster, &endpoints).await?;
+            let (report, history) = run_row(nemesis, cli, endpoints).await?;
             for f in &history.faults {
                 eprintln!(
                     "cairn-chaos: {}: {} at {:.1}s, healed at {}",
@@ -167,12 +344,13 @@ async fn run_rows(cli: &Cli, cluster: &Compose) -> anyhow::Result<Vec<(Row, RowT
                 by_frontend[a.frontend] += 1;
             }
             eprintln!(
-                "cairn-chaos: {}: {} acked ({:?} by frontend), {} heads, final size {}, availability {:.2}, {} violations",
-                row.name(),
+                "cairn-chaos: {}: {} acked ({:?} by frontend), {} heads, final size {}, {} sent to witnesses beyond it, availability {:.2}, {} violations",
+                name,
                 report.acked,
                 by_frontend,
                 report.heads,
                 report.final_size,
+                report.unpublished,
                 report.availability,
                 report.violations.len()
             );
@@ -205,20 +383,35 @@ fn pick(rows: &[Row]) -> Vec<Row> {
     }
 }
 
-/// One run of `row`: workload, fault, heal, settle, check.
+/// One run of a row: workload, fault, heal, settle, check.
 async fn run_row(
-    row: Row,
+    nemesis: &Nemesis<'_>,
     cli: &Cli,
-    cluster: &Compose,
     endpoints: &Endpoints,
 ) -> anyhow::Result<(Report, History)> {
     let recorder = Recorder::new();
+    if let Nemesis::Row { cluster, .. } = nemesis {
+        for w in 1..=3 {
+            cluster.proxy(w).clear().await?;
+        }
+    }
+    let hold = Duration::from_secs(cli.hold);
     let work = Workload::start(endpoints, cli.submitters, &recorder);
     tokio::time::sleep(WARMUP).await;
-    let injected = row
-        .inject(cluster, endpoints, cli.submitters, &recorder)
-        .await
-        .with_context(|| format!("injecting {}", row.name()));
+    let injected = match nemesis {
+        Nemesis::Row { row, cluster } => row
+            .inject(cluster, endpoints, cli.submitters, hold, &recorder)
+            .await
+            .map(|(heal, fault)| (Some(heal), fault)),
+        Nemesis::Commands { inject, .. } => {
+            let what = match inject {
+                Some(command) => shell(command).await.map(|()| command.to_string()),
+                None => Ok("no fault".to_owned()),
+            };
+            what.map(|what| (None, recorder.fault("remote", what)))
+        }
+    }
+    .with_context(|| format!("injecting {}", nemesis.name()));
     let (heal, fault) = match injected {
         Ok(x) => x,
         Err(e) => {
@@ -226,18 +419,151 @@ async fn run_row(
             return Err(e);
         }
     };
-    tokio::time::sleep(Duration::from_secs(cli.hold)).await;
-    heal.heal(cluster)
-        .await
-        .with_context(|| format!("healing {}", row.name()))?;
+    tokio::time::sleep(hold).await;
+    let healed = match (nemesis, heal) {
+        (Nemesis::Row { cluster, .. }, Some(heal)) => heal.heal(cluster).await,
+        (
+            Nemesis::Commands {
+                heal: Some(command),
+                ..
+            },
+            _,
+        ) => shell(command).await,
+        _ => Ok(()),
+    };
+    healed.with_context(|| format!("healing {}", nemesis.name()))?;
     recorder.healed(fault);
     tokio::time::sleep(COOLDOWN).await;
     work.stop().await;
-    let history = recorder.snapshot();
+    recorder.end();
     let last = settle(endpoints).await?;
+    if let Nemesis::Row { cluster, .. } = nemesis {
+        witness_requests(cluster, endpoints, &recorder).await?;
+    }
+    if let Some(store) = &endpoints.store_url
+        && let Err(why) = tiles_rebuild(store, endpoints).await
+    {
+        recorder.bad(why);
+    }
+    let history = recorder.snapshot();
     let log = Frontends(endpoints.frontends.clone());
     let report = checker::check(&history, last, &log).await;
     Ok((report, history))
+}
+
+/// `sh -c command`, which must succeed within three minutes.
+async fn shell(command: &str) -> anyhow::Result<()> {
+    let status = tokio::time::timeout(
+        Duration::from_secs(180),
+        tokio::process::Command::new("sh")
+            .args(["-c", command])
+            .kill_on_drop(true)
+            .status(),
+    )
+    .await
+    .with_context(|| format!("`{command}` did not finish within 180 s"))?
+    .with_context(|| format!("running `{command}`"))?;
+    anyhow::ensure!(status.success(), "`{command}`: {status}");
+    Ok(())
+}
+
+/// Adds to the history every checkpoint the log asked a witness to cosign
+/// during the row, as the proxies in front of the witnesses recorded it.
+/// Each must carry the log's signature.
+async fn witness_requests(
+    cluster: &Compose,
+    endpoints: &Endpoints,
+    recorder: &Recorder,
+) -> anyhow::Result<()> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as f64;
+    for w in 1..=3 {
+        for r in cluster.proxy(w).recorded().await? {
+            if !r.path.ends_with("/add-checkpoint") {
+                continue;
+            }
+            let at = recorder.now() - (now_ms - r.at_ms as f64) / 1000.0;
+            // `old N`, proof lines, a blank line, then the checkpoint.
+            let Some((_, checkpoint)) = r.body.split_once("\n\n") else {
+                recorder.bad(format!("a request to witness {w} without a checkpoint"));
+                continue;
+            };
+            match workload::parse_checkpoint(checkpoint.as_bytes(), &endpoints.log_key) {
+                Ok((size, root)) => recorder.head_at(at, Source::Witness(w), size, root),
+                Err(why) => recorder.bad(format!("a checkpoint sent to witness {w}: {why}")),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the `checkpoint` object and the level-0 tiles of its tree from
+/// `store` (the URL the log's objects are under), as a tile client does,
+/// and checks that their leaf hashes rebuild its root.
+async fn tiles_rebuild(store: &str, endpoints: &Endpoints) -> Result<(), String> {
+    let http = cairn_roots::Roots::bundled()
+        .reqwest_builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            let status = r.status();
+            let body = r.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+            Ok::<_, String>((status, body))
+        }
+    };
+    let (status, body) = get(format!("{store}/checkpoint")).await?;
+    if !status.is_success() {
+        return Err(format!("the checkpoint object: {status}"));
+    }
+    let (size, root) = workload::parse_checkpoint(&body, &endpoints.log_key)
+        .map_err(|e| format!("the checkpoint object: {e}"))?;
+    let mut tiles = Vec::new();
+    for index in 0..size.div_ceil(256) {
+        let width = (size - index * 256).min(256) as u16;
+        let tile = cairn_tlog::tile::TileId::new(0, index, width).map_err(|e| e.to_string())?;
+        let (mut status, mut bytes) = get(format!("{store}/{}", tile.path())).await?;
+        let mut hashes = None;
+        if status == reqwest::StatusCode::NOT_FOUND && width < 256 {
+            // A partial tile may be gone once the full one exists.
+            let full = cairn_tlog::tile::TileId::full(0, index).map_err(|e| e.to_string())?;
+            (status, bytes) = get(format!("{store}/{}", full.path())).await?;
+            hashes = full
+                .decode(&bytes)
+                .ok()
+                .map(|h| h[..usize::from(width)].to_vec());
+        }
+        if !status.is_success() {
+            return Err(format!(
+                "tile {} of the checkpoint of size {size}: {status}",
+                tile.path()
+            ));
+        }
+        let hashes = match hashes {
+            Some(h) => h,
+            None => tile
+                .decode(&bytes)
+                .map_err(|e| format!("tile {}: {e}", tile.path()))?,
+        };
+        tiles.push(hashes);
+    }
+    let rebuilt = checker::root_from_tiles(&tiles);
+    if rebuilt != root {
+        return Err(format!(
+            "the tiles of the checkpoint of size {size} rebuild root {}, not its root {}",
+            checker::hex(&rebuilt),
+            checker::hex(&root)
+        ));
+    }
+    Ok(())
 }
 
 /// The log's tree head once it has stopped growing (the workload is
@@ -325,7 +651,7 @@ fn percentile(values: &[f64], p: f64) -> Option<f64> {
     Some(v[rank.min(v.len()) - 1])
 }
 
-fn print_table(totals: &[(Row, RowTotal)]) {
+fn print_table(totals: &[(String, RowTotal)]) {
     println!(
         "{:<16} {:>6} {:>10} {:>12} {:>10} {:>10} {:>8}",
         "row", "faults", "violations", "availability", "recov p50", "recov p99", "acked"
@@ -343,7 +669,7 @@ fn print_table(totals: &[(Row, RowTotal)]) {
         };
         println!(
             "{:<16} {:>6} {:>10} {:>12.3} {:>10} {:>10} {:>8}",
-            row.name(),
+            row,
             t.runs,
             t.violations.len(),
             availability,

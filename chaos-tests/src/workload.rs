@@ -10,6 +10,7 @@ use cairn_client::{AddLeafStatus, LogClient};
 use cairn_sigsum::api::AddLeafRequest;
 use cairn_sigsum::key::log_origin;
 use cairn_sigsum::leaf::Leaf;
+use cairn_sigsum::policy::Policy;
 use cairn_sigsum::{PublicKey, SigningKey};
 use cairn_tlog::Hash;
 use cairn_tlog::checkpoint::SignedCheckpoint;
@@ -34,8 +35,12 @@ pub struct Workload {
 #[derive(Clone, Debug)]
 pub struct Endpoints {
     pub frontends: Vec<LogClient>,
-    pub checkpoint_url: Option<String>,
+    /// The URL the log's `checkpoint` and tiles are under (its bucket).
+    pub store_url: Option<String>,
     pub log_key: PublicKey,
+    /// The log's policy: every cosignature a frontend serves must verify,
+    /// and every head it serves must satisfy the quorum.
+    pub policy: Option<Arc<Policy>>,
 }
 
 impl Workload {
@@ -77,15 +82,15 @@ impl Workload {
                 tokio::spawn(head_reader(
                     i,
                     client.clone(),
-                    endpoints.log_key,
+                    endpoints.clone(),
                     recorder.clone(),
                     stop.clone(),
                 ))
             })
             .collect();
-        if let Some(url) = &endpoints.checkpoint_url {
+        if let Some(url) = &endpoints.store_url {
             tasks.push(tokio::spawn(checkpoint_reader(
-                url.clone(),
+                format!("{url}/checkpoint"),
                 endpoints.log_key,
                 recorder.clone(),
                 stop.clone(),
@@ -152,19 +157,40 @@ async fn submitter(
 }
 
 /// Reads one frontend's tree head over and over; records those whose log
-/// signature verifies, and any that does not as a bad answer.
+/// signature verifies, and any that does not as a bad answer, as are
+/// cosignatures that do not verify and heads short of the quorum.
 async fn head_reader(
     index: usize,
     client: LogClient,
-    log_key: PublicKey,
+    endpoints: Endpoints,
     recorder: Recorder,
     stop: Arc<AtomicBool>,
 ) {
+    let log_key = endpoints.log_key;
     while !stop.load(Ordering::Relaxed) {
         if let Ok(Ok(head)) = tokio::time::timeout(REQUEST_LIMIT, client.get_tree_head()).await {
             let th = head.tree_head();
             if head.signed.verify(&log_key) {
                 recorder.head(Source::Frontend(index), th.size, th.root_hash);
+                if let Some(policy) = &endpoints.policy {
+                    let review = policy.review_cosignatures(&head, &log_key.key_hash());
+                    for w in &review.invalid {
+                        recorder.bad(format!(
+                            "frontend {} served a cosignature by {} on size {} that does not verify",
+                            index + 1,
+                            String::from_utf8_lossy(w.name().as_bytes()),
+                            th.size
+                        ));
+                    }
+                    if !review.quorum_satisfied() {
+                        recorder.bad(format!(
+                            "frontend {} served size {} with {} valid cosignatures, short of the quorum",
+                            index + 1,
+                            th.size,
+                            review.valid.len()
+                        ));
+                    }
+                }
             } else {
                 recorder.bad(format!(
                     "frontend {} served a tree head of size {} whose signature does not verify",
@@ -184,18 +210,24 @@ async fn checkpoint_reader(
     recorder: Recorder,
     stop: Arc<AtomicBool>,
 ) {
-    let http = reqwest::Client::builder()
+    let http = cairn_roots::Roots::bundled()
+        .reqwest_builder()
         .timeout(REQUEST_LIMIT)
         .build()
         .expect("HTTP client");
     while !stop.load(Ordering::Relaxed) {
-        if let Ok(r) = http.get(&url).send().await
-            && r.status().is_success()
-            && let Ok(body) = r.bytes().await
-        {
-            match parse_checkpoint(&body, &log_key) {
-                Ok((size, root)) => recorder.head(Source::Store, size, root),
-                Err(why) => recorder.bad(format!("the checkpoint object: {why}")),
+        if let Ok(r) = http.get(&url).send().await {
+            let status = r.status();
+            if status.is_success()
+                && let Ok(body) = r.bytes().await
+            {
+                match parse_checkpoint(&body, &log_key) {
+                    Ok((size, root)) => recorder.head(Source::Store, size, root),
+                    Err(why) => recorder.bad(format!("the checkpoint object: {why}")),
+                }
+            } else if status.is_client_error() && status != reqwest::StatusCode::NOT_FOUND {
+                // Not the log's fault, but the check would be hollow.
+                recorder.bad(format!("the checkpoint object cannot be read: {status}"));
             }
         }
         tokio::time::sleep(READ_EVERY).await;
@@ -204,7 +236,7 @@ async fn checkpoint_reader(
 
 /// The size and root of the checkpoint `text`, whose signature by the
 /// Sigsum log `log_key` must verify (C2SP signed-note).
-fn parse_checkpoint(text: &[u8], log_key: &PublicKey) -> Result<(u64, Hash), String> {
+pub fn parse_checkpoint(text: &[u8], log_key: &PublicKey) -> Result<(u64, Hash), String> {
     let signed = SignedCheckpoint::parse(text).map_err(|e| e.to_string())?;
     let verifier =
         Ed25519NoteVerifier::new(&log_origin(log_key), &log_key.0).map_err(|e| e.to_string())?;
