@@ -98,6 +98,12 @@ pub enum Row {
     /// loop device made immutable). Healed as a failed disk is: the node
     /// stopped, the filesystem checked and repaired, the node started.
     IoErrors,
+    /// Power loss on the leader: its disk stops taking writes at one
+    /// instant (what reached the device stays, what was still in the
+    /// page cache is lost) and the node dies. It comes back as a machine
+    /// does: the filesystem mounted again (journal replayed), the node
+    /// started, after `--hold` s.
+    PowerLoss,
     /// SIGKILL the leader just after it committed a batch of leaves, with
     /// the next batches in flight.
     KillMidBatch,
@@ -194,6 +200,7 @@ impl Row {
             Row::Membership,
             Row::DiskFull,
             Row::IoErrors,
+            Row::PowerLoss,
             Row::KillMidBatch,
             Row::KillMidIntegration,
             Row::KillMidSigning,
@@ -562,6 +569,35 @@ impl Row {
                 (
                     Heal::RepairDisk { node, container },
                     format!("every write to node {node}'s disk fails"),
+                )
+            }
+            Row::PowerLoss => {
+                let node = leader().await?;
+                let container = cluster.container(&format!("node{node}")).await?;
+                let image = cluster.node_disk_image(node);
+                let data = cluster.node_data(node);
+                // The device dies first, so nothing written after this
+                // instant reaches it, whatever the dying process does.
+                cluster
+                    .host("chattr", &["+i".as_ref(), image.as_os_str()])
+                    .await?;
+                cluster.docker(&["kill", &container]).await?;
+                // Unmounting may fail to write back; that is the point.
+                let _ = cluster.host("umount", &[data.as_os_str()]).await;
+                cluster
+                    .host("chattr", &["-i".as_ref(), image.as_os_str()])
+                    .await?;
+                if cluster
+                    .host("mountpoint", &["-q".as_ref(), data.as_os_str()])
+                    .await
+                    .is_ok()
+                {
+                    cluster.host("umount", &[data.as_os_str()]).await?;
+                }
+                cluster.mount_disk(node).await?;
+                (
+                    Heal::Start(vec![container]),
+                    format!("power lost on node {node}: unwritten pages dropped"),
                 )
             }
             Row::ClockJump => {
