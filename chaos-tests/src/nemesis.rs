@@ -581,7 +581,10 @@ impl Row {
                 cluster
                     .host("chattr", &["+i".as_ref(), image.as_os_str()])
                     .await?;
-                cluster.docker(&["kill", &container]).await?;
+                // It may already have died of the write errors.
+                if cluster.running(&container).await? {
+                    cluster.docker(&["kill", &container]).await.ok();
+                }
                 // Unmounting may fail to write back; that is the point.
                 let _ = cluster.host("umount", &[data.as_os_str()]).await;
                 cluster
