@@ -562,10 +562,7 @@ impl Row {
             Row::IoErrors => {
                 let node = leader().await?;
                 let container = cluster.container(&format!("node{node}")).await?;
-                let image = cluster.node_disk_image(node);
-                cluster
-                    .host("chattr", &["+i".as_ref(), image.as_os_str()])
-                    .await?;
+                immutable(cluster, node, true).await?;
                 (
                     Heal::RepairDisk { node, container },
                     format!("every write to node {node}'s disk fails"),
@@ -574,22 +571,17 @@ impl Row {
             Row::PowerLoss => {
                 let node = leader().await?;
                 let container = cluster.container(&format!("node{node}")).await?;
-                let image = cluster.node_disk_image(node);
                 let data = cluster.node_data(node);
                 // The device dies first, so nothing written after this
                 // instant reaches it, whatever the dying process does.
-                cluster
-                    .host("chattr", &["+i".as_ref(), image.as_os_str()])
-                    .await?;
+                immutable(cluster, node, true).await?;
                 // It may already have died of the write errors.
                 if cluster.running(&container).await? {
                     cluster.docker(&["kill", &container]).await.ok();
                 }
                 // Unmounting may fail to write back; that is the point.
                 let _ = cluster.host("umount", &[data.as_os_str()]).await;
-                cluster
-                    .host("chattr", &["-i".as_ref(), image.as_os_str()])
-                    .await?;
+                immutable(cluster, node, false).await?;
                 if cluster
                     .host("mountpoint", &["-q".as_ref(), data.as_os_str()])
                     .await
@@ -667,9 +659,7 @@ impl Heal {
                 cluster.docker(&["kill", &container]).await.ok();
                 let image = cluster.node_disk_image(node);
                 let data = cluster.node_data(node);
-                cluster
-                    .host("chattr", &["-i".as_ref(), image.as_os_str()])
-                    .await?;
+                immutable(cluster, node, false).await?;
                 cluster.host("umount", &[data.as_os_str()]).await?;
                 // e2fsck exits 1 when it repaired something.
                 let mut fsck = tokio::process::Command::new("e2fsck");
@@ -719,6 +709,17 @@ impl Heal {
         }
         Ok(())
     }
+}
+
+/// Makes node `node`'s disk image immutable (`on`: its loop device fails
+/// every write from now on) or writable again.
+async fn immutable(cluster: &Compose, node: u64, on: bool) -> anyhow::Result<()> {
+    let image = cluster.node_disk_image(node);
+    let flag = if on { "+i" } else { "-i" };
+    cluster
+        .host("chattr", &[flag.as_ref(), image.as_os_str()])
+        .await?;
+    Ok(())
 }
 
 /// The other sequencers' gRPC URLs, as `--via` arguments.
